@@ -1,0 +1,76 @@
+// swift-tools-version:6.0
+// ste-repro: reproduces the experiments of four papers on straight-through estimators (STE)
+// for activation-quantized nets. One module per stage or concern; thin C shims for the system
+// libraries; one executable `ste` whose subcommands are the pipeline stages.
+import PackageDescription
+
+// The hand-written kernels get their own flags: without AVX2 codegen `rounded()` becomes a libm
+// call per element (8-10x slower, notes/swift-native-libraries.md §2.10); -Ounchecked drops
+// bounds checks in the inner loops. Only this target needs an AVX2 CPU.
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
+
+let package = Package(
+    name: "ste-repro",
+    platforms: [.macOS(.v13)],
+    products: [.executable(name: "ste", targets: ["ste"])],
+    dependencies: [
+        // CLI parsing for the `ste` subcommands.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // SHA-256 for provenance and raw-file checksums; MD5 for the published CIFAR-10 sum.
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        // Experiment grids are YAML files.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+    ],
+    targets: [
+        // MARK: - System libraries (Debian: libhdf5-dev, zlib1g-dev, libopenblas-dev, libdnnl-dev)
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+
+        // MARK: - Libraries
+        // Tensor type and the CPU kernels oneDNN lacks (quantizer + STE, loss, optimizer updates).
+        .target(
+            name: "Kernels", swiftSettings: kernelFlags,
+            linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
+        // HDF5 tensor store: the contract between stages.
+        .target(name: "Storage", dependencies: ["CHDF5", .product(name: "Crypto", package: "swift-crypto")]),
+        // Raw dataset verification, IDX / CIFAR-10 decoding, HDF5 dataset files.
+        .target(
+            name: "Datasets",
+            dependencies: ["Storage", "CZlib", "Kernels", .product(name: "Crypto", package: "swift-crypto")]),
+        // Compute backends behind one interface: oneDNN (conv, fast path) and a reference CPU path.
+        .target(name: "Backends", dependencies: ["Kernels", "CDNNL", "COpenBLAS"]),
+        // Layers with forward and backward side by side, and the three nets.
+        .target(name: "NN", dependencies: ["Kernels", "Backends", "Storage"]),
+        // Optimizers, schedules, data feeding, checkpoints, the training loop.
+        .target(name: "Training", dependencies: ["NN", "Kernels", "Storage", "Datasets"]),
+        // SVG figures, Markdown tables, verdicts.
+        .target(name: "Report", dependencies: ["Storage"]),
+        // The seed papers' theory experiments (Yin 2019 two-linear-layer model, Long 2021, Gongyo 2021).
+        .target(name: "Theory", dependencies: ["Storage", "Report", "Kernels"]),
+        // Experiment grids as data (YAML), run ids, the pipeline's stages.
+        .target(
+            name: "Experiments",
+            dependencies: ["Training", "NN", "Storage", "Datasets", "Report", "Yams"]),
+
+        // MARK: - Executable
+        .executableTarget(
+            name: "ste",
+            dependencies: [
+                "Storage", "Datasets", "Training", "NN", "Theory", "Experiments", "Report", "Backends",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        // MARK: - Tests
+        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Storage", "CZlib"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(
+            name: "NNTests", dependencies: ["NN", "Kernels", "Backends", "Storage", "Training"],
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Experiments", "Storage"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

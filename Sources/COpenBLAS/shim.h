@@ -1,0 +1,2 @@
+/* OpenBLAS (Debian openblas-pthread): cblas.h also declares openblas_set_num_threads. */
+#include <cblas.h>

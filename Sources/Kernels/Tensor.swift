@@ -1,0 +1,73 @@
+// The float32 tensor of the engine: a shape and one 64-byte-aligned, manually managed buffer.
+// A class (not [Float]) so kernels run on raw pointers without copy-on-write, exclusivity checks
+// or retain/release in inner loops (notes/swift-native-libraries.md §2.12).
+// Layout convention, declared once: activations are NCHW (n, c, h, w), conv weights (outC, inC, k, k),
+// linear weights (out, in) — the layouts of PyTorch, of the CIFAR records and of the fixtures.
+
+public final class Tensor: @unchecked Sendable {
+    public private(set) var shape: [Int]
+    public let count: Int
+    /// The elements, row-major. Kernels take `buffer` / `pointer` directly.
+    public let pointer: UnsafeMutablePointer<Float>
+
+    /// A zero-filled tensor.
+    public init(zeros shape: [Int]) {
+        self.shape = shape
+        count = shape.reduce(1, *)
+        let bytes = max(64, ((count * 4 + 63) / 64) * 64)
+        var raw: UnsafeMutableRawPointer? = nil
+        precondition(posix_memalign(&raw, 64, bytes) == 0 && raw != nil, "out of memory for \(shape)")
+        pointer = raw!.bindMemory(to: Float.self, capacity: count)
+        pointer.initialize(repeating: 0, count: count)
+    }
+
+    /// A tensor holding a copy of `values`.
+    public convenience init(_ values: [Float], shape: [Int]) {
+        precondition(values.count == shape.reduce(1, *), "values \(values.count) vs shape \(shape)")
+        self.init(zeros: shape)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: count) }
+    }
+
+    /// A tensor filled with `value`.
+    public convenience init(repeating value: Float, shape: [Int]) {
+        self.init(zeros: shape)
+        pointer.update(repeating: value, count: count)
+    }
+
+    deinit { free(pointer) }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+    public var readBuffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
+    public var array: [Float] { Array(readBuffer) }
+    public var rank: Int { shape.count }
+
+    public subscript(i: Int) -> Float {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+
+    /// Same elements viewed with another shape of equal count (no copy: the shape is replaced).
+    public func reshape(_ newShape: [Int]) {
+        precondition(newShape.reduce(1, *) == count, "reshape \(shape) -> \(newShape)")
+        shape = newShape
+    }
+
+    public func zero() { pointer.update(repeating: 0, count: count) }
+
+    public func copy(from other: Tensor) {
+        precondition(other.count == count, "copy \(other.shape) into \(shape)")
+        pointer.update(from: other.pointer, count: count)
+    }
+
+    public func clone() -> Tensor {
+        let t = Tensor(zeros: shape)
+        t.copy(from: self)
+        return t
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -1,0 +1,274 @@
+// Reading HDF5 files with checked dtypes and shapes.
+// A missing object, a dtype or a shape other than the one asked for throws a StorageError that
+// names the file, the object path and expected vs found.
+import CHDF5
+import Foundation
+
+public final class H5Reader {
+    public let path: String
+    private var file: hid_t
+
+    public init(path: String) throws {
+        _ = silenceHDF5Errors
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StorageError(file: path, "file does not exist")
+        }
+        guard H5Fis_hdf5(path) > 0 else { throw StorageError(file: path, "not an HDF5 file") }
+        file = H5Fopen(path, shim_H5F_ACC_RDONLY(), h5pDefault)
+        guard file >= 0 else { throw StorageError(file: path, "cannot open as HDF5") }
+    }
+
+    deinit { H5Fclose(file) }
+
+    /// Whether a group or dataset exists at `object`.
+    public func contains(_ object: String) -> Bool {
+        if object == "/" { return true }
+        var current = ""
+        for part in object.split(separator: "/") {
+            current += "/" + part
+            if H5Lexists(file, current, h5pDefault) <= 0 { return false }
+        }
+        return true
+    }
+
+    /// Children of a group, sorted by name, with their kind.
+    public func children(of group: String = "/") throws -> [(name: String, kind: H5ObjectKind)] {
+        guard contains(group) else { throw StorageError(file: path, object: group, "no such group") }
+        let g = H5Gopen2(file, group, h5pDefault)
+        guard g >= 0 else { throw StorageError(file: path, object: group, "not a group") }
+        defer { H5Gclose(g) }
+        var info = H5G_info_t()
+        H5Gget_info(g, &info)
+        var result: [(String, H5ObjectKind)] = []
+        for i in 0..<info.nlinks {
+            let size = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, h5pDefault)
+            var name = [CChar](repeating: 0, count: Int(size) + 1)
+            H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, &name, size + 1, h5pDefault)
+            let childName = String(cString: name)
+            let childPath = (group == "/" ? "" : group) + "/" + childName
+            var oinfo = H5O_info_t()
+            H5Oget_info_by_name2(file, childPath, &oinfo, UInt32(H5O_INFO_BASIC), h5pDefault)
+            let kind: H5ObjectKind =
+                oinfo.type == H5O_TYPE_GROUP ? .group : oinfo.type == H5O_TYPE_DATASET ? .dataset : .other
+            result.append((childName, kind))
+        }
+        return result
+    }
+
+    /// Shape of a dataset ([] for a scalar).
+    public func shape(of object: String) throws -> [Int] {
+        let dset = try openDataset(object)
+        defer { H5Dclose(dset) }
+        return datasetShape(dset)
+    }
+
+    /// Element type of a dataset, or nil for a type outside the store's five (e.g. strings).
+    public func dtype(of object: String) throws -> DType? {
+        let dset = try openDataset(object)
+        defer { H5Dclose(dset) }
+        return datasetDType(dset)
+    }
+
+    /// Reads a whole tensor. `shape`, when given, is checked; -1 in it matches any extent.
+    public func read<T: H5Element>(_ object: String, as type: T.Type = T.self, shape expected: [Int]? = nil)
+        throws -> (values: [T], shape: [Int])
+    {
+        let dset = try openDataset(object)
+        defer { H5Dclose(dset) }
+        let found = datasetDType(dset)
+        guard found == T.dtype else {
+            throw StorageError(file: path, object: object,
+                "expected dtype \(T.dtype.rawValue), found \(found?.rawValue ?? describeType(dset))")
+        }
+        let shape = datasetShape(dset)
+        if let expected {
+            let matches = expected.count == shape.count
+                && zip(expected, shape).allSatisfy { $0.0 == -1 || $0.0 == $0.1 }
+            guard matches else {
+                throw StorageError(file: path, object: object, "expected shape \(expected), found \(shape)")
+            }
+        }
+        let count = shape.reduce(1, *)
+        var values = [T](repeating: 0, count: count)
+        if count > 0 {
+            let status = values.withUnsafeMutableBytes {
+                H5Dread(dset, T.dtype.memoryType, h5sAll, h5sAll, h5pDefault, $0.baseAddress)
+            }
+            guard status >= 0 else { throw StorageError(file: path, object: object, "reading the data failed") }
+        }
+        return (values, shape)
+    }
+
+    /// Reads a tensor into caller-owned memory (for large tensors); the element count must match.
+    public func read<T: H5Element>(_ object: String, into buffer: UnsafeMutableBufferPointer<T>, shape expected: [Int])
+        throws
+    {
+        let dset = try openDataset(object)
+        defer { H5Dclose(dset) }
+        let found = datasetDType(dset)
+        guard found == T.dtype else {
+            throw StorageError(file: path, object: object,
+                "expected dtype \(T.dtype.rawValue), found \(found?.rawValue ?? describeType(dset))")
+        }
+        let shape = datasetShape(dset)
+        guard shape == expected, buffer.count == shape.reduce(1, *) else {
+            throw StorageError(file: path, object: object, "expected shape \(expected), found \(shape)")
+        }
+        if buffer.count > 0 {
+            guard H5Dread(dset, T.dtype.memoryType, h5sAll, h5sAll, h5pDefault, buffer.baseAddress) >= 0
+            else { throw StorageError(file: path, object: object, "reading the data failed") }
+        }
+    }
+
+    /// Reads a 1-D fixed-length string dataset written by `H5Writer.writeStrings`.
+    public func readStrings(_ object: String) throws -> [String] {
+        let dset = try openDataset(object)
+        defer { H5Dclose(dset) }
+        let type = H5Dget_type(dset)
+        defer { H5Tclose(type) }
+        guard H5Tget_class(type) == H5T_STRING, H5Tis_variable_str(type) <= 0 else {
+            throw StorageError(file: path, object: object, "expected a fixed-length string dataset, found "
+                + describeType(dset))
+        }
+        let width = H5Tget_size(type)
+        let n = datasetShape(dset).reduce(1, *)
+        var buffer = [UInt8](repeating: 0, count: max(1, n * width))
+        H5Dread(dset, type, h5sAll, h5sAll, h5pDefault, &buffer)
+        return unpackStrings(buffer, count: n, width: width)
+    }
+
+    // MARK: - Attributes
+
+    /// Names of the attributes on `object`, sorted.
+    public func attributeNames(on object: String = "/") throws -> [String] {
+        let target = try openObject(object)
+        defer { H5Oclose(target) }
+        var info = H5O_info_t()
+        H5Oget_info2(target, &info, UInt32(H5O_INFO_NUM_ATTRS))
+        var names: [String] = []
+        for i in 0..<info.num_attrs {
+            let size = H5Aget_name_by_idx(target, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, h5pDefault)
+            var name = [CChar](repeating: 0, count: Int(size) + 1)
+            H5Aget_name_by_idx(target, ".", H5_INDEX_NAME, H5_ITER_INC, i, &name, size + 1, h5pDefault)
+            names.append(String(cString: name))
+        }
+        return names.sorted()
+    }
+
+    /// All attributes on `object`.
+    public func attributes(on object: String = "/") throws -> [String: AttributeValue] {
+        var result: [String: AttributeValue] = [:]
+        for name in try attributeNames(on: object) { result[name] = try attribute(name, on: object) }
+        return result
+    }
+
+    /// One attribute; throws naming the file and object when it is missing or of an unknown kind.
+    public func attribute(_ name: String, on object: String = "/") throws -> AttributeValue {
+        let target = try openObject(object)
+        defer { H5Oclose(target) }
+        guard H5Aexists(target, name) > 0 else {
+            throw StorageError(file: path, object: object, "missing attribute '\(name)'")
+        }
+        let attr = H5Aopen(target, name, h5pDefault)
+        defer { H5Aclose(attr) }
+        let type = H5Aget_type(attr)
+        defer { H5Tclose(type) }
+        let space = H5Aget_space(attr)
+        defer { H5Sclose(space) }
+        let scalar = H5Sget_simple_extent_type(space) == H5S_SCALAR
+        let n = Int(H5Sget_simple_extent_npoints(space))
+        switch H5Tget_class(type) {
+        case H5T_STRING:
+            guard H5Tis_variable_str(type) <= 0 else {
+                throw StorageError(file: path, object: object, "attribute '\(name)' is a variable-length string")
+            }
+            let width = H5Tget_size(type)
+            var buffer = [UInt8](repeating: 0, count: max(1, n * width))
+            H5Aread(attr, type, &buffer)
+            let list = unpackStrings(buffer, count: n, width: width)
+            return scalar ? .string(list.first ?? "") : .strings(list)
+        case H5T_INTEGER:
+            var values = [Int64](repeating: 0, count: n)
+            H5Aread(attr, shim_H5T_NATIVE_INT64(), &values)
+            return scalar ? .int(values[0]) : .ints(values)
+        case H5T_FLOAT:
+            var values = [Double](repeating: 0, count: n)
+            H5Aread(attr, shim_H5T_NATIVE_DOUBLE(), &values)
+            return scalar ? .double(values[0]) : .doubles(values)
+        default:
+            throw StorageError(file: path, object: object, "attribute '\(name)' has an unsupported type")
+        }
+    }
+
+    /// A string attribute; throws if missing or not a string.
+    public func stringAttribute(_ name: String, on object: String = "/") throws -> String {
+        guard let s = try attribute(name, on: object).stringValue else {
+            throw StorageError(file: path, object: object, "attribute '\(name)' is not a string")
+        }
+        return s
+    }
+
+    // MARK: - Helpers
+
+    private func openObject(_ object: String) throws -> hid_t {
+        guard contains(object) else { throw StorageError(file: path, object: object, "no such object") }
+        let target = H5Oopen(file, object, h5pDefault)
+        guard target >= 0 else { throw StorageError(file: path, object: object, "cannot open object") }
+        return target
+    }
+
+    private func openDataset(_ object: String) throws -> hid_t {
+        guard contains(object) else { throw StorageError(file: path, object: object, "missing dataset") }
+        let dset = H5Dopen2(file, object, h5pDefault)
+        guard dset >= 0 else { throw StorageError(file: path, object: object, "not a dataset") }
+        return dset
+    }
+
+    private func datasetShape(_ dset: hid_t) -> [Int] {
+        let space = H5Dget_space(dset)
+        defer { H5Sclose(space) }
+        let rank = Int(H5Sget_simple_extent_ndims(space))
+        var dims = [hsize_t](repeating: 0, count: rank)
+        if rank > 0 { H5Sget_simple_extent_dims(space, &dims, nil) }
+        return dims.map { Int($0) }
+    }
+
+    private func datasetDType(_ dset: hid_t) -> DType? {
+        let type = H5Dget_type(dset)
+        defer { H5Tclose(type) }
+        let size = H5Tget_size(type)
+        switch H5Tget_class(type) {
+        case H5T_FLOAT: return size == 4 ? .float32 : size == 8 ? .float64 : nil
+        case H5T_INTEGER:
+            let signed = H5Tget_sign(type) == H5T_SGN_2
+            switch (size, signed) {
+            case (1, false): return .uint8
+            case (4, true): return .int32
+            case (8, true): return .int64
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    private func describeType(_ dset: hid_t) -> String {
+        let type = H5Dget_type(dset)
+        defer { H5Tclose(type) }
+        let size = H5Tget_size(type)
+        switch H5Tget_class(type) {
+        case H5T_FLOAT: return "float\(size * 8)"
+        case H5T_INTEGER: return (H5Tget_sign(type) == H5T_SGN_2 ? "int" : "uint") + "\(size * 8)"
+        case H5T_STRING: return "string"
+        default: return "an unsupported type"
+        }
+    }
+}
+
+func unpackStrings(_ buffer: [UInt8], count: Int, width: Int) -> [String] {
+    (0..<count).map { i in
+        let slice = buffer[(i * width)..<((i + 1) * width)]
+        let end = slice.firstIndex(of: 0) ?? slice.endIndex
+        return String(decoding: slice[slice.startIndex..<end], as: UTF8.self)
+    }
+}

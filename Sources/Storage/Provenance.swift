@@ -1,0 +1,91 @@
+// What produced a file: written into the root attributes of every output file.
+// Stage and arguments (or resolved config), schema version, code version, library versions and
+// the SHA-256 of each input file.
+import Crypto
+import Foundation
+
+public struct Provenance: Sendable {
+    public var stage: String
+    /// The stage's arguments or resolved config, as one string (JSON or a command line).
+    public var configuration: String
+    public var schemaVersion: Int
+    /// Input files (paths as given) and their SHA-256 digests, in the order given.
+    public var inputs: [(path: String, sha256: String)]
+    /// Extra library versions ("onednn" → "2.6.3"); HDF5's is always added.
+    public var libraries: [String: String]
+
+    public init(stage: String, configuration: String, schemaVersion: Int = 1,
+        inputs: [String] = [], libraries: [String: String] = [:]) throws
+    {
+        self.stage = stage
+        self.configuration = configuration
+        self.schemaVersion = schemaVersion
+        self.inputs = try inputs.map { ($0, try sha256Hex(ofFile: $0)) }
+        self.libraries = libraries
+    }
+
+    /// Root attributes this provenance writes (names are the schema, see README "Files").
+    public var attributes: [String: AttributeValue] {
+        var libs = libraries
+        libs["hdf5"] = hdf5LibraryVersion()
+        return [
+            "stage": .string(stage),
+            "configuration": .string(configuration),
+            "schema_version": .int(Int64(schemaVersion)),
+            "code_version": .string(codeVersion()),
+            "input_files": .strings(inputs.map { $0.path }),
+            "input_sha256": .strings(inputs.map { $0.sha256 }),
+            "library_versions": .strings(libs.keys.sorted().map { "\($0)=\(libs[$0]!)" }),
+        ]
+    }
+
+    public func write(to writer: H5Writer) throws { try writer.setAttributes(attributes) }
+}
+
+/// The code version recorded in outputs: $STE_CODE_VERSION if set (the Makefile sets it), else
+/// `git rev-parse HEAD` of the working folder (with "-dirty" when there are uncommitted changes),
+/// else "unknown".
+public func codeVersion() -> String {
+    if let v = ProcessInfo.processInfo.environment["STE_CODE_VERSION"], !v.isEmpty { return v }
+    return cachedGitVersion
+}
+
+private let cachedGitVersion: String = {
+    guard let head = runGit(["rev-parse", "HEAD"]), head.count == 40 else { return "unknown" }
+    let dirty = runGit(["status", "--porcelain", "--untracked-files=no"]).map { !$0.isEmpty } ?? false
+    return dirty ? head + "-dirty" : head
+}()
+
+private func runGit(_ args: [String]) -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/git")
+    process.arguments = args
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    do { try process.run() } catch { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return nil }
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// SHA-256 of a file's bytes, lower-case hex, streamed in 4 MiB pieces.
+public func sha256Hex(ofFile path: String) throws -> String {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+        throw StorageError(file: path, "cannot read input file")
+    }
+    defer { try? handle.close() }
+    var hasher = SHA256()
+    while true {
+        let chunk = handle.readData(ofLength: 4 << 20)
+        if chunk.isEmpty { break }
+        hasher.update(data: chunk)
+    }
+    return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+}
+
+/// SHA-256 of bytes in memory, lower-case hex.
+public func sha256Hex(_ bytes: some DataProtocol) -> String {
+    SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+}

@@ -1,0 +1,79 @@
+// `ste inspect FILE.h5`: prints a file's groups, datasets (shape, dtype) and attributes.
+import ArgumentParser
+import Storage
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print an HDF5 file's groups, dataset shapes and dtypes, and attributes.",
+        discussion: """
+            Every file the pipeline writes records in its root attributes what produced it: the stage, \
+            its configuration, the schema version, the code version, library versions and the SHA-256 \
+            of each input file.
+
+            Example:
+              ste inspect data/mnist.h5
+              ste inspect results/runs/lenet5-a2-clipped-s0/checkpoint.h5 --depth 1
+            """)
+
+    @Argument(help: "The HDF5 file to describe.")
+    var file: String
+
+    @Option(help: "How many group levels to descend (default: all).")
+    var depth: Int?
+
+    @Flag(help: "Also print up to 8 leading values of each dataset.")
+    var values = false
+
+    func run() throws {
+        let reader = try H5Reader(path: file)
+        print(file)
+        try printAttributes(reader, "/", indent: "  ")
+        try walk(reader, "/", level: 0)
+    }
+
+    private func walk(_ reader: H5Reader, _ group: String, level: Int) throws {
+        let indent = String(repeating: "  ", count: level + 1)
+        for child in try reader.children(of: group) {
+            let path = (group == "/" ? "" : group) + "/" + child.name
+            switch child.kind {
+            case .group:
+                print("\(indent)\(child.name)/")
+                if depth.map({ level + 1 < $0 }) ?? true {
+                    try printAttributes(reader, path, indent: indent + "  ")
+                    try walk(reader, path, level: level + 1)
+                }
+            case .dataset:
+                let shape = try reader.shape(of: path)
+                let dtype = try reader.dtype(of: path)?.rawValue ?? "string"
+                print("\(indent)\(child.name)  \(dtype) \(shape)\(try preview(reader, path, dtype))")
+                try printAttributes(reader, path, indent: indent + "  ")
+            case .other:
+                print("\(indent)\(child.name)  (other object)")
+            }
+        }
+    }
+
+    private func preview(_ reader: H5Reader, _ path: String, _ dtype: String) throws -> String {
+        guard values else { return "" }
+        func head<T: H5Element>(_ type: T.Type) throws -> String {
+            let v = try reader.read(path, as: type).values
+            return "  = " + v.prefix(8).map { "\($0)" }.joined(separator: " ") + (v.count > 8 ? " …" : "")
+        }
+        switch dtype {
+        case "float32": return try head(Float.self)
+        case "float64": return try head(Double.self)
+        case "uint8": return try head(UInt8.self)
+        case "int32": return try head(Int32.self)
+        case "int64": return try head(Int64.self)
+        default: return "  = " + (try reader.readStrings(path).prefix(4).joined(separator: " | "))
+        }
+    }
+
+    private func printAttributes(_ reader: H5Reader, _ path: String, indent: String) throws {
+        for (name, value) in try reader.attributes(on: path).sorted(by: { $0.key < $1.key }) {
+            var text = value.description
+            if text.count > 160 { text = String(text.prefix(157)) + "..." }
+            print("\(indent)@\(name) = \(text)")
+        }
+    }
+}
