@@ -48,11 +48,11 @@ let package = Package(
         // SVG figures, Markdown tables, verdicts.
         .target(name: "Report", dependencies: ["Storage"]),
         // The seed papers' theory experiments (Yin 2019 two-linear-layer model, Long 2021, Gongyo 2021).
-        .target(name: "Theory", dependencies: ["Storage", "Report", "Kernels"]),
+        .target(name: "Theory", dependencies: ["Storage", "Report", "Kernels", "Yams"]),
         // Experiment grids as data (YAML), run ids, the pipeline's stages.
         .target(
             name: "Experiments",
-            dependencies: ["Training", "NN", "Storage", "Datasets", "Report", "Yams"]),
+            dependencies: ["Training", "NN", "Kernels", "Backends", "Storage", "Datasets", "Report", "Yams"]),
 
         // MARK: - Executable
         .executableTarget(
@@ -70,7 +70,7 @@ let package = Package(
             name: "NNTests", dependencies: ["NN", "Kernels", "Backends", "Storage", "Training"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Experiments", "Storage"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Experiments", "Storage", "Kernels"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -6,5 +6,8 @@ struct Ste: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ste",
         abstract: "Reproduce the experiments of four papers on straight-through estimators (STE).",
-        subcommands: [Inspect.self])
+        subcommands: [
+            Fetch.self, Decode.self, Plan.self, Pretrain.self, Train.self, Eval.self, ReportCommand.self, Diff.self,
+            Inspect.self, TheoryCommand.self, Bench.self,
+        ])
 }

@@ -1,0 +1,113 @@
+// Side-by-side comparison of this project's Table 1 with the paper's, and the paper's qualitative
+// claims checked on our numbers. Shared by `ste report` (Markdown) and `ste diff` (terminal).
+import Foundation
+
+public struct ComparisonRow: Sendable {
+    public var key: CellKey
+    public var paper: ReferenceCell
+    public var ours: CellResult?
+    public var accuracyVerdict: Verdict?
+    public var lossVerdict: Verdict?
+}
+
+public func compare(ours: [CellKey: CellResult], reference: [CellKey: ReferenceCell]) -> [ComparisonRow] {
+    reference.keys.sorted().map { key in
+        let paper = reference[key]!
+        guard let r = ours[key], r.n > 0 else { return ComparisonRow(key: key, paper: paper, ours: nil) }
+        return ComparisonRow(key: key, paper: paper, ours: r, accuracyVerdict: accuracyVerdict(r, paper: paper.accuracy),
+            lossVerdict: lossVerdict(r, paper: paper.trainLoss))
+    }
+}
+
+/// One qualitative claim of the paper and whether it held on our numbers.
+public struct ClaimResult: Sendable {
+    public var id: String
+    public var statement: String
+    /// nil when the cells it needs were not run.
+    public var held: Bool?
+    public var evidence: String
+}
+
+/// Evaluates the claims file (order / much-lower / repelled) on our aggregated results.
+/// `repel` maps (net, bits, from-STE) to (start loss, start acc, end loss, end acc) means over seeds.
+public func evaluateClaims(_ path: String, ours: [CellKey: CellResult],
+    repel: [String: (startLoss: Double, startAcc: Double, endLoss: Double, endAcc: Double)]) throws -> [ClaimResult]
+{
+    var out: [ClaimResult] = []
+    for (line, row) in try readCSV(path) {
+        guard let id = row["id"], let kind = row["kind"], let net = row["net"], let bits = Int(row["bits"] ?? ""),
+            let stes = row["stes"]
+        else { throw ConfigError(file: path, key: "line \(line)", message: "expected id,kind,net,bits,stes,margin,source") }
+        let source = row["source"] ?? ""
+        func cell(_ ste: String) -> CellResult? {
+            ours.first { $0.key.net == net && $0.key.bits == bits && $0.key.ste == ste && $0.value.n > 0 }?.value
+        }
+        switch kind {
+        case "order":
+            let names = stes.components(separatedBy: ">=")
+            let cells = names.map(cell)
+            guard cells.allSatisfy({ $0 != nil }) else {
+                out.append(ClaimResult(id: id, statement: "\(net) \(bits)-bit: accuracy \(stes.replacingOccurrences(of: ">=", with: " ≥ "))", held: nil,
+                    evidence: "not run")); continue
+            }
+            var held = true
+            var parts: [String] = []
+            for i in 0..<(names.count - 1) {
+                let a = cells[i]!, b = cells[i + 1]!
+                let tol = (a.accuracyTolerance * a.accuracyTolerance + b.accuracyTolerance * b.accuracyTolerance).squareRoot()
+                if a.accuracyMean + tol < b.accuracyMean { held = false }
+                parts.append("\(names[i]) \(fmt(a.accuracyMean, 2)) vs \(names[i + 1]) \(fmt(b.accuracyMean, 2)) (tol \(fmt(tol, 2)))")
+            }
+            out.append(ClaimResult(id: id, statement: "\(net) \(bits)-bit: accuracy \(stes.replacingOccurrences(of: ">=", with: " ≥ ")) — \(source)",
+                held: held, evidence: parts.joined(separator: "; ")))
+        case "much-lower":
+            let names = stes.components(separatedBy: "<")
+            let margin = Double(row["margin"] ?? "") ?? 0
+            guard names.count == 2, let a = cell(names[0]), let b = cell(names[1]) else {
+                out.append(ClaimResult(id: id, statement: "\(net) \(bits)-bit: \(stes) by ≥ \(row["margin"] ?? "?") pp", held: nil, evidence: "not run")); continue
+            }
+            out.append(ClaimResult(id: id, statement: "\(net) \(bits)-bit: \(names[0]) accuracy ≪ \(names[1]) (by ≥ \(fmt(margin, 0)) pp) — \(source)",
+                held: a.accuracyMean <= b.accuracyMean - margin,
+                evidence: "\(names[0]) \(fmt(a.accuracyMean, 2)) vs \(names[1]) \(fmt(b.accuracyMean, 2))"))
+        case "repelled":
+            let statement = "Fig. 2: identity STE started at the \(stes)-STE minimum (\(net), \(bits)-bit) ends with higher training loss and lower accuracy — \(source)"
+            guard let r = repel["\(net)-a\(bits)-\(stes)"] else {
+                out.append(ClaimResult(id: id, statement: statement, held: nil, evidence: "not run")); continue
+            }
+            out.append(ClaimResult(id: id, statement: statement, held: r.endLoss > r.startLoss && r.endAcc < r.startAcc,
+                evidence: "loss \(sci(r.startLoss)) → \(sci(r.endLoss)), accuracy \(fmt(r.startAcc, 2)) → \(fmt(r.endAcc, 2))"))
+        default:
+            throw ConfigError(file: path, key: "line \(line)", message: "unknown claim kind '\(kind)'")
+        }
+    }
+    return out
+}
+
+/// The terminal table of `ste diff`.
+public func formatDiff(_ rows: [ComparisonRow]) -> String {
+    func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, width - text.count))
+        return right ? fill + text : text + fill
+    }
+    let header = [pad("dataset", 8), pad("net", 9), pad("bits", 4, right: true), pad("ste", 9), "|",
+        pad("paper", 6, right: true), pad("ours (acc %, n)", 22), pad("diff", 6, right: true), pad("verdict", 10), "|",
+        pad("paper", 8, right: true), pad("ours (train loss)", 22), "verdict"]
+    var s = header.joined(separator: " ") + "\n" + String(repeating: "-", count: 130) + "\n"
+    for r in rows {
+        let k = r.key
+        var cols = [pad(k.dataset, 8), pad(k.net, 9), pad("\(k.bits)", 4, right: true), pad(k.ste, 9), "|",
+            pad(fmt(r.paper.accuracy, 2), 6, right: true)]
+        if let o = r.ours {
+            let d = o.accuracyMean - r.paper.accuracy
+            cols += [pad("\(fmt(o.accuracyMean, 2)) ± \(fmt(o.accuracyStd, 2)) (\(o.n))", 22),
+                pad((d >= 0 ? "+" : "") + fmt(d, 2), 6, right: true), pad(r.accuracyVerdict!.rawValue, 10), "|",
+                pad(sci(r.paper.trainLoss), 8, right: true), pad("\(sci(o.lossMean)) ± \(sci(o.lossStd))", 22),
+                r.lossVerdict!.rawValue]
+        } else {
+            cols += [pad("not run", 22), pad("", 6), pad("", 10), "|", pad(sci(r.paper.trainLoss), 8, right: true),
+                pad("not run", 22), ""]
+        }
+        s += cols.joined(separator: " ") + "\n"
+    }
+    return s
+}

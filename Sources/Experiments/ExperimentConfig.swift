@@ -1,0 +1,309 @@
+// The experiment grid as data: experiments/table1.yaml decoded into typed, validated structs.
+// Unknown keys, unknown STE names, bits outside 1–8, non-positive epochs or batch sizes and
+// references to missing files are rejected with a message naming the key and the file.
+import Foundation
+import Kernels
+import Yams
+
+public struct ConfigError: Error, CustomStringConvertible, Equatable {
+    public let file: String
+    public let key: String
+    public let message: String
+    public var description: String { "\(file): \(key): \(message)" }
+}
+
+/// Learning-rate schedule of one phase.
+public struct ScheduleSpec: Codable, Equatable, Sendable {
+    /// "constant", "multistep" or "cosine".
+    public var kind: String
+    /// multistep: fractions of the phase's epochs (0.4 = 40 %) at which the LR is multiplied by `gamma`.
+    public var milestones: [Double]
+    public var gamma: Double
+}
+
+/// One optimisation phase (float pretraining or quantized training).
+public struct PhaseSpec: Codable, Equatable, Sendable {
+    public var epochs: Int
+    public var batchSize: Int
+    /// "sgd" or "adam".
+    public var optimizer: String
+    public var lr: Double
+    public var momentum: Double
+    public var weightDecay: Double
+    public var schedule: ScheduleSpec
+}
+
+public struct NetSpec: Codable, Equatable, Sendable {
+    public var name: String
+    public var dataset: String
+    public var data: String
+    public var augment: Bool
+    /// Per-channel input normalisation (pixel/255 − mean) / std.
+    public var mean: [Double]
+    public var std: [Double]
+    public var evalBatchSize: Int
+    public var pretrain: PhaseSpec
+    public var train: PhaseSpec
+}
+
+/// A profile shrinks the protocol (for tests and quick looks); nil fields keep the paper protocol.
+public struct ProfileSpec: Codable, Equatable, Sendable {
+    public var nets: [String]?
+    public var seeds: [Int]?
+    public var bits: [Int]?
+    public var stes: [String]?
+    public var trainSubset: Int?
+    public var testSubset: Int?
+    public var pretrainEpochs: Int?
+    public var trainEpochs: Int?
+    public var fig2Net: String?
+    public var fig2WarmupEpochs: Int?
+}
+
+/// Fig. 2: identity STE started from other STEs' minima (submission §4.2).
+public struct Fig2Spec: Codable, Equatable, Sendable {
+    public var net: String
+    public var bits: Int
+    public var ste: STE
+    public var from: [STE]
+    public var warmupEpochs: Int
+    public var warmupLR: Double
+}
+
+public struct ExperimentConfig: Equatable, Sendable {
+    public var file: String
+    public var experiment: String
+    public var reference: String
+    public var seeds: [Int]
+    public var bits: [Int]
+    public var stes: [STE]
+    public var rounding: Rounding
+    /// α per bit width; nil means "fit by Lloyd/MSE on half-Gaussian data".
+    public var alpha: [Int: Float]?
+    public var nets: [String: NetSpec]
+    public var fig2: Fig2Spec?
+    public var profiles: [String: ProfileSpec]
+
+    public static func load(_ path: String) throws -> ExperimentConfig {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ConfigError(file: path, key: "-", message: "cannot read the file")
+        }
+        let root: Any?
+        do { root = try Yams.load(yaml: text) } catch {
+            throw ConfigError(file: path, key: "-", message: "not valid YAML: \(error)")
+        }
+        return try ConfigParser(file: path).parseExperiment(root)
+    }
+
+    /// The protocol after applying a profile ("paper" is the identity).
+    public func resolved(profile: String) throws -> ExperimentConfig {
+        if profile == "paper" { return self }
+        guard let p = profiles[profile] else {
+            throw ConfigError(file: file, key: "profiles", message:
+                "unknown profile '\(profile)' (known: paper, \(profiles.keys.sorted().joined(separator: ", ")))")
+        }
+        var out = self
+        if let nets = p.nets { out.nets = self.nets.filter { nets.contains($0.key) } }
+        if let seeds = p.seeds { out.seeds = seeds }
+        if let bits = p.bits { out.bits = bits }
+        if let stes = p.stes { out.stes = stes.compactMap(STE.init(rawValue:)) }
+        for key in out.nets.keys {
+            if let e = p.pretrainEpochs { out.nets[key]!.pretrain.epochs = e }
+            if let e = p.trainEpochs { out.nets[key]!.train.epochs = e }
+        }
+        if let n = p.fig2Net { out.fig2?.net = n }
+        if let e = p.fig2WarmupEpochs { out.fig2?.warmupEpochs = e }
+        out.profiles = [profile: p]
+        return out
+    }
+}
+
+/// Strict YAML → struct conversion with key-naming errors.
+struct ConfigParser {
+    let file: String
+
+    func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message: message) }
+
+    func map(_ value: Any?, _ key: String, allowed: [String], required: [String]) throws -> [String: Any] {
+        guard let dict = value as? [String: Any] else { throw fail(key, "expected a mapping") }
+        for k in dict.keys where !allowed.contains(k) {
+            throw fail(key.isEmpty ? k : "\(key).\(k)", "unknown key (allowed: \(allowed.joined(separator: ", ")))")
+        }
+        for k in required where dict[k] == nil { throw fail(key.isEmpty ? k : "\(key).\(k)", "missing") }
+        return dict
+    }
+
+    func int(_ v: Any?, _ key: String, positive: Bool = true) throws -> Int {
+        guard let i = v as? Int else { throw fail(key, "expected an integer, found \(String(describing: v ?? "nothing"))") }
+        if positive && i <= 0 { throw fail(key, "must be positive, found \(i)") }
+        return i
+    }
+
+    func double(_ v: Any?, _ key: String) throws -> Double {
+        if let d = v as? Double { return d }
+        if let i = v as? Int { return Double(i) }
+        throw fail(key, "expected a number, found \(String(describing: v ?? "nothing"))")
+    }
+
+    func string(_ v: Any?, _ key: String) throws -> String {
+        guard let s = v as? String else { throw fail(key, "expected a string") }
+        return s
+    }
+
+    func bits(_ v: Any?, _ key: String) throws -> Int {
+        let b = try int(v, key)
+        guard (1...8).contains(b) else { throw fail(key, "bits must be in 1...8, found \(b)") }
+        return b
+    }
+
+    func ste(_ v: Any?, _ key: String) throws -> STE {
+        let s = try string(v, key)
+        guard let rule = STE(rawValue: s) else {
+            throw fail(key, "unknown STE '\(s)' (known: \(STE.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        return rule
+    }
+
+    func list(_ v: Any?, _ key: String) throws -> [Any] {
+        guard let l = v as? [Any], !l.isEmpty else { throw fail(key, "expected a non-empty list") }
+        return l
+    }
+
+    func parseExperiment(_ root: Any?) throws -> ExperimentConfig {
+        let top = try map(root, "", allowed: ["experiment", "reference", "seeds", "bits", "stes", "quantizer", "nets",
+            "fig2", "profiles"], required: ["experiment", "reference", "seeds", "bits", "stes", "quantizer", "nets"])
+        let reference = try string(top["reference"], "reference")
+        guard FileManager.default.fileExists(atPath: reference) else {
+            throw fail("reference", "file '\(reference)' does not exist")
+        }
+        let seeds = try list(top["seeds"], "seeds").enumerated().map { try int($1, "seeds[\($0)]", positive: false) }
+        let bits = try list(top["bits"], "bits").enumerated().map { try self.bits($1, "bits[\($0)]") }
+        let stes = try list(top["stes"], "stes").enumerated().map { try ste($1, "stes[\($0)]") }
+        let q = try map(top["quantizer"], "quantizer", allowed: ["rounding", "alpha"], required: ["rounding", "alpha"])
+        let roundingName = try string(q["rounding"], "quantizer.rounding")
+        guard let rounding = Rounding(rawValue: roundingName) else {
+            throw fail("quantizer.rounding", "unknown rounding '\(roundingName)' (known: ceil, nearest)")
+        }
+        var alpha: [Int: Float]? = nil
+        if let s = q["alpha"] as? String {
+            guard s == "fit" else { throw fail("quantizer.alpha", "expected a mapping bits → α or 'fit'") }
+        } else {
+            guard let a = q["alpha"] as? [AnyHashable: Any] else {
+                throw fail("quantizer.alpha", "expected a mapping bits → α or 'fit'")
+            }
+            var table: [Int: Float] = [:]
+            for (k, v) in a {
+                let b = try self.bits(k as? Int ?? Int("\(k)"), "quantizer.alpha.\(k)")
+                let value = try double(v, "quantizer.alpha.\(k)")
+                guard value > 0 else { throw fail("quantizer.alpha.\(k)", "α must be positive") }
+                table[b] = Float(value)
+            }
+            for b in bits where table[b] == nil { throw fail("quantizer.alpha", "no α for \(b) bits") }
+            alpha = table
+        }
+        let netsMap = try map(top["nets"], "nets", allowed: ["lenet5", "vgg11", "resnet20"], required: [])
+        var nets: [String: NetSpec] = [:]
+        for (name, value) in netsMap { nets[name] = try parseNet(name, value) }
+        guard !nets.isEmpty else { throw fail("nets", "no nets given") }
+        var fig2: Fig2Spec? = nil
+        if let f = top["fig2"] {
+            let m = try map(f, "fig2", allowed: ["net", "bits", "ste", "from", "warmup_epochs", "warmup_lr"],
+                required: ["net", "bits", "ste", "from", "warmup_epochs", "warmup_lr"])
+            let net = try string(m["net"], "fig2.net")
+            guard nets[net] != nil else { throw fail("fig2.net", "unknown net '\(net)'") }
+            fig2 = Fig2Spec(net: net, bits: try self.bits(m["bits"], "fig2.bits"), ste: try ste(m["ste"], "fig2.ste"),
+                from: try list(m["from"], "fig2.from").enumerated().map { try ste($1, "fig2.from[\($0)]") },
+                warmupEpochs: try int(m["warmup_epochs"], "fig2.warmup_epochs"),
+                warmupLR: try double(m["warmup_lr"], "fig2.warmup_lr"))
+        }
+        var profiles: [String: ProfileSpec] = [:]
+        if let p = top["profiles"] {
+            let pm = try map(p, "profiles", allowed: Array(((p as? [String: Any]) ?? [:]).keys), required: [])
+            for (name, value) in pm {
+                guard name != "paper" else { throw fail("profiles.paper", "'paper' is the unmodified protocol") }
+                profiles[name] = try parseProfile("profiles.\(name)", value, nets: nets)
+            }
+        }
+        return ExperimentConfig(file: file, experiment: try string(top["experiment"], "experiment"),
+            reference: reference, seeds: seeds, bits: bits, stes: stes, rounding: rounding, alpha: alpha,
+            nets: nets, fig2: fig2, profiles: profiles)
+    }
+
+    func parseNet(_ name: String, _ value: Any) throws -> NetSpec {
+        let key = "nets.\(name)"
+        let m = try map(value, key, allowed: ["dataset", "data", "augment", "normalize", "eval_batch_size", "pretrain",
+            "train"], required: ["dataset", "data", "augment", "normalize", "pretrain", "train"])
+        let dataset = try string(m["dataset"], "\(key).dataset")
+        guard ["mnist", "cifar10"].contains(dataset) else {
+            throw fail("\(key).dataset", "unknown dataset '\(dataset)' (known: mnist, cifar10)")
+        }
+        guard let augment = m["augment"] as? Bool else { throw fail("\(key).augment", "expected true or false") }
+        let norm = try map(m["normalize"], "\(key).normalize", allowed: ["mean", "std"], required: ["mean", "std"])
+        let mean = try list(norm["mean"], "\(key).normalize.mean").map { try double($0, "\(key).normalize.mean") }
+        let std = try list(norm["std"], "\(key).normalize.std").map { try double($0, "\(key).normalize.std") }
+        let channels = dataset == "mnist" ? 1 : 3
+        guard mean.count == channels, std.count == channels, std.allSatisfy({ $0 > 0 }) else {
+            throw fail("\(key).normalize", "need \(channels) mean and \(channels) positive std values for \(dataset)")
+        }
+        return NetSpec(name: name, dataset: dataset, data: try string(m["data"], "\(key).data"), augment: augment,
+            mean: mean, std: std,
+            evalBatchSize: try m["eval_batch_size"].map { try int($0, "\(key).eval_batch_size") } ?? 1000,
+            pretrain: try parsePhase("\(key).pretrain", m["pretrain"]),
+            train: try parsePhase("\(key).train", m["train"]))
+    }
+
+    func parsePhase(_ key: String, _ value: Any?) throws -> PhaseSpec {
+        let m = try map(value, key, allowed: ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
+            "schedule"], required: ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule"])
+        let optimizer = try string(m["optimizer"], "\(key).optimizer")
+        guard ["sgd", "adam"].contains(optimizer) else {
+            throw fail("\(key).optimizer", "unknown optimizer '\(optimizer)' (known: sgd, adam)")
+        }
+        let lr = try double(m["lr"], "\(key).lr")
+        guard lr > 0 else { throw fail("\(key).lr", "must be positive") }
+        let s = try map(m["schedule"], "\(key).schedule", allowed: ["kind", "milestones", "gamma"], required: ["kind"])
+        let kind = try string(s["kind"], "\(key).schedule.kind")
+        guard ["constant", "multistep", "cosine"].contains(kind) else {
+            throw fail("\(key).schedule.kind", "unknown schedule '\(kind)' (known: constant, multistep, cosine)")
+        }
+        let milestones = try (s["milestones"] as? [Any] ?? []).enumerated().map {
+            try double($1, "\(key).schedule.milestones[\($0)]")
+        }
+        for (i, f) in milestones.enumerated() where !(f > 0 && f < 1) {
+            throw fail("\(key).schedule.milestones[\(i)]", "a milestone is a fraction of the epochs in (0, 1), found \(f)")
+        }
+        return PhaseSpec(epochs: try int(m["epochs"], "\(key).epochs"),
+            batchSize: try int(m["batch_size"], "\(key).batch_size"), optimizer: optimizer, lr: lr,
+            momentum: try double(m["momentum"], "\(key).momentum"),
+            weightDecay: try double(m["weight_decay"], "\(key).weight_decay"),
+            schedule: ScheduleSpec(kind: kind, milestones: milestones,
+                gamma: try s["gamma"].map { try double($0, "\(key).schedule.gamma") } ?? 0.1))
+    }
+
+    func parseProfile(_ key: String, _ value: Any, nets: [String: NetSpec]) throws -> ProfileSpec {
+        let m = try map(value, key, allowed: ["nets", "seeds", "bits", "stes", "train_subset", "test_subset",
+            "pretrain_epochs", "train_epochs", "fig2_net", "fig2_warmup_epochs"], required: [])
+        var p = ProfileSpec()
+        if let v = m["nets"] {
+            p.nets = try list(v, "\(key).nets").enumerated().map { i, n in
+                let s = try string(n, "\(key).nets[\(i)]")
+                guard nets[s] != nil else { throw fail("\(key).nets[\(i)]", "unknown net '\(s)'") }
+                return s
+            }
+        }
+        if let v = m["seeds"] { p.seeds = try list(v, "\(key).seeds").map { try int($0, "\(key).seeds", positive: false) } }
+        if let v = m["bits"] { p.bits = try list(v, "\(key).bits").map { try bits($0, "\(key).bits") } }
+        if let v = m["stes"] { p.stes = try list(v, "\(key).stes").map { try ste($0, "\(key).stes").rawValue } }
+        p.trainSubset = try m["train_subset"].map { try int($0, "\(key).train_subset") }
+        p.testSubset = try m["test_subset"].map { try int($0, "\(key).test_subset") }
+        p.pretrainEpochs = try m["pretrain_epochs"].map { try int($0, "\(key).pretrain_epochs") }
+        p.trainEpochs = try m["train_epochs"].map { try int($0, "\(key).train_epochs") }
+        if let v = m["fig2_net"] {
+            let s = try string(v, "\(key).fig2_net")
+            guard nets[s] != nil else { throw fail("\(key).fig2_net", "unknown net '\(s)'") }
+            p.fig2Net = s
+        }
+        p.fig2WarmupEpochs = try m["fig2_warmup_epochs"].map { try int($0, "\(key).fig2_warmup_epochs") }
+        return p
+    }
+}

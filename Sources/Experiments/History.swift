@@ -1,0 +1,87 @@
+// Per-epoch training history of a run (history.h5), and the progress line printed while training.
+import Foundation
+import Storage
+
+public struct History: Sendable, Equatable {
+    public var epoch: [Int64] = []
+    public var trainLoss: [Double] = []
+    public var trainAccuracy: [Double] = []
+    public var testLoss: [Double] = []
+    public var testAccuracy: [Double] = []
+    public var learningRate: [Double] = []
+    public var wallSeconds: [Double] = []
+    public var imagesPerSecond: [Double] = []
+
+    public init() {}
+
+    public var count: Int { epoch.count }
+
+    public mutating func append(epoch e: Int, trainLoss tl: Double, trainAccuracy ta: Double, testLoss vl: Double,
+        testAccuracy va: Double, lr: Double, wall: Double, imagesPerSecond ips: Double)
+    {
+        epoch.append(Int64(e))
+        trainLoss.append(tl)
+        trainAccuracy.append(ta)
+        testLoss.append(vl)
+        testAccuracy.append(va)
+        learningRate.append(lr)
+        wallSeconds.append(wall)
+        imagesPerSecond.append(ips)
+    }
+
+    static let columns = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "learning_rate",
+        "wall_seconds", "images_per_second"]
+
+    /// Writes the columns under `group` ("/history").
+    public func write(to w: H5Writer, group: String = "/history") throws {
+        let n = count
+        try w.write("\(group)/epoch", epoch, shape: [n])
+        try w.write("\(group)/train_loss", trainLoss, shape: [n])
+        try w.write("\(group)/train_accuracy", trainAccuracy, shape: [n])
+        try w.write("\(group)/test_loss", testLoss, shape: [n])
+        try w.write("\(group)/test_accuracy", testAccuracy, shape: [n])
+        try w.write("\(group)/learning_rate", learningRate, shape: [n])
+        try w.write("\(group)/wall_seconds", wallSeconds, shape: [n])
+        try w.write("\(group)/images_per_second", imagesPerSecond, shape: [n])
+        try w.setAttribute("units", .strings(["epoch: 1-based", "loss: mean softmax cross-entropy (no weight decay)",
+            "accuracy: %", "wall_seconds: cumulative training+test time", "images_per_second: training"]), on: group)
+    }
+
+    public static func read(from r: H5Reader, group: String = "/history") throws -> History {
+        var h = History()
+        h.epoch = try r.read("\(group)/epoch", as: Int64.self).values
+        let n = h.epoch.count
+        h.trainLoss = try r.read("\(group)/train_loss", as: Double.self, shape: [n]).values
+        h.trainAccuracy = try r.read("\(group)/train_accuracy", as: Double.self, shape: [n]).values
+        h.testLoss = try r.read("\(group)/test_loss", as: Double.self, shape: [n]).values
+        h.testAccuracy = try r.read("\(group)/test_accuracy", as: Double.self, shape: [n]).values
+        h.learningRate = try r.read("\(group)/learning_rate", as: Double.self, shape: [n]).values
+        h.wallSeconds = try r.read("\(group)/wall_seconds", as: Double.self, shape: [n]).values
+        h.imagesPerSecond = try r.read("\(group)/images_per_second", as: Double.self, shape: [n]).values
+        return h
+    }
+}
+
+/// One line per epoch: live (rewritten in place) on a terminal, plain lines otherwise, nothing when quiet.
+public struct ProgressLine {
+    let quiet: Bool
+    let live = isatty(STDERR_FILENO) != 0
+
+    public init(quiet: Bool) { self.quiet = quiet }
+
+    public func epoch(run: String, epoch: Int, of total: Int, loss: Double, accuracy: Double, testAccuracy: Double,
+        imagesPerSecond: Double, secondsLeft: Double)
+    {
+        guard !quiet else { return }
+        let eta = secondsLeft >= 3600 ? String(format: "%.1fh", secondsLeft / 3600)
+            : secondsLeft >= 60 ? String(format: "%.1fm", secondsLeft / 60) : String(format: "%.0fs", secondsLeft)
+        let line = "\(run) epoch \(epoch)/\(total)  loss " + String(format: "%.4f", loss)
+            + "  acc " + String(format: "%.2f", accuracy) + "%  test " + String(format: "%.2f", testAccuracy)
+            + "%  " + String(format: "%.0f", imagesPerSecond) + " img/s  ETA " + eta
+        if live {
+            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line + (epoch == total ? "\n" : "")).utf8))
+        } else if !live && ProcessInfo.processInfo.environment["STE_PROGRESS"] == "1" {
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+    }
+}

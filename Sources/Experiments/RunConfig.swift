@@ -1,0 +1,106 @@
+// The resolved configuration of one run: everything that decides its result, and nothing else.
+// Its canonical JSON is the run's stamp (Make reruns a cell exactly when its stamp changes) and is
+// recorded in every file the run writes.
+import Foundation
+import Kernels
+
+
+public struct ActivationSpec: Codable, Equatable, Sendable {
+    /// nil for the float (plain ReLU) pretraining nets.
+    public var bits: Int?
+    public var alpha: Float?
+    public var rounding: Rounding?
+    public var ste: STE?
+}
+
+public struct RunConfig: Codable, Equatable, Sendable {
+    public var experiment: String
+    public var profile: String
+    public var runID: String
+    public var kind: String
+    public var net: String
+    public var dataset: String
+    public var data: String
+    public var augment: Bool
+    public var mean: [Double]
+    public var std: [Double]
+    public var evalBatchSize: Int
+    public var seed: Int
+    public var activation: ActivationSpec
+    /// Phases run one after the other (Fig. 2: a low-LR warm-up, then the normal schedule).
+    public var phases: [PhaseSpec]
+    /// The run whose final checkpoint initialises this one (the pretrain, or the Fig. 2 start point).
+    public var initFrom: String?
+    public var trainSubset: Int?
+    public var testSubset: Int?
+
+    public var totalEpochs: Int { phases.reduce(0) { $0 + $1.epochs } }
+
+    /// Canonical JSON (sorted keys): the stamp and the `configuration` provenance attribute.
+    public func canonicalJSON() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try! encoder.encode(self), as: UTF8.self)
+    }
+}
+
+extension ExperimentConfig {
+    /// Results root of a profile: `results` for the paper protocol, `results/<profile>` otherwise.
+    public static func resultsRoot(profile: String) -> String { profile == "paper" ? "results" : "results/\(profile)" }
+
+    /// α for `bits`: from the table, or fitted (Lloyd / MSE on half-Gaussian data) when the config says `fit`.
+    public func alpha(bits: Int) -> Float {
+        if let table = alpha { return table[bits]! }
+        return fitAlpha(bits: bits, rounding: rounding)
+    }
+
+    /// Resolves one run id of this (already profiled) config.
+    public func runConfig(_ id: RunID, profile: String) throws -> RunConfig {
+        guard let net = nets[id.net] else {
+            throw ConfigError(file: file, key: "nets", message: "run \(id): net '\(id.net)' is not in this profile")
+        }
+        let p = profiles[profile]
+        let root = ExperimentConfig.resultsRoot(profile: profile)
+        var config = RunConfig(experiment: experiment, profile: profile, runID: "\(id)", kind: id.kind.rawValue,
+            net: id.net, dataset: net.dataset, data: net.data, augment: net.augment, mean: net.mean, std: net.std,
+            evalBatchSize: net.evalBatchSize, seed: id.seed, activation: ActivationSpec(),
+            phases: [], initFrom: nil, trainSubset: p?.trainSubset, testSubset: p?.testSubset)
+        switch id.kind {
+        case .pretrain:
+            config.phases = [net.pretrain]
+        case .train:
+            config.activation = ActivationSpec(bits: id.bits, alpha: alpha(bits: id.bits!), rounding: rounding, ste: id.ste)
+            config.phases = [net.train]
+            config.initFrom = "\(root)/\(id.parent!.folder)/checkpoint.h5"
+        case .repel:
+            guard let fig2 else { throw ConfigError(file: file, key: "fig2", message: "no fig2 section") }
+            config.activation = ActivationSpec(bits: id.bits, alpha: alpha(bits: id.bits!), rounding: rounding, ste: id.ste)
+            var warmup = net.train
+            warmup.epochs = fig2.warmupEpochs
+            warmup.lr = fig2.warmupLR
+            warmup.schedule = ScheduleSpec(kind: "constant", milestones: [], gamma: 1)
+            config.phases = [warmup, net.train]
+            config.initFrom = "\(root)/\(id.parent!.folder)/checkpoint.h5"
+        }
+        return config
+    }
+
+    /// Every run of the grid (pretrains, Table 1 cells, Fig. 2 runs), in dependency order.
+    public func allRuns() -> (pretrains: [RunID], cells: [RunID], fig2: [RunID]) {
+        let netNames = nets.keys.sorted { netOrder($0) < netOrder($1) }
+        var pretrains: [RunID] = [], cells: [RunID] = [], repel: [RunID] = []
+        for net in netNames {
+            for seed in seeds { pretrains.append(.pretrain(net: net, seed: seed)) }
+            for b in bits { for s in stes { for seed in seeds { cells.append(.train(net: net, bits: b, ste: s, seed: seed)) } } }
+        }
+        if let fig2, nets[fig2.net] != nil {
+            for from in fig2.from {
+                for seed in seeds { repel.append(.repel(net: fig2.net, bits: fig2.bits, ste: fig2.ste, from: from, seed: seed)) }
+            }
+        }
+        return (pretrains, cells, repel)
+    }
+}
+
+/// Display order of the nets (the paper's Table 1 order).
+public func netOrder(_ net: String) -> Int { ["lenet5": 0, "vgg11": 1, "resnet20": 2][net] ?? 9 }

@@ -1,0 +1,263 @@
+// The pretrain and train stages: one run of the grid, resumable.
+// After every epoch the full state (parameters, BN statistics, optimizer state, history) is written
+// atomically to resume.h5; a restarted run continues from it and ends bit-identical to an
+// uninterrupted one, because every random choice is a pure function of (seed, epoch, batch).
+// On completion checkpoint.h5 and history.h5 are written and resume.h5 is removed. A loss that turns
+// NaN/inf stops the run; it is recorded as diverged (with the epoch), not as a crash.
+import Backends
+import Datasets
+import Foundation
+import Kernels
+import NN
+import Storage
+import Training
+
+public struct RunOutcome: Sendable {
+    public var epochs: Int
+    public var diverged: Bool
+    public var divergedEpoch: Int?
+    public var wallSeconds: Double
+}
+
+/// Loaded dataset with the profile's subsets applied (the first N images, so subsets are nested).
+struct LoadedData {
+    let train: DatasetSplit
+    let test: DatasetSplit
+
+    init(_ config: RunConfig) throws {
+        guard FileManager.default.fileExists(atPath: config.data) else {
+            throw ConfigError(file: config.data, key: "nets.\(config.net).data",
+                message: "dataset file is missing; run `make \(config.data)`")
+        }
+        let d = try loadDataset(path: config.data)
+        train = LoadedData.prefix(d.train, config.trainSubset)
+        test = LoadedData.prefix(d.test, config.testSubset)
+    }
+
+    static func prefix(_ s: DatasetSplit, _ n: Int?) -> DatasetSplit {
+        guard let n, n < s.count else { return s }
+        return DatasetSplit(images: Array(s.images[0..<(n * s.imageSize)]), labels: Array(s.labels[0..<n]), count: n,
+            channels: s.channels, height: s.height, width: s.width)
+    }
+}
+
+func makeBatcher(_ split: DatasetSplit, _ config: RunConfig, batchSize: Int, training: Bool) throws -> Batcher {
+    try Batcher(images: split.images, labels: split.labels, count: split.count, channels: split.channels,
+        height: split.height, width: split.width, batchSize: batchSize, mean: config.mean.map(Float.init),
+        std: config.std.map(Float.init), shuffle: training,
+        augmentation: training && config.augment ? .cropAndFlip(padding: 4) : .none, seed: UInt64(config.seed))
+}
+
+func activation(_ config: RunConfig) -> Activation {
+    guard let bits = config.activation.bits, let alpha = config.activation.alpha, let ste = config.activation.ste
+    else { return .float }
+    return .quantized(QuantizerSpec(bits: bits, alpha: alpha, rounding: config.activation.rounding ?? .ceil), ste)
+}
+
+func schedule(_ phase: PhaseSpec) -> LearningRateSchedule {
+    switch phase.schedule.kind {
+    case "multistep":
+        return .multiStep(base: phase.lr, milestones: phase.schedule.milestones.map { .fraction($0) },
+            gamma: phase.schedule.gamma)
+    case "cosine": return .cosine(base: phase.lr, minimum: 0, perStep: false)
+    default: return .constant(phase.lr)
+    }
+}
+
+func makeOptimizer(_ phase: PhaseSpec, _ network: Network) -> Optimizer {
+    phase.optimizer == "adam"
+        ? Adam(parameters: network.parameters, learningRate: phase.lr, weightDecay: phase.weightDecay)
+        : SGD(parameters: network.parameters, learningRate: phase.lr, momentum: phase.momentum,
+            weightDecay: phase.weightDecay)
+}
+
+/// Mean loss (no weight decay), accuracy (%) and counts of `network` over a split, BN in eval mode.
+func evaluate(_ network: Network, _ batcher: Batcher, training: Bool = false) -> (loss: Double, accuracy: Double,
+    correct: Int, total: Int)
+{
+    var lossSum = 0.0, correct = 0, total = 0
+    for i in 0..<batcher.batchesPerEpoch {
+        let batch = batcher.batch(epoch: 0, index: i)
+        let logits = network.forward(batch.x, training: training)
+        let (loss, right) = batch.labels.withUnsafeBufferPointer {
+            softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: batch.count,
+                classes: logits.shape[1], dlogits: nil)
+        }
+        lossSum += Double(loss) * Double(batch.count)
+        correct += right
+        total += batch.count
+    }
+    return (lossSum / Double(total), 100 * Double(correct) / Double(total), correct, total)
+}
+
+public final class RunExecutor {
+    public let config: RunConfig
+    public let directory: String
+    public let quiet: Bool
+    /// Test hook: stop (as if killed) after this many epochs of this process.
+    public var stopAfterEpochs: Int?
+
+    public init(config: RunConfig, resultsRoot: String, quiet: Bool) {
+        self.config = config
+        directory = "\(resultsRoot)/\(RunID(config.runID)!.folder)"
+        self.quiet = quiet
+    }
+
+    var resumePath: String { "\(directory)/resume.h5" }
+    var checkpointPath: String { "\(directory)/checkpoint.h5" }
+    var historyPath: String { "\(directory)/history.h5" }
+
+    public func run() throws -> RunOutcome {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let data = try LoadedData(config)
+        let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed))
+        var history = History()
+        var optimizer: Optimizer = makeOptimizer(config.phases[0], network)
+        var startEpoch = 0
+        var phaseOfOptimizer = 0
+        if FileManager.default.fileExists(atPath: resumePath) {
+            let reader = try H5Reader(path: resumePath)
+            guard try reader.stringAttribute("configuration") == config.canonicalJSON() else {
+                throw ConfigError(file: resumePath, key: "configuration", message:
+                    "resume state was written by a different configuration; delete \(directory) to start over")
+            }
+            startEpoch = Int(try reader.attribute("epoch").intValue ?? 0)
+            phaseOfOptimizer = phaseIndex(ofEpoch: max(0, startEpoch - 1)).phase
+            optimizer = makeOptimizer(config.phases[phaseOfOptimizer], network)
+            try Checkpoint.restore(from: resumePath, network: network, optimizer: optimizer)
+            history = try History.read(from: reader)
+        } else if let initFrom = config.initFrom {
+            guard FileManager.default.fileExists(atPath: initFrom) else {
+                throw ConfigError(file: initFrom, key: "initFrom", message: "the checkpoint this run starts from is missing")
+            }
+            try Checkpoint.restore(from: initFrom, network: network, optimizer: nil)
+        }
+        let trainBatcher = try makeBatcher(data.train, config, batchSize: config.phases[0].batchSize, training: true)
+        let testBatcher = try makeBatcher(data.test, config, batchSize: config.evalBatchSize, training: false)
+        var wall = history.wallSeconds.last ?? 0
+        var epochsThisProcess = 0
+        let total = config.totalEpochs
+        for epoch in startEpoch..<total {
+            let (phase, epochInPhase) = phaseIndex(ofEpoch: epoch)
+            if phase != phaseOfOptimizer {  // Fig. 2: a new phase starts with a fresh optimizer, as a new run would
+                optimizer = makeOptimizer(config.phases[phase], network)
+                phaseOfOptimizer = phase
+            }
+            let spec = config.phases[phase]
+            let lr = schedule(spec).rate(epoch: epochInPhase, step: 0, stepsPerEpoch: trainBatcher.batchesPerEpoch,
+                totalEpochs: spec.epochs)
+            optimizer.learningRate = lr
+            let start = Date()
+            var lossSum = 0.0, correct = 0, seen = 0
+            var dlogits: Tensor? = nil
+            for i in 0..<trainBatcher.batchesPerEpoch {
+                let batch = trainBatcher.batch(epoch: epoch, index: i)
+                network.zeroGrad()
+                let logits = network.forward(batch.x, training: true)
+                if dlogits?.shape != logits.shape { dlogits = Tensor(zeros: logits.shape) }
+                let (loss, right) = batch.labels.withUnsafeBufferPointer {
+                    softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: batch.count,
+                        classes: logits.shape[1], dlogits: dlogits!.buffer)
+                }
+                guard loss.isFinite else {
+                    return try finishDiverged(network, optimizer, history, epoch: epoch + 1, wall: wall)
+                }
+                network.backward(dlogits!)
+                optimizer.step()
+                lossSum += Double(loss) * Double(batch.count)
+                correct += right
+                seen += batch.count
+            }
+            let trainSeconds = Date().timeIntervalSince(start)
+            let test = evaluate(network, testBatcher)
+            wall += Date().timeIntervalSince(start)
+            history.append(epoch: epoch + 1, trainLoss: lossSum / Double(seen), trainAccuracy: 100 * Double(correct) / Double(seen),
+                testLoss: test.loss, testAccuracy: test.accuracy, lr: lr, wall: wall,
+                imagesPerSecond: Double(seen) / trainSeconds)
+            ProgressLine(quiet: quiet).epoch(run: config.runID, epoch: epoch + 1, of: total,
+                loss: lossSum / Double(seen), accuracy: 100 * Double(correct) / Double(seen), testAccuracy: test.accuracy,
+                imagesPerSecond: Double(seen) / trainSeconds,
+                secondsLeft: wall / Double(epoch + 1 - startEpoch + (history.count - (epoch + 1 - startEpoch)) ) * Double(total - epoch - 1))
+            try writeState(resumePath, network, optimizer, history, epoch: epoch + 1, diverged: nil)
+            epochsThisProcess += 1
+            if let stop = stopAfterEpochs, epochsThisProcess >= stop, epoch + 1 < total {
+                return RunOutcome(epochs: epoch + 1, diverged: false, divergedEpoch: nil, wallSeconds: wall)
+            }
+        }
+        try writeFinal(network, optimizer, history, epoch: total, diverged: nil)
+        return RunOutcome(epochs: total, diverged: false, divergedEpoch: nil, wallSeconds: wall)
+    }
+
+    /// Phase index and epoch within that phase of a global epoch (from 0).
+    func phaseIndex(ofEpoch epoch: Int) -> (phase: Int, epoch: Int) {
+        var e = epoch
+        for (i, p) in config.phases.enumerated() {
+            if e < p.epochs { return (i, e) }
+            e -= p.epochs
+        }
+        return (config.phases.count - 1, config.phases.last!.epochs - 1)
+    }
+
+    private func finishDiverged(_ network: Network, _ optimizer: Optimizer, _ history: History, epoch: Int, wall: Double)
+        throws -> RunOutcome
+    {
+        if !quiet { FileHandle.standardError.write(Data("\n\(config.runID): loss is not finite in epoch \(epoch): recorded as diverged\n".utf8)) }
+        try writeFinal(network, optimizer, history, epoch: epoch, diverged: epoch)
+        return RunOutcome(epochs: epoch, diverged: true, divergedEpoch: epoch, wallSeconds: wall)
+    }
+
+    private func attributes(epoch: Int, diverged: Int?, optimizer: Optimizer) -> [String: AttributeValue] {
+        var a: [String: AttributeValue] = [
+            "run_id": .string(config.runID), "net": .string(config.net),
+            "diverged": .int(diverged == nil ? 0 : 1), "diverged_epoch": .int(Int64(diverged ?? 0)),
+            "threads": .int(Int64(computeThreads())),
+        ]
+        if let b = config.activation.bits {
+            a["bits"] = .int(Int64(b))
+            a["alpha"] = .double(Double(config.activation.alpha!))
+            a["ste"] = .string(config.activation.ste!.rawValue)
+            a["rounding"] = .string(config.activation.rounding!.rawValue)
+            a["levels"] = .int(Int64((1 << b) - 1))
+            a["ste_boundary_convention"] = .string("x <= 0 blocks; clipped passes 0 < x <= L*alpha")
+        }
+        return a
+    }
+
+    private func writeState(_ path: String, _ network: Network, _ optimizer: Optimizer, _ history: History, epoch: Int,
+        diverged: Int?) throws
+    {
+        try Checkpoint.save(to: path, network: network, optimizer: optimizer, stage: config.kind,
+            configuration: config.canonicalJSON(), seed: UInt64(config.seed), epoch: epoch, step: optimizer.stepCount,
+            inputs: provenanceInputs(), libraries: libraryVersions()) { w in
+            try w.setAttributes(self.attributes(epoch: epoch, diverged: diverged, optimizer: optimizer))
+            try history.write(to: w)
+        }
+    }
+
+    private func writeFinal(_ network: Network, _ optimizer: Optimizer, _ history: History, epoch: Int, diverged: Int?)
+        throws
+    {
+        let h = try H5Writer(path: historyPath)
+        try Provenance(stage: config.kind, configuration: config.canonicalJSON(), inputs: provenanceInputs(),
+            libraries: libraryVersions()).write(to: h)
+        try h.setAttributes(attributes(epoch: epoch, diverged: diverged, optimizer: optimizer))
+        try history.write(to: h)
+        try h.commit()
+        try writeState(checkpointPath, network, optimizer, history, epoch: epoch, diverged: diverged)
+        unlink(resumePath)
+    }
+
+    private func provenanceInputs() -> [String] { [config.data] + (config.initFrom.map { [$0] } ?? []) }
+}
+
+/// Library versions recorded in the provenance of run outputs (HDF5's is added by Storage).
+func libraryVersions() -> [String: String] {
+    var v = computeLibraryVersions()
+    #if swift(>=6.3)
+    v["swift"] = "6.3+"
+    #endif
+    return v
+}
+
+/// Threads the compute libraries use (set once per process by the CLI).
+func computeThreads() -> Int { Parallel.workers }

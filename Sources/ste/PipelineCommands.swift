@@ -1,0 +1,184 @@
+// The pipeline stages of Yin et al. 2019 Table 1: plan, pretrain, train, eval, report, diff.
+// Each `run()` is glue: parse, load, call the Experiments library, report errors.
+import ArgumentParser
+import Backends
+import Experiments
+import Foundation
+
+struct GridOptions: ParsableArguments {
+    @Option(help: "The experiment grid (YAML).")
+    var config = "experiments/table1.yaml"
+
+    @Option(help: "paper (the protocol as stated) or a profile of the config file, e.g. smoke.")
+    var profile = "paper"
+
+    func load() throws -> ExperimentConfig {
+        try ExperimentConfig.load(config).resolved(profile: profile)
+    }
+}
+
+struct RunOptions: ParsableArguments {
+    @OptionGroup var grid: GridOptions
+
+    @Option(help: "Run id: <net>-s<seed> (pretrain), <net>-a<bits>-<ste>-s<seed> (train), or <net>-a<bits>-<ste>-from-<ste>-s<seed> (Fig. 2).")
+    var run: String
+
+    @Option(help: "Compute threads (oneDNN, kernels). Same seed and threads → bit-identical results. Default: $STE_THREADS or 2.")
+    var threads: Int?
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    func resolve(expect kinds: [RunID.Kind]) throws -> (ExperimentConfig, RunConfig) {
+        guard let id = RunID(run) else { throw ValidationError("'\(run)' is not a run id (see --help)") }
+        guard kinds.contains(id.kind) else {
+            throw ValidationError("'\(run)' is a \(id.kind.rawValue) run; this stage takes \(kinds.map(\.rawValue).joined(separator: " or ")) runs")
+        }
+        let n = threads ?? ProcessInfo.processInfo.environment["STE_THREADS"].flatMap(Int.init) ?? 2
+        guard n >= 1 else { throw ValidationError("--threads must be at least 1") }
+        setComputeThreads(n)
+        let config = try grid.load()
+        return (config, try config.runConfig(id, profile: grid.profile))
+    }
+}
+
+/// Runs a stage body, turning library errors into one `error:` line and a non-zero exit.
+func stage(_ body: () throws -> Void) throws {
+    do { try body() } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+struct Plan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Resolve the grid: write one config stamp per run and print the Make rules.",
+        discussion: """
+            Stamps (results[/<profile>]/stamps/<run>.json) are rewritten only when a run's resolved \
+            configuration changes, so Make reruns exactly the cells whose settings changed.
+
+            Example: ste plan --profile smoke --make .plan/smoke.mk
+            """)
+    @OptionGroup var grid: GridOptions
+    @Option(help: "Write the Make fragment to this file (default: standard output).")
+    var make: String?
+    @Flag(help: "List the runs instead of printing Make rules.")
+    var list = false
+
+    func run() throws {
+        try stage {
+            let config = try grid.load()
+            let plan = Experiments.Plan(config: config, profile: grid.profile)
+            try plan.writeStamps()
+            if list {
+                let r = config.allRuns()
+                for id in r.pretrains + r.cells + r.fig2 { print(id) }
+                return
+            }
+            let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
+                || FileManager.default.fileExists(atPath: "data/cifar10.h5")
+            let text = try plan.makefile(cifarPresent: cifar)
+            if let make { try writeAtomically(text, to: make) } else { print(text, terminator: "") }
+        }
+    }
+}
+
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train the float (plain ReLU) net that initialises the quantized runs.",
+        discussion: "Writes results/pretrain/<net>-s<seed>/checkpoint.h5 and history.h5; resumes from resume.h5.\n\nExample: ste pretrain --run lenet5-s0")
+    @OptionGroup var options: RunOptions
+    func run() throws {
+        try stage {
+            let (_, run) = try options.resolve(expect: [.pretrain])
+            _ = try RunExecutor(config: run, resultsRoot: ExperimentConfig.resultsRoot(profile: options.grid.profile),
+                quiet: options.quiet).run()
+        }
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train one quantized cell (or a Fig. 2 run) from its starting checkpoint.",
+        discussion: """
+            Writes results/runs/<run>/checkpoint.h5 and history.h5 (Fig. 2 runs: results/fig2/<run>/). \
+            A checkpoint is written atomically after every epoch; a killed run resumes from it and ends \
+            bit-identical to an uninterrupted one. A NaN/inf loss stops the run and records it as diverged.
+
+            Example: ste train --run lenet5-a2-clipped-s0
+            """)
+    @OptionGroup var options: RunOptions
+    @Option(help: .hidden) var stopAfterEpochs: Int?
+    func run() throws {
+        try stage {
+            let (_, run) = try options.resolve(expect: [.train, .repel])
+            let executor = RunExecutor(config: run, resultsRoot: ExperimentConfig.resultsRoot(profile: options.grid.profile),
+                quiet: options.quiet)
+            executor.stopAfterEpochs = stopAfterEpochs
+            _ = try executor.run()
+        }
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a finished run: training loss (full pass, eval mode), test accuracy and loss → eval.h5.",
+        discussion: "Example: ste eval --run lenet5-a2-clipped-s0")
+    @OptionGroup var options: RunOptions
+    func run() throws {
+        try stage {
+            let (_, run) = try options.resolve(expect: [.train, .repel, .pretrain])
+            let r = try evaluateRun(run, resultsRoot: ExperimentConfig.resultsRoot(profile: options.grid.profile))
+            if !options.quiet {
+                print("\(run.runID): test accuracy \(String(format: "%.2f", r.testAccuracy)) %, training loss "
+                    + "\(String(format: "%.3e", r.trainLossLastEpoch)) (last epoch), \(String(format: "%.3e", r.trainLossFullPass)) (full pass)"
+                    + (r.diverged ? " — DIVERGED" : ""))
+            }
+        }
+    }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write results/table1.csv, results/REPORT.md and the figures from the finished runs.",
+        discussion: "Example: ste report --theory results/theory/REPORT-theory.md")
+    @OptionGroup var grid: GridOptions
+    @Option(help: "A Markdown section to append (the theory experiments' report), if the file exists.")
+    var theory: String?
+    func run() throws {
+        try stage {
+            let config = try grid.load()
+            let section = theory.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+            let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
+                || FileManager.default.fileExists(atPath: "data/cifar10.h5")
+            try writeReport(ReportInputs(config: config, profile: grid.profile, theorySection: section, cifarPresent: cifar))
+            print("wrote \(ExperimentConfig.resultsRoot(profile: grid.profile))/REPORT.md")
+        }
+    }
+}
+
+struct Diff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare our Table 1 with the paper's in the terminal.",
+        discussion: """
+            Exit status 0 unless the comparison could not run; with --strict a cell whose verdict is not \
+            'consistent' is an error too.
+
+            Example: ste diff results/table1.csv experiments/reference/yin2019-table1.csv
+            """)
+    @Argument(help: "Our table (written by ste report).") var ours = "results/table1.csv"
+    @Argument(help: "The paper's table.") var reference = "experiments/reference/yin2019-table1.csv"
+    @Flag(help: "Fail when a cell that was run is not consistent with the paper.") var strict = false
+    func run() throws {
+        var inconsistent = 0
+        try stage {
+            let rows = compare(ours: try loadTable1(ours), reference: try loadReference(reference))
+            print(formatDiff(rows), terminator: "")
+            inconsistent = rows.filter { $0.ours != nil && $0.accuracyVerdict != .consistent }.count
+            let run = rows.filter { $0.ours != nil }.count
+            print("\(run) of \(rows.count) cells run; \(run - inconsistent) consistent with the paper on accuracy, \(inconsistent) not.")
+        }
+        if strict && inconsistent > 0 { throw ExitCode(2) }
+    }
+}

@@ -1,0 +1,141 @@
+// A run killed after any epoch and restarted ends with exactly the same result as an uninterrupted
+// one; a NaN loss is recorded as divergence. Runs on a tiny synthetic MNIST-shaped dataset.
+import Foundation
+import Storage
+import XCTest
+
+@testable import Experiments
+
+final class ResumeTests: XCTestCase {
+    var dir: String!
+    var savedDirectory: String!
+
+    override func setUpWithError() throws {
+        savedDirectory = FileManager.default.currentDirectoryPath
+        dir = NSTemporaryDirectory() + "resume-tests-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.changeCurrentDirectoryPath(dir)
+        try writeTinyDataset("tiny.h5", train: 96, test: 40)
+        try writeTinyGrid("grid.yaml", lr: 0.01)
+    }
+
+    override func tearDownWithError() throws {
+        FileManager.default.changeCurrentDirectoryPath(savedDirectory)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    /// Class-dependent blobs so training has something to learn; deterministic bytes.
+    func writeTinyDataset(_ path: String, train: Int, test: Int) throws {
+        let w = try H5Writer(path: path)
+        for (name, n) in [("train", train), ("test", test)] {
+            var images = [UInt8](repeating: 0, count: n * 28 * 28)
+            var labels = [UInt8](repeating: 0, count: n)
+            for i in 0..<n {
+                let label = (i * 7 + 3) % 10
+                labels[i] = UInt8(label)
+                for p in 0..<(28 * 28) where (p / 28 + p % 28 + label * 3 + i) % 10 < 3 {
+                    images[i * 784 + p] = UInt8((p * 31 + label * 17) % 256)
+                }
+            }
+            try w.write("/\(name)/images", images, shape: [n, 28, 28])
+            try w.write("/\(name)/labels", labels, shape: [n])
+        }
+        try w.setAttributes(["layout": .string("NHW"), "n_train": .int(Int64(train)), "n_test": .int(Int64(test)),
+            "mean": .doubles([0.13]), "std": .doubles([0.3])])
+        try w.commit()
+    }
+
+    func writeTinyGrid(_ path: String, lr: Double) throws {
+        let phase = """
+                  epochs: 3
+                  batch_size: 32
+                  optimizer: sgd
+                  lr: \(lr)
+                  momentum: 0.9
+                  weight_decay: 1.0e-4
+                  schedule: {kind: multistep, milestones: [0.5], gamma: 0.1}
+            """
+        let text = """
+            experiment: resume-test
+            reference: \(repoRoot)/experiments/reference/yin2019-table1.csv
+            seeds: [0]
+            bits: [2]
+            stes: [clipped]
+            quantizer: {rounding: ceil, alpha: {2: 0.6511}}
+            nets:
+              lenet5:
+                dataset: mnist
+                data: tiny.h5
+                augment: false
+                normalize: {mean: [0.1307], std: [0.3081]}
+                eval_batch_size: 64
+                pretrain:
+            \(phase)
+                train:
+            \(phase)
+            """
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    func run(_ id: String, root: String, stopAfter: Int? = nil) throws -> RunOutcome {
+        let config = try ExperimentConfig.load("grid.yaml")
+        var run = try config.runConfig(RunID(id)!, profile: "paper")
+        if let initFrom = run.initFrom { run.initFrom = initFrom.replacingOccurrences(of: "results/", with: root + "/") }
+        let executor = RunExecutor(config: run, resultsRoot: root, quiet: true)
+        executor.stopAfterEpochs = stopAfter
+        return try executor.run()
+    }
+
+    func testInterruptedRunEndsBitIdenticalToUninterrupted() throws {
+        _ = try run("lenet5-s0", root: "a")
+        try FileManager.default.createDirectory(atPath: "b/pretrain", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "a/pretrain/lenet5-s0", toPath: "b/pretrain/lenet5-s0")
+
+        let full = try run("lenet5-a2-clipped-s0", root: "a")
+        XCTAssertEqual(full.epochs, 3)
+        // Killed after epoch 1, restarted, killed after epoch 2, restarted.
+        let first = try run("lenet5-a2-clipped-s0", root: "b", stopAfter: 1)
+        XCTAssertEqual(first.epochs, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "b/runs/lenet5-a2-clipped-s0/resume.h5"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "b/runs/lenet5-a2-clipped-s0/checkpoint.h5"))
+        _ = try run("lenet5-a2-clipped-s0", root: "b", stopAfter: 1)
+        let last = try run("lenet5-a2-clipped-s0", root: "b")
+        XCTAssertEqual(last.epochs, 3)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "b/runs/lenet5-a2-clipped-s0/resume.h5"))
+
+        let a = try H5Reader(path: "a/runs/lenet5-a2-clipped-s0/checkpoint.h5")
+        let b = try H5Reader(path: "b/runs/lenet5-a2-clipped-s0/checkpoint.h5")
+        var compared = 0
+        for group in ["/params", "/buffers", "/optimizer/sgd/momentum_buffer"] where a.contains(group) {
+            for layer in try a.children(of: group) where layer.kind == .group {
+                for t in try a.children(of: "\(group)/\(layer.name)") {
+                    let path = "\(group)/\(layer.name)/\(t.name)"
+                    XCTAssertEqual(try a.read(path, as: Float.self).values, try b.read(path, as: Float.self).values, path)
+                    compared += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(compared, 10)
+        let ha = try History.read(from: a), hb = try History.read(from: b)
+        XCTAssertEqual(ha.trainLoss, hb.trainLoss)
+        XCTAssertEqual(ha.testAccuracy, hb.testAccuracy)
+        XCTAssertEqual(ha.learningRate, [0.01, 0.001, 0.001])
+    }
+
+    func testResumeRefusesStateOfAnotherConfiguration() throws {
+        _ = try run("lenet5-s0", root: "a", stopAfter: 1)
+        try writeTinyGrid("grid.yaml", lr: 0.02)
+        XCTAssertThrowsError(try run("lenet5-s0", root: "a")) { error in
+            XCTAssertTrue("\(error)".contains("resume state was written by a different configuration"), "\(error)")
+        }
+    }
+
+    func testNonFiniteLossIsRecordedAsDivergence() throws {
+        try writeTinyGrid("grid.yaml", lr: 1.0e30)
+        let outcome = try run("lenet5-s0", root: "a")
+        XCTAssertTrue(outcome.diverged)
+        let r = try H5Reader(path: "a/pretrain/lenet5-s0/checkpoint.h5")
+        XCTAssertEqual(try r.attribute("diverged"), .int(1))
+        XCTAssertEqual(try r.attribute("diverged_epoch").intValue, Int64(outcome.divergedEpoch!))
+    }
+}
