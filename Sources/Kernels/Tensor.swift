@@ -16,7 +16,9 @@ public final class Tensor: @unchecked Sendable {
         count = shape.reduce(1, *)
         let bytes = max(64, ((count * 4 + 63) / 64) * 64)
         var raw: UnsafeMutableRawPointer? = nil
-        precondition(posix_memalign(&raw, 64, bytes) == 0 && raw != nil, "out of memory for \(shape)")
+        // Not inside precondition(): -Ounchecked does not evaluate precondition conditions at all.
+        let status = posix_memalign(&raw, 64, bytes)
+        if status != 0 || raw == nil { fatalError("out of memory for \(shape)") }
         pointer = raw!.bindMemory(to: Float.self, capacity: count)
         pointer.initialize(repeating: 0, count: count)
     }
