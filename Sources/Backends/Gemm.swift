@@ -1,0 +1,28 @@
+// Dense matrix products for the Linear layer, through OpenBLAS (kept at 1 thread; see `Compute`).
+import COpenBLAS
+import Kernels
+
+/// c[m, n] = alpha · op(a) · op(b) + beta · c, row-major; op = transpose when the flag is set.
+public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                  a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float, c: UnsafeMutablePointer<Float>) {
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n),
+                beta, c, Int32(n))
+}
+
+/// Threads of every library in the process, set from this one place: oneDNN's OpenMP pool, the
+/// Kernels' Dispatch workers; OpenBLAS stays at 1 thread (its idle spinning and per-GEMM threading
+/// cost more than they give next to the other pools; notes/swift-native-libraries.md §2.13).
+public func setComputeThreads(_ n: Int) {
+    precondition(n >= 1, "thread count \(n)")
+    openblas_set_num_threads(1)
+    OneDNNBackend.setThreads(n)
+    Parallel.workers = n
+    // Activations are fresh tensors every step; keep freed blocks in the heap instead of returning them
+    // to the kernel (mmap/munmap per tensor cost page faults and zeroing, ~15 % of a LeNet-5 step).
+    _ = mallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
+    _ = mallopt(-1 /* M_TRIM_THRESHOLD */, Int32.max)
+}
+
+/// glibc <malloc.h> (not part of the Glibc module).
+@_silgen_name("mallopt") private func mallopt(_ parameter: Int32, _ value: Int32) -> Int32

@@ -1,0 +1,314 @@
+// The oneDNN 2.6 convolution backend. EVERY oneDNN call of the project is in this file: the 2.6
+// op-descriptor C API is gone in oneDNN 3.x, so a port touches one file.
+// Recipe (notes/swift-native-libraries.md §1, §2.7–2.9): primitives are created ONCE per geometry and
+// reused; `dnnl_format_tag_any` lets oneDNN pick its jit:avx2 blocked layouts; plain NCHW/OIHW tensors
+// are reordered into those layouts at the layer boundary (keeping the blocked layout across layers is
+// later work), weights every step since forward and backward-data want different weight layouts.
+import CDNNL
+import Kernels
+
+public final class OneDNNBackend: ConvolutionBackend {
+    public let name = "oneDNN \(dnnl_version().pointee.major).\(dnnl_version().pointee.minor).\(dnnl_version().pointee.patch)"
+    let engine: dnnl_engine_t
+    let stream: dnnl_stream_t
+
+    private init(engine: dnnl_engine_t, stream: dnnl_stream_t) {
+        self.engine = engine
+        self.stream = stream
+    }
+
+    /// nil when oneDNN cannot create a CPU engine and stream.
+    public static func make() -> OneDNNBackend? {
+        var engine: dnnl_engine_t?
+        guard dnnl_engine_create(&engine, dnnl_cpu, 0) == dnnl_success, let engine else { return nil }
+        var stream: dnnl_stream_t?
+        guard dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue) == dnnl_success, let stream
+        else { return nil }
+        return OneDNNBackend(engine: engine, stream: stream)
+    }
+
+    /// oneDNN threads through Debian's libgomp: its OpenMP pool size. The Kernels' parallel loops are
+    /// routed into the same pool (GOMP_parallel, GCC's OpenMP ABI), so no second pool competes with it.
+    public static func setThreads(_ n: Int) {
+        omp_set_num_threads(Int32(n))
+        Parallel.runner = { parts, body in
+            withoutActuallyEscaping(body) { body in
+                var job = OpenMPJob(parts: parts, body: body)
+                withUnsafeMutablePointer(to: &job) { GOMP_parallel(runOpenMPJob, UnsafeMutableRawPointer($0), UInt32(parts), 0) }
+            }
+        }
+    }
+    public static var threads: Int { Int(omp_get_max_threads()) }
+
+    public func convolution(_ geometry: Conv2DGeometry, bias: Bool) -> Convolution2D {
+        OneDNNConvolution(geometry, bias: bias, backend: self)
+    }
+}
+
+@inline(__always)
+private func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
+    precondition(status == dnnl_success, "oneDNN: \(what()) failed with status \(status.rawValue)")
+}
+
+private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+    var md = dnnl_memory_desc_t()
+    check(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), dims.map(Int64.init), dnnl_f32, tag), "memory desc \(dims)")
+    return md
+}
+
+/// One argument of a primitive: the caller's plain buffer, and, when the primitive wants another
+/// layout, its own buffer plus the reorder between the two.
+private final class Port {
+    let user: dnnl_memory_t
+    let inner: dnnl_memory_t?
+    let reorder: dnnl_primitive_t?
+    let toInner: Bool
+    var memory: dnnl_memory_t { inner ?? user }
+
+    init(plain: dnnl_memory_desc_t, wanted: dnnl_memory_desc_t, input: Bool, engine: dnnl_engine_t) {
+        var plain = plain, wanted = wanted
+        var u: dnnl_memory_t?
+        check(dnnl_memory_create(&u, &plain, engine, nil), "user memory")
+        user = u!
+        toInner = input
+        if dnnl_memory_desc_equal(&plain, &wanted) != 0 {
+            inner = nil
+            reorder = nil
+            return
+        }
+        var m: dnnl_memory_t?
+        check(dnnl_memory_create(&m, &wanted, engine, shim_DNNL_MEMORY_ALLOCATE()), "inner memory")
+        inner = m
+        var pd: dnnl_primitive_desc_t?
+        if input {
+            check(dnnl_reorder_primitive_desc_create(&pd, &plain, engine, &wanted, engine, nil), "reorder pd")
+        } else {
+            check(dnnl_reorder_primitive_desc_create(&pd, &wanted, engine, &plain, engine, nil), "reorder pd")
+        }
+        var r: dnnl_primitive_t?
+        check(dnnl_primitive_create(&r, pd), "reorder primitive")
+        dnnl_primitive_desc_destroy(pd)
+        reorder = r
+    }
+
+    deinit {
+        dnnl_memory_destroy(user)
+        if let inner { dnnl_memory_destroy(inner) }
+        if let reorder { dnnl_primitive_destroy(reorder) }
+    }
+
+    func bind(_ p: UnsafeRawPointer) { check(dnnl_memory_set_data_handle(user, UnsafeMutableRawPointer(mutating: p)), "set handle") }
+
+    /// Reorders between the caller's buffer and the inner one, in the port's direction.
+    func sync(_ stream: dnnl_stream_t) {
+        guard let reorder, let inner else { return }
+        var args = toInner
+            ? [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: user), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: inner)]
+            : [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: inner), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: user)]
+        check(dnnl_primitive_execute(reorder, stream, 2, &args), "reorder")
+    }
+}
+
+private func wantedDesc(_ pd: dnnl_primitive_desc_t, _ arg: Int32) -> dnnl_memory_desc_t {
+    dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg)!.pointee
+}
+
+private func implementationName(_ pd: dnnl_primitive_desc_t) -> String {
+    var s: UnsafePointer<CChar>?
+    guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &s) == dnnl_success, let s else { return "?" }
+    return String(cString: s)
+}
+
+/// A convolution on oneDNN: forward-training, backward-data and backward-weights primitives of one
+/// geometry, each with its reorders, created at init and reused on every call.
+public final class OneDNNConvolution: Convolution2D {
+    public let geometry: Conv2DGeometry
+    public let hasBias: Bool
+    public let implementation: String
+    private let stream: dnnl_stream_t
+    private let fwd: dnnl_primitive_t, bwdData: dnnl_primitive_t, bwdWeights: dnnl_primitive_t
+    private let fSrc: Port, fWei: Port, fDst: Port, fBias: Port?
+    private let dDiffDst: Port, dWei: Port, dDiffSrc: Port
+    private let wSrc: Port, wDiffDst: Port, wDiffWei: Port, wDiffBias: Port?
+    /// backward-weights can take forward's reordered input / backward-data's reordered dy as they are.
+    private let srcShared: Bool, diffDstShared: Bool
+    private var lastForwardInput: UnsafeRawPointer?
+
+    init(_ g: Conv2DGeometry, bias: Bool, backend: OneDNNBackend) {
+        geometry = g
+        hasBias = bias
+        stream = backend.stream
+        let engine = backend.engine
+        let srcDims = [g.batch, g.inChannels, g.height, g.width]
+        let weiDims = [g.outChannels, g.inChannels, g.kernel, g.kernel]
+        let dstDims = [g.batch, g.outChannels, g.outHeight, g.outWidth]
+        var src = memoryDesc(srcDims, dnnl_format_tag_any), wei = memoryDesc(weiDims, dnnl_format_tag_any)
+        var dst = memoryDesc(dstDims, dnnl_format_tag_any)
+        let b = memoryDesc([g.outChannels], dnnl_format_tag_any)
+        let plainSrc = memoryDesc(srcDims, dnnl_nchw), plainWei = memoryDesc(weiDims, dnnl_oihw)
+        let plainDst = memoryDesc(dstDims, dnnl_nchw), plainBias = memoryDesc([g.outChannels], dnnl_x)
+        let strides: [Int64] = [Int64(g.stride), Int64(g.stride)]
+        let padL: [Int64] = [Int64(g.padding), Int64(g.padding)]
+        // PyTorch floors the output size; oneDNN wants the right padding that makes the sizes consistent.
+        let padR: [Int64] = [Int64((g.outHeight - 1) * g.stride + g.kernel - g.height - g.padding),
+                             Int64((g.outWidth - 1) * g.stride + g.kernel - g.width - g.padding)]
+
+        var fd = dnnl_convolution_desc_t()
+        let biasStorage = UnsafeMutablePointer<dnnl_memory_desc_t>.allocate(capacity: 1)
+        biasStorage.initialize(to: b)
+        defer { biasStorage.deallocate() }
+        let biasDesc = bias ? biasStorage : nil
+        check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src, &wei,
+                                                 biasDesc, &dst, strides, padL, padR), "conv fwd desc \(g)")
+        var fpd: dnnl_primitive_desc_t?
+        check(dnnl_primitive_desc_create(&fpd, &fd, nil, engine, nil), "conv fwd pd \(g)")
+        var dd = dnnl_convolution_desc_t()
+        check(dnnl_convolution_backward_data_desc_init(&dd, dnnl_convolution_direct, &src, &wei, &dst, strides,
+                                                       padL, padR), "conv bwd-data desc \(g)")
+        var dpd: dnnl_primitive_desc_t?
+        check(dnnl_primitive_desc_create(&dpd, &dd, nil, engine, fpd), "conv bwd-data pd \(g)")
+        var wd = dnnl_convolution_desc_t()
+        check(dnnl_convolution_backward_weights_desc_init(&wd, dnnl_convolution_direct, &src, &wei,
+                                                          biasDesc, &dst, strides, padL, padR),
+              "conv bwd-weights desc \(g)")
+        var wpd: dnnl_primitive_desc_t?
+        check(dnnl_primitive_desc_create(&wpd, &wd, nil, engine, fpd), "conv bwd-weights pd \(g)")
+        defer { dnnl_primitive_desc_destroy(fpd); dnnl_primitive_desc_destroy(dpd); dnnl_primitive_desc_destroy(wpd) }
+
+        func make(_ pd: dnnl_primitive_desc_t?) -> dnnl_primitive_t {
+            var p: dnnl_primitive_t?
+            check(dnnl_primitive_create(&p, pd), "conv primitive \(g)")
+            return p!
+        }
+        fwd = make(fpd)
+        bwdData = make(dpd)
+        bwdWeights = make(wpd)
+        implementation = "fwd \(implementationName(fpd!)), bwd-data \(implementationName(dpd!)), bwd-weights \(implementationName(wpd!))"
+
+        fSrc = Port(plain: plainSrc, wanted: wantedDesc(fpd!, DNNL_ARG_SRC), input: true, engine: engine)
+        fWei = Port(plain: plainWei, wanted: wantedDesc(fpd!, DNNL_ARG_WEIGHTS), input: true, engine: engine)
+        fDst = Port(plain: plainDst, wanted: wantedDesc(fpd!, DNNL_ARG_DST), input: false, engine: engine)
+        fBias = bias ? Port(plain: plainBias, wanted: wantedDesc(fpd!, DNNL_ARG_BIAS), input: true, engine: engine) : nil
+        dDiffDst = Port(plain: plainDst, wanted: wantedDesc(dpd!, DNNL_ARG_DIFF_DST), input: true, engine: engine)
+        dWei = Port(plain: plainWei, wanted: wantedDesc(dpd!, DNNL_ARG_WEIGHTS), input: true, engine: engine)
+        dDiffSrc = Port(plain: plainSrc, wanted: wantedDesc(dpd!, DNNL_ARG_DIFF_SRC), input: false, engine: engine)
+        wSrc = Port(plain: plainSrc, wanted: wantedDesc(wpd!, DNNL_ARG_SRC), input: true, engine: engine)
+        wDiffDst = Port(plain: plainDst, wanted: wantedDesc(wpd!, DNNL_ARG_DIFF_DST), input: true, engine: engine)
+        wDiffWei = Port(plain: plainWei, wanted: wantedDesc(wpd!, DNNL_ARG_DIFF_WEIGHTS), input: false, engine: engine)
+        wDiffBias = bias ? Port(plain: plainBias, wanted: wantedDesc(wpd!, DNNL_ARG_DIFF_BIAS), input: false,
+                                engine: engine) : nil
+        var a = wantedDesc(fpd!, DNNL_ARG_SRC), bw = wantedDesc(wpd!, DNNL_ARG_SRC)
+        srcShared = dnnl_memory_desc_equal(&a, &bw) != 0
+        var c = wantedDesc(dpd!, DNNL_ARG_DIFF_DST), cw = wantedDesc(wpd!, DNNL_ARG_DIFF_DST)
+        diffDstShared = dnnl_memory_desc_equal(&c, &cw) != 0
+    }
+
+    deinit {
+        dnnl_primitive_destroy(fwd)
+        dnnl_primitive_destroy(bwdData)
+        dnnl_primitive_destroy(bwdWeights)
+    }
+
+    private func run(_ p: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_t)]) {
+        var a = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1) }
+        check(dnnl_primitive_execute(p, stream, Int32(a.count), &a), "conv execute \(geometry)")
+        check(dnnl_stream_wait(stream), "stream wait")
+    }
+
+    public func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        output: UnsafeMutablePointer<Float>) {
+        precondition((bias != nil) == hasBias, "conv \(geometry): bias \(bias != nil) vs built with \(hasBias)")
+        fSrc.bind(input); fSrc.sync(stream)
+        fWei.bind(weight); fWei.sync(stream)
+        var args: [(Int32, dnnl_memory_t)] = [(DNNL_ARG_SRC, fSrc.memory), (DNNL_ARG_WEIGHTS, fWei.memory),
+                                              (DNNL_ARG_DST, fDst.memory)]
+        if let fBias, let bias {
+            fBias.bind(bias); fBias.sync(stream)
+            args.append((DNNL_ARG_BIAS, fBias.memory))
+        }
+        fDst.bind(output)
+        run(fwd, args)
+        fDst.sync(stream)
+        lastForwardInput = UnsafeRawPointer(input)
+    }
+
+    public func backwardData(outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                             inputGrad: UnsafeMutablePointer<Float>) {
+        dDiffDst.bind(outputGrad); dDiffDst.sync(stream)
+        dataPass(weight: weight, inputGrad: inputGrad)
+    }
+
+    private func dataPass(weight: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>) {
+        dWei.bind(weight); dWei.sync(stream)
+        dDiffSrc.bind(inputGrad)
+        run(bwdData, [(DNNL_ARG_DIFF_DST, dDiffDst.memory), (DNNL_ARG_WEIGHTS, dWei.memory),
+                      (DNNL_ARG_DIFF_SRC, dDiffSrc.memory)])
+        dDiffSrc.sync(stream)
+    }
+
+    public func backwardWeights(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>,
+                                weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>?) {
+        wDiffDst.bind(outputGrad); wDiffDst.sync(stream)
+        weightPass(input: input, diffDst: wDiffDst.memory, weightGrad: weightGrad, biasGrad: biasGrad, reuseSource: false)
+    }
+
+    private func weightPass(input: UnsafePointer<Float>, diffDst: dnnl_memory_t, weightGrad: UnsafeMutablePointer<Float>,
+                            biasGrad: UnsafeMutablePointer<Float>?, reuseSource: Bool) {
+        precondition((biasGrad != nil) == hasBias, "conv \(geometry): bias grad \(biasGrad != nil) vs \(hasBias)")
+        let src: dnnl_memory_t
+        if reuseSource {
+            src = fSrc.memory
+        } else {
+            wSrc.bind(input); wSrc.sync(stream)
+            src = wSrc.memory
+        }
+        wDiffWei.bind(weightGrad)
+        var args: [(Int32, dnnl_memory_t)] = [(DNNL_ARG_SRC, src), (DNNL_ARG_DIFF_DST, diffDst),
+                                              (DNNL_ARG_DIFF_WEIGHTS, wDiffWei.memory)]
+        if let wDiffBias, let biasGrad {
+            wDiffBias.bind(biasGrad)
+            args.append((DNNL_ARG_DIFF_BIAS, wDiffBias.memory))
+        }
+        run(bwdWeights, args)
+        wDiffWei.sync(stream)
+        wDiffBias?.sync(stream)
+    }
+
+    /// Both backward passes sharing one reorder of dy, and forward's reorder of x when `input` is the
+    /// buffer of the latest forward (the layer contract: backward follows its forward).
+    public func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,
+                         biasGrad: UnsafeMutablePointer<Float>?) {
+        let reuse = srcShared && lastForwardInput == UnsafeRawPointer(input)
+        if let inputGrad {
+            dDiffDst.bind(outputGrad); dDiffDst.sync(stream)
+            dataPass(weight: weight, inputGrad: inputGrad)
+            if diffDstShared {
+                weightPass(input: input, diffDst: dDiffDst.memory, weightGrad: weightGrad, biasGrad: biasGrad,
+                           reuseSource: reuse)
+                return
+            }
+        }
+        wDiffDst.bind(outputGrad); wDiffDst.sync(stream)
+        weightPass(input: input, diffDst: wDiffDst.memory, weightGrad: weightGrad, biasGrad: biasGrad, reuseSource: reuse)
+    }
+}
+
+// libgomp's entry points for `#pragma omp parallel num_threads(n)`: every thread of the team calls
+// fn(data); the call returns when all are done. Declared here (not in the C shim) to keep them beside
+// their single use.
+@_silgen_name("GOMP_parallel")
+private func GOMP_parallel(_ fn: @convention(c) (UnsafeMutableRawPointer?) -> Void, _ data: UnsafeMutableRawPointer?,
+                           _ numThreads: UInt32, _ flags: UInt32)
+@_silgen_name("omp_get_thread_num") private func omp_get_thread_num() -> Int32
+@_silgen_name("omp_get_num_threads") private func omp_get_num_threads() -> Int32
+
+private struct OpenMPJob { let parts: Int; let body: (Int) -> Void }
+
+/// Thread t of the team runs parts t, t + team, …: every part exactly once, whatever the team size.
+private let runOpenMPJob: @convention(c) (UnsafeMutableRawPointer?) -> Void = { data in
+    let job = data!.assumingMemoryBound(to: OpenMPJob.self).pointee
+    let team = Int(omp_get_num_threads()), me = Int(omp_get_thread_num())
+    var part = me
+    while part < job.parts { job.body(part); part += team }
+}

@@ -1,0 +1,200 @@
+// Batch normalisation kernels with PyTorch semantics (BatchNorm1d/2d): training normalises with the
+// batch mean and the biased variance and updates running_var with the unbiased one; eval uses the
+// running statistics. One layout for both: element (i, ch, s) at (i·c + ch)·spatial + s, so
+// BatchNorm1d is spatial = 1 and BatchNorm2d is spatial = h·w. Per-channel sums run in a fixed
+// order (Float SIMD partials per plane, Double across planes); work is split over channels.
+
+public struct BatchNormShape: Equatable, Sendable {
+    public var n: Int, c: Int, spatial: Int
+    public init(n: Int, c: Int, spatial: Int) { (self.n, self.c, self.spatial) = (n, c, spatial) }
+    public var count: Int { n * c * spatial }
+    /// Elements averaged per channel.
+    public var reduced: Int { n * spatial }
+}
+
+@inline(__always)
+func planeSum(_ p: UnsafePointer<Float>, _ count: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0), acc2 = SIMD8<Float>(repeating: 0)
+    let raw = UnsafeRawPointer(p)
+    var i = 0
+    while i + 16 <= count {
+        acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        acc2 += raw.loadUnaligned(fromByteOffset: i * 4 + 32, as: SIMD8<Float>.self)
+        i += 16
+    }
+    var s = (acc + acc2).sum()
+    while i < count { s += p[i]; i += 1 }
+    return s
+}
+
+@inline(__always)
+func planeSquaredDeviation(_ p: UnsafePointer<Float>, _ count: Int, _ mean: Float) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    let raw = UnsafeRawPointer(p), m = SIMD8<Float>(repeating: mean)
+    var i = 0
+    while i + 8 <= count {
+        let d = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - m
+        acc += d * d
+        i += 8
+    }
+    var s = acc.sum()
+    while i < count { let d = p[i] - mean; s += d * d; i += 1 }
+    return s
+}
+
+/// Training forward: y = (x − mean)·invstd (·weight + bias when affine); writes the batch `mean` and
+/// `invstd` = 1/√(var_biased + eps) per channel for the backward; updates the running statistics.
+public func batchNormForwardTraining(
+    _ y: UnsafeMutableBufferPointer<Float>, mean: UnsafeMutableBufferPointer<Float>,
+    invstd: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
+    runningMean: UnsafeMutableBufferPointer<Float>, runningVar: UnsafeMutableBufferPointer<Float>,
+    weight: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?,
+    shape: BatchNormShape, eps: Float, momentum: Float
+) {
+    precondition(y.count == shape.count && x.count == shape.count && mean.count == shape.c && invstd.count == shape.c)
+    precondition(runningMean.count == shape.c && runningVar.count == shape.c && shape.reduced > 1)
+    let (n, c, s) = (shape.n, shape.c, shape.spatial)
+    nonisolated(unsafe) let (yp, xp, mp, ip) = (y.baseAddress!, x.baseAddress!, mean.baseAddress!, invstd.baseAddress!)
+    nonisolated(unsafe) let (rm, rv) = (runningMean.baseAddress!, runningVar.baseAddress!)
+    nonisolated(unsafe) let (wp, bp) = (weight?.baseAddress, bias?.baseAddress)
+    let m = Double(shape.reduced)
+    Parallel.forEachChunk(c, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, n * s))) { channels in
+        for ch in channels {
+            var sum = 0.0
+            for i in 0..<n { sum += Double(planeSum(xp + (i * c + ch) * s, s)) }
+            let mu = Float(sum / m)
+            var sq = 0.0
+            for i in 0..<n { sq += Double(planeSquaredDeviation(xp + (i * c + ch) * s, s, mu)) }
+            let variance = sq / m
+            let inv = Float(1 / (variance + Double(eps)).squareRoot())
+            mp[ch] = mu
+            ip[ch] = inv
+            rm[ch] = (1 - momentum) * rm[ch] + momentum * mu
+            rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(variance * m / (m - 1))
+            let scale = inv * (wp?[ch] ?? 1), shift = (bp?[ch] ?? 0) - mu * scale
+            for i in 0..<n { affineRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift) }
+        }
+    }
+}
+
+@inline(__always)
+func affineRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int, _ scale: Float, _ shift: Float) {
+    let a = SIMD8<Float>(repeating: scale), b = SIMD8<Float>(repeating: shift)
+    let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
+    var i = 0
+    while i + 8 <= count {
+        let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        yr.storeBytes(of: v * a + b, toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count { y[i] = x[i] * scale + shift; i += 1 }
+}
+
+/// Eval forward: y = (x − running_mean)/√(running_var + eps) (·weight + bias when affine).
+public func batchNormForwardInference(
+    _ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
+    runningMean: UnsafeBufferPointer<Float>, runningVar: UnsafeBufferPointer<Float>,
+    weight: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, shape: BatchNormShape, eps: Float
+) {
+    precondition(y.count == shape.count && x.count == shape.count && runningMean.count == shape.c)
+    let (n, c, s) = (shape.n, shape.c, shape.spatial)
+    nonisolated(unsafe) let (yp, xp, rm, rv) = (y.baseAddress!, x.baseAddress!, runningMean.baseAddress!, runningVar.baseAddress!)
+    nonisolated(unsafe) let (wp, bp) = (weight?.baseAddress, bias?.baseAddress)
+    Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * s))) { images in
+        for i in images {
+            for ch in 0..<c {
+                let scale = (wp?[ch] ?? 1) / (rv[ch] + eps).squareRoot()
+                let shift = (bp?[ch] ?? 0) - rm[ch] * scale
+                affineRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift)
+            }
+        }
+    }
+}
+
+/// Training backward (batch statistics): dx += w·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)) with
+/// x̂ = (x − mean)·invstd; when affine, dweight += Σ dy·x̂ and dbias += Σ dy.
+public func batchNormBackwardTraining(
+    _ dx: UnsafeMutableBufferPointer<Float>, dweight: UnsafeMutableBufferPointer<Float>?,
+    dbias: UnsafeMutableBufferPointer<Float>?, _ dy: UnsafeBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
+    mean: UnsafeBufferPointer<Float>, invstd: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>?,
+    shape: BatchNormShape
+) {
+    precondition(dx.count == shape.count && dy.count == shape.count && x.count == shape.count && mean.count == shape.c)
+    let (n, c, s) = (shape.n, shape.c, shape.spatial)
+    nonisolated(unsafe) let (dxp, dyp, xp, mp, ip) = (dx.baseAddress!, dy.baseAddress!, x.baseAddress!, mean.baseAddress!, invstd.baseAddress!)
+    nonisolated(unsafe) let (wp, dwp, dbp) = (weight?.baseAddress, dweight?.baseAddress, dbias?.baseAddress)
+    let m = Double(shape.reduced)
+    Parallel.forEachChunk(c, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, n * s))) { channels in
+        for ch in channels {
+            let mu = mp[ch], inv = ip[ch]
+            var sumDy = 0.0, sumDyXc = 0.0   // Σ dy, Σ dy·(x − mean)
+            for i in 0..<n {
+                let o = (i * c + ch) * s
+                let (a, b) = dotSums(dyp + o, xp + o, s, mu)
+                sumDy += Double(a)
+                sumDyXc += Double(b)
+            }
+            let sumDyXhat = sumDyXc * Double(inv)
+            dwp?[ch] += Float(sumDyXhat)
+            dbp?[ch] += Float(sumDy)
+            let g = inv * (wp?[ch] ?? 1)
+            // dx = g·dy − g·mean(dy) − g·inv²·(x − mean)·mean(dy·(x − mean))
+            let k1 = Float(Double(g) * sumDy / m)
+            let k2 = Float(Double(g) * Double(inv) * Double(inv) * sumDyXc / m)
+            for i in 0..<n {
+                let o = (i * c + ch) * s
+                bnBackwardRow(dxp + o, dyp + o, xp + o, s, g, k1, k2, mu)
+            }
+        }
+    }
+}
+
+@inline(__always)
+func dotSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int, _ mean: Float) -> (Float, Float) {
+    var a = SIMD8<Float>(repeating: 0), b = SIMD8<Float>(repeating: 0)
+    let dr = UnsafeRawPointer(dy), xr = UnsafeRawPointer(x), m = SIMD8<Float>(repeating: mean)
+    var i = 0
+    while i + 8 <= count {
+        let g = dr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - m
+        a += g
+        b += g * v
+        i += 8
+    }
+    var sa = a.sum(), sb = b.sum()
+    while i < count { sa += dy[i]; sb += dy[i] * (x[i] - mean); i += 1 }
+    return (sa, sb)
+}
+
+@inline(__always)
+func bnBackwardRow(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                   _ count: Int, _ g: Float, _ k1: Float, _ k2: Float, _ mean: Float) {
+    let dxr = UnsafeMutableRawPointer(dx), dr = UnsafeRawPointer(dy), xr = UnsafeRawPointer(x)
+    let vg = SIMD8<Float>(repeating: g), v1 = SIMD8<Float>(repeating: k1), v2 = SIMD8<Float>(repeating: k2)
+    let m = SIMD8<Float>(repeating: mean)
+    var i = 0
+    while i + 8 <= count {
+        let gy = dr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        let xc = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - m
+        let old = dxr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        dxr.storeBytes(of: old + (gy * vg - v1 - xc * v2), toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count { dx[i] += g * dy[i] - k1 - (x[i] - mean) * k2; i += 1 }
+}
+
+/// Backward of the eval-mode normalisation (running statistics are constants): dx += dy·w/√(rv + eps).
+public func batchNormBackwardInference(
+    _ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
+    runningVar: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>?, shape: BatchNormShape, eps: Float
+) {
+    precondition(dx.count == shape.count && dy.count == shape.count)
+    let (n, c, s) = (shape.n, shape.c, shape.spatial)
+    for i in 0..<n {
+        for ch in 0..<c {
+            let g = (weight?[ch] ?? 1) / (runningVar[ch] + eps).squareRoot()
+            let o = (i * c + ch) * s
+            for k in 0..<s { dx[o + k] += g * dy[o + k] }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+// Elementwise kernels of the layers: float ReLU forward/backward and the residual add.
+// SIMD8 with `.replacing(with:where:)` (notes/swift-native-libraries.md §2.11); 2 workers over blocks.
+
+/// y = max(x, 0)
+public func reluForward(_ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>) {
+    precondition(y.count == x.count)
+    let yp = UnsafeMutableRawPointer(y.baseAddress!), xp = UnsafeRawPointer(x.baseAddress!)
+    let n = x.count
+    nonisolated(unsafe) let (ys, xs) = (yp, xp)
+    Parallel.forEachChunk(n / 8, minimumPerWorker: 16_384) { r in
+        let zero = SIMD8<Float>(repeating: 0)
+        for i in r {
+            let v = xs.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+            ys.storeBytes(of: v.replacing(with: zero, where: v .< zero), toByteOffset: i * 32, as: SIMD8<Float>.self)
+        }
+    }
+    for i in (n / 8 * 8)..<n { y[i] = Swift.max(x[i], 0) }
+}
+
+/// dx += dy · 1{x > 0}  (accumulates, like every backward kernel)
+public func reluBackward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
+                         _ x: UnsafeBufferPointer<Float>) {
+    precondition(dx.count == x.count && dy.count == x.count)
+    nonisolated(unsafe) let (dxs, dys, xs) = (UnsafeMutableRawPointer(dx.baseAddress!),
+                                             UnsafeRawPointer(dy.baseAddress!), UnsafeRawPointer(x.baseAddress!))
+    let n = x.count
+    Parallel.forEachChunk(n / 8, minimumPerWorker: 16_384) { r in
+        let zero = SIMD8<Float>(repeating: 0)
+        for i in r {
+            let v = xs.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+            let g = dys.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+            let d = dxs.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+            dxs.storeBytes(of: d + g.replacing(with: zero, where: v .<= zero), toByteOffset: i * 32,
+                           as: SIMD8<Float>.self)
+        }
+    }
+    for i in (n / 8 * 8)..<n where x[i] > 0 { dx[i] += dy[i] }
+}
+
+/// y = a + b
+public func addForward(_ y: UnsafeMutableBufferPointer<Float>, _ a: UnsafeBufferPointer<Float>,
+                       _ b: UnsafeBufferPointer<Float>) {
+    precondition(y.count == a.count && b.count == a.count)
+    nonisolated(unsafe) let (ys, as_, bs) = (UnsafeMutableRawPointer(y.baseAddress!),
+                                            UnsafeRawPointer(a.baseAddress!), UnsafeRawPointer(b.baseAddress!))
+    let n = a.count
+    Parallel.forEachChunk(n / 8, minimumPerWorker: 16_384) { r in
+        for i in r {
+            let u = as_.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+            let v = bs.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+            ys.storeBytes(of: u + v, toByteOffset: i * 32, as: SIMD8<Float>.self)
+        }
+    }
+    for i in (n / 8 * 8)..<n { y[i] = a[i] + b[i] }
+}
+
+/// y += x
+public func accumulate(_ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>) {
+    precondition(y.count == x.count)
+    for i in 0..<x.count { y[i] += x[i] }
+}

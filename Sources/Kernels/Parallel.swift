@@ -1,0 +1,33 @@
+// Work splitting for the hand-written kernels: a fixed number of Dispatch workers, each owning a
+// contiguous block of items, so every output element is computed by one worker in a fixed order
+// and results do not depend on thread timing (same worker count → bit-identical results).
+import Dispatch
+
+public enum Parallel {
+    /// Workers used by the kernels; set once at start-up together with oneDNN's OpenMP threads.
+    public nonisolated(unsafe) static var workers = 2
+
+    /// Runs `body(part)` for part in 0..<parts concurrently and returns when all are done. Dispatch by
+    /// default; Backends installs oneDNN's OpenMP pool here so the process has ONE worker pool (an idle
+    /// OpenMP thread spin-waits, and would compete with Dispatch workers for the same cores).
+    public nonisolated(unsafe) static var runner: (_ parts: Int, _ body: (Int) -> Void) -> Void = { parts, body in
+        withoutActuallyEscaping(body) { body in
+            nonisolated(unsafe) let b = body
+            DispatchQueue.concurrentPerform(iterations: parts) { b($0) }
+        }
+    }
+
+    /// Calls `body` on `min(workers, count / minimumPerWorker)` contiguous sub-ranges of 0..<count.
+    @inlinable
+    public static func forEachChunk(_ count: Int, minimumPerWorker: Int = 1, _ body: (Range<Int>) -> Void) {
+        let parts = Swift.max(1, Swift.min(workers, count / Swift.max(1, minimumPerWorker)))
+        if parts <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        runner(parts) { part in
+            let lo = count * part / parts, hi = count * (part + 1) / parts
+            if hi > lo { body(lo..<hi) }
+        }
+    }
+}

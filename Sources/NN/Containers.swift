@@ -1,0 +1,76 @@
+// Composite layers: `Sequential` (PyTorch nn.Sequential: children named "0", "1", … or given names)
+// and the ResNet basic block; backward is the forward in reverse.
+import Kernels
+
+public final class Sequential: Layer {
+    public let layers: [(name: String, layer: Layer)]
+
+    /// Children named by position, as nn.Sequential.
+    public init(_ layers: [Layer]) { self.layers = layers.enumerated().map { ("\($0.offset)", $0.element) } }
+    /// Children with attribute names (the nets' top level: "features", "classifier", …).
+    public init(named layers: [(String, Layer)]) { self.layers = layers.map { (name: $0.0, layer: $0.1) } }
+
+    public var children: [(name: String, layer: Layer)] { layers }
+    public var parameters: [Parameter] { layers.flatMap { l in l.layer.parameters.map { $0.prefixed(l.name) } } }
+    public var buffers: [(name: String, value: Tensor)] {
+        layers.flatMap { l in l.layer.buffers.map { (name: l.name + "." + $0.name, value: $0.value) } }
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        var h = x
+        for l in layers { h = l.layer.forward(h, training: training) }
+        return h
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        var g = dy
+        for l in layers.reversed() { g = l.layer.backward(g) }
+        return g
+    }
+}
+
+/// ResNet basic block (He et al. 2016, CIFAR form): act2(bn2(conv2(act1(bn1(conv1(x))))) + shortcut(x)),
+/// the shortcut the identity or option A (stride-2 subsample, zero-padded channels). Attribute names as
+/// ste_torch.py's BasicBlock: conv1, conv2, bn1, bn2, act1, act2.
+public final class BasicBlock: Layer {
+    public let conv1: Conv2d, conv2: Conv2d
+    public let bn1: BatchNorm, bn2: BatchNorm
+    public let act1: QReLU, act2: QReLU
+    public let shortcut: ShortcutOptionA?
+
+    public init(_ inChannels: Int, _ outChannels: Int, stride: Int, activation: Activation, rng: inout SplitMix64) {
+        conv1 = Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, rng: &rng)
+        conv2 = Conv2d(outChannels, outChannels, kernel: 3, stride: 1, padding: 1, rng: &rng)
+        bn1 = BatchNorm(outChannels)
+        bn2 = BatchNorm(outChannels)
+        act1 = QReLU(activation)
+        act2 = QReLU(activation)
+        shortcut = (stride != 1 || inChannels != outChannels) ? ShortcutOptionA(pad: (outChannels - inChannels) / 2) : nil
+    }
+
+    public var children: [(name: String, layer: Layer)] {
+        [("conv1", conv1), ("conv2", conv2), ("bn1", bn1), ("bn2", bn2), ("act1", act1), ("act2", act2)]
+    }
+    public var parameters: [Parameter] { children.flatMap { c in c.layer.parameters.map { $0.prefixed(c.name) } } }
+    public var buffers: [(name: String, value: Tensor)] {
+        children.flatMap { c in c.layer.buffers.map { (name: c.name + "." + $0.name, value: $0.value) } }
+    }
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        let h = act1.forward(bn1.forward(conv1.forward(x, training: training), training: training), training: training)
+        let o = bn2.forward(conv2.forward(h, training: training), training: training)
+        let s = shortcut?.forward(x, training: training) ?? x
+        precondition(o.shape == s.shape, "BasicBlock: residual \(o.shape) vs shortcut \(s.shape)")
+        let sum = Tensor(zeros: o.shape)
+        addForward(sum.buffer, o.readBuffer, s.readBuffer)
+        return act2.forward(sum, training: training)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let dsum = act2.backward(dy)
+        let dx = conv1.backward(bn1.backward(act1.backward(conv2.backward(bn2.backward(dsum)))))
+        let dskip = shortcut?.backward(dsum) ?? dsum
+        accumulate(dx.buffer, dskip.readBuffer)
+        return dx
+    }
+}

@@ -1,0 +1,185 @@
+// `ste bench`: training and eval throughput of the three nets on synthetic data, the protocol of the
+// PyTorch peer (shared/peer/ste_torch.py): one fixed N(0,1) batch with uniform labels, train step =
+// zero grads, forward, softmax cross-entropy, backward, SGD (lr 0.01, momentum 0.9, wd 1e-4); eval
+// step = forward with BN in eval mode; warm-up steps, then repetitions of ≥ min-time and ≥ 5 steps.
+import ArgumentParser
+import Backends
+import Foundation
+import Kernels
+import NN
+import Training
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time training and eval steps of LeNet-5, VGG-11 and ResNet-20 on synthetic data.",
+        discussion: """
+            Prints images/s (median of the repetitions), GFLOP/s and the ratio to the PyTorch peer baseline \
+            (shared/peer/README.md: eager PyTorch 2.15, 2 threads, batch 128, 4-bit clipped STE). \
+            FLOPs as the peer counts them: forward = 2 × multiply-adds of every conv/linear; \
+            train = 3 × forward − 2 × multiply-adds of the first layer.
+
+            Example:
+              ste bench --nets lenet5,resnet20 --threads 2 --min-time 3 --json bench.json
+            """)
+
+    @Option(help: "Comma-separated nets: lenet5, vgg11, resnet20.")
+    var nets = "lenet5,vgg11,resnet20"
+    @Option(help: "Batch size.")
+    var batch = 128
+    @Option(help: "Compute threads (oneDNN OpenMP pool and kernel workers).")
+    var threads = 2
+    @Option(help: "Seconds per timed repetition (each also runs at least 5 steps).")
+    var minTime = 3.0
+    @Option(help: "Timed repetitions per mode.")
+    var reps = 3
+    @Option(help: "Warm-up steps per mode.")
+    var warmup = 3
+    @Option(help: "Activation bits (alpha = the authors' default for that width).")
+    var bits = 4
+    @Option(help: "STE: identity, relu, clipped, log-tailed.")
+    var ste = "clipped"
+    @Flag(help: "Float ReLU activations instead of the quantized ReLU.")
+    var floatActivation = false
+    @Flag(help: "Also time every conv geometry of the nets alone: oneDNN vs the reference backend.")
+    var convs = false
+    @Option(help: "Also write the results as JSON to this file.")
+    var json: String?
+
+    /// PyTorch peer, 2 threads, batch 128, median of 9 timings (shared/peer/README.md, "Headline").
+    static let pytorchBaseline: [String: (train: Double, eval: Double)] = [
+        "lenet5": (6_900, 18_300), "vgg11": (91, 313), "resnet20": (305, 1_180),
+    ]
+
+    func validate() throws {
+        for n in netList where inputShape(ofNetwork: n) == nil {
+            throw ValidationError("unknown net '\(n)'; known: \(networkNames.joined(separator: ", "))")
+        }
+        guard STE(rawValue: ste) != nil else { throw ValidationError("unknown STE '\(ste)'") }
+        guard defaultAlpha(bits: bits) != nil else { throw ValidationError("no default alpha for \(bits) bits") }
+        guard batch > 0, threads > 0, minTime > 0, reps > 0, warmup >= 0 else { throw ValidationError("bad sizes") }
+    }
+
+    var netList: [String] { nets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+    func run() throws {
+        setComputeThreads(threads)
+        let activation: Activation = floatActivation
+            ? .float : .quantized(QuantizerSpec(bits: bits, alpha: defaultAlpha(bits: bits)!), STE(rawValue: ste)!)
+        print("backend: \(Compute.backend.name); threads \(threads); batch \(batch); activation \(activation); "
+              + "optimizer: Training.SGD (lr 0.01, momentum 0.9, weight decay 1e-4)")
+        print("| net | fwd MFLOP/img | train img/s min/med/max | eval img/s min/med/max | train GFLOP/s | eval GFLOP/s "
+              + "| train vs PyTorch | eval vs PyTorch |")
+        print("|---|---|---|---|---|---|---|---|")
+        var rows: [[String: Any]] = []
+        for name in netList {
+            let shape = inputShape(ofNetwork: name)!
+            let net = makeNetwork(named: name, activation: activation, seed: 0)
+            let macs = forwardMACs(of: net, imageShape: shape)
+            let fwdFlops = 2 * Double(macs.reduce(0, +)), trainFlops = 3 * fwdFlops - 2 * Double(macs[0])
+            var rng = SplitMix64(seed: RandomStream.synthetic.rawValue)
+            let x = Tensor(zeros: [batch] + shape)
+            for i in 0..<x.count { x[i] = rng.nextGaussian() }
+            let labels = (0..<batch).map { _ in Int32(rng.next(below: 10)) }
+            let optimizer = SGD(parameters: net.parameters, learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4)
+            let dlogits = Tensor(zeros: [batch, 10])
+            func trainStep() {
+                net.zeroGrad()
+                let logits = net.forward(x, training: true)
+                _ = labels.withUnsafeBufferPointer {
+                    softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: batch, classes: 10,
+                                        dlogits: dlogits.buffer)
+                }
+                net.backward(dlogits)
+                optimizer.step()
+            }
+            func evalStep() { _ = net.forward(x, training: false) }
+            let train = time(trainStep), eval = time(evalStep)
+            let (tr, ev) = (median(train), median(eval))
+            let base = Self.pytorchBaseline[name]!
+            print("| \(name) | \(String(format: "%.3f", fwdFlops / 1e6)) | \(spread(train)) | \(spread(eval)) | "
+                  + "\(String(format: "%.1f", tr * trainFlops / 1e9)) | \(String(format: "%.1f", ev * fwdFlops / 1e9)) | "
+                  + "\(String(format: "%.2f×", tr / base.train)) | \(String(format: "%.2f×", ev / base.eval)) |")
+            rows.append(["net": name, "batch": batch, "fwd_flops": fwdFlops, "train_flops": trainFlops, "train": train,
+                         "eval": eval, "train_gflops": tr * trainFlops / 1e9, "eval_gflops": ev * fwdFlops / 1e9,
+                         "pytorch_train": base.train, "pytorch_eval": base.eval])
+        }
+        if convs { try timeConvolutions() }
+        if let json {
+            let doc: [String: Any] = [
+                "backend": Compute.backend.name, "threads": threads, "batch": batch, "activation": "\(activation)",
+                "min_time": minTime, "reps": reps, "warmup": warmup, "results": rows,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+    }
+
+    /// ms per call of forward and of the combined backward (data + weights) for each conv geometry.
+    func timeConvolutions() throws {
+        print("\n| conv geometry | backend | forward ms | backward ms (data + weights) | implementation |")
+        print("|---|---|---|---|---|")
+        var rng = SplitMix64(seed: 1)
+        for name in netList {
+            let net = makeNetwork(named: name, activation: .float, seed: 0)
+            _ = net.forward(Tensor(zeros: [batch] + inputShape(ofNetwork: name)!), training: false)
+            var seen = Set<Conv2DGeometry>(), first = true
+            func walk(_ l: Layer) {
+                if let c = l as? Conv2d, let g = c.lastGeometry, seen.insert(g).inserted {
+                    let x = Tensor(zeros: [g.inputCount]), w = Tensor(zeros: [g.weightCount])
+                    let y = Tensor(zeros: [g.outputCount]), dx = Tensor(zeros: [g.inputCount]), dw = Tensor(zeros: [g.weightCount])
+                    for i in 0..<x.count { x[i] = rng.nextGaussian() }
+                    for i in 0..<w.count { w[i] = rng.nextGaussian() }
+                    for backend in [Compute.backend, Compute.reference] {
+                        let conv = backend.convolution(g, bias: false)
+                        let f = milliseconds { conv.forward(input: x.pointer, weight: w.pointer, bias: nil, output: y.pointer) }
+                        let b = milliseconds {
+                            conv.backward(input: x.pointer, outputGrad: y.pointer, weight: w.pointer,
+                                          inputGrad: first ? nil : dx.pointer, weightGrad: dw.pointer, biasGrad: nil)
+                        }
+                        print("| \(name) \(g)\(first ? " (first: no dx)" : "") | \(backend.name) | "
+                              + "\(String(format: "%.2f", f)) | \(String(format: "%.2f", b)) | \(conv.implementation) |")
+                    }
+                    first = false
+                }
+                for ch in l.children { walk(ch.layer) }
+            }
+            walk(net.root)
+        }
+    }
+
+    /// Median ms of 5 calls after 2 warm-up calls.
+    func milliseconds(_ body: () -> Void) -> Double {
+        body(); body()
+        let t = (0..<5).map { _ in
+            let s = DispatchTime.now().uptimeNanoseconds
+            body()
+            return Double(DispatchTime.now().uptimeNanoseconds - s) / 1e6
+        }
+        return median(t)
+    }
+
+    /// images/s of each repetition.
+    func time(_ step: () -> Void) -> [Double] {
+        for _ in 0..<warmup { step() }
+        return (0..<reps).map { _ in
+            var steps = 0
+            let start = DispatchTime.now().uptimeNanoseconds
+            var elapsed = 0.0
+            while steps < 5 || elapsed < minTime {
+                step()
+                steps += 1
+                elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            }
+            return Double(steps * batch) / elapsed
+        }
+    }
+
+    func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    func spread(_ v: [Double]) -> String {
+        [v.min()!, median(v), v.max()!].map { String(format: "%.0f", $0) }.joined(separator: "/")
+    }
+}

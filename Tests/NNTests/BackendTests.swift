@@ -1,0 +1,137 @@
+// oneDNN against the reference convolution (im2col + OpenBLAS) on the nets' geometries: forward,
+// backward-data, backward-weights (with and without bias), and the combined backward the layer uses.
+// Tolerance |a − b| ≤ atol + rtol·max|b|: both sides sum the same products in different orders in
+// float32, so the error grows with the number of terms summed (≈ √K·ε relative to the magnitude).
+import Backends
+import Kernels
+import XCTest
+
+final class BackendTests: XCTestCase {
+    static let geometries: [(Conv2DGeometry, bias: Bool)] = [
+        (Conv2DGeometry(batch: 4, inChannels: 1, height: 28, width: 28, outChannels: 6, kernel: 5, padding: 2), false),  // LeNet conv1
+        (Conv2DGeometry(batch: 4, inChannels: 6, height: 14, width: 14, outChannels: 16, kernel: 5), false),  // LeNet conv2
+        (Conv2DGeometry(batch: 3, inChannels: 3, height: 32, width: 32, outChannels: 16, kernel: 3, padding: 1), false),  // stem
+        (Conv2DGeometry(batch: 3, inChannels: 16, height: 32, width: 32, outChannels: 32, kernel: 3, stride: 2, padding: 1), false),  // ResNet s2
+        (Conv2DGeometry(batch: 2, inChannels: 32, height: 8, width: 8, outChannels: 64, kernel: 3, padding: 1), false),
+        (Conv2DGeometry(batch: 2, inChannels: 5, height: 9, width: 7, outChannels: 8, kernel: 3, stride: 2, padding: 1), true),  // odd sizes
+        (Conv2DGeometry(batch: 3, inChannels: 8, height: 10, width: 10, outChannels: 12, kernel: 5, padding: 2), true),
+    ]
+
+    func random(_ count: Int, _ rng: inout SplitMix64) -> [Float] { (0..<count).map { _ in rng.nextGaussian() } }
+
+    func assertClose(_ got: [Float], _ expected: [Float], rtol: Float, atol: Float, _ what: String) {
+        XCTAssertEqual(got.count, expected.count, what)
+        let scale = expected.map(abs).max() ?? 0
+        var worst = (index: -1, diff: Float(0))
+        for i in 0..<min(got.count, expected.count) {
+            let d = abs(got[i] - expected[i])
+            if !(d <= worst.diff) { worst = (i, d) }
+        }
+        let ok = worst.index < 0 || worst.diff <= atol + rtol * scale
+        XCTAssertTrue(ok, "\(what): max |Δ| \(worst.diff) at \(worst.index) (got \(got[max(0, worst.index)]), "
+                      + "expected \(expected[max(0, worst.index)])), scale \(scale)")
+    }
+
+    func testOneDNNMatchesReference() throws {
+        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN unavailable") }
+        let reference = ReferenceBackend()
+        var rng = SplitMix64(seed: 42)
+        for (g, bias) in Self.geometries {
+            let fast = dnnl.convolution(g, bias: bias), slow = reference.convolution(g, bias: bias)
+            let x = random(g.inputCount, &rng), w = random(g.weightCount, &rng), b = random(g.outChannels, &rng)
+            let dy = random(g.outputCount, &rng)
+            func run(_ c: Convolution2D) -> (y: [Float], dx: [Float], dw: [Float], db: [Float], dx2: [Float], dw2: [Float]) {
+                var y = [Float](repeating: .nan, count: g.outputCount), dx = [Float](repeating: .nan, count: g.inputCount)
+                var dw = [Float](repeating: .nan, count: g.weightCount), db = [Float](repeating: .nan, count: g.outChannels)
+                var dx2 = dx, dw2 = dw, db2 = db
+                b.withUnsafeBufferPointer { bp in
+                    c.forward(input: x, weight: w, bias: bias ? bp.baseAddress : nil, output: &y)
+                }
+                c.backwardData(outputGrad: dy, weight: w, inputGrad: &dx)
+                db.withUnsafeMutableBufferPointer { dbp in
+                    c.backwardWeights(input: x, outputGrad: dy, weightGrad: &dw, biasGrad: bias ? dbp.baseAddress : nil)
+                }
+                // The layer's path: forward, then one combined backward on the same input buffer.
+                x.withUnsafeBufferPointer { xp in
+                    b.withUnsafeBufferPointer { bp in
+                        c.forward(input: xp.baseAddress!, weight: w, bias: bias ? bp.baseAddress : nil, output: &y)
+                    }
+                    db2.withUnsafeMutableBufferPointer { dbp in
+                        c.backward(input: xp.baseAddress!, outputGrad: dy, weight: w, inputGrad: &dx2, weightGrad: &dw2,
+                                   biasGrad: bias ? dbp.baseAddress : nil)
+                    }
+                }
+                return (y, dx, dw, bias ? db : [], dx2, dw2)
+            }
+            let f = run(fast), s = run(slow)
+            let k = Float(g.inChannels * g.kernel * g.kernel)
+            let terms = Float(g.batch * g.outHeight * g.outWidth)
+            assertClose(f.y, s.y, rtol: 1e-6 * k.squareRoot(), atol: 1e-6, "forward \(g) [\(fast.implementation)]")
+            assertClose(f.dx, s.dx, rtol: 1e-6 * Float(g.outChannels * g.kernel * g.kernel).squareRoot(), atol: 1e-6,
+                        "backward-data \(g)")
+            assertClose(f.dw, s.dw, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "backward-weights \(g)")
+            assertClose(f.db, s.db, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "backward-bias \(g)")
+            assertClose(f.dx2, s.dx, rtol: 1e-6 * Float(g.outChannels * g.kernel * g.kernel).squareRoot(), atol: 1e-6,
+                        "combined backward dx \(g)")
+            assertClose(f.dw2, s.dw, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "combined backward dw \(g)")
+            XCTAssertTrue(f.y.allSatisfy(\.isFinite) && f.dx.allSatisfy(\.isFinite) && f.dw.allSatisfy(\.isFinite))
+        }
+    }
+
+    /// The reference itself against a direct 7-loop convolution in Double on one small geometry.
+    func testReferenceMatchesDirectLoops() {
+        let g = Conv2DGeometry(batch: 2, inChannels: 3, height: 7, width: 6, outChannels: 4, kernel: 3, stride: 2, padding: 1)
+        var rng = SplitMix64(seed: 7)
+        let x = random(g.inputCount, &rng), w = random(g.weightCount, &rng), b = random(g.outChannels, &rng)
+        var y = [Float](repeating: 0, count: g.outputCount)
+        ReferenceBackend().convolution(g, bias: true).forward(input: x, weight: w, bias: b, output: &y)
+        var expected = [Float]()
+        for n in 0..<g.batch {
+            for o in 0..<g.outChannels {
+                for oy in 0..<g.outHeight {
+                    for ox in 0..<g.outWidth {
+                        var s = Double(b[o])
+                        for c in 0..<g.inChannels {
+                            for ky in 0..<g.kernel {
+                                for kx in 0..<g.kernel {
+                                    let iy = oy * g.stride - g.padding + ky, ix = ox * g.stride - g.padding + kx
+                                    guard iy >= 0, iy < g.height, ix >= 0, ix < g.width else { continue }
+                                    s += Double(x[((n * g.inChannels + c) * g.height + iy) * g.width + ix])
+                                        * Double(w[((o * g.inChannels + c) * g.kernel + ky) * g.kernel + kx])
+                                }
+                            }
+                        }
+                        expected.append(Float(s))
+                    }
+                }
+            }
+        }
+        assertClose(y, expected, rtol: 1e-6, atol: 1e-6, "reference forward vs direct loops")
+    }
+
+    /// The kernels' loops give bit-identical results on Dispatch workers and on oneDNN's OpenMP pool
+    /// (which `setComputeThreads` installs): the split into parts does not depend on the executor.
+    func testOpenMPRunnerMatchesDispatch() {
+        let saved = (Parallel.runner, Parallel.workers)
+        defer { (Parallel.runner, Parallel.workers) = saved }
+        var rng = SplitMix64(seed: 9)
+        let shape = BatchNormShape(n: 16, c: 8, spatial: 300)
+        let x = Tensor(random(shape.count, &rng), shape: [shape.count])
+        let dy = Tensor(random(shape.count, &rng), shape: [shape.count])
+        func run() -> [Float] {
+            let y = Tensor(zeros: [shape.count]), dx = Tensor(zeros: [shape.count])
+            let mean = Tensor(zeros: [8]), inv = Tensor(zeros: [8]), rm = Tensor(zeros: [8]), rv = Tensor(zeros: [8])
+            batchNormForwardTraining(y.buffer, mean: mean.buffer, invstd: inv.buffer, x.readBuffer,
+                                     runningMean: rm.buffer, runningVar: rv.buffer, weight: nil, bias: nil,
+                                     shape: shape, eps: 1e-5, momentum: 0.1)
+            reluBackward(dx.buffer, dy.readBuffer, y.readBuffer)
+            return y.array + dx.array + mean.array + inv.array + rm.array + rv.array
+        }
+        Parallel.workers = 2
+        let dispatch = run()
+        setComputeThreads(2)
+        let openMP = run()
+        XCTAssertEqual(dispatch, openMP)
+        XCTAssertTrue(dispatch.contains { $0 != 0 })
+    }
+}
