@@ -42,13 +42,20 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-build: deps
-	$(SWIFT) build -c $(CONFIG)
+SOURCES := Package.swift $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
 
-$(BIN): build
+# The binary is rebuilt when a source changes; runs depend on it order-only, so a rebuild does not
+# silently retrain finished cells (each output records the code version that made it).
+$(BIN): $(SOURCES) | deps
+	$(SWIFT) build -c $(CONFIG) --product ste
+	@touch $@
 
+build: $(BIN)
+
+# All tests, then the whole pipeline end to end on the smoke profile.
 test: deps
-	$(SWIFT) build -c $(CONFIG)
+	$(SWIFT) build -c $(CONFIG) --product ste
+	@touch $(BIN)
 	$(SWIFT) test
 	$(MAKE) --no-print-directory smoke-check
 
@@ -72,5 +79,51 @@ data/cifar10.h5: | build
 
 data: data/mnist.h5
 
+# MARK: - Pipeline (Yin et al. 2019 Table 1 and Fig. 2) ----------------------------------------
+
+ROOT      := $(if $(filter paper,$(PROFILE)),results,results/$(PROFILE))
+PLAN      := .plan/$(PROFILE).mk
+REFERENCE := experiments/reference/yin2019-table1.csv
+THEORY_MD := results/theory/REPORT-theory.md
+GRID      := --config $(EXPERIMENT) --profile $(PROFILE)
+
+# The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is
+# only needed, and only built, for pipeline goals.
+NON_PIPELINE_GOALS := help deps build test clean data fetch theory bench smoke-check data/mnist.h5 data/cifar10.h5
+ifneq ($(filter-out $(NON_PIPELINE_GOALS) results/theory/%,$(or $(MAKECMDGOALS),help)),)
+include $(PLAN)
+endif
+
+$(PLAN): $(EXPERIMENT) $(BIN) $(wildcard data/raw/cifar-10-binary.tar.gz)
+	@mkdir -p $(@D)
+	$(STE) plan $(GRID) --make $@
+
+reproduce: $(PLAN_EVALS) $(if $(filter paper,$(PROFILE)),theory)
+	@$(if $(PLAN_SKIPPED),echo "not run (CIFAR-10 absent; place cifar-10-binary.tar.gz in data/raw/): $(words $(PLAN_SKIPPED)) runs")
+	$(STE) report $(GRID) --theory $(THEORY_MD)
+	$(STE) diff $(ROOT)/table1.csv $(REFERENCE)
+
+RUN_KIND = $(if $(findstring -from-,$(RUN)),fig2,$(if $(shell echo '$(RUN)' | grep -E -- '-a[0-9]+-'),runs,pretrain))
+run:
+	@test -n "$(RUN)" || { echo "usage: make run RUN=<run id>, e.g. RUN=lenet5-a2-clipped-s0"; exit 2; }
+	$(MAKE) --no-print-directory $(ROOT)/$(RUN_KIND)/$(RUN)/eval.h5
+
+report: $(wildcard $(ROOT)/runs/*/eval.h5 $(ROOT)/fig2/*/eval.h5) | $(BIN)
+	$(STE) report $(GRID) --theory $(THEORY_MD)
+
+diff: | $(BIN)
+	$(STE) diff $(ROOT)/table1.csv $(REFERENCE)
+
+fig2: $(filter $(ROOT)/fig2/%,$(PLAN_EVALS))
+	$(STE) report $(GRID) --theory $(THEORY_MD)
+
+# End-to-end check run by `make test`: the whole pipeline on the smoke profile, from scratch.
+smoke-check: | $(BIN)
+	rm -rf results/smoke .plan/smoke.mk
+	$(MAKE) --no-print-directory reproduce PROFILE=smoke
+	@for f in results/smoke/REPORT.md results/smoke/table1.csv results/smoke/figures/table1-lenet5.svg results/smoke/figures/fig2.svg; do \
+	  test -s $$f || { echo "smoke-check: $$f missing"; exit 1; }; done
+	@echo "smoke-check: 1 passed, 0 failed"
+
 clean:
-	rm -rf .build .plan
+	rm -rf .build .plan results/smoke
