@@ -79,12 +79,28 @@ data/cifar10.h5: | build
 
 data: data/mnist.h5
 
+# MARK: - Theory experiments (Yin 2019, Long 2021, Gongyo 2021) ---------------------------------
+THEORY_EXPERIMENTS := yin-fig1 yin-cgd yin-spurious long-synthetic long-mnist gongyo-scale gongyo-misspecified
+THEORY_H5 := $(THEORY_EXPERIMENTS:%=results/theory/%.h5)
+THEORY_MD := results/theory/REPORT-theory.md
+
+theory: $(THEORY_MD)
+
+# Each experiment writes results/theory/<name>.h5 plus <name>.md and <name>*.svg next to it.
+results/theory/%.h5: experiments/theory/%.yaml | $(BIN)
+	@mkdir -p $(@D)
+	$(STE) theory $* --config $< --out $@ --threads $(THREADS)
+
+results/theory/long-mnist.h5: data/mnist.h5
+
+$(THEORY_MD): $(THEORY_H5) | $(BIN)
+	$(STE) theory report --out $@
+
 # MARK: - Pipeline (Yin et al. 2019 Table 1 and Fig. 2) ----------------------------------------
 
 ROOT      := $(if $(filter paper,$(PROFILE)),results,results/$(PROFILE))
 PLAN      := .plan/$(PROFILE).mk
 REFERENCE := experiments/reference/yin2019-table1.csv
-THEORY_MD := results/theory/REPORT-theory.md
 GRID      := --config $(EXPERIMENT) --profile $(PROFILE)
 
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is

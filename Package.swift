@@ -53,12 +53,14 @@ let package = Package(
         .target(
             name: "Experiments",
             dependencies: ["Training", "NN", "Kernels", "Backends", "Storage", "Datasets", "Report", "Yams"]),
+        // Schoenbauer et al. 2024: weight quantization with custom gradient estimators vs the mapped STE.
+        .target(name: "Schoenbauer", dependencies: ["NN", "Kernels", "Training", "Storage", "Datasets", "Report", "Yams"]),
 
         // MARK: - Executable
         .executableTarget(
             name: "ste",
             dependencies: [
-                "Storage", "Datasets", "Training", "NN", "Theory", "Experiments", "Report", "Backends",
+                "Storage", "Datasets", "Training", "NN", "Theory", "Experiments", "Report", "Backends", "Schoenbauer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -69,7 +71,8 @@ let package = Package(
         .testTarget(
             name: "NNTests", dependencies: ["NN", "Kernels", "Backends", "Storage", "Training"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels"]),
+        .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels", "Report"]),
+        .testTarget(name: "SchoenbauerTests", dependencies: ["Schoenbauer", "Kernels", "NN"]),
         .testTarget(name: "PipelineTests", dependencies: ["Experiments", "Storage", "Kernels"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,313 @@
+// Minimal SVG line plots: a `Figure` is a grid of `Panel`s, each with a title, axis labels (with units),
+// a legend and linear or logarithmic axes. No dependencies; the output is plain, deterministic SVG text
+// (same input → same bytes), readable in a browser and convertible with rsvg-convert.
+import Foundation
+
+/// One polyline (optionally with markers). Non-finite points, and non-positive ones on a log axis,
+/// break the line instead of being drawn.
+public struct Series: Sendable {
+    public var name: String
+    public var x: [Double]
+    public var y: [Double]
+    /// CSS colour; nil picks the next colour of the palette.
+    public var color: String?
+    public var dashed: Bool
+    public var markers: Bool
+    public var lineWidth: Double
+
+    public init(_ name: String, x: [Double], y: [Double], color: String? = nil, dashed: Bool = false,
+        markers: Bool = false, lineWidth: Double = 1.6)
+    {
+        precondition(x.count == y.count, "series \(name): \(x.count) x values vs \(y.count) y values")
+        self.name = name
+        self.x = x
+        self.y = y
+        self.color = color
+        self.dashed = dashed
+        self.markers = markers
+        self.lineWidth = lineWidth
+    }
+}
+
+/// A horizontal reference line (e.g. y = 0 or a target value).
+public struct ReferenceLine: Sendable {
+    public var y: Double
+    public var label: String
+    public init(y: Double, label: String = "") { self.y = y; self.label = label }
+}
+
+public struct Panel: Sendable {
+    public var title: String
+    public var xLabel: String
+    public var yLabel: String
+    public var series: [Series]
+    public var logX: Bool
+    public var logY: Bool
+    /// Fixed axis ranges; nil fits the data.
+    public var xRange: ClosedRange<Double>?
+    public var yRange: ClosedRange<Double>?
+    public var references: [ReferenceLine]
+    public var showLegend: Bool
+    /// Legend in the bottom-right corner instead of the top-right one.
+    public var legendBottom: Bool
+
+    public init(title: String, xLabel: String, yLabel: String, series: [Series], logX: Bool = false,
+        logY: Bool = false, xRange: ClosedRange<Double>? = nil, yRange: ClosedRange<Double>? = nil,
+        references: [ReferenceLine] = [], showLegend: Bool = true, legendBottom: Bool = false)
+    {
+        self.title = title
+        self.xLabel = xLabel
+        self.yLabel = yLabel
+        self.series = series
+        self.logX = logX
+        self.logY = logY
+        self.xRange = xRange
+        self.yRange = yRange
+        self.references = references
+        self.showLegend = showLegend
+        self.legendBottom = legendBottom
+    }
+}
+
+public struct Figure: Sendable {
+    public var title: String
+    public var panels: [Panel]
+    public var columns: Int
+    public var panelWidth: Double
+    public var panelHeight: Double
+
+    public init(title: String, panels: [Panel], columns: Int = 2, panelWidth: Double = 420,
+        panelHeight: Double = 300)
+    {
+        self.title = title
+        self.panels = panels
+        self.columns = max(1, min(columns, panels.count))
+        self.panelWidth = panelWidth
+        self.panelHeight = panelHeight
+    }
+
+    /// A single-panel figure.
+    public init(_ panel: Panel, width: Double = 560, height: Double = 380) {
+        self.init(title: "", panels: [panel], columns: 1, panelWidth: width, panelHeight: height)
+    }
+
+    public static let palette = [
+        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+        "#7f7f7f", "#bcbd22",
+    ]
+
+    public func svg() -> String {
+        let rows = (panels.count + columns - 1) / columns
+        let titleHeight: Double = title.isEmpty ? 0 : 30
+        let width = panelWidth * Double(columns)
+        let height = titleHeight + panelHeight * Double(rows)
+        var out = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(f(width))" height="\(f(height))" \
+            viewBox="0 0 \(f(width)) \(f(height))" font-family="Helvetica, Arial, sans-serif">
+            <rect x="0" y="0" width="\(f(width))" height="\(f(height))" fill="white"/>
+
+            """
+        if !title.isEmpty {
+            out += "<text x=\"\(f(width / 2))\" y=\"20\" font-size=\"15\" font-weight=\"bold\" "
+                + "text-anchor=\"middle\">\(escapeXML(title))</text>\n"
+        }
+        for (i, panel) in panels.enumerated() {
+            let x0 = panelWidth * Double(i % columns)
+            let y0 = titleHeight + panelHeight * Double(i / columns)
+            out += renderPanel(panel, x0: x0, y0: y0, w: panelWidth, h: panelHeight)
+        }
+        out += "</svg>\n"
+        return out
+    }
+
+    public func write(to path: String) throws {
+        do {
+            try svg().write(toFile: path, atomically: true, encoding: .utf8)
+        } catch {
+            throw ReportError("cannot write figure \(path): \(error)")
+        }
+    }
+
+    // MARK: - Rendering
+
+    private func renderPanel(_ p: Panel, x0: Double, y0: Double, w: Double, h: Double) -> String {
+        let left = x0 + 66, right = x0 + w - 14, top = y0 + 28, bottom = y0 + h - 46
+        let tx: (Double) -> Double = p.logX ? { log10($0) } : { $0 }
+        let ty: (Double) -> Double = p.logY ? { log10($0) } : { $0 }
+        func usable(_ v: Double, log: Bool) -> Bool { v.isFinite && (!log || v > 0) }
+
+        var xs: [Double] = [], ys: [Double] = []
+        for s in p.series {
+            for (a, b) in zip(s.x, s.y) where usable(a, log: p.logX) && usable(b, log: p.logY) {
+                xs.append(tx(a)); ys.append(ty(b))
+            }
+        }
+        for r in p.references where usable(r.y, log: p.logY) { ys.append(ty(r.y)) }
+        var (xlo, xhi) = (xs.min() ?? 0, xs.max() ?? 1)
+        var (ylo, yhi) = (ys.min() ?? 0, ys.max() ?? 1)
+        if let r = p.xRange { (xlo, xhi) = (tx(r.lowerBound), tx(r.upperBound)) }
+        if let r = p.yRange { (ylo, yhi) = (ty(r.lowerBound), ty(r.upperBound)) }
+        if xhi <= xlo { xlo -= 0.5; xhi += 0.5 }
+        if yhi <= ylo { let d = max(abs(ylo) * 0.1, 0.5); ylo -= d; yhi += d }
+        if p.yRange == nil && !p.logY { let pad = (yhi - ylo) * 0.05; ylo -= pad; yhi += pad }
+        if p.yRange == nil && p.logY { ylo -= 0.05 * (yhi - ylo); yhi += 0.05 * (yhi - ylo) }
+        let sx = { (v: Double) in left + (v - xlo) / (xhi - xlo) * (right - left) }
+        let sy = { (v: Double) in bottom - (v - ylo) / (yhi - ylo) * (bottom - top) }
+
+        var out = "<g>\n"
+        out += "<text x=\"\(f(x0 + w / 2))\" y=\"\(f(y0 + 17))\" font-size=\"13\" font-weight=\"bold\" "
+            + "text-anchor=\"middle\">\(escapeXML(p.title))</text>\n"
+        out += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(right - left))\" "
+            + "height=\"\(f(bottom - top))\" fill=\"none\" stroke=\"#444\" stroke-width=\"1\"/>\n"
+        // Ticks and grid.
+        for (v, label) in ticks(lo: xlo, hi: xhi, log: p.logX) {
+            let X = sx(v)
+            out += "<line x1=\"\(f(X))\" y1=\"\(f(top))\" x2=\"\(f(X))\" y2=\"\(f(bottom))\" "
+                + "stroke=\"#e5e5e5\" stroke-width=\"1\"/>\n"
+            out += "<text x=\"\(f(X))\" y=\"\(f(bottom + 14))\" font-size=\"10\" "
+                + "text-anchor=\"middle\">\(escapeXML(label))</text>\n"
+        }
+        for (v, label) in ticks(lo: ylo, hi: yhi, log: p.logY) {
+            let Y = sy(v)
+            out += "<line x1=\"\(f(left))\" y1=\"\(f(Y))\" x2=\"\(f(right))\" y2=\"\(f(Y))\" "
+                + "stroke=\"#e5e5e5\" stroke-width=\"1\"/>\n"
+            out += "<text x=\"\(f(left - 4))\" y=\"\(f(Y + 3.5))\" font-size=\"10\" "
+                + "text-anchor=\"end\">\(escapeXML(label))</text>\n"
+        }
+        out += "<text x=\"\(f((left + right) / 2))\" y=\"\(f(bottom + 32))\" font-size=\"11\" "
+            + "text-anchor=\"middle\">\(escapeXML(p.xLabel))</text>\n"
+        let yMid = (top + bottom) / 2
+        out += "<text x=\"\(f(x0 + 14))\" y=\"\(f(yMid))\" font-size=\"11\" text-anchor=\"middle\" "
+            + "transform=\"rotate(-90 \(f(x0 + 14)) \(f(yMid)))\">\(escapeXML(p.yLabel))</text>\n"
+        // Clip the data to the plot area.
+        let clipID = "clip\(Int(x0))_\(Int(y0))"
+        out += "<clipPath id=\"\(clipID)\"><rect x=\"\(f(left))\" y=\"\(f(top))\" "
+            + "width=\"\(f(right - left))\" height=\"\(f(bottom - top))\"/></clipPath>\n"
+        out += "<g clip-path=\"url(#\(clipID))\">\n"
+        for r in p.references where usable(r.y, log: p.logY) {
+            let Y = sy(ty(r.y))
+            out += "<line x1=\"\(f(left))\" y1=\"\(f(Y))\" x2=\"\(f(right))\" y2=\"\(f(Y))\" "
+                + "stroke=\"#555\" stroke-width=\"1\" stroke-dasharray=\"2,3\"/>\n"
+            if !r.label.isEmpty {
+                out += "<text x=\"\(f(left + 4))\" y=\"\(f(Y - 3))\" font-size=\"9\" "
+                    + "fill=\"#555\">\(escapeXML(r.label))</text>\n"
+            }
+        }
+        for (k, s) in p.series.enumerated() {
+            let color = s.color ?? Figure.palette[k % Figure.palette.count]
+            var segments: [[(Double, Double)]] = [[]]
+            for (a, b) in zip(s.x, s.y) {
+                if usable(a, log: p.logX) && usable(b, log: p.logY) {
+                    segments[segments.count - 1].append((sx(tx(a)), sy(ty(b))))
+                } else if !segments[segments.count - 1].isEmpty {
+                    segments.append([])
+                }
+            }
+            let dash = s.dashed ? " stroke-dasharray=\"6,4\"" : ""
+            for seg in segments where seg.count >= 2 {
+                let pts = seg.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " ")
+                out += "<polyline points=\"\(pts)\" fill=\"none\" stroke=\"\(color)\" "
+                    + "stroke-width=\"\(f(s.lineWidth))\"\(dash) stroke-linejoin=\"round\"/>\n"
+            }
+            if s.markers || segments.allSatisfy({ $0.count < 2 }) {
+                for seg in segments {
+                    for (X, Y) in seg {
+                        out += "<circle cx=\"\(f(X))\" cy=\"\(f(Y))\" r=\"2.6\" fill=\"\(color)\"/>\n"
+                    }
+                }
+            }
+        }
+        out += "</g>\n"
+        // Legend, top right inside the frame.
+        let named = p.series.enumerated().filter { !$0.element.name.isEmpty }
+        if p.showLegend && !named.isEmpty {
+            let longest = named.map { $0.element.name.count }.max() ?? 0
+            let lw = min(Double(longest) * 5.8 + 34, right - left - 8)
+            let lh = Double(named.count) * 14 + 6
+            let lx = right - lw - 4, ly = p.legendBottom ? bottom - lh - 4 : top + 4
+            out += "<rect x=\"\(f(lx))\" y=\"\(f(ly))\" width=\"\(f(lw))\" height=\"\(f(lh))\" "
+                + "fill=\"white\" fill-opacity=\"0.85\" stroke=\"#bbb\"/>\n"
+            for (row, (k, s)) in named.enumerated() {
+                let color = s.color ?? Figure.palette[k % Figure.palette.count]
+                let Y = ly + 12 + Double(row) * 14
+                let dash = s.dashed ? " stroke-dasharray=\"6,4\"" : ""
+                out += "<line x1=\"\(f(lx + 5))\" y1=\"\(f(Y - 3.5))\" x2=\"\(f(lx + 25))\" "
+                    + "y2=\"\(f(Y - 3.5))\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>\n"
+                out += "<text x=\"\(f(lx + 30))\" y=\"\(f(Y))\" font-size=\"10\">"
+                    + "\(escapeXML(s.name))</text>\n"
+            }
+        }
+        out += "</g>\n"
+        return out
+    }
+
+    /// Tick positions (in transformed units) and their labels.
+    private func ticks(lo: Double, hi: Double, log: Bool) -> [(Double, String)] {
+        if log && hi - lo < 1.5 {
+            // Less than ~1.5 decades: ticks at 1, 2, 5 (or every digit below half a decade) × 10^e.
+            let mantissas: [Double] = hi - lo < 0.5 ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : [1, 2, 5]
+            var out: [(Double, String)] = []
+            for e in Int(floor(lo))...Int(ceil(hi)) {
+                for m in mantissas {
+                    let v = log10(m) + Double(e)
+                    guard v >= lo - 1e-9 && v <= hi + 1e-9 else { continue }
+                    let value = m * pow(10, Double(e))
+                    out.append((v, abs(e) >= 4 ? String(format: "%.0fe%d", m, e) : fmtPlain(value)))
+                }
+            }
+            if out.count >= 2 { return out }
+        }
+        if log {
+            let a = Int(floor(lo)), b = Int(ceil(hi))
+            let step = max(1, (b - a) / 6)
+            return stride(from: a, through: b, by: step).compactMap { e in
+                let v = Double(e)
+                guard v >= lo - 1e-9 && v <= hi + 1e-9 else { return nil }
+                return (v, e == 0 ? "1" : e == 1 ? "10" : "1e\(e)")
+            }
+        }
+        let raw = (hi - lo) / 5
+        let mag = pow(10, floor(log10(raw)))
+        let step = [1.0, 2.0, 2.5, 5.0, 10.0].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
+        var v = ceil(lo / step) * step
+        var out: [(Double, String)] = []
+        while v <= hi + step * 1e-9 {
+            let clean = abs(v) < step * 1e-9 ? 0 : v
+            out.append((clean, formatTick(clean, step: step)))
+            v += step
+        }
+        return out
+    }
+
+    private func fmtPlain(_ v: Double) -> String {
+        var t = String(format: "%.4f", v)
+        while t.hasSuffix("0") { t.removeLast() }
+        if t.hasSuffix(".") { t.removeLast() }
+        return t
+    }
+
+    private func formatTick(_ v: Double, step: Double) -> String {
+        if v == 0 { return "0" }
+        let a = abs(v)
+        if a >= 1e5 || a < 1e-3 { return String(format: "%.2g", v) }
+        var decimals = 0
+        while decimals < 4 {
+            let scaledStep = step * pow(10, Double(decimals))
+            if abs(scaledStep - scaledStep.rounded()) < 1e-6 { break }
+            decimals += 1
+        }
+        return String(format: "%.\(min(decimals, 4))f", v)
+    }
+
+    private func f(_ v: Double) -> String { String(format: "%.2f", v) }
+}
+
+public struct ReportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+func escapeXML(_ s: String) -> String {
+    s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        .replacingOccurrences(of: ">", with: "&gt;")
+}

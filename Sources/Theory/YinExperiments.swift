@@ -1,0 +1,480 @@
+// Yin et al. 2019 synthetic experiments on the two-linear-layer model with binary activation (notes §1.6):
+// yin-fig1 (one coarse-gradient step vs step size, Fig. 1 analogue), yin-cgd (Algorithm 1 from random
+// starts), yin-spurious (Theorem 1 near the spurious minimizers). m, n, sample sizes, step sizes,
+// initialisation and iteration counts are not in the readable sources [N]; the configs state ours.
+import Foundation
+import Report
+
+// MARK: - Algorithm 1
+
+/// One trajectory of full-batch coarse gradient descent on the population loss (Algorithm 1):
+/// v ← v − η ∂f/∂v, w ← w − η E[g_μ].
+struct Trajectory {
+    var loss: [Double] = []
+    var theta: [Double] = []
+    var wNorm: [Double] = []
+    /// ⟨E g_μ, ∂f/∂w⟩ at every iterate, and the same divided by ‖E g_μ‖‖∂f/∂w‖ (NaN where either is 0).
+    var inner: [Double] = []
+    var cosine: [Double] = []
+    var coarseNorm: [Double] = []
+    var v: [Double]
+    var w: [Double]
+}
+
+func coarseGradientDescent(model: BinaryTeacherModel, ste: STE, v v0: [Double], w w0: [Double], eta: Double,
+    iterations: Int, reference: [Double]? = nil) -> Trajectory
+{
+    var t = Trajectory(v: v0, w: w0)
+    let ref = reference ?? model.filters[0]
+    for it in 0...iterations {
+        let gv = model.gradientV(v: t.v, w: t.w)
+        let gw = model.expectedCoarseGradient(ste, v: t.v, w: t.w)
+        let fw = model.gradientW(v: t.v, w: t.w)
+        t.loss.append(model.loss(v: t.v, w: t.w))
+        t.theta.append(angle(t.w, ref))
+        t.wNorm.append(norm(t.w))
+        t.inner.append(dot(gw, fw))
+        let scale = norm(gw) * norm(fw)
+        t.cosine.append(scale > 0 ? dot(gw, fw) / scale : .nan)  // undefined where ∇_w f = 0 (θ ∈ {0, π})
+        t.coarseNorm.append((dot(gv, gv) + dot(gw, gw)).squareRoot())
+        if it == iterations { break }
+        axpy(-eta, gv, &t.v)
+        axpy(-eta, gw, &t.w)
+    }
+    return t
+}
+
+/// Minimum over the non-NaN entries (NaN if there are none).
+func minDefined(_ xs: [Double]) -> Double { xs.filter { !$0.isNaN }.min() ?? .nan }
+
+// MARK: - yin-fig1
+
+public struct YinFig1Config: Codable {
+    public var seed: UInt64
+    public var m: Int
+    public var n: Int
+    public var sample_sizes: [Int]
+    public var eta_max: Double
+    public var eta_points: Int
+    public var repeats: Int
+    public var ste: STE
+    /// Scale of the random initial w (entries N(0, w_scale²/n)).
+    public var w_scale: Double
+}
+
+public func runYinFig1(configPath: String, outPath: String, threads: Int) throws {
+    try runExperiment(name: "yin-fig1", configType: YinFig1Config.self, configPath: configPath, outPath: outPath,
+        threads: threads)
+    { c, ctx in
+        var rng = SplitMix64(seed: c.seed, stream: 0)
+        let yin = Yin2019(vStar: rng.normals(c.m), wStar: rng.unitVector(c.n))
+        let model = yin.model
+        let v0 = rng.normals(c.m)
+        let w0 = rng.normals(c.n, scale: c.w_scale / Double(c.n).squareRoot())
+        let etas = (0..<c.eta_points).map { c.eta_max * Double($0) / Double(c.eta_points - 1) }
+        // Work item: (sample size index, repeat); each has its own RNG stream.
+        let items = c.sample_sizes.indices.flatMap { s in (0..<c.repeats).map { (s, $0) } }
+        let curves: [(empirical: [Double], population: [Double])] = parallelMap(items.count, threads: ctx.threads) {
+            let (s, r) = items[$0]
+            var draw = SplitMix64(seed: c.seed, stream: UInt64(1000 + s * 1000 + r))
+            let (samples, labels) = model.drawSamples(c.sample_sizes[s], rng: &draw)
+            let g = model.empirical(v: v0, w: w0, samples: samples, labels: labels, stes: [c.ste])
+            // Zw(η) = Zw₀ − η Z g: project every row once, then each η costs O(m) per sample.
+            let count = labels.count, m = c.m, n = c.n
+            var a = [Double](repeating: 0, count: count * m), b = a
+            for r in 0..<(count * m) {
+                var pa = 0.0, pb = 0.0
+                for j in 0..<n {
+                    pa += samples[r * n + j] * w0[j]
+                    pb += samples[r * n + j] * g.coarseW[0][j]
+                }
+                a[r] = pa
+                b[r] = pb
+            }
+            var emp: [Double] = [], pop: [Double] = []
+            for eta in etas {
+                var v = v0, w = w0
+                axpy(-eta, g.gradV, &v)
+                axpy(-eta, g.coarseW[0], &w)
+                var loss = 0.0
+                for s in 0..<count {
+                    var y = 0.0
+                    for i in 0..<m where a[s * m + i] - eta * b[s * m + i] > 0 { y += v[i] }
+                    loss += 0.5 * (y - labels[s]) * (y - labels[s])
+                }
+                emp.append(loss / Double(count))
+                pop.append(model.loss(v: v, w: w))
+            }
+            return (emp, pop)
+        }
+        // Roughness of a curve: total variation on [0, η_argmin] over the net descent, minus 1
+        // (0 for a curve that descends monotonically to its minimum).
+        func roughness(_ L: [Double]) -> (rough: Double, firstStepDescends: Bool, upSteps: Int) {
+            let iMin = L.indices.min { L[$0] < L[$1] }!
+            guard iMin > 0 else { return (.infinity, L[1] < L[0], 0) }
+            var tv = 0.0, ups = 0
+            for i in 0..<iMin {
+                tv += abs(L[i + 1] - L[i])
+                if L[i + 1] > L[i] { ups += 1 }
+            }
+            return (tv / (L[0] - L[iMin]) - 1, L[1] < L[0], ups)
+        }
+        var rows: [[String]] = []
+        var meanRough: [Double] = []
+        var descends: [Int] = []
+        for (s, size) in c.sample_sizes.enumerated() {
+            let stats = (0..<c.repeats).map { roughness(curves[s * c.repeats + $0].empirical) }
+            let finite = stats.map { $0.rough }.filter { $0.isFinite }
+            let mr = finite.isEmpty ? .infinity : finite.reduce(0, +) / Double(finite.count)
+            meanRough.append(mr)
+            descends.append(stats.filter { $0.firstStepDescends }.count)
+            rows.append([
+                "\(size)", fmt(mr), fmt(stats.map { Double($0.upSteps) }.reduce(0, +) / Double(c.repeats)),
+                fmtFraction(stats.filter { $0.firstStepDescends }.count, c.repeats),
+            ])
+            try ctx.write("/curves/n\(size)/empirical_loss",
+                (0..<c.repeats).flatMap { curves[s * c.repeats + $0].empirical }, shape: [c.repeats, etas.count])
+            try ctx.write("/curves/n\(size)/population_loss",
+                (0..<c.repeats).flatMap { curves[s * c.repeats + $0].population }, shape: [c.repeats, etas.count])
+        }
+        try ctx.write("/eta", etas)
+        try ctx.write("/sample_sizes", c.sample_sizes)
+        try ctx.write("/roughness_mean", meanRough)
+        try ctx.write("/teacher/v_star", yin.vStar)
+        try ctx.write("/teacher/w_star", yin.wStar)
+        try ctx.write("/start/v", v0)
+        try ctx.write("/start/w", w0)
+
+        let panels = c.sample_sizes.enumerated().map { (s, size) in
+            Panel(title: "\(size) samples", xLabel: "step size η", yLabel: "loss",
+                series: [
+                    Series("empirical loss (same samples)", x: etas, y: curves[s * c.repeats].empirical),
+                    Series("population loss f", x: etas, y: curves[s * c.repeats].population, dashed: true),
+                ])
+        }
+        try ctx.save(Figure(
+            title: "Loss after one step along the negative coarse gradient (\(c.ste.label) STE), m=\(c.m), n=\(c.n)",
+            panels: panels, columns: 2))
+
+        let last = meanRough.count - 1
+        let claims = [
+            Claim("With many samples the empirical loss along the negative coarse gradient descends monotonically "
+                + "and smoothly to its minimum (roughness < 0.01 at the largest sample size).",
+                held: meanRough[last] < 0.01 && descends[last] == c.repeats,
+                evidence: "roughness \(fmt(meanRough[last])) at \(c.sample_sizes[last]) samples; first step "
+                    + "descends in \(fmtFraction(descends[last], c.repeats)) draws"),
+            Claim("With few samples it descends only roughly (roughness at the smallest sample size larger than at "
+                + "the largest).",
+                held: meanRough[0] > meanRough[last],
+                evidence: "roughness \(fmt(meanRough[0])) at \(c.sample_sizes[0]) vs \(fmt(meanRough[last])) at "
+                    + "\(c.sample_sizes[last]) samples"),
+        ]
+        let setting = """
+            Yin et al. 2019, Fig. 1 / Remark 1 analogue. Teacher v* ~ N(0, I_m), w* uniform on the unit sphere; \
+            one start (v₀ ~ N(0, I_m), w₀ ~ N(0, \(c.w_scale)²/n·I_n)); m = \(c.m), n = \(c.n). For each sample \
+            size, \(c.repeats) independent draws of i.i.d. Gaussian inputs; on each draw the empirical \
+            v-gradient and \(c.ste.label)-STE coarse w-gradient are computed and the empirical loss on the same \
+            draw is evaluated at (v₀, w₀) − η·(gradient) for \(c.eta_points) values of η in [0, \(fmt(c.eta_max))]. \
+            Roughness = (total variation of the curve on [0, η_min]) / (its net descent) − 1: zero for a curve \
+            that falls monotonically to its minimum. The paper's m, n, sample sizes and η grid are unknown [N]; \
+            the sample sizes follow the issue (10, 100, 1,000, 100,000).
+            """
+        let body = markdownTable(
+            header: ["samples", "mean roughness", "mean up-steps before the minimum", "first step descends"],
+            rows: rows, align: ["r", "r", "r", "r"])
+        return Fragment(title: "Yin 2019 — Fig. 1 analogue (yin-fig1)", setting: setting, claims: claims, body: body)
+    }
+}
+
+// MARK: - yin-cgd
+
+public struct YinCGDConfig: Codable {
+    public var seed: UInt64
+    public var m: Int
+    public var n: Int
+    public var starts: Int
+    public var iterations: Int
+    public var eta: Double
+    public var stes: [STE]
+    /// Entries of w₀ are N(0, w_scale²/n); of v₀ N(0, v_scale²).
+    public var w_scale: Double
+    public var v_scale: Double
+    /// Global minimum reached: f < loss_tol and θ < theta_tol.
+    public var loss_tol: Double
+    public var theta_tol: Double
+    /// Theorem 1's lower bound on ‖wᵗ‖ used to split the runs.
+    public var c_w: Double
+    /// Trajectories are stored every `record_every` iterations.
+    public var record_every: Int
+}
+
+public func runYinCGD(configPath: String, outPath: String, threads: Int) throws {
+    try runExperiment(name: "yin-cgd", configType: YinCGDConfig.self, configPath: configPath, outPath: outPath,
+        threads: threads)
+    { c, ctx in
+        // One teacher and one start per index, shared by all STEs.
+        let problems: [(Yin2019, [Double], [Double])] = (0..<c.starts).map { s in
+            var rng = SplitMix64(seed: c.seed, stream: UInt64(s))
+            let yin = Yin2019(vStar: rng.normals(c.m), wStar: rng.unitVector(c.n))
+            return (yin, rng.normals(c.m, scale: c.v_scale),
+                rng.normals(c.n, scale: c.w_scale / Double(c.n).squareRoot()))
+        }
+        let recorded = Array(stride(from: 0, through: c.iterations, by: c.record_every))
+        var rows: [[String]] = []
+        var claims: [Claim] = []
+        var medianLoss: [Series] = [], fracGlobal: [Series] = [], minCos: [Series] = []
+        var summary: [STE: (global: Int, minInner: Double, increases: Int, converged: Int, maxIncrease: Double,
+            boundedRuns: Int, boundedIncreases: Int)] = [:]
+        for ste in c.stes {
+            let runs = parallelMap(c.starts, threads: ctx.threads) { s -> Trajectory in
+                let (yin, v0, w0) = problems[s]
+                return coarseGradientDescent(model: yin.model, ste: ste, v: v0, w: w0, eta: c.eta,
+                    iterations: c.iterations)
+            }
+            let finalLoss = runs.map { $0.loss.last! }, finalTheta = runs.map { $0.theta.last! }
+            let global = (0..<c.starts).filter { finalLoss[$0] < c.loss_tol && finalTheta[$0] < c.theta_tol }.count
+            let spurious = (0..<c.starts).filter { abs(finalTheta[$0] - .pi) < c.theta_tol }.count
+            let minInner = minDefined(runs.flatMap { $0.cosine })
+            let maxIncrease = runs.map { r in zip(r.loss, r.loss.dropFirst()).map { $1 - $0 }.max()! }.max()!
+            let increased = runs.map { r in zip(r.loss, r.loss.dropFirst()).contains { $1 > $0 + 1e-12 } }
+            let increases = increased.filter { $0 }.count
+            // Theorem 1 assumes ‖wᵗ‖ ≥ c_w along the run; count the runs that keep it, and their increases.
+            let bounded = runs.map { $0.wNorm.min()! >= c.c_w }
+            let boundedRuns = bounded.filter { $0 }.count
+            let boundedIncreases = zip(bounded, increased).filter { $0 && $1 }.count
+            let converged = runs.filter { $0.coarseNorm.last! < 1e-6 }.count
+            summary[ste] = (global, minInner, increases, converged, maxIncrease, boundedRuns, boundedIncreases)
+            rows.append([
+                ste.label, fmtFraction(global, c.starts), fmtFraction(spurious, c.starts),
+                fmt(quantile(finalLoss, 0.5)), fmt(quantile(finalLoss, 0.9)), fmt(quantile(finalTheta, 0.5)),
+                fmt(quantile(finalTheta, 0.9)), fmt(minInner), fmtFraction(increases, c.starts), fmt(maxIncrease),
+                "\(boundedIncreases)/\(boundedRuns)",
+                fmtFraction(converged, c.starts),
+            ])
+            let g = "/\(ste.rawValue)"
+            try ctx.write(g + "/loss", runs.flatMap { r in recorded.map { r.loss[$0] } }, shape: [c.starts, recorded.count])
+            try ctx.write(g + "/theta", runs.flatMap { r in recorded.map { r.theta[$0] } }, shape: [c.starts, recorded.count])
+            try ctx.write(g + "/w_norm", runs.flatMap { r in recorded.map { r.wNorm[$0] } }, shape: [c.starts, recorded.count])
+            try ctx.write(g + "/min_inner_product", runs.map { $0.inner.min()! })
+            try ctx.write(g + "/min_cosine", runs.map { minDefined($0.cosine) })
+            try ctx.write(g + "/min_w_norm", runs.map { $0.wNorm.min()! })
+            try ctx.write(g + "/final_loss", finalLoss)
+            try ctx.write(g + "/final_theta", finalTheta)
+            let xs = recorded.map(Double.init)
+            medianLoss.append(Series(ste.label, x: xs, y: recorded.map { i in quantile(runs.map { $0.loss[i] }, 0.5) }))
+            fracGlobal.append(Series(ste.label, x: xs, y: recorded.map { i in
+                Double(runs.filter { $0.loss[i] < c.loss_tol && $0.theta[i] < c.theta_tol }.count) / Double(c.starts)
+            }))
+            minCos.append(Series(ste.label, x: xs, y: recorded.map { i in
+                minDefined(runs.map { $0.cosine[i] })
+            }))
+        }
+        try ctx.save(Figure(title: "Coarse gradient descent (Algorithm 1), m=\(c.m), n=\(c.n), η=\(fmt(c.eta)), "
+            + "\(c.starts) random starts",
+            panels: [
+                Panel(title: "median population loss", xLabel: "iteration", yLabel: "f(v, w)",
+                    series: medianLoss, logY: true),
+                Panel(title: "fraction at the global minimum", xLabel: "iteration",
+                    yLabel: "fraction of starts", series: fracGlobal, yRange: 0...1, legendBottom: true),
+                Panel(title: "min over starts of cos∠(E g_μ, ∇_w f)", xLabel: "iteration",
+                    yLabel: "cosine", series: minCos, references: [ReferenceLine(y: 0, label: "0")]),
+            ], columns: 3, panelWidth: 400))
+
+        for ste in c.stes where ste != .identity {
+            let s = summary[ste]!
+            claims.append(Claim("⟨E g_μ, ∇_w f⟩ ≥ 0 along every trajectory for the \(ste.label) STE "
+                + (ste == .relu ? "(Lemma 5)." : "(final version; clipped analogue of Lemma 5)."),
+                held: s.minInner >= -1e-9,
+                evidence: "min of ⟨E g, ∇_w f⟩/(‖E g‖‖∇_w f‖) over \(c.starts) trajectories × "
+                    + "\(c.iterations + 1) iterates (where ∇_w f ≠ 0): \(fmt(s.minInner))"))
+        }
+        if let s = summary[.relu] {
+            claims.append(Claim("ReLU-STE coarse gradient descent converges to a critical point from every start "
+                + "(Theorem 1).",
+                held: s.converged == c.starts,
+                evidence: "‖(∂f/∂v, E g)‖ < 1e-6 at the end in \(fmtFraction(s.converged, c.starts))"))
+            claims.append(Claim("ReLU-STE coarse gradient descent decreases f monotonically while the iterates stay "
+                + "bounded, ‖wᵗ‖ ≥ c_w = \(fmt(c.c_w)) (Theorem 1, small η).",
+                held: s.boundedIncreases == 0 && s.boundedRuns > 0,
+                evidence: "f increased in \(s.boundedIncreases) of the \(s.boundedRuns) runs with min‖wᵗ‖ ≥ c_w"))
+            claims.append(Claim("(Without the ‖wᵗ‖ ≥ c_w assumption) f decreases monotonically in every run.",
+                held: s.increases == 0,
+                evidence: "f increased (by > 1e-12) at some step in \(fmtFraction(s.increases, c.starts)) runs, largest "
+                    + "increase \(fmt(s.maxIncrease)); \(c.starts - s.boundedRuns) runs had min‖wᵗ‖ < c_w"))
+        }
+        if let s = summary[.identity] {
+            claims.append(Claim("⟨E g_id, ∇_w f⟩ ≥ 0 (Lemma 8) along every identity-STE trajectory.",
+                held: s.minInner >= -1e-9, evidence: "min cosine \(fmt(s.minInner))"))
+        }
+        let setting = """
+            Algorithm 1 (full-batch coarse gradient descent on the population loss, using the closed-form \
+            expected coarse gradients; for the clipped ReLU μ = min(max(x,0),1) the closed form derived here \
+            and checked against Monte Carlo in TheoryTests). m = \(c.m), n = \(c.n), η = \(fmt(c.eta)), \
+            \(c.iterations) iterations, \(c.starts) starts; each start draws its own teacher (v* ~ N(0, I_m), \
+            w* uniform on the sphere) and start (v₀ ~ N(0, \(fmt(c.v_scale))²I), w₀ ~ N(0, \(fmt(c.w_scale))²/n·I)); \
+            all STEs use the same \(c.starts) problems. Global minimum: f < \(fmt(c.loss_tol)) and \
+            θ < \(fmt(c.theta_tol)). The paper's sizes, η and initialisation are unknown [N].
+            """
+        let body = markdownTable(
+            header: ["STE", "global min", "θ → π (spurious)", "median f", "90 % f", "median θ", "90 % θ",
+                "min cos(E g, ∇_w f)", "runs with an f increase", "largest f increase", "f increases / runs with min‖w‖ ≥ c_w", "converged"],
+            rows: rows, align: ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"])
+        return Fragment(title: "Yin 2019 — coarse gradient descent from random starts (yin-cgd)", setting: setting,
+            claims: claims, body: body)
+    }
+}
+
+// MARK: - yin-spurious
+
+public struct YinSpuriousConfig: Codable {
+    public var seed: UInt64
+    public var ms: [Int]
+    public var n: Int
+    /// v* = N(0, I) + shift·𝟙 (so that 𝟙ᵀv* ≠ 0).
+    public var v_shift: Double
+    /// Minimum |𝟙ᵀv*| accepted.
+    public var min_abs_sum: Double
+    public var perturbation: Double
+    public var starts: Int
+    public var iterations: Int
+    public var eta: Double
+    public var stes: [STE]
+    public var monte_carlo_samples: Int
+    /// "left the neighbourhood": final distance > leave_factor × perturbation.
+    public var leave_factor: Double
+}
+
+public func runYinSpurious(configPath: String, outPath: String, threads: Int) throws {
+    try runExperiment(name: "yin-spurious", configType: YinSpuriousConfig.self, configPath: configPath,
+        outPath: outPath, threads: threads)
+    { c, ctx in
+        var gradRows: [[String]] = [], trajRows: [[String]] = []
+        var idNorms: [Double] = [], reluNorms: [Double] = [], controlId: [Double] = []
+        var idLeft = 0, reluStayed = 0, total = 0, reluLeft = 0, crLeft = 0
+        var panels: [Panel] = []
+        for (mi, m) in c.ms.enumerated() {
+            // The point θ = π is a local minimizer only where vᵀv* < 0 there, which is Proposition 1's
+            // condition (𝟙ᵀv*)² < (m+1)/2·‖v*‖² [I]; draw v* until it holds and |𝟙ᵀv*| ≥ min_abs_sum.
+            var rng = SplitMix64(seed: c.seed, stream: UInt64(mi))
+            let wStar = rng.unitVector(c.n)
+            var draws = 0
+            var yin = Yin2019(vStar: rng.normals(m).map { $0 + c.v_shift }, wStar: wStar)
+            while !(yin.saddlesExist && abs(sum(yin.vStar)) >= c.min_abs_sum) {
+                draws += 1
+                guard draws < 10_000 else {
+                    throw ReportError("\(ctx.configPath): no v* with |𝟙ᵀv*| ≥ \(c.min_abs_sum) satisfying "
+                        + "Proposition 1 for m = \(m) in 10000 draws")
+                }
+                yin = Yin2019(vStar: rng.normals(m).map { $0 + c.v_shift }, wStar: wStar)
+            }
+            let model = yin.model
+            let (vs, ws) = yin.spuriousMinimizer()
+            let s = sum(yin.vStar)
+            let predicted = 2 * s * s * Double(m - 1) / (pow(Double(m + 1), 2) * (2 * Double.pi).squareRoot())
+            // Gradient norms at the spurious minimizer: closed form and Monte Carlo.
+            var mcRng = SplitMix64(seed: c.seed, stream: UInt64(100 + mi))
+            let mc = model.monteCarlo(v: vs, w: ws, stes: c.stes, samples: c.monte_carlo_samples, rng: &mcRng)
+            var row = ["\(m)", fmt(s), fmt(dot(vs, yin.vStar)), fmt(predicted)]
+            for (t, ste) in c.stes.enumerated() {
+                let g = model.expectedCoarseGradient(ste, v: vs, w: ws)
+                let mcNorm = norm(mc.coarseW[t].map { $0.mean })
+                let mcSE = (mc.coarseW[t].map { $0.se * $0.se }.reduce(0, +)).squareRoot()
+                row.append("\(fmt(norm(g))) (MC \(fmt(mcNorm)) ± \(fmt(mcSE)))")
+                if ste == .identity { idNorms.append(norm(g)) }
+                if ste == .relu { reluNorms.append(norm(g)) }
+            }
+            gradRows.append(row)
+            // Control: 𝟙ᵀv* = 0.
+            let centered = yin.vStar.map { $0 - s / Double(m) }
+            let control = Yin2019(vStar: centered, wStar: yin.wStar)
+            let (cv, cw) = control.spuriousMinimizer()
+            controlId.append(norm(control.expectedIdentityGradient(v: cv, w: cw)))
+
+            // Trajectories from small perturbations of the spurious minimizer.
+            var series: [Series] = []
+            for (t, ste) in c.stes.enumerated() {
+                let runs = parallelMap(c.starts, threads: ctx.threads) { k -> (dist: [Double], loss: [Double]) in
+                    var r = SplitMix64(seed: c.seed, stream: UInt64(10_000 + mi * 100 + k))
+                    let v0 = add(vs, r.normals(m, scale: c.perturbation / Double(m).squareRoot()))
+                    let w0 = add(ws, r.normals(c.n, scale: c.perturbation / Double(c.n).squareRoot()))
+                    var v = v0, w = w0
+                    var dist: [Double] = [], loss: [Double] = []
+                    for it in 0...c.iterations {
+                        let wHat = w.map { $0 / norm(w) }
+                        dist.append((dot(sub(v, vs), sub(v, vs)) + dot(sub(wHat, ws), sub(wHat, ws))).squareRoot())
+                        loss.append(model.loss(v: v, w: w))
+                        if it == c.iterations { break }
+                        let gv = model.gradientV(v: v, w: w)
+                        let gw = model.expectedCoarseGradient(ste, v: v, w: w)
+                        axpy(-c.eta, gv, &v)
+                        axpy(-c.eta, gw, &w)
+                    }
+                    return (dist, loss)
+                }
+                let finals = runs.map { $0.dist.last! }
+                let left = finals.filter { $0 > c.leave_factor * c.perturbation }.count
+                if ste == .identity { idLeft += left }
+                if ste == .relu { reluStayed += c.starts - left; reluLeft += left }
+                if ste == .clippedRelu { crLeft += left }
+                trajRows.append([
+                    "\(m)", ste.label, fmt(quantile(finals, 0.5)), fmt(finals.max()!),
+                    fmtFraction(left, c.starts), fmt(quantile(runs.map { $0.loss.last! }, 0.5)),
+                    fmt(yin.loss(v: vs, w: ws)),
+                ])
+                try ctx.write("/m\(m)/\(ste.rawValue)/distance", runs.flatMap { $0.dist },
+                    shape: [c.starts, c.iterations + 1])
+                try ctx.write("/m\(m)/\(ste.rawValue)/loss", runs.flatMap { $0.loss }, shape: [c.starts, c.iterations + 1])
+                let xs = (0...c.iterations).map(Double.init)
+                series.append(Series(ste.label + " (median)", x: xs,
+                    y: (0...c.iterations).map { i in quantile(runs.map { $0.dist[i] }, 0.5) },
+                    color: Figure.palette[t]))
+            }
+            total += c.starts
+            try ctx.write("/m\(m)/v_star", yin.vStar)
+            try ctx.write("/m\(m)/w_star", yin.wStar)
+            try ctx.write("/m\(m)/spurious_v", vs)
+            panels.append(Panel(title: "m = \(m), 𝟙ᵀv* = \(fmt(s, digits: 3))", xLabel: "iteration",
+                yLabel: "distance to spurious minimizer", series: series, logY: true,
+                references: [ReferenceLine(y: c.perturbation, label: "initial perturbation")]))
+        }
+        try ctx.write("/identity_gradient_norm", idNorms)
+        try ctx.write("/relu_gradient_norm", reluNorms)
+        try ctx.save(Figure(title: "Coarse gradient descent started near the spurious minimizers (θ = π), η = \(fmt(c.eta))",
+            panels: panels, columns: min(3, panels.count), panelWidth: 400))
+
+        let claims = [
+            Claim("At the spurious minimizers with 𝟙ᵀv* ≠ 0 and m > 1 the identity STE's expected coarse gradient "
+                + "does not vanish (Lemma 7), the ReLU STE's does.",
+                held: idNorms.min()! > 1e-6 && reluNorms.max()! < 1e-10,
+                evidence: "‖E g_id‖ ∈ [\(fmt(idNorms.min()!)), \(fmt(idNorms.max()!))], ‖E g_relu‖ ≤ "
+                    + "\(fmt(reluNorms.max()!)); control 𝟙ᵀv* = 0: ‖E g_id‖ ≤ \(fmt(controlId.max()!))"),
+            Claim("Identity-STE coarse gradient descent started near them does not converge there (leaves the "
+                + "neighbourhood) while the ReLU STE's stays (Theorem 1).",
+                held: idLeft == total && reluLeft == 0,
+                evidence: "left (final distance > \(fmt(c.leave_factor))× perturbation): identity "
+                    + "\(fmtFraction(idLeft, total)), ReLU \(fmtFraction(reluLeft, total))"
+                    + (c.stes.contains(.clippedRelu) ? ", clipped ReLU \(fmtFraction(crLeft, total))" : "")),
+        ]
+        let setting = """
+            Theorem 1 / Lemma 7 check. For each m in \(c.ms), v* = N(0, I_m) + \(fmt(c.v_shift))·𝟙, redrawn until |𝟙ᵀv*| ≥ \
+            \(fmt(c.min_abs_sum)) and (𝟙ᵀv*)² < (m+1)/2·‖v*‖² (Proposition 1's condition; we find that θ = π \
+            is a local minimizer exactly when it holds, since f grows with θ at rate vᵀv*/(2π) and vᵀv* < 0 \
+            there iff the condition holds [I] — without it the "spurious minimizer" is not a minimizer), \
+            w* uniform on the unit sphere in ℝ^\(c.n). Spurious minimizer v = (I+𝟙𝟙ᵀ)⁻¹(𝟙𝟙ᵀ−I)v*, w = −w*. \
+            Gradient norms in closed form and by Monte Carlo (\(c.monte_carlo_samples) samples, ± one standard \
+            error of the norm's components combined). Then \(c.starts) runs per STE of Algorithm 1 from the \
+            minimizer plus a Gaussian perturbation of size \(fmt(c.perturbation)), η = \(fmt(c.eta)), \
+            \(c.iterations) iterations; distance = ‖v − v_s‖ + direction distance ‖w/‖w‖ − w_s‖ (Euclidean, \
+            stacked). Predicted ‖E g_id‖ at the minimizer = 2(𝟙ᵀv*)²(m−1)/((m+1)²√(2π)) (our simplification of \
+            Lemma 7 there; it points along w, so the identity STE shrinks ‖w‖ until w passes through 0).
+            """
+        var body = "Expected coarse-gradient norms at the spurious minimizer (closed form, Monte Carlo ± s.e.):\n\n"
+        body += markdownTable(header: ["m", "𝟙ᵀv*", "vᵀv* there (< 0: local min)", "predicted ‖E g_id‖"] + c.stes.map { "‖E g‖ " + $0.label },
+            rows: gradRows)
+        body += "\nTrajectories started near the spurious minimizer:\n\n"
+        body += markdownTable(header: ["m", "STE", "median final distance", "max final distance", "left",
+            "median final f", "f at spurious min"], rows: trajRows)
+        return Fragment(title: "Yin 2019 — near the spurious minimizers (yin-spurious)", setting: setting,
+            claims: claims, body: body)
+    }
+}

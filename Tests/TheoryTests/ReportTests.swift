@@ -1,0 +1,31 @@
+// The SVG figure and Markdown helpers of the Report module (used by the theory and pipeline reports).
+import XCTest
+
+@testable import Report
+
+final class ReportTests: XCTestCase {
+    func testMarkdownTable() {
+        let t = markdownTable(header: ["a", "b|c"], rows: [["1", "2"]], align: ["l", "r"])
+        XCTAssertEqual(t, "| a | b\\|c |\n|---|---:|\n| 1 | 2 |\n")
+        XCTAssertEqual(fmt(0.5), "0.5")
+        XCTAssertEqual(fmt(1.5e-7), "1.500e-07")
+        XCTAssertEqual(fmtFraction(1, 4), "1/4 (25.0 %)")
+        XCTAssertTrue(claimsTable([Claim("c", held: false, evidence: "e")]).contains("**not held**"))
+    }
+
+    func testFigureDropsUnplottablePointsAndDrawsLegend() {
+        let p = Panel(title: "t", xLabel: "x (s)", yLabel: "y", series: [
+            Series("one", x: [1, 2, 3, 4], y: [1, 0, 10, 100]),  // 0 is not plottable on a log axis
+            Series("two", x: [1, 2], y: [.nan, 5], dashed: true),
+        ], logY: true)
+        let svg = Figure(p).svg()
+        XCTAssertTrue(svg.hasPrefix("<svg"))
+        XCTAssertTrue(svg.hasSuffix("</svg>\n"))
+        // "one" breaks at y = 0: one single point, then a two-point polyline.
+        XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 1)
+        XCTAssertTrue(svg.contains(">one</text>") && svg.contains(">two</text>"))
+        XCTAssertTrue(svg.contains(">x (s)</text>"))
+        XCTAssertTrue(svg.contains(">10</text>") && svg.contains(">100</text>") || svg.contains(">1e2</text>"))
+        XCTAssertEqual(Figure(p).svg(), svg, "deterministic output")
+    }
+}
