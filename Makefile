@@ -141,5 +141,21 @@ smoke-check: | $(BIN)
 	  test -s $$f || { echo "smoke-check: $$f missing"; exit 1; }; done
 	@echo "smoke-check: 1 passed, 0 failed"
 
+# MARK: - Benchmark ------------------------------------------------------------------------------
+# Our train/eval throughput next to the PyTorch peer (../shared/peer/ste_torch.py) in the same run,
+# interleaved per net (the VM drifts by 10-20 %); without PyTorch the recorded baseline is printed.
+PEER_DIR    ?= ../shared/peer
+PEER_PYTHON ?= $(HOME)/.venv-peer/bin/python
+BENCH_NETS  ?= lenet5 resnet20 vgg11
+
+bench: $(BIN)
+	@mkdir -p results/bench
+	@for net in $(BENCH_NETS); do \
+	  $(STE) bench --nets $$net --threads $(THREADS) --json results/bench/ste-$$net.json; \
+	  if [ -x "$(PEER_PYTHON)" ] && [ -f "$(PEER_DIR)/ste_torch.py" ]; then \
+	    $(PEER_PYTHON) $(PEER_DIR)/ste_torch.py --threads $(THREADS) --nets $$net --batches 128 --reps 3 --json results/bench/torch-$$net.json; \
+	  else echo "PyTorch peer not runnable here ($(PEER_PYTHON)); ratios above use the recorded baseline of $(PEER_DIR)/README.md"; fi; \
+	done
+
 clean:
 	rm -rf .build .plan results/smoke
