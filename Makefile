@@ -29,6 +29,7 @@ help:
 	@echo "make reproduce   data -> pretrain -> train -> eval -> report -> diff (MNIST rows by default)"
 	@echo "make test        build and run every test (includes the smoke pipeline)"
 	@echo "make run RUN=lenet5-a2-clipped-s0   one cell;  make report;  make diff;  make theory;  make bench"
+	@echo "make slurm       submit the grid as Slurm job arrays (DRY_RUN=1 previews); make slurm-status"
 	@echo "Variables: PROFILE=paper|smoke THREADS=$(THREADS) CONFIG=$(CONFIG)"
 
 # MARK: - Setup ---------------------------------------------------------------------------------
@@ -58,6 +59,7 @@ test: deps
 	@touch $(BIN)
 	$(SWIFT) test
 	$(MAKE) --no-print-directory smoke-check
+	scripts/test-slurm.sh --local-table results/smoke/table1.csv
 
 # MARK: - Data ----------------------------------------------------------------------------------
 
@@ -159,3 +161,5 @@ bench: $(BIN)
 
 clean:
 	rm -rf .build .plan results/smoke
+
+include mk/slurm.mk

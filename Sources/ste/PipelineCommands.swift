@@ -64,6 +64,9 @@ struct Plan: ParsableCommand {
     var make: String?
     @Flag(help: "List the runs instead of printing Make rules.")
     var list = false
+    @Flag(help: "Write the runs that are not complete as Slurm job arrays and submit them (see SlurmCommands.swift).")
+    var slurm = false
+    @OptionGroup(title: "Slurm (with --slurm)") var slurmOptions: SlurmOptions
 
     func run() throws {
         try stage {
@@ -77,6 +80,10 @@ struct Plan: ParsableCommand {
             }
             let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
                 || FileManager.default.fileExists(atPath: "data/cifar10.h5")
+            if slurm {
+                return try submitSlurm(plan, config: config, profile: grid.profile, options: slurmOptions, makeFile: make,
+                    cifarPresent: cifar)
+            }
             let text = try plan.makefile(cifarPresent: cifar)
             if let make { try writeAtomically(text, to: make) } else { print(text, terminator: "") }
         }
