@@ -34,6 +34,6 @@ slurm-status: | $(BIN)
 # The report job: the report and diff commands of `make reproduce`, over the runs that finished,
 # then the status table (failed cells show there; the job does not fail because of them).
 slurm-report: $(if $(filter paper,$(PROFILE)),theory) | $(BIN)
-	$(STE) report $(GRID) --theory $(THEORY_MD)
+	$(STE) report $(GRID) $(REPORT_SECTIONS)
 	$(STE) diff $(ROOT)/table1.csv $(REFERENCE)
 	@$(STE) status $(GRID)

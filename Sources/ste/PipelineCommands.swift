@@ -149,14 +149,18 @@ struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Write results/table1.csv, results/REPORT.md and the figures from the finished runs.",
-        discussion: "Example: ste report --theory results/theory/REPORT-theory.md")
+        discussion: """
+            Example: ste report --section results/theory/REPORT-theory.md --section results/schoenbauer/mnist.md
+            """)
     @OptionGroup var grid: GridOptions
-    @Option(help: "A Markdown section to append (the theory experiments' report), if the file exists.")
-    var theory: String?
+    @Option(name: [.customLong("section"), .customLong("theory")],
+        help: "A Markdown section to append (theory and Schoenbauer reports); repeatable; missing files are skipped.")
+    var sections: [String] = []
     func run() throws {
         try stage {
             let config = try grid.load()
-            let section = theory.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+            let texts = sections.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
+            let section = texts.isEmpty ? nil : texts.joined(separator: "\n")
             let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
                 || FileManager.default.fileExists(atPath: "data/cifar10.h5")
             try writeReport(ReportInputs(config: config, profile: grid.profile, theorySection: section, cifarPresent: cifar))

@@ -1,0 +1,37 @@
+// `ste schoenbauer <experiment> --config experiments/schoenbauer/<name>.yaml --out results/schoenbauer/<name>.h5`
+// runs one experiment of our Schoenbauer et al. 2024 reproduction (custom weight-gradient estimators vs the STE).
+import ArgumentParser
+import Backends
+import Foundation
+import Schoenbauer
+
+struct SchoenbauerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schoenbauer",
+        abstract: "Run a Schoenbauer et al. 2024 experiment (custom weight-gradient estimators vs the mapped STE).",
+        discussion: "Experiments: " + schoenbauerExperiments.map { $0.name }.joined(separator: ", "))
+
+    @Argument(help: "Experiment name.")
+    var experiment: String
+
+    @Option(help: "YAML config.")
+    var config: String
+
+    @Option(help: "Output .h5 (figures and the Markdown fragment are written next to it).")
+    var out: String
+
+    @Option(help: "Compute threads.")
+    var threads: Int = 2
+
+    func run() throws {
+        guard let entry = schoenbauerExperiments.first(where: { $0.name == experiment }) else {
+            throw ValidationError("unknown experiment \(experiment); known: "
+                + schoenbauerExperiments.map { $0.name }.joined(separator: ", "))
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
+        setComputeThreads(threads)
+        setvbuf(stdout, nil, _IOLBF, 0)  // progress lines appear as they are printed, also when redirected
+        let seconds = try entry.run(config, out, threads)
+        print("schoenbauer \(experiment): wrote \(out) in \(String(format: "%.1f", seconds)) s")
+    }
+}
