@@ -14,6 +14,7 @@
 //   Eₖ = K₁ ŵ + K₂ e⊥, K₁ = 1/(2√(2π)) − φ(a)Φ(a cotθ) + cosθ(Φ(a/sinθ) − ½)/√(2π),
 //                      K₂ = sinθ (Φ(a/sinθ) − ½)/√(2π).
 import Foundation
+import Kernels
 
 public struct BinaryTeacherModel: Sendable {
     /// Number of rows ("patches") of Z and input dimension.

@@ -4,6 +4,7 @@
 // invariant to the scale of w (binary σ). gongyo-scale trains it with Algorithm 1; gongyo-misspecified
 // locates the stationary points of f and the zeros of each STE's expected coarse gradient.
 import Foundation
+import Kernels
 import Report
 
 public struct GongyoModelConfig: Codable {

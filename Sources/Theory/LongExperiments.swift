@@ -3,6 +3,7 @@
 // long-synthetic: data labelled by a random teacher of the same architecture (so the student can classify it
 // perfectly) and checked not to be linearly separable; long-mnist: the same network 784 → h → 10 on MNIST.
 import Foundation
+import Kernels
 import Report
 import Storage
 

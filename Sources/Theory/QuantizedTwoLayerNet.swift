@@ -4,6 +4,7 @@
 // STE's μ′ (identity, ReLU, clipped ReLU at Lα, log-tailed ReLU). No biases. Float32, raw-pointer loops
 // with SIMD8 for the input-dimension dot products (n = 784 on MNIST).
 import Foundation
+import Kernels
 
 final class QuantizedTwoLayerNet {
     let n: Int, h: Int, k: Int

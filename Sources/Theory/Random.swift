@@ -1,24 +1,14 @@
-// The theory experiments' own random numbers: SplitMix64 (Steele et al. 2014) with uniform and
-// Box–Muller normal draws, so that the same seed gives the same numbers on every platform.
+// The theory experiments' draws on the project's SplitMix64 (Kernels/Random.swift): per-purpose
+// streams, open-interval uniforms and Box–Muller normals in Double, so the same seed gives the same
+// numbers on every platform.
 import Foundation
+import Kernels
 
-public struct SplitMix64: Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
+extension SplitMix64 {
     /// A generator for one purpose (`stream`) derived from a base seed, so streams do not overlap.
     public init(seed: UInt64, stream: UInt64) {
         var s = SplitMix64(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03))
-        state = s.next()
-    }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        self.init(seed: s.next())
     }
 
     /// Uniform in (0, 1): 53 random bits, never exactly 0.

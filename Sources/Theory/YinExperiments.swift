@@ -3,6 +3,7 @@
 // starts), yin-spurious (Theorem 1 near the spurious minimizers). m, n, sample sizes, step sizes,
 // initialisation and iteration counts are not in the readable sources [N]; the configs state ours.
 import Foundation
+import Kernels
 import Report
 
 // MARK: - Algorithm 1

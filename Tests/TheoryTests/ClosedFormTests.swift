@@ -1,6 +1,7 @@
 // Every closed form of the theory module against a Monte Carlo estimate at random points (fixed seeds).
 // Tolerance: |closed − MC| ≤ 5 standard errors of the MC mean + 1e-12 per component (a correct formula
 // fails with probability < 1e-6 per component; the seeds are fixed, so the outcome is deterministic).
+import struct Kernels.SplitMix64
 import XCTest
 
 @testable import Theory
