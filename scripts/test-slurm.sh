@@ -108,10 +108,11 @@ for _ in $(seq 120); do [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] && break; sle
 [ "$(sinfo -h -o %T 2>/dev/null)" = idle ] || { echo "test-slurm: FAILED: the Slurm node did not come up"; exit 1; }
 say "Slurm is up ($(sinfo -V))"
 
-# One CPU per task so two tasks share the 2-core node; THREADS stays 2, so the results are those of
-# the local run. Kill-on-invalid-dep comes from the job scripts, not from slurm.conf.
+# One CPU per task so two tasks share the 2-core node, one thread each: the thread count of the local
+# `make reproduce` (REPRODUCE_THREADS), so the results are those of the local run. Kill-on-invalid-dep
+# comes from the job scripts, not from slurm.conf.
 SLURM_MAKE=(make --no-print-directory slurm PROFILE=smoke PARTITION=ci CPUS_PER_TASK=1 MEM=1G MAX_TASKS=4
-  WALLTIME=00:20:00)
+  WALLTIME=00:20:00 THREADS=1)
 
 latest_submission() { ls -d "$ROOT"/slurm/*/ | sort | tail -n 1 | sed 's:/$::'; }
 # Waits (at most $1 s) until no job of the submission is queued or running.

@@ -112,12 +112,13 @@ public func batchNormForwardInference(
 }
 
 /// Training backward (batch statistics): dx += w·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)) with
-/// x̂ = (x − mean)·invstd; when affine, dweight += Σ dy·x̂ and dbias += Σ dy.
+/// x̂ = (x − mean)·invstd; when affine, dweight += Σ dy·x̂ and dbias += Σ dy. `accumulate: false`
+/// writes dx instead of adding to it (dx is then not read).
 public func batchNormBackwardTraining(
     _ dx: UnsafeMutableBufferPointer<Float>, dweight: UnsafeMutableBufferPointer<Float>?,
     dbias: UnsafeMutableBufferPointer<Float>?, _ dy: UnsafeBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
     mean: UnsafeBufferPointer<Float>, invstd: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>?,
-    shape: BatchNormShape
+    shape: BatchNormShape, accumulate: Bool = true
 ) {
     precondition(dx.count == shape.count && dy.count == shape.count && x.count == shape.count && mean.count == shape.c)
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
@@ -143,7 +144,7 @@ public func batchNormBackwardTraining(
             let k2 = Float(Double(g) * Double(inv) * Double(inv) * sumDyXc / m)
             for i in 0..<n {
                 let o = (i * c + ch) * s
-                bnBackwardRow(dxp + o, dyp + o, xp + o, s, g, k1, k2, mu)
+                bnBackwardRow(dxp + o, dyp + o, xp + o, s, g, k1, k2, mu, accumulate)
             }
         }
     }
@@ -168,7 +169,7 @@ func dotSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int
 
 @inline(__always)
 func bnBackwardRow(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                   _ count: Int, _ g: Float, _ k1: Float, _ k2: Float, _ mean: Float) {
+                   _ count: Int, _ g: Float, _ k1: Float, _ k2: Float, _ mean: Float, _ accumulate: Bool) {
     let dxr = UnsafeMutableRawPointer(dx), dr = UnsafeRawPointer(dy), xr = UnsafeRawPointer(x)
     let vg = SIMD8<Float>(repeating: g), v1 = SIMD8<Float>(repeating: k1), v2 = SIMD8<Float>(repeating: k2)
     let m = SIMD8<Float>(repeating: mean)
@@ -176,17 +177,19 @@ func bnBackwardRow(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>
     while i + 8 <= count {
         let gy = dr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
         let xc = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - m
-        let old = dxr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        let old = accumulate ? dxr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) : .zero
         dxr.storeBytes(of: old + (gy * vg - v1 - xc * v2), toByteOffset: i * 4, as: SIMD8<Float>.self)
         i += 8
     }
-    while i < count { dx[i] += g * dy[i] - k1 - (x[i] - mean) * k2; i += 1 }
+    while i < count { dx[i] = (accumulate ? dx[i] : 0) + (g * dy[i] - k1 - (x[i] - mean) * k2); i += 1 }
 }
 
-/// Backward of the eval-mode normalisation (running statistics are constants): dx += dy·w/√(rv + eps).
+/// Backward of the eval-mode normalisation (running statistics are constants): dx += dy·w/√(rv + eps)
+/// (`accumulate: false`: dx = …).
 public func batchNormBackwardInference(
     _ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
-    runningVar: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>?, shape: BatchNormShape, eps: Float
+    runningVar: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>?, shape: BatchNormShape, eps: Float,
+    accumulate: Bool = true
 ) {
     precondition(dx.count == shape.count && dy.count == shape.count)
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
@@ -194,7 +197,7 @@ public func batchNormBackwardInference(
         for ch in 0..<c {
             let g = (weight?[ch] ?? 1) / (runningVar[ch] + eps).squareRoot()
             let o = (i * c + ch) * s
-            for k in 0..<s { dx[o + k] += g * dy[o + k] }
+            for k in 0..<s { dx[o + k] = (accumulate ? dx[o + k] : 0) + g * dy[o + k] }
         }
     }
 }

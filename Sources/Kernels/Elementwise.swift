@@ -17,9 +17,10 @@ public func reluForward(_ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBuffe
     for i in (n / 8 * 8)..<n { y[i] = Swift.max(x[i], 0) }
 }
 
-/// dx += dy · 1{x > 0}  (accumulates, like every backward kernel)
+/// dx += dy · 1{x > 0}  (accumulates, like every backward kernel; `accumulate: false` writes
+/// dx = dy · 1{x > 0} without reading dx, for a layer's fresh input-gradient buffer)
 public func reluBackward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
-                         _ x: UnsafeBufferPointer<Float>) {
+                         _ x: UnsafeBufferPointer<Float>, accumulate: Bool = true) {
     precondition(dx.count == x.count && dy.count == x.count)
     nonisolated(unsafe) let (dxs, dys, xs) = (UnsafeMutableRawPointer(dx.baseAddress!),
                                              UnsafeRawPointer(dy.baseAddress!), UnsafeRawPointer(x.baseAddress!))
@@ -29,12 +30,12 @@ public func reluBackward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBu
         for i in r {
             let v = xs.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
             let g = dys.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
-            let d = dxs.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+            let d = accumulate ? dxs.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self) : zero
             dxs.storeBytes(of: d + g.replacing(with: zero, where: v .<= zero), toByteOffset: i * 32,
                            as: SIMD8<Float>.self)
         }
     }
-    for i in (n / 8 * 8)..<n where x[i] > 0 { dx[i] += dy[i] }
+    for i in (n / 8 * 8)..<n { dx[i] = (accumulate ? dx[i] : 0) + (x[i] > 0 ? dy[i] : 0) }
 }
 
 /// y = a + b

@@ -13,21 +13,69 @@ public func maxPool2Forward(_ y: UnsafeMutableBufferPointer<Float>, argmax: Unsa
         for p in planes {
             let xs = xp + p * h * w, ys = yp + p * oh * ow, as_ = ap + p * oh * ow
             for oy in 0..<oh {
-                let r0 = xs + 2 * oy * w, r1 = r0 + w
-                for ox in 0..<ow {
-                    var best = r0[2 * ox], k: UInt8 = 0
-                    if r0[2 * ox + 1] > best { best = r0[2 * ox + 1]; k = 1 }
-                    if r1[2 * ox] > best { best = r1[2 * ox]; k = 2 }
-                    if r1[2 * ox + 1] > best { best = r1[2 * ox + 1]; k = 3 }
-                    ys[oy * ow + ox] = best
-                    as_[oy * ow + ox] = k
+                let r0 = xs + 2 * oy * w, r1 = r0 + w, yr = ys + oy * ow, ar = as_ + oy * ow
+                // SIMD over the windows of a row pair; the last vector overlaps the previous one
+                // (idempotent writes) instead of a scalar tail. Selects, not branches: the winner is
+                // unpredictable on real activations.
+                if ow >= 8 {
+                    var ox = 0
+                    while true {
+                        maxPoolWindows8(r0 + 2 * ox, r1 + 2 * ox, yr + ox, ar + ox)
+                        if ox + 8 == ow { break }
+                        ox = Swift.min(ox + 8, ow - 8)
+                    }
+                } else if ow >= 4 {
+                    maxPoolWindows4(r0, r1, yr, ar)
+                    if ow > 4 { maxPoolWindows4(r0 + 2 * (ow - 4), r1 + 2 * (ow - 4), yr + ow - 4, ar + ow - 4) }
+                } else {
+                    for ox in 0..<ow {
+                        var best = r0[2 * ox], k: UInt8 = 0
+                        if r0[2 * ox + 1] > best { best = r0[2 * ox + 1]; k = 1 }
+                        if r1[2 * ox] > best { best = r1[2 * ox]; k = 2 }
+                        if r1[2 * ox + 1] > best { best = r1[2 * ox + 1]; k = 3 }
+                        yr[ox] = best
+                        ar[ox] = k
+                    }
                 }
             }
         }
     }
 }
 
-/// dx[winner] += dy
+/// Eight adjacent 2×2 windows (rows r0, r1): max and the first winner in scan order (ties keep the earlier).
+@inline(__always)
+private func maxPoolWindows8(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                             _ argmax: UnsafeMutablePointer<UInt8>) {
+    let top = UnsafeRawPointer(r0).loadUnaligned(as: SIMD16<Float>.self)
+    let bottom = UnsafeRawPointer(r1).loadUnaligned(as: SIMD16<Float>.self)
+    var best = top.evenHalf, k = SIMD8<Int32>(repeating: 0)
+    var wins = top.oddHalf .> best
+    best.replace(with: top.oddHalf, where: wins); k.replace(with: 1, where: wins)
+    wins = bottom.evenHalf .> best
+    best.replace(with: bottom.evenHalf, where: wins); k.replace(with: 2, where: wins)
+    wins = bottom.oddHalf .> best
+    best.replace(with: bottom.oddHalf, where: wins); k.replace(with: 3, where: wins)
+    UnsafeMutableRawPointer(y).storeBytes(of: best, as: SIMD8<Float>.self)
+    UnsafeMutableRawPointer(argmax).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: k), as: SIMD8<UInt8>.self)
+}
+
+@inline(__always)
+private func maxPoolWindows4(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                             _ argmax: UnsafeMutablePointer<UInt8>) {
+    let top = UnsafeRawPointer(r0).loadUnaligned(as: SIMD8<Float>.self)
+    let bottom = UnsafeRawPointer(r1).loadUnaligned(as: SIMD8<Float>.self)
+    var best = top.evenHalf, k = SIMD4<Int32>(repeating: 0)
+    var wins = top.oddHalf .> best
+    best.replace(with: top.oddHalf, where: wins); k.replace(with: 1, where: wins)
+    wins = bottom.evenHalf .> best
+    best.replace(with: bottom.evenHalf, where: wins); k.replace(with: 2, where: wins)
+    wins = bottom.oddHalf .> best
+    best.replace(with: bottom.oddHalf, where: wins); k.replace(with: 3, where: wins)
+    UnsafeMutableRawPointer(y).storeBytes(of: best, as: SIMD4<Float>.self)
+    UnsafeMutableRawPointer(argmax).storeBytes(of: SIMD4<UInt8>(truncatingIfNeeded: k), as: SIMD4<UInt8>.self)
+}
+
+/// dx[winner] = dy, every other element of dx (the losers, and a trailing odd row/column) = 0.
 public func maxPool2Backward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
                              argmax: UnsafeBufferPointer<UInt8>, n: Int, c: Int, h: Int, w: Int) {
     let (oh, ow) = (h / 2, w / 2)
@@ -36,10 +84,15 @@ public func maxPool2Backward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: Unsa
     Parallel.forEachChunk(n * c, minimumPerWorker: Swift.max(1, 8_192 / Swift.max(1, h * w))) { planes in
         for p in planes {
             let dxs = dxp + p * h * w, dys = dyp + p * oh * ow, as_ = ap + p * oh * ow
+            if h != 2 * oh || w != 2 * ow { dxs.update(repeating: 0, count: h * w) }
             for oy in 0..<oh {
+                let r0 = dxs + 2 * oy * w, r1 = r0 + w
                 for ox in 0..<ow {
-                    let k = Int(as_[oy * ow + ox])
-                    dxs[(2 * oy + (k >> 1)) * w + 2 * ox + (k & 1)] += dys[oy * ow + ox]
+                    let k = as_[oy * ow + ox], g = dys[oy * ow + ox]
+                    r0[2 * ox] = k == 0 ? g : 0
+                    r0[2 * ox + 1] = k == 1 ? g : 0
+                    r1[2 * ox] = k == 2 ? g : 0
+                    r1[2 * ox + 1] = k == 3 ? g : 0
                 }
             }
         }
@@ -59,7 +112,7 @@ public func globalAveragePoolForward(_ y: UnsafeMutableBufferPointer<Float>, _ x
     }
 }
 
-/// dx += dy / (h·w), broadcast over the plane
+/// dx = dy / (h·w), broadcast over the plane
 public func globalAveragePoolBackward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
                                       n: Int, c: Int, spatial: Int) {
     precondition(dx.count == n * c * spatial && dy.count == n * c)
@@ -67,7 +120,7 @@ public func globalAveragePoolBackward(_ dx: UnsafeMutableBufferPointer<Float>, _
     for p in 0..<(n * c) {
         let g = dy[p] * inv
         let d = dx.baseAddress! + p * spatial
-        for k in 0..<spatial { d[k] += g }
+        for k in 0..<spatial { d[k] = g }
     }
 }
 
@@ -86,15 +139,16 @@ public func shortcutOptionAForward(_ y: UnsafeMutableBufferPointer<Float>, _ x: 
     }
 }
 
-/// dx[i, ch, 2·oy, 2·ox] += dy[i, pad + ch, oy, ox]
+/// dx[i, ch, 2·oy, 2·ox] = dy[i, pad + ch, oy, ox], the other elements of dx 0
 public func shortcutOptionABackward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
                                     n: Int, c: Int, h: Int, w: Int, pad: Int) {
     let (oh, ow, oc) = ((h + 1) / 2, (w + 1) / 2, c + 2 * pad)
     precondition(dx.count == n * c * h * w && dy.count == n * oc * oh * ow)
+    dx.update(repeating: 0)
     for i in 0..<n {
         for ch in 0..<c {
             let ds = dx.baseAddress! + (i * c + ch) * h * w, gs = dy.baseAddress! + (i * oc + pad + ch) * oh * ow
-            for oy in 0..<oh { for ox in 0..<ow { ds[2 * oy * w + 2 * ox] += gs[oy * ow + ox] } }
+            for oy in 0..<oh { for ox in 0..<ow { ds[2 * oy * w + 2 * ox] = gs[oy * ow + ox] } }
         }
     }
 }

@@ -141,10 +141,11 @@ public func quantizedReLUForward(
     }
 }
 
-/// dx += dy · STE'(x)  (accumulates; never overwrites). `x` is the quantizer's input.
+/// dx += dy · STE'(x)  (accumulates; `accumulate: false` writes dx = dy · STE'(x) without reading dx).
+/// `x` is the quantizer's input.
 public func quantizedReLUBackward(
     _ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
-    _ x: UnsafeBufferPointer<Float>, spec: QuantizerSpec, ste: STE
+    _ x: UnsafeBufferPointer<Float>, spec: QuantizerSpec, ste: STE, accumulate: Bool = true
 ) {
     precondition(
         dx.count == x.count && dy.count == x.count,
@@ -157,7 +158,7 @@ public func quantizedReLUBackward(
         while i + 8 <= n {
             let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
             let g = dyr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            let acc = dxr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let acc = accumulate ? dxr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) : .zero
             dxr.storeBytes(of: acc + g * derivative(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
             i += 8
         }
@@ -165,7 +166,7 @@ public func quantizedReLUBackward(
             var v = SIMD8<Float>(repeating: 0)
             for j in 0..<(n - i) { v[j] = xp[i + j] }
             let d = derivative(v)
-            for j in 0..<(n - i) { dxp[i + j] += dyp[i + j] * d[j] }
+            for j in 0..<(n - i) { dxp[i + j] = (accumulate ? dxp[i + j] : 0) + dyp[i + j] * d[j] }
         }
     }
 }

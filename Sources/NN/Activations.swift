@@ -6,11 +6,12 @@ import Kernels
 public final class QReLU: Layer {
     public var activation: Activation
     private var input: Tensor?
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
 
     public init(_ activation: Activation) { self.activation = activation }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let y = Tensor(zeros: x.shape)
+        let y = output.get(x.shape)
         switch activation {
         case .float: reluForward(y.buffer, x.readBuffer)
         case .quantized(let spec, _): quantizedReLUForward(y.buffer, x.readBuffer, spec: spec)
@@ -21,10 +22,12 @@ public final class QReLU: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input else { preconditionFailure("QReLU.backward without a training forward") }
-        let dx = Tensor(zeros: x.shape)
+        input = nil  // the forward's cache is consumed: the producer may reuse that buffer next step
+        let dx = inputGrad.get(x.shape)
         switch activation {
-        case .float: reluBackward(dx.buffer, dy.readBuffer, x.readBuffer)
-        case .quantized(let spec, let ste): quantizedReLUBackward(dx.buffer, dy.readBuffer, x.readBuffer, spec: spec, ste: ste)
+        case .float: reluBackward(dx.buffer, dy.readBuffer, x.readBuffer, accumulate: false)
+        case .quantized(let spec, let ste):
+            quantizedReLUBackward(dx.buffer, dy.readBuffer, x.readBuffer, spec: spec, ste: ste, accumulate: false)
         }
         return dx
     }
@@ -33,10 +36,11 @@ public final class QReLU: Layer {
 /// max(x, 0); not swapped by `setActivation`.
 public final class ReLU: Layer {
     private var input: Tensor?
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let y = Tensor(zeros: x.shape)
+        let y = output.get(x.shape)
         reluForward(y.buffer, x.readBuffer)
         input = training ? x : nil
         return y
@@ -44,8 +48,9 @@ public final class ReLU: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input else { preconditionFailure("ReLU.backward without a training forward") }
-        let dx = Tensor(zeros: x.shape)
-        reluBackward(dx.buffer, dy.readBuffer, x.readBuffer)
+        input = nil
+        let dx = inputGrad.get(x.shape)
+        reluBackward(dx.buffer, dy.readBuffer, x.readBuffer, accumulate: false)
         return dx
     }
 }

@@ -37,6 +37,7 @@ public final class BasicBlock: Layer {
     public let bn1: BatchNorm, bn2: BatchNorm
     public let act1: QReLU, act2: QReLU
     public let shortcut: ShortcutOptionA?
+    private var sum = ReusableTensor()
 
     public init(_ inChannels: Int, _ outChannels: Int, stride: Int, activation: Activation, rng: inout SplitMix64) {
         conv1 = Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, rng: &rng)
@@ -61,9 +62,9 @@ public final class BasicBlock: Layer {
         let o = bn2.forward(conv2.forward(h, training: training), training: training)
         let s = shortcut?.forward(x, training: training) ?? x
         precondition(o.shape == s.shape, "BasicBlock: residual \(o.shape) vs shortcut \(s.shape)")
-        let sum = Tensor(zeros: o.shape)
-        addForward(sum.buffer, o.readBuffer, s.readBuffer)
-        return act2.forward(sum, training: training)
+        let total = sum.get(o.shape)
+        addForward(total.buffer, o.readBuffer, s.readBuffer)
+        return act2.forward(total, training: training)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {

@@ -18,6 +18,7 @@ public final class Conv2d: Layer {
     /// Geometry of the latest forward (FLOP counts).
     public private(set) var lastGeometry: Conv2DGeometry?
     private let weightGrad: Tensor, biasGrad: Tensor?
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
 
     /// Weights and bias drawn as PyTorch's defaults, U(−1/√fanIn, 1/√fanIn), from `rng`.
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -52,7 +53,7 @@ public final class Conv2d: Layer {
         let g = geometry(for: x)
         let conv = convolution(for: g)
         lastGeometry = g
-        let y = Tensor(zeros: [g.batch, outChannels, g.outHeight, g.outWidth])
+        let y = output.get([g.batch, outChannels, g.outHeight, g.outWidth])
         conv.forward(input: x.pointer, weight: weight.value.pointer, bias: bias?.value.pointer, output: y.pointer)
         input = training ? x : nil
         convolution = training ? conv : nil
@@ -61,7 +62,8 @@ public final class Conv2d: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input, let conv = convolution else { preconditionFailure("Conv2d.backward without a training forward") }
-        let dx = computesInputGradient ? Tensor(zeros: x.shape) : Tensor(zeros: [0])
+        input = nil  // consumed: the producer may reuse that buffer next step
+        let dx = computesInputGradient ? inputGrad.get(x.shape) : Tensor(uninitialized: [0])
         conv.backward(input: x.pointer, outputGrad: dy.pointer, weight: weight.value.pointer,
                       inputGrad: computesInputGradient ? dx.pointer : nil, weightGrad: weightGrad.pointer,
                       biasGrad: biasGrad?.pointer)
@@ -77,6 +79,7 @@ public final class Linear: Layer {
     public let weight: Parameter
     public let bias: Parameter?
     private var input: Tensor?
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
 
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: inout SplitMix64) {
         (self.inFeatures, self.outFeatures) = (inFeatures, outFeatures)
@@ -92,7 +95,7 @@ public final class Linear: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 2 && x.shape[1] == inFeatures, "Linear(\(inFeatures)→\(outFeatures)) got \(x.shape)")
         let n = x.shape[0]
-        let y = Tensor(zeros: [n, outFeatures])
+        let y = output.get([n, outFeatures])
         if let b = bias { for i in 0..<n { (y.pointer + i * outFeatures).update(from: b.value.pointer, count: outFeatures) } }
         sgemm(transposeA: false, transposeB: true, m: n, n: outFeatures, k: inFeatures, a: x.pointer,
               b: weight.value.pointer, beta: bias == nil ? 0 : 1, c: y.pointer)
@@ -102,8 +105,9 @@ public final class Linear: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input else { preconditionFailure("Linear.backward without a training forward") }
+        input = nil
         let n = x.shape[0]
-        let dx = Tensor(zeros: x.shape)
+        let dx = inputGrad.get(x.shape)
         // dx[n, in] = dy[n, out] · W[out, in];  dW[out, in] += dyᵀ · x;  db += Σ_n dy
         sgemm(transposeA: false, transposeB: false, m: n, n: inFeatures, k: outFeatures, a: dy.pointer,
               b: weight.value.pointer, beta: 0, c: dx.pointer)

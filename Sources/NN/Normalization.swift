@@ -11,6 +11,7 @@ public final class BatchNorm: Layer {
     private var input: Tensor?
     private var trainingMode = false
     private let mean: Tensor, invstd: Tensor
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
 
     public init(_ channels: Int, affine: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1) {
         (self.channels, self.eps, self.momentum) = (channels, eps, momentum)
@@ -33,7 +34,7 @@ public final class BatchNorm: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let s = shape(of: x)
-        let y = Tensor(zeros: x.shape)
+        let y = output.get(x.shape)
         if training {
             batchNormForwardTraining(y.buffer, mean: mean.buffer, invstd: invstd.buffer, x.readBuffer,
                                      runningMean: runningMean.buffer, runningVar: runningVar.buffer,
@@ -51,16 +52,17 @@ public final class BatchNorm: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input else { preconditionFailure("BatchNorm.backward without a forward") }
+        input = nil  // consumed: the producer may reuse that buffer next step
         let s = shape(of: x)
-        let dx = Tensor(zeros: x.shape)
+        let dx = inputGrad.get(x.shape)
         if trainingMode {
             batchNormBackwardTraining(dx.buffer, dweight: weight?.grad.buffer, dbias: bias?.grad.buffer, dy.readBuffer,
                                       x.readBuffer, mean: mean.readBuffer, invstd: invstd.readBuffer,
-                                      weight: weight?.value.readBuffer, shape: s)
+                                      weight: weight?.value.readBuffer, shape: s, accumulate: false)
         } else {
             precondition(weight == nil, "BatchNorm: backward after an eval forward is only for affine off")
             batchNormBackwardInference(dx.buffer, dy.readBuffer, runningVar: runningVar.readBuffer, weight: nil,
-                                       shape: s, eps: eps)
+                                       shape: s, eps: eps, accumulate: false)
         }
         return dx
     }

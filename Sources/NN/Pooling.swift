@@ -5,12 +5,13 @@ import Kernels
 public final class MaxPool2d: Layer {
     private var inputShape: [Int] = []
     private var argmax: [UInt8] = []
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 4, "MaxPool2d got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let y = Tensor(zeros: [n, c, h / 2, w / 2])
+        let y = output.get([n, c, h / 2, w / 2])
         if argmax.count != y.count { argmax = [UInt8](repeating: 0, count: y.count) }
         argmax.withUnsafeMutableBufferPointer { maxPool2Forward(y.buffer, argmax: $0, x.readBuffer, n: n, c: c, h: h, w: w) }
         inputShape = x.shape
@@ -19,7 +20,7 @@ public final class MaxPool2d: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         precondition(inputShape.count == 4, "MaxPool2d.backward without a forward")
-        let dx = Tensor(zeros: inputShape)
+        let dx = inputGrad.get(inputShape)  // maxPool2Backward writes every element
         argmax.withUnsafeBufferPointer {
             maxPool2Backward(dx.buffer, dy.readBuffer, argmax: $0, n: inputShape[0], c: inputShape[1],
                              h: inputShape[2], w: inputShape[3])
@@ -31,18 +32,19 @@ public final class MaxPool2d: Layer {
 /// [n, c, h, w] → [n, c], the mean over each plane.
 public final class GlobalAvgPool: Layer {
     private var inputShape: [Int] = []
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 4, "GlobalAvgPool got \(x.shape)")
-        let y = Tensor(zeros: [x.shape[0], x.shape[1]])
+        let y = output.get([x.shape[0], x.shape[1]])
         globalAveragePoolForward(y.buffer, x.readBuffer, n: x.shape[0], c: x.shape[1], spatial: x.shape[2] * x.shape[3])
         inputShape = x.shape
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dx = Tensor(zeros: inputShape)
+        let dx = inputGrad.get(inputShape)  // globalAveragePoolBackward writes every element
         globalAveragePoolBackward(dx.buffer, dy.readBuffer, n: inputShape[0], c: inputShape[1],
                                   spatial: inputShape[2] * inputShape[3])
         return dx
@@ -72,19 +74,20 @@ public final class Flatten: Layer {
 public final class ShortcutOptionA: Layer {
     public let pad: Int
     private var inputShape: [Int] = []
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
     public init(pad: Int) { self.pad = pad }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 4, "ShortcutOptionA got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let y = Tensor(zeros: [n, c + 2 * pad, (h + 1) / 2, (w + 1) / 2])
+        let y = output.get([n, c + 2 * pad, (h + 1) / 2, (w + 1) / 2])
         shortcutOptionAForward(y.buffer, x.readBuffer, n: n, c: c, h: h, w: w, pad: pad)
         inputShape = x.shape
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dx = Tensor(zeros: inputShape)
+        let dx = inputGrad.get(inputShape)  // shortcutOptionABackward writes every element
         shortcutOptionABackward(dx.buffer, dy.readBuffer, n: inputShape[0], c: inputShape[1], h: inputShape[2],
                                 w: inputShape[3], pad: pad)
         return dx
