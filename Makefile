@@ -10,8 +10,9 @@ EXPERIMENT ?= experiments/table1.yaml
 ifeq ($(filter $(CONFIG),debug release),)
   $(error CONFIG must be debug or release, got '$(CONFIG)')
 endif
-ifeq ($(filter $(PROFILE),paper smoke),)
-  $(error PROFILE must be paper or smoke, got '$(PROFILE)')
+# paper, or a profile of $(EXPERIMENT) (smoke, lenet5-wide, …; `ste plan` rejects unknown ones by name).
+ifneq ($(shell echo '$(PROFILE)' | grep -E '^[a-z0-9][a-z0-9-]*$$'),$(PROFILE))
+  $(error PROFILE must be paper or a profile name of $(EXPERIMENT), got '$(PROFILE)')
 endif
 
 BIN := .build/$(CONFIG)/ste
@@ -30,7 +31,8 @@ help:
 	@echo "make test        build and run every test (includes the smoke pipeline)"
 	@echo "make run RUN=lenet5-a2-clipped-s0   one cell;  make report;  make diff;  make theory;  make schoenbauer;  make bench"
 	@echo "make slurm       submit the grid as Slurm job arrays (DRY_RUN=1 previews); make slurm-status"
-	@echo "Variables: PROFILE=paper|smoke THREADS=$(THREADS) CONFIG=$(CONFIG)"
+	@echo "make bench       our train/eval img/s next to the PyTorch peer's (BENCH_ROUNDS=2 interleaved rounds)"
+	@echo "Variables: PROFILE=paper|smoke THREADS=$(THREADS) CONFIG=$(CONFIG); reproduce: JOBS=$(JOBS) cells at once, REPRODUCE_THREADS=1 each"
 
 # MARK: - Setup ---------------------------------------------------------------------------------
 
@@ -177,14 +179,20 @@ PEER_DIR    ?= ../shared/peer
 PEER_PYTHON ?= $(HOME)/.venv-peer/bin/python
 BENCH_NETS  ?= lenet5 resnet20 vgg11
 
+BENCH_ROUNDS ?= 2
+
+# Rounds interleave ours and PyTorch's per net; the summary pools every repetition of every round.
 bench: $(BIN)
-	@mkdir -p results/bench
-	@for net in $(BENCH_NETS); do \
-	  $(STE) bench --nets $$net --threads $(THREADS) --json results/bench/ste-$$net.json; \
+	@mkdir -p results/bench && rm -f results/bench/*.json
+	@for round in $$(seq 1 $(BENCH_ROUNDS)); do for net in $(BENCH_NETS); do \
+	  echo "== round $$round: $$net"; \
+	  $(STE) bench --nets $$net --threads $(THREADS) --json results/bench/ste-$$net-r$$round.json | tail -n 1; \
 	  if [ -x "$(PEER_PYTHON)" ] && [ -f "$(PEER_DIR)/ste_torch.py" ]; then \
-	    $(PEER_PYTHON) $(PEER_DIR)/ste_torch.py --threads $(THREADS) --nets $$net --batches 128 --reps 3 --json results/bench/torch-$$net.json; \
-	  else echo "PyTorch peer not runnable here ($(PEER_PYTHON)); ratios above use the recorded baseline of $(PEER_DIR)/README.md"; fi; \
-	done
+	    $(PEER_PYTHON) $(PEER_DIR)/ste_torch.py --threads $(THREADS) --nets $$net --batches 128 --reps 3 \
+	      --json results/bench/torch-$$net-r$$round.json | grep "^| $$net"; \
+	  fi; done; done
+	@[ -x "$(PEER_PYTHON)" ] || echo "PyTorch peer not runnable here ($(PEER_PYTHON)): ratios use the recorded baseline of $(PEER_DIR)/README.md"
+	@$(STE) bench --summary results/bench --threads $(THREADS) | tee results/bench/SUMMARY.md
 
 clean:
 	rm -rf .build .plan results/smoke

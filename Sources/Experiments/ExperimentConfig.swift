@@ -58,6 +58,8 @@ public struct ProfileSpec: Codable, Equatable, Sendable {
     public var trainEpochs: Int?
     public var fig2Net: String?
     public var fig2WarmupEpochs: Int?
+    /// LeNet-5 (conv1, conv2, fc1, fc2) widths instead of the classic 6-16-120-84 (width ablation).
+    public var lenet5Widths: [Int]?
 }
 
 /// Fig. 2: identity STE started from other STEs' minima (submission §4.2).
@@ -282,7 +284,7 @@ struct ConfigParser {
 
     func parseProfile(_ key: String, _ value: Any, nets: [String: NetSpec]) throws -> ProfileSpec {
         let m = try map(value, key, allowed: ["nets", "seeds", "bits", "stes", "train_subset", "test_subset",
-            "pretrain_epochs", "train_epochs", "fig2_net", "fig2_warmup_epochs"], required: [])
+            "pretrain_epochs", "train_epochs", "fig2_net", "fig2_warmup_epochs", "lenet5_widths"], required: [])
         var p = ProfileSpec()
         if let v = m["nets"] {
             p.nets = try list(v, "\(key).nets").enumerated().map { i, n in
@@ -304,6 +306,11 @@ struct ConfigParser {
             p.fig2Net = s
         }
         p.fig2WarmupEpochs = try m["fig2_warmup_epochs"].map { try int($0, "\(key).fig2_warmup_epochs") }
+        if let v = m["lenet5_widths"] {
+            let w = try list(v, "\(key).lenet5_widths").map { try int($0, "\(key).lenet5_widths") }
+            guard w.count == 4 else { throw fail("\(key).lenet5_widths", "expected 4 widths (conv1, conv2, fc1, fc2), got \(w.count)") }
+            p.lenet5Widths = w
+        }
         return p
     }
 }

@@ -11,13 +11,17 @@ public struct History: Sendable, Equatable {
     public var learningRate: [Double] = []
     public var wallSeconds: [Double] = []
     public var imagesPerSecond: [Double] = []
+    /// Resident memory of the process at the end of each epoch (MiB; flat after the first epoch when
+    /// the step allocates nothing). Empty in files written before the column existed.
+    public var residentMiB: [Double] = []
 
     public init() {}
 
     public var count: Int { epoch.count }
 
     public mutating func append(epoch e: Int, trainLoss tl: Double, trainAccuracy ta: Double, testLoss vl: Double,
-        testAccuracy va: Double, lr: Double, wall: Double, imagesPerSecond ips: Double)
+        testAccuracy va: Double, lr: Double, wall: Double, imagesPerSecond ips: Double,
+        residentMiB rss: Double = currentResidentMiB())
     {
         epoch.append(Int64(e))
         trainLoss.append(tl)
@@ -27,6 +31,7 @@ public struct History: Sendable, Equatable {
         learningRate.append(lr)
         wallSeconds.append(wall)
         imagesPerSecond.append(ips)
+        if residentMiB.count == epoch.count - 1 { residentMiB.append(rss) }
     }
 
     static let columns = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "learning_rate",
@@ -43,8 +48,10 @@ public struct History: Sendable, Equatable {
         try w.write("\(group)/learning_rate", learningRate, shape: [n])
         try w.write("\(group)/wall_seconds", wallSeconds, shape: [n])
         try w.write("\(group)/images_per_second", imagesPerSecond, shape: [n])
+        if residentMiB.count == n { try w.write("\(group)/resident_mib", residentMiB, shape: [n]) }
         try w.setAttribute("units", .strings(["epoch: 1-based", "loss: mean softmax cross-entropy (no weight decay)",
-            "accuracy: %", "wall_seconds: cumulative training+test time", "images_per_second: training"]), on: group)
+            "accuracy: %", "wall_seconds: cumulative training+test time", "images_per_second: training",
+            "resident_mib: process resident set at the end of the epoch"]), on: group)
     }
 
     public static func read(from r: H5Reader, group: String = "/history") throws -> History {
@@ -58,8 +65,19 @@ public struct History: Sendable, Equatable {
         h.learningRate = try r.read("\(group)/learning_rate", as: Double.self, shape: [n]).values
         h.wallSeconds = try r.read("\(group)/wall_seconds", as: Double.self, shape: [n]).values
         h.imagesPerSecond = try r.read("\(group)/images_per_second", as: Double.self, shape: [n]).values
+        if r.contains("\(group)/resident_mib") {
+            h.residentMiB = try r.read("\(group)/resident_mib", as: Double.self, shape: [n]).values
+        }
         return h
     }
+}
+
+/// The process's resident set now, in MiB (Linux /proc/self/statm; 0 where it cannot be read).
+public func currentResidentMiB() -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+    let fields = text.split(separator: " ")
+    guard fields.count > 1, let pages = Double(fields[1]) else { return 0 }
+    return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
 }
 
 /// One line per epoch: live (rewritten in place) on a terminal, plain lines otherwise, nothing when quiet.

@@ -33,6 +33,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var initFrom: String?
     public var trainSubset: Int?
     public var testSubset: Int?
+    /// LeNet-5 widths of a width-ablation profile; nil (and absent from the JSON) for the classic net.
+    public var lenet5Widths: [Int]? = nil
 
     public var totalEpochs: Int { phases.reduce(0) { $0 + $1.epochs } }
 
@@ -64,7 +66,8 @@ extension ExperimentConfig {
         var config = RunConfig(experiment: experiment, profile: profile, runID: "\(id)", kind: id.kind.rawValue,
             net: id.net, dataset: net.dataset, data: net.data, augment: net.augment, mean: net.mean, std: net.std,
             evalBatchSize: net.evalBatchSize, seed: id.seed, activation: ActivationSpec(),
-            phases: [], initFrom: nil, trainSubset: p?.trainSubset, testSubset: p?.testSubset)
+            phases: [], initFrom: nil, trainSubset: p?.trainSubset, testSubset: p?.testSubset,
+            lenet5Widths: id.net == "lenet5" ? p?.lenet5Widths : nil)
         switch id.kind {
         case .pretrain:
             config.phases = [net.pretrain]

@@ -110,7 +110,8 @@ public final class RunExecutor {
     public func run() throws -> RunOutcome {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let data = try LoadedData(config)
-        let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed))
+        let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
+            lenet5Widths: config.lenet5Widths)
         var history = History()
         var optimizer: Optimizer = makeOptimizer(config.phases[0], network)
         var startEpoch = 0

@@ -1,5 +1,6 @@
 // Composite layers: `Sequential` (PyTorch nn.Sequential: children named "0", "1", … or given names)
 // and the ResNet basic block; backward is the forward in reverse.
+import Dispatch
 import Kernels
 
 public final class Sequential: Layer {
@@ -18,12 +19,28 @@ public final class Sequential: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var h = x
+        if LayerTimer.enabled {
+            for l in layers {
+                let start = LayerTimer.now(), input = h.shape
+                h = l.layer.forward(h, training: training)
+                if !(l.layer is Sequential) { LayerTimer.add(l.layer, input: input, forward: LayerTimer.now() - start) }
+            }
+            return h
+        }
         for l in layers { h = l.layer.forward(h, training: training) }
         return h
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         var g = dy
+        if LayerTimer.enabled {
+            for l in layers.reversed() {
+                let start = LayerTimer.now()
+                g = l.layer.backward(g)
+                if !(l.layer is Sequential) { LayerTimer.add(l.layer, input: nil, backward: LayerTimer.now() - start) }
+            }
+            return g
+        }
         for l in layers.reversed() { g = l.layer.backward(g) }
         return g
     }
@@ -74,4 +91,34 @@ public final class BasicBlock: Layer {
         accumulate(dx.buffer, dskip.readBuffer)
         return dx
     }
+}
+
+/// Per-layer wall time of the children of every `Sequential` (a ResNet block counts as one), for
+/// `ste bench --layers`. Off by default: the untimed loops above are the ones training runs.
+public enum LayerTimer {
+    public struct Entry { public var label: String, forward = 0.0, backward = 0.0, calls = 0 }
+    nonisolated(unsafe) public static var enabled = false
+    nonisolated(unsafe) public private(set) static var entries: [ObjectIdentifier: Entry] = [:]
+    nonisolated(unsafe) public private(set) static var order: [ObjectIdentifier] = []
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    static func add(_ layer: Layer, input: [Int]?, forward: Double = 0, backward: Double = 0) {
+        let id = ObjectIdentifier(layer)
+        if entries[id] == nil {
+            entries[id] = Entry(label: "\(type(of: layer)) \(input.map { "\($0)" } ?? "")")
+            order.append(id)
+        }
+        entries[id]!.forward += forward
+        entries[id]!.backward += backward
+        if forward > 0 { entries[id]!.calls += 1 }
+    }
+
+    public static func reset() {
+        entries = [:]
+        order = []
+    }
+
+    /// Entries in first-forward order.
+    public static var report: [Entry] { order.compactMap { entries[$0] } }
 }

@@ -54,18 +54,19 @@ public final class GlobalAvgPool: Layer {
 /// [n, …] → [n, rest] (a copy: tensors handed out by other layers keep their shape).
 public final class Flatten: Layer {
     private var inputShape: [Int] = []
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         inputShape = x.shape
-        let y = x.clone()
-        y.reshape([x.shape[0], x.count / max(1, x.shape[0])])
+        let y = output.get([x.shape[0], x.count / max(1, x.shape[0])])
+        y.copy(from: x)
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dx = dy.clone()
-        dx.reshape(inputShape)
+        let dx = inputGrad.get(inputShape)
+        dx.copy(from: dy)
         return dx
     }
 }

@@ -42,8 +42,16 @@ struct Bench: ParsableCommand {
     var floatActivation = false
     @Flag(help: "Also time every conv geometry of the nets alone: oneDNN vs the reference backend.")
     var convs = false
+    @Flag(help: "Also time every layer's forward and backward inside training steps (children of each Sequential; a ResNet block counts as one).")
+    var layers = false
     @Option(help: "Also write the results as JSON to this file.")
     var json: String?
+    @Option(help: ArgumentHelp(
+        "Time nothing: summarise the JSON files of a `make bench` folder (ste-<net>-r<k>.json, torch-<net>-r<k>.json) "
+            + "as one table, ours next to PyTorch, all repetitions of all rounds pooled.", valueName: "dir"))
+    var summary: String?
+    @Option(help: "Nominal fp32 FMA peak per thread in GFLOP/s, for the % of peak (shared/peer/README.md: 2.596 GHz × 32).")
+    var peakPerThread = 83.1
 
     /// PyTorch peer, 2 threads, batch 128, median of 9 timings (shared/peer/README.md, "Headline").
     static let pytorchBaseline: [String: (train: Double, eval: Double)] = [
@@ -62,6 +70,7 @@ struct Bench: ParsableCommand {
     var netList: [String] { nets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
 
     func run() throws {
+        if let summary { return try summarize(folder: summary) }
         setComputeThreads(threads)
         let activation: Activation = floatActivation
             ? .float : .quantized(QuantizerSpec(bits: bits, alpha: defaultAlpha(bits: bits)!), STE(rawValue: ste)!)
@@ -94,6 +103,7 @@ struct Bench: ParsableCommand {
             }
             func evalStep() { _ = net.forward(x, training: false) }
             let train = time(trainStep), eval = time(evalStep)
+            if layers { timeLayers(name, trainStep) }
             let (tr, ev) = (median(train), median(eval))
             let base = Self.pytorchBaseline[name]!
             print("| \(name) | \(String(format: "%.3f", fwdFlops / 1e6)) | \(spread(train)) | \(spread(eval)) | "
@@ -108,6 +118,7 @@ struct Bench: ParsableCommand {
             let doc: [String: Any] = [
                 "backend": Compute.backend.name, "threads": threads, "batch": batch, "activation": "\(activation)",
                 "min_time": minTime, "reps": reps, "warmup": warmup, "results": rows,
+                "peak_rss_mib": peakResidentMiB(),
             ]
             let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json), options: .atomic)
@@ -145,6 +156,78 @@ struct Bench: ParsableCommand {
             }
             walk(net.root)
         }
+    }
+
+    /// ms per training step of each layer, forward and backward, over 20 steps after the timed runs.
+    func timeLayers(_ net: String, _ step: () -> Void) {
+        LayerTimer.reset()
+        LayerTimer.enabled = true
+        let steps = 20
+        for _ in 0..<steps { step() }
+        LayerTimer.enabled = false
+        let rows = LayerTimer.report
+        let total = rows.reduce(0) { $0 + $1.forward + $1.backward }
+        print("\n| \(net) layer (input shape) | forward ms | backward ms | share of layer time |")
+        print("|---|---|---|---|")
+        for r in rows {
+            print("| \(r.label) | \(String(format: "%.3f", 1000 * r.forward / Double(steps))) | "
+                  + "\(String(format: "%.3f", 1000 * r.backward / Double(steps))) | "
+                  + "\(String(format: "%.1f %%", 100 * (r.forward + r.backward) / total)) |")
+        }
+        print("")
+    }
+
+    /// One table from a `make bench` folder: per net, our and PyTorch's train and eval img/s (medians
+    /// over every repetition of every round), the ratios, our GFLOP/s and % of the nominal peak.
+    func summarize(folder: String) throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".json") }.sorted()
+        guard !files.isEmpty else { throw ValidationError("\(folder): no bench JSON files (run make bench)") }
+        struct Timings { var train: [Double] = [], eval: [Double] = [], trainFlops = 0.0, fwdFlops = 0.0, rss = 0.0, threads = 0 }
+        var ours: [String: Timings] = [:], torch: [String: Timings] = [:]
+        for file in files {
+            let path = folder + "/" + file
+            guard let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
+                  let rows = doc["results"] as? [[String: Any]] else { throw ValidationError("\(path): not a bench result") }
+            let isTorch = file.hasPrefix("torch-")
+            for row in rows {
+                guard let net = row["net"] as? String, (row["batch"] as? Int ?? 128) == batch,
+                      let train = row["train"] as? [Double], let eval = row["eval"] as? [Double] else { continue }
+                var t = (isTorch ? torch[net] : ours[net]) ?? Timings()
+                t.train += train
+                t.eval += eval
+                t.trainFlops = row["train_flops"] as? Double ?? 0
+                t.fwdFlops = row["fwd_flops"] as? Double ?? 0
+                t.rss = Swift.max(t.rss, doc["peak_rss_mib"] as? Double ?? 0)
+                t.threads = doc["threads"] as? Int ?? 0
+                if isTorch { torch[net] = t } else { ours[net] = t }
+            }
+        }
+        print("| net | threads | train img/s: ours (n) | PyTorch (n) | ratio | eval img/s: ours (n) | PyTorch (n) | ratio "
+              + "| our train GFLOP/s | % of peak | our peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for net in networkNames where ours[net] != nil {
+            let o = ours[net]!
+            let base = Self.pytorchBaseline[net]!
+            let t = torch[net]
+            let (ptTrain, ptEval) = t.map { (median($0.train), median($0.eval)) } ?? (base.train, base.eval)
+            let source = t.map { "(\($0.train.count))" } ?? "(recorded)"
+            let (tr, ev) = (median(o.train), median(o.eval))
+            let gflops = tr * o.trainFlops / 1e9
+            let peak = peakPerThread * Double(o.threads)
+            print("| \(net) | \(o.threads) | \(String(format: "%.0f", tr)) (\(o.train.count)) | \(String(format: "%.0f", ptTrain)) \(source) | "
+                  + "\(String(format: "%.2f×", tr / ptTrain)) | \(String(format: "%.0f", ev)) (\(o.eval.count)) | "
+                  + "\(String(format: "%.0f", ptEval)) \(source) | \(String(format: "%.2f×", ev / ptEval)) | "
+                  + "\(String(format: "%.1f", gflops)) | \(String(format: "%.0f %%", 100 * gflops / peak)) | "
+                  + "\(String(format: "%.0f", o.rss)) |")
+        }
+        print("\nPeak: \(String(format: "%.1f", peakPerThread)) GFLOP/s per thread (nominal AVX2 FMA, shared/peer/README.md). "
+              + "Ratios are of medians; the VM drifts 10–20 % between runs, so rounds interleave ours and PyTorch's.")
+    }
+
+    func peakResidentMiB() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_maxrss) / 1024  // Linux: KiB
     }
 
     /// Median ms of 5 calls after 2 warm-up calls.

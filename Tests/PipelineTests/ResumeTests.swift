@@ -119,6 +119,10 @@ final class ResumeTests: XCTestCase {
         let ha = try History.read(from: a), hb = try History.read(from: b)
         XCTAssertEqual(ha.trainLoss, hb.trainLoss)
         XCTAssertEqual(ha.testAccuracy, hb.testAccuracy)
+        // Memory per epoch is recorded (also across the resume), positive on Linux.
+        XCTAssertEqual(ha.residentMiB.count, 3)
+        XCTAssertEqual(hb.residentMiB.count, 3)
+        XCTAssertTrue((ha.residentMiB + hb.residentMiB).allSatisfy { $0 > 0 })
         XCTAssertEqual(ha.learningRate, [0.01, 0.01, 0.001])  // milestone 0.5·3 = 1.5 rounds to epoch 2
     }
 

@@ -6,20 +6,26 @@
 //   ("we add one prior to each activation layer"); hence no bias in the convs and hidden FCs;
 // - conv1 is padded by 2 so 28×28 gives the classic 5×5×16 = 400 features; the output FC has a bias.
 // 61,480 parameters (conv/linear only).
+// `widths` (conv1, conv2, fc1, fc2) scales the same topology for the width ablation
+// (experiments/table1.yaml profile `lenet5-wide`); nil is the classic 6-16-120-84.
 import Kernels
 
-public func makeLeNet5(activation: Activation, seed: UInt64) -> Network {
+public let lenet5ClassicWidths = [6, 16, 120, 84]
+
+public func makeLeNet5(activation: Activation, seed: UInt64, widths: [Int]? = nil) -> Network {
+    let w = widths ?? lenet5ClassicWidths
+    precondition(w.count == 4 && w.allSatisfy { $0 > 0 }, "LeNet-5 widths \(w)")
     var rng = SplitMix64(seed: seed)
-    let conv1 = Conv2d(1, 6, kernel: 5, padding: 2, rng: &rng)
+    let conv1 = Conv2d(1, w[0], kernel: 5, padding: 2, rng: &rng)
     conv1.computesInputGradient = false
     let features = Sequential([
-        conv1, BatchNorm(6), QReLU(activation), MaxPool2d(),
-        Conv2d(6, 16, kernel: 5, rng: &rng), BatchNorm(16), QReLU(activation), MaxPool2d(),
+        conv1, BatchNorm(w[0]), QReLU(activation), MaxPool2d(),
+        Conv2d(w[0], w[1], kernel: 5, rng: &rng), BatchNorm(w[1]), QReLU(activation), MaxPool2d(),
     ])
     let classifier = Sequential([
-        Linear(400, 120, bias: false, rng: &rng), BatchNorm(120), QReLU(activation),
-        Linear(120, 84, bias: false, rng: &rng), BatchNorm(84), QReLU(activation),
-        Linear(84, 10, rng: &rng),
+        Linear(w[1] * 25, w[2], bias: false, rng: &rng), BatchNorm(w[2]), QReLU(activation),
+        Linear(w[2], w[3], bias: false, rng: &rng), BatchNorm(w[3]), QReLU(activation),
+        Linear(w[3], 10, rng: &rng),
     ])
     return Network(name: "lenet5", root: Sequential(named: [
         ("features", features), ("flatten", Flatten()), ("classifier", classifier),

@@ -13,9 +13,10 @@ public func inputShape(ofNetwork name: String) -> [Int]? {
 }
 
 /// "lenet5" | "vgg11" | "resnet20"; any other name is a programming error (callers validate configs).
-public func makeNetwork(named name: String, activation: Activation, seed: UInt64) -> Network {
+/// `lenet5Widths`: LeNet-5's (conv1, conv2, fc1, fc2) widths for the width ablation; nil = the classic.
+public func makeNetwork(named name: String, activation: Activation, seed: UInt64, lenet5Widths: [Int]? = nil) -> Network {
     switch name {
-    case "lenet5": return makeLeNet5(activation: activation, seed: seed)
+    case "lenet5": return makeLeNet5(activation: activation, seed: seed, widths: lenet5Widths)
     case "vgg11": return makeVGG11(activation: activation, seed: seed)
     case "resnet20": return makeResNet20(activation: activation, seed: seed)
     default: preconditionFailure("unknown network \(name); known: \(networkNames.joined(separator: ", "))")
