@@ -103,13 +103,16 @@ struct Bench: ParsableCommand {
             }
             func evalStep() { _ = net.forward(x, training: false) }
             let train = time(trainStep), eval = time(evalStep)
+            let loader = try loaderImagesPerSecond(shape: shape, augment: shape[0] == 3)
             if layers { timeLayers(name, trainStep) }
             let (tr, ev) = (median(train), median(eval))
             let base = Self.pytorchBaseline[name]!
             print("| \(name) | \(String(format: "%.3f", fwdFlops / 1e6)) | \(spread(train)) | \(spread(eval)) | "
                   + "\(String(format: "%.1f", tr * trainFlops / 1e9)) | \(String(format: "%.1f", ev * fwdFlops / 1e9)) | "
                   + "\(String(format: "%.2f×", tr / base.train)) | \(String(format: "%.2f×", ev / base.eval)) |")
-            rows.append(["net": name, "batch": batch, "fwd_flops": fwdFlops, "train_flops": trainFlops, "train": train,
+            print("  data loader alone (\(shape[0] == 3 ? "crop + flip" : "no augmentation"), 1 thread): "
+                  + "\(String(format: "%.0f", loader)) img/s")
+            rows.append(["net": name, "batch": batch, "loader": loader, "fwd_flops": fwdFlops, "train_flops": trainFlops, "train": train,
                          "eval": eval, "train_gflops": tr * trainFlops / 1e9, "eval_gflops": ev * fwdFlops / 1e9,
                          "pytorch_train": base.train, "pytorch_eval": base.eval])
         }
@@ -158,6 +161,23 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// Images/s of the training batcher alone (uint8 → normalised float batches, shuffled, augmented for
+    /// CIFAR) over one 10,000-image epoch of random pixels: it must far exceed the training rate.
+    func loaderImagesPerSecond(shape: [Int], augment: Bool) throws -> Double {
+        let count = 10_000, size = shape.reduce(1, *)
+        var rng = SplitMix64(seed: 2)
+        let images = (0..<(count * size)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let labels = (0..<count).map { _ in UInt8(rng.next(below: 10)) }
+        let batcher = try Batcher(images: images, labels: labels, count: count, channels: shape[0], height: shape[1],
+                                  width: shape[2], batchSize: batch, mean: Array(repeating: 0.5, count: shape[0]),
+                                  std: Array(repeating: 0.25, count: shape[0]), shuffle: true,
+                                  augmentation: augment ? .cropAndFlip(padding: 4) : .none, seed: 0)
+        let start = DispatchTime.now().uptimeNanoseconds
+        var seen = 0
+        for i in 0..<batcher.batchesPerEpoch { seen += batcher.batch(epoch: 0, index: i).count }
+        return Double(seen) / (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+
     /// ms per training step of each layer, forward and backward, over 20 steps after the timed runs.
     func timeLayers(_ net: String, _ step: () -> Void) {
         LayerTimer.reset()
@@ -182,7 +202,10 @@ struct Bench: ParsableCommand {
     func summarize(folder: String) throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".json") }.sorted()
         guard !files.isEmpty else { throw ValidationError("\(folder): no bench JSON files (run make bench)") }
-        struct Timings { var train: [Double] = [], eval: [Double] = [], trainFlops = 0.0, fwdFlops = 0.0, rss = 0.0, threads = 0 }
+        struct Timings {
+            var train: [Double] = [], eval: [Double] = [], loader: [Double] = []
+            var trainFlops = 0.0, fwdFlops = 0.0, rss = 0.0, threads = 0
+        }
         var ours: [String: Timings] = [:], torch: [String: Timings] = [:]
         for file in files {
             let path = folder + "/" + file
@@ -195,6 +218,7 @@ struct Bench: ParsableCommand {
                 var t = (isTorch ? torch[net] : ours[net]) ?? Timings()
                 t.train += train
                 t.eval += eval
+                if let l = row["loader"] as? Double { t.loader.append(l) }
                 t.trainFlops = row["train_flops"] as? Double ?? 0
                 t.fwdFlops = row["fwd_flops"] as? Double ?? 0
                 t.rss = Swift.max(t.rss, doc["peak_rss_mib"] as? Double ?? 0)
@@ -203,8 +227,8 @@ struct Bench: ParsableCommand {
             }
         }
         print("| net | threads | train img/s: ours (n) | PyTorch (n) | ratio | eval img/s: ours (n) | PyTorch (n) | ratio "
-              + "| our train GFLOP/s | % of peak | our peak RSS MiB |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              + "| our train GFLOP/s | % of peak | our peak RSS MiB | our loader alone img/s |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for net in networkNames where ours[net] != nil {
             let o = ours[net]!
             let base = Self.pytorchBaseline[net]!
@@ -218,7 +242,7 @@ struct Bench: ParsableCommand {
                   + "\(String(format: "%.2f×", tr / ptTrain)) | \(String(format: "%.0f", ev)) (\(o.eval.count)) | "
                   + "\(String(format: "%.0f", ptEval)) \(source) | \(String(format: "%.2f×", ev / ptEval)) | "
                   + "\(String(format: "%.1f", gflops)) | \(String(format: "%.0f %%", 100 * gflops / peak)) | "
-                  + "\(String(format: "%.0f", o.rss)) |")
+                  + "\(String(format: "%.0f", o.rss)) | \(o.loader.isEmpty ? "–" : String(format: "%.0f", median(o.loader))) |")
         }
         print("\nPeak: \(String(format: "%.1f", peakPerThread)) GFLOP/s per thread (nominal AVX2 FMA, shared/peer/README.md). "
               + "Ratios are of medians; the VM drifts 10–20 % between runs, so rounds interleave ours and PyTorch's.")

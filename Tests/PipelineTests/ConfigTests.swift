@@ -37,6 +37,14 @@ final class ConfigTests: XCTestCase {
         let smoke = try c.resolved(profile: "smoke")
         XCTAssertEqual(smoke.nets.keys.sorted(), ["lenet5"])
         XCTAssertEqual(smoke.nets["lenet5"]!.train.epochs, 2)
+        // The width ablation changes only its own runs; the classic runs' stamps do not mention widths.
+        let wide = try c.resolved(profile: "lenet5-wide")
+        let wideRun = try wide.runConfig(RunID("lenet5-a2-relu-s0")!, profile: "lenet5-wide")
+        XCTAssertEqual(wideRun.lenet5Widths, [12, 32, 240, 168])
+        XCTAssertEqual(wideRun.initFrom, "results/lenet5-wide/pretrain/lenet5-s0/checkpoint.h5")
+        let classic = try c.runConfig(RunID("lenet5-a2-relu-s0")!, profile: "paper")
+        XCTAssertNil(classic.lenet5Widths)
+        XCTAssertFalse(classic.canonicalJSON().contains("lenet5Widths"))
     }
 
     /// Each bad config is rejected with a message naming the file and the key.
@@ -52,6 +60,8 @@ final class ConfigTests: XCTestCase {
             ("reference: experiments/reference/yin2019-table1.csv", "reference: experiments/reference/nope.csv",
                 "reference: file 'experiments/reference/nope.csv' does not exist"),
             ("      lr: 0.01 ", "      learning_rate: 0.01 ", "nets.lenet5.train.learning_rate: unknown key"),
+            ("    lenet5_widths: [12, 32, 240, 168]", "    lenet5_widths: [12, 32, 240]",
+                "profiles.lenet5-wide.lenet5_widths: expected 4 widths"),
         ]
         for (old, new, expected) in cases {
             XCTAssertTrue(good.contains(old), "fixture text not found: \(old)")
