@@ -60,6 +60,8 @@ public struct ProfileSpec: Codable, Equatable, Sendable {
     public var fig2WarmupEpochs: Int?
     /// LeNet-5 (conv1, conv2, fc1, fc2) widths instead of the classic 6-16-120-84 (width ablation).
     public var lenet5Widths: [Int]?
+    /// Learning rate of the quantized training phase instead of the net's `train.lr` (LR ablation).
+    public var trainLR: Double?
 }
 
 /// Fig. 2: identity STE started from other STEs' minima (submission §4.2).
@@ -112,6 +114,7 @@ public struct ExperimentConfig: Equatable, Sendable {
         for key in out.nets.keys {
             if let e = p.pretrainEpochs { out.nets[key]!.pretrain.epochs = e }
             if let e = p.trainEpochs { out.nets[key]!.train.epochs = e }
+            if let lr = p.trainLR { out.nets[key]!.train.lr = lr }
         }
         if let n = p.fig2Net { out.fig2?.net = n }
         if let e = p.fig2WarmupEpochs { out.fig2?.warmupEpochs = e }
@@ -284,7 +287,7 @@ struct ConfigParser {
 
     func parseProfile(_ key: String, _ value: Any, nets: [String: NetSpec]) throws -> ProfileSpec {
         let m = try map(value, key, allowed: ["nets", "seeds", "bits", "stes", "train_subset", "test_subset",
-            "pretrain_epochs", "train_epochs", "fig2_net", "fig2_warmup_epochs", "lenet5_widths"], required: [])
+            "pretrain_epochs", "train_epochs", "fig2_net", "fig2_warmup_epochs", "lenet5_widths", "train_lr"], required: [])
         var p = ProfileSpec()
         if let v = m["nets"] {
             p.nets = try list(v, "\(key).nets").enumerated().map { i, n in
@@ -306,6 +309,11 @@ struct ConfigParser {
             p.fig2Net = s
         }
         p.fig2WarmupEpochs = try m["fig2_warmup_epochs"].map { try int($0, "\(key).fig2_warmup_epochs") }
+        if let v = m["train_lr"] {
+            let lr = try double(v, "\(key).train_lr")
+            guard lr > 0 else { throw fail("\(key).train_lr", "must be positive, found \(lr)") }
+            p.trainLR = lr
+        }
         if let v = m["lenet5_widths"] {
             let w = try list(v, "\(key).lenet5_widths").map { try int($0, "\(key).lenet5_widths") }
             guard w.count == 4 else { throw fail("\(key).lenet5_widths", "expected 4 widths (conv1, conv2, fc1, fc2), got \(w.count)") }

@@ -45,6 +45,10 @@ final class ConfigTests: XCTestCase {
         let classic = try c.runConfig(RunID("lenet5-a2-relu-s0")!, profile: "paper")
         XCTAssertNil(classic.lenet5Widths)
         XCTAssertFalse(classic.canonicalJSON().contains("lenet5Widths"))
+        let fast = try c.resolved(profile: "lenet5-lr10x")
+        XCTAssertEqual(fast.nets["lenet5"]!.train.lr, 0.1)
+        XCTAssertEqual(fast.nets["lenet5"]!.pretrain.lr, 0.1)  // the float pretrain keeps its own rate
+        XCTAssertEqual(c.nets["lenet5"]!.train.lr, 0.01)
     }
 
     /// Each bad config is rejected with a message naming the file and the key.
@@ -62,6 +66,7 @@ final class ConfigTests: XCTestCase {
             ("      lr: 0.01 ", "      learning_rate: 0.01 ", "nets.lenet5.train.learning_rate: unknown key"),
             ("    lenet5_widths: [12, 32, 240, 168]", "    lenet5_widths: [12, 32, 240]",
                 "profiles.lenet5-wide.lenet5_widths: expected 4 widths"),
+            ("    train_lr: 0.1", "    train_lr: -0.1", "profiles.lenet5-lr10x.train_lr: must be positive"),
         ]
         for (old, new, expected) in cases {
             XCTAssertTrue(good.contains(old), "fixture text not found: \(old)")
