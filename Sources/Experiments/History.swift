@@ -31,6 +31,7 @@ public struct History: Sendable, Equatable {
         learningRate.append(lr)
         wallSeconds.append(wall)
         imagesPerSecond.append(ips)
+        // A run resumed from a file without the column keeps it empty rather than misaligned.
         if residentMiB.count == epoch.count - 1 { residentMiB.append(rss) }
     }
 

@@ -19,29 +19,13 @@ public final class Sequential: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var h = x
-        if LayerTimer.enabled {
-            for l in layers {
-                let start = LayerTimer.now(), input = h.shape
-                h = l.layer.forward(h, training: training)
-                if !(l.layer is Sequential) { LayerTimer.add(l.layer, input: input, forward: LayerTimer.now() - start) }
-            }
-            return h
-        }
-        for l in layers { h = l.layer.forward(h, training: training) }
+        for l in layers { h = LayerTimer.forward(l.layer, h) { l.layer.forward($0, training: training) } }
         return h
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         var g = dy
-        if LayerTimer.enabled {
-            for l in layers.reversed() {
-                let start = LayerTimer.now()
-                g = l.layer.backward(g)
-                if !(l.layer is Sequential) { LayerTimer.add(l.layer, input: nil, backward: LayerTimer.now() - start) }
-            }
-            return g
-        }
-        for l in layers.reversed() { g = l.layer.backward(g) }
+        for l in layers.reversed() { g = LayerTimer.backward(l.layer, g) { l.layer.backward($0) } }
         return g
     }
 }
@@ -93,32 +77,46 @@ public final class BasicBlock: Layer {
     }
 }
 
-/// Per-layer wall time of the children of every `Sequential` (a ResNet block counts as one), for
-/// `ste bench --layers`. Off by default: the untimed loops above are the ones training runs.
+/// Per-layer wall time of the children of every `Sequential` (a ResNet block counts as one; nested
+/// Sequentials are not entries of their own), for `ste bench --layers`. Off by default, then a call
+/// costs one branch.
 public enum LayerTimer {
-    public struct Entry { public var label: String, forward = 0.0, backward = 0.0, calls = 0 }
+    public struct Entry { public var label: String, forward = 0.0, backward = 0.0 }
     nonisolated(unsafe) public static var enabled = false
-    nonisolated(unsafe) public private(set) static var entries: [ObjectIdentifier: Entry] = [:]
-    nonisolated(unsafe) public private(set) static var order: [ObjectIdentifier] = []
+    nonisolated(unsafe) private static var index: [ObjectIdentifier: Int] = [:]
+    /// Entries in first-forward order.
+    nonisolated(unsafe) public private(set) static var report: [Entry] = []
 
-    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+    @inline(__always)
+    static func forward(_ layer: Layer, _ x: Tensor, _ body: (Tensor) -> Tensor) -> Tensor {
+        guard enabled, !(layer is Sequential) else { return body(x) }
+        let start = DispatchTime.now().uptimeNanoseconds, input = x.shape
+        let y = body(x)
+        let i = entry(layer, label: "\(type(of: layer)) \(input)")
+        report[i].forward += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return y
+    }
 
-    static func add(_ layer: Layer, input: [Int]?, forward: Double = 0, backward: Double = 0) {
+    @inline(__always)
+    static func backward(_ layer: Layer, _ dy: Tensor, _ body: (Tensor) -> Tensor) -> Tensor {
+        guard enabled, !(layer is Sequential) else { return body(dy) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let dx = body(dy)
+        let i = entry(layer, label: "\(type(of: layer))")
+        report[i].backward += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return dx
+    }
+
+    private static func entry(_ layer: Layer, label: String) -> Int {
         let id = ObjectIdentifier(layer)
-        if entries[id] == nil {
-            entries[id] = Entry(label: "\(type(of: layer)) \(input.map { "\($0)" } ?? "")")
-            order.append(id)
-        }
-        entries[id]!.forward += forward
-        entries[id]!.backward += backward
-        if forward > 0 { entries[id]!.calls += 1 }
+        if let i = index[id] { return i }
+        index[id] = report.count
+        report.append(Entry(label: label))
+        return report.count - 1
     }
 
     public static func reset() {
-        entries = [:]
-        order = []
+        index = [:]
+        report = []
     }
-
-    /// Entries in first-forward order.
-    public static var report: [Entry] { order.compactMap { entries[$0] } }
 }
