@@ -41,6 +41,13 @@ public protocol Convolution2D: AnyObject {
     /// dw = Σ dy ⋆ x; db = Σ dy (when the convolution has a bias; pass nil otherwise)
     func backwardWeights(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>,
                          weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>?)
+    /// Both backward passes; inputGrad nil skips backward-data (the first layer needs no dx). A
+    /// requirement (not only an extension method) so that a backend's version that shares work between
+    /// the two passes is the one called through `Convolution2D`.
+    /// `input` must be the input of the latest `forward` call (backends may reuse what they derived from it).
+    func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                  inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,
+                  biasGrad: UnsafeMutablePointer<Float>?)
 }
 
 public protocol ConvolutionBackend: AnyObject {
@@ -58,8 +65,7 @@ public enum Compute {
 }
 
 extension Convolution2D {
-    /// Both backward passes; inputGrad nil skips backward-data (the first layer needs no dx).
-    /// `input` must be the input of the latest `forward` call (backends may reuse what they derived from it).
+    /// The two passes one after the other.
     public func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,
                          biasGrad: UnsafeMutablePointer<Float>?) {

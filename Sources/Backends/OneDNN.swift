@@ -40,8 +40,14 @@ public final class OneDNNBackend: ConvolutionBackend {
     }
     public static var threads: Int { Int(omp_get_max_threads()) }
 
+    /// Run the passes `ConvolutionPasses.direct(for:)` picks on the direct NCHW kernels (narrow
+    /// channel counts); false: every pass on oneDNN (`ste bench --convs` compares the two).
+    public var usesDirectKernels = true
+
     public func convolution(_ geometry: Conv2DGeometry, bias: Bool) -> Convolution2D {
-        OneDNNConvolution(geometry, bias: bias, backend: self)
+        let library = OneDNNConvolution(geometry, bias: bias, backend: self)
+        let direct = usesDirectKernels ? ConvolutionPasses.direct(for: geometry) : []
+        return direct.isEmpty ? library : MixedConvolution(geometry, bias: bias, direct: direct, library: library)
     }
 }
 

@@ -128,10 +128,18 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// ms per call of forward and of the combined backward (data + weights) for each conv geometry.
+    /// ms per call of forward, backward-data and backward-weights for each conv geometry, on the backend
+    /// the nets use and on each alternative: oneDNN alone, the direct kernels alone (where they apply),
+    /// the reference path.
     func timeConvolutions() throws {
-        print("\n| conv geometry | backend | forward ms | backward ms (data + weights) | implementation |")
-        print("|---|---|---|---|---|")
+        print("\n| conv geometry | backend | forward ms | backward-data ms | backward-weights ms | implementation |")
+        print("|---|---|---|---|---|---|")
+        var backends: [ConvolutionBackend] = [Compute.backend]
+        if let mixed = Compute.backend as? OneDNNBackend, mixed.usesDirectKernels, let plain = OneDNNBackend.make() {
+            plain.usesDirectKernels = false
+            backends.append(plain)
+        }
+        backends += [DirectBackend(), Compute.reference]
         var rng = SplitMix64(seed: 1)
         for name in netList {
             let net = makeNetwork(named: name, activation: .float, seed: 0)
@@ -143,15 +151,19 @@ struct Bench: ParsableCommand {
                     let y = Tensor(zeros: [g.outputCount]), dx = Tensor(zeros: [g.inputCount]), dw = Tensor(zeros: [g.weightCount])
                     for i in 0..<x.count { x[i] = rng.nextGaussian() }
                     for i in 0..<w.count { w[i] = rng.nextGaussian() }
-                    for backend in [Compute.backend, Compute.reference] {
+                    for backend in backends {
+                        if backend is DirectBackend, !(g.directShape.map(DirectConvolution.supports) ?? false) { continue }
                         let conv = backend.convolution(g, bias: false)
                         let f = milliseconds { conv.forward(input: x.pointer, weight: w.pointer, bias: nil, output: y.pointer) }
+                        let d = first ? nil : milliseconds {
+                            conv.backwardData(outputGrad: y.pointer, weight: w.pointer, inputGrad: dx.pointer)
+                        }
                         let b = milliseconds {
-                            conv.backward(input: x.pointer, outputGrad: y.pointer, weight: w.pointer,
-                                          inputGrad: first ? nil : dx.pointer, weightGrad: dw.pointer, biasGrad: nil)
+                            conv.backwardWeights(input: x.pointer, outputGrad: y.pointer, weightGrad: dw.pointer, biasGrad: nil)
                         }
                         print("| \(name) \(g)\(first ? " (first: no dx)" : "") | \(backend.name) | "
-                              + "\(String(format: "%.2f", f)) | \(String(format: "%.2f", b)) | \(conv.implementation) |")
+                              + "\(String(format: "%.2f", f)) | \(d.map { String(format: "%.2f", $0) } ?? "–") | "
+                              + "\(String(format: "%.2f", b)) | \(conv.implementation) |")
                     }
                     first = false
                 }

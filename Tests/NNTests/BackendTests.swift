@@ -34,10 +34,69 @@ final class BackendTests: XCTestCase {
 
     func testOneDNNMatchesReference() throws {
         guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN unavailable") }
+        // As the layers use it: LeNet conv1's forward and weights on the direct kernels.
+        XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[0].0), [.forward, .backwardWeights])
+        XCTAssertTrue(dnnl.convolution(Self.geometries[0].0, bias: false) is MixedConvolution)
+        assertMatchesReference(dnnl, Self.geometries)
+        dnnl.usesDirectKernels = false
+        XCTAssertTrue(dnnl.convolution(Self.geometries[0].0, bias: false) is OneDNNConvolution)
+        assertMatchesReference(dnnl, Self.geometries)
+    }
+
+    /// The direct NCHW kernels: narrow and wide channel counts (tiles of 6 channels and 2 columns with
+    /// repeats), kernels 1–7 with every padding below the kernel, rows of exactly one vector, one vector
+    /// plus one, odd widths, bias on and off, batches that split unevenly over the workers.
+    func testDirectKernelsMatchReference() {
+        let direct = DirectBackend()
+        var cases: [(Conv2DGeometry, bias: Bool)] = [
+            (Self.geometries[0].0, false), (Self.geometries[1].0, false), (Self.geometries[2].0, true),
+            (Conv2DGeometry(batch: 3, inChannels: 7, height: 9, width: 9, outChannels: 13, kernel: 1), true),
+            (Conv2DGeometry(batch: 1, inChannels: 2, height: 8, width: 8, outChannels: 5, kernel: 3, padding: 1), true),
+            (Conv2DGeometry(batch: 5, inChannels: 1, height: 11, width: 17, outChannels: 1, kernel: 7, padding: 3), false),
+            (Conv2DGeometry(batch: 2, inChannels: 3, height: 12, width: 22, outChannels: 7, kernel: 7, padding: 6), true),
+            (Conv2DGeometry(batch: 3, inChannels: 12, height: 6, width: 9, outChannels: 2, kernel: 2), false),
+        ]
+        for k in 1...5 {
+            for p in 0..<k {
+                cases.append((Conv2DGeometry(batch: 2, inChannels: 3, height: 10, width: 12 - 2 * p + k - 1,
+                                             outChannels: 8, kernel: k, padding: p), p % 2 == 0))
+            }
+        }
+        for (g, _) in cases { XCTAssertTrue(DirectConvolution.supports(g.directShape!), "\(g)") }
+        assertMatchesReference(direct, cases)
+        XCTAssertFalse(DirectConvolution.supports(
+            Conv2DGeometry(batch: 1, inChannels: 1, height: 8, width: 7, outChannels: 1, kernel: 1).directShape!),
+            "rows narrower than a vector")
+        XCTAssertNil(Self.geometries[3].0.directShape, "strided")
+    }
+
+    /// Same worker count → bit-identical weight gradients; other worker counts agree to rounding.
+    func testDirectWeightGradientIsDeterministic() {
+        let g = Conv2DGeometry(batch: 7, inChannels: 2, height: 12, width: 12, outChannels: 6, kernel: 5, padding: 2)
+        var rng = SplitMix64(seed: 5)
+        let x = random(g.inputCount, &rng), dy = random(g.outputCount, &rng)
+        let conv = DirectBackend().convolution(g, bias: true)
+        func gradients(workers: Int) -> [Float] {
+            let saved = Parallel.workers
+            defer { Parallel.workers = saved }
+            Parallel.workers = workers
+            var dw = [Float](repeating: .nan, count: g.weightCount), db = [Float](repeating: .nan, count: g.outChannels)
+            conv.backwardWeights(input: x, outputGrad: dy, weightGrad: &dw, biasGrad: &db)
+            return dw + db
+        }
+        let two = gradients(workers: 2)
+        XCTAssertEqual(two, gradients(workers: 2))
+        assertClose(gradients(workers: 1), two, rtol: 1e-5, atol: 1e-6, "1 vs 2 workers")
+        assertClose(gradients(workers: 3), two, rtol: 1e-5, atol: 1e-6, "3 vs 2 workers")
+    }
+
+    /// Every pass of `backend` against the reference, alone and as the layer calls them.
+    func assertMatchesReference(_ backend: ConvolutionBackend, _ geometries: [(Conv2DGeometry, bias: Bool)],
+                                file: StaticString = #filePath, line: UInt = #line) {
         let reference = ReferenceBackend()
         var rng = SplitMix64(seed: 42)
-        for (g, bias) in Self.geometries {
-            let fast = dnnl.convolution(g, bias: bias), slow = reference.convolution(g, bias: bias)
+        for (g, bias) in geometries {
+            let fast = backend.convolution(g, bias: bias), slow = reference.convolution(g, bias: bias)
             let x = random(g.inputCount, &rng), w = random(g.weightCount, &rng), b = random(g.outChannels, &rng)
             let dy = random(g.outputCount, &rng)
             func run(_ c: Convolution2D) -> (y: [Float], dx: [Float], dw: [Float], db: [Float], dx2: [Float], dw2: [Float]) {
