@@ -44,12 +44,14 @@ func planeSquaredDeviation(_ p: UnsafePointer<Float>, _ count: Int, _ mean: Floa
 
 /// Training forward: y = (x − mean)·invstd (·weight + bias when affine); writes the batch `mean` and
 /// `invstd` = 1/√(var_biased + eps) per channel for the backward; updates the running statistics.
+/// With `quantizer`, y = σ(that) in the same pass (the BN + quantized-ReLU pair, bit-identical to
+/// running the two kernels in turn, without writing and re-reading the normalised tensor).
 public func batchNormForwardTraining(
     _ y: UnsafeMutableBufferPointer<Float>, mean: UnsafeMutableBufferPointer<Float>,
     invstd: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
     runningMean: UnsafeMutableBufferPointer<Float>, runningVar: UnsafeMutableBufferPointer<Float>,
     weight: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?,
-    shape: BatchNormShape, eps: Float, momentum: Float
+    shape: BatchNormShape, eps: Float, momentum: Float, quantizer: QuantizerSpec? = nil
 ) {
     precondition(y.count == shape.count && x.count == shape.count && mean.count == shape.c && invstd.count == shape.c)
     precondition(runningMean.count == shape.c && runningVar.count == shape.c && shape.reduced > 1)
@@ -72,8 +74,36 @@ public func batchNormForwardTraining(
             rm[ch] = (1 - momentum) * rm[ch] + momentum * mu
             rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(variance * m / (m - 1))
             let scale = inv * (wp?[ch] ?? 1), shift = (bp?[ch] ?? 0) - mu * scale
-            for i in 0..<n { affineRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift) }
+            if let quantizer {
+                quantizer.withQuantizer { quantize in
+                    for i in 0..<n {
+                        affineQuantizeRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift, quantize)
+                    }
+                }
+            } else {
+                for i in 0..<n { affineRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift) }
+            }
         }
+    }
+}
+
+/// y = σ(x·scale + shift) on one row; the affine map's arithmetic is affineRow's, lane for lane.
+@inline(__always)
+func affineQuantizeRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int, _ scale: Float,
+                       _ shift: Float, _ quantize: (SIMD8<Float>) -> SIMD8<Float>) {
+    let a = SIMD8<Float>(repeating: scale), b = SIMD8<Float>(repeating: shift)
+    let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
+    var i = 0
+    while i + 8 <= count {
+        let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        yr.storeBytes(of: quantize(v * a + b), toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    if i < count {
+        var v = SIMD8<Float>(repeating: 0)
+        for j in 0..<(count - i) { v[j] = x[i + j] * scale + shift }
+        let q = quantize(v)
+        for j in 0..<(count - i) { y[i + j] = q[j] }
     }
 }
 
@@ -90,11 +120,13 @@ func affineRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ co
     while i < count { y[i] = x[i] * scale + shift; i += 1 }
 }
 
-/// Eval forward: y = (x − running_mean)/√(running_var + eps) (·weight + bias when affine).
+/// Eval forward: y = (x − running_mean)/√(running_var + eps) (·weight + bias when affine); with
+/// `quantizer`, σ of that.
 public func batchNormForwardInference(
     _ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
     runningMean: UnsafeBufferPointer<Float>, runningVar: UnsafeBufferPointer<Float>,
-    weight: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, shape: BatchNormShape, eps: Float
+    weight: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, shape: BatchNormShape, eps: Float,
+    quantizer: QuantizerSpec? = nil
 ) {
     precondition(y.count == shape.count && x.count == shape.count && runningMean.count == shape.c)
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
@@ -105,7 +137,11 @@ public func batchNormForwardInference(
             for ch in 0..<c {
                 let scale = (wp?[ch] ?? 1) / (rv[ch] + eps).squareRoot()
                 let shift = (bp?[ch] ?? 0) - rm[ch] * scale
-                affineRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift)
+                if let quantizer {
+                    quantizer.withQuantizer { affineQuantizeRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift, $0) }
+                } else {
+                    affineRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift)
+                }
             }
         }
     }
@@ -114,24 +150,53 @@ public func batchNormForwardInference(
 /// Training backward (batch statistics): dx += w·invstd·(dy − mean(dy) − x̂·mean(dy·x̂)) with
 /// x̂ = (x − mean)·invstd; when affine, dweight += Σ dy·x̂ and dbias += Σ dy. `accumulate: false`
 /// writes dx instead of adding to it (dx is then not read).
+/// With `activation` (the forward's fused quantizer, `bias` the forward's), `dy` is the gradient at
+/// the quantizer's output and every read of it becomes dy·STE'(y) with y = x·scale + shift recomputed
+/// as the forward computed it: bit-identical to quantizedReLUBackward followed by this kernel.
 public func batchNormBackwardTraining(
     _ dx: UnsafeMutableBufferPointer<Float>, dweight: UnsafeMutableBufferPointer<Float>?,
     dbias: UnsafeMutableBufferPointer<Float>?, _ dy: UnsafeBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
     mean: UnsafeBufferPointer<Float>, invstd: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>?,
-    shape: BatchNormShape, accumulate: Bool = true
+    shape: BatchNormShape, accumulate: Bool = true,
+    activation: (spec: QuantizerSpec, ste: STE)? = nil, bias: UnsafeBufferPointer<Float>? = nil
+) {
+    if let activation {
+        activation.ste.withDerivative(top: activation.spec.top) { derivative in
+            batchNormBackwardTraining(dx, dweight: dweight, dbias: dbias, dy, x, mean: mean, invstd: invstd,
+                                      weight: weight, bias: bias, shape: shape, accumulate: accumulate,
+                                      masked: true, derivative: derivative)
+        }
+    } else {
+        batchNormBackwardTraining(dx, dweight: dweight, dbias: dbias, dy, x, mean: mean, invstd: invstd,
+                                  weight: weight, bias: bias, shape: shape, accumulate: accumulate,
+                                  masked: false, derivative: { $0 })
+    }
+}
+
+@inline(__always)
+private func batchNormBackwardTraining(
+    _ dx: UnsafeMutableBufferPointer<Float>, dweight: UnsafeMutableBufferPointer<Float>?,
+    dbias: UnsafeMutableBufferPointer<Float>?, _ dy: UnsafeBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
+    mean: UnsafeBufferPointer<Float>, invstd: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>?,
+    bias: UnsafeBufferPointer<Float>?, shape: BatchNormShape, accumulate: Bool,
+    masked: Bool, derivative: (SIMD8<Float>) -> SIMD8<Float>
 ) {
     precondition(dx.count == shape.count && dy.count == shape.count && x.count == shape.count && mean.count == shape.c)
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
     nonisolated(unsafe) let (dxp, dyp, xp, mp, ip) = (dx.baseAddress!, dy.baseAddress!, x.baseAddress!, mean.baseAddress!, invstd.baseAddress!)
     nonisolated(unsafe) let (wp, dwp, dbp) = (weight?.baseAddress, dweight?.baseAddress, dbias?.baseAddress)
+    nonisolated(unsafe) let bp = bias?.baseAddress
     let m = Double(shape.reduced)
     Parallel.forEachChunk(c, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, n * s))) { channels in
         for ch in channels {
             let mu = mp[ch], inv = ip[ch]
+            // The forward's affine map, for the fused activation's STE mask.
+            let scale = inv * (wp?[ch] ?? 1), shift = (bp?[ch] ?? 0) - mu * scale
             var sumDy = 0.0, sumDyXc = 0.0   // Σ dy, Σ dy·(x − mean)
             for i in 0..<n {
                 let o = (i * c + ch) * s
-                let (a, b) = dotSums(dyp + o, xp + o, s, mu)
+                let (a, b) = masked ? maskedDotSums(dyp + o, xp + o, s, mu, scale, shift, derivative)
+                    : dotSums(dyp + o, xp + o, s, mu)
                 sumDy += Double(a)
                 sumDyXc += Double(b)
             }
@@ -144,8 +209,75 @@ public func batchNormBackwardTraining(
             let k2 = Float(Double(g) * Double(inv) * Double(inv) * sumDyXc / m)
             for i in 0..<n {
                 let o = (i * c + ch) * s
-                bnBackwardRow(dxp + o, dyp + o, xp + o, s, g, k1, k2, mu, accumulate)
+                if masked {
+                    maskedBackwardRow(dxp + o, dyp + o, xp + o, s, g, k1, k2, mu, accumulate, scale, shift, derivative)
+                } else {
+                    bnBackwardRow(dxp + o, dyp + o, xp + o, s, g, k1, k2, mu, accumulate)
+                }
             }
+        }
+    }
+}
+
+/// dy·STE'(x·scale + shift) for lanes i..<i+8 of a row (lanes at or past `count` are 0).
+@inline(__always)
+func maskedGradient(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ i: Int, _ count: Int, _ a: SIMD8<Float>,
+                    _ b: SIMD8<Float>, _ scale: Float, _ shift: Float,
+                    _ derivative: (SIMD8<Float>) -> SIMD8<Float>) -> SIMD8<Float> {
+    if i + 8 <= count {
+        let v = UnsafeRawPointer(x).loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        let g = UnsafeRawPointer(dy).loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        return g * derivative(v * a + b)
+    }
+    var v = SIMD8<Float>.zero, g = SIMD8<Float>.zero
+    for j in 0..<(count - i) { v[j] = x[i + j] * scale + shift; g[j] = dy[i + j] }
+    return g * derivative(v)
+}
+
+/// dotSums with dy masked by the fused activation's STE.
+@inline(__always)
+func maskedDotSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int, _ mean: Float,
+                   _ scale: Float, _ shift: Float, _ derivative: (SIMD8<Float>) -> SIMD8<Float>) -> (Float, Float) {
+    var a = SIMD8<Float>(repeating: 0), b = SIMD8<Float>(repeating: 0)
+    let xr = UnsafeRawPointer(x), m = SIMD8<Float>(repeating: mean)
+    let sa8 = SIMD8<Float>(repeating: scale), sb8 = SIMD8<Float>(repeating: shift)
+    var i = 0
+    while i + 8 <= count {
+        let g = maskedGradient(dy, x, i, count, sa8, sb8, scale, shift, derivative)
+        let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - m
+        a += g
+        b += g * v
+        i += 8
+    }
+    var sa = a.sum(), sb = b.sum()
+    if i < count {
+        let g = maskedGradient(dy, x, i, count, sa8, sb8, scale, shift, derivative)
+        for j in 0..<(count - i) { sa += g[j]; sb += g[j] * (x[i + j] - mean) }
+    }
+    return (sa, sb)
+}
+
+/// bnBackwardRow with dy masked by the fused activation's STE.
+@inline(__always)
+func maskedBackwardRow(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                       _ count: Int, _ g: Float, _ k1: Float, _ k2: Float, _ mean: Float, _ accumulate: Bool,
+                       _ scale: Float, _ shift: Float, _ derivative: (SIMD8<Float>) -> SIMD8<Float>) {
+    let dxr = UnsafeMutableRawPointer(dx), xr = UnsafeRawPointer(x)
+    let vg = SIMD8<Float>(repeating: g), v1 = SIMD8<Float>(repeating: k1), v2 = SIMD8<Float>(repeating: k2)
+    let m = SIMD8<Float>(repeating: mean)
+    let sa8 = SIMD8<Float>(repeating: scale), sb8 = SIMD8<Float>(repeating: shift)
+    var i = 0
+    while i + 8 <= count {
+        let gy = maskedGradient(dy, x, i, count, sa8, sb8, scale, shift, derivative)
+        let xc = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - m
+        let old = accumulate ? dxr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) : .zero
+        dxr.storeBytes(of: old + (gy * vg - v1 - xc * v2), toByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    if i < count {
+        let gy = maskedGradient(dy, x, i, count, sa8, sb8, scale, shift, derivative)
+        for j in 0..<(count - i) {
+            dx[i + j] = (accumulate ? dx[i + j] : 0) + (g * gy[j] - k1 - (x[i + j] - mean) * k2)
         }
     }
 }

@@ -103,41 +103,50 @@ public func defaultAlpha(bits: Int) -> Float? {
     }
 }
 
+extension QuantizerSpec {
+    /// Calls `body` with σ on 8 lanes: the one definition of the quantizer's arithmetic, shared by the
+    /// quantized ReLU and the fused batch-norm + quantizer pass (the rounding switch runs once, outside
+    /// the caller's loop). Computed as PyTorch does: r = x / α (a true float32 division, not x·(1/α)),
+    /// rounded, clamped to [0, L], times α.
+    @inline(__always)
+    public func withQuantizer<R>(_ body: (_ quantize: (SIMD8<Float>) -> SIMD8<Float>) -> R) -> R {
+        let alpha8 = SIMD8<Float>(repeating: alpha)
+        let zero = SIMD8<Float>(repeating: 0), levels8 = SIMD8<Float>(repeating: Float(levels))
+        @inline(__always) func clampScale(_ level: SIMD8<Float>) -> SIMD8<Float> {
+            var r = level.replacing(with: zero, where: level .<= zero)  // also maps −0 to +0
+            r = r.replacing(with: levels8, where: r .> levels8)
+            return r * alpha8
+        }
+        switch rounding {
+        case .ceil: return body { v in clampScale((v / alpha8).rounded(.up)) }
+        case .nearest: return body { v in clampScale((v / alpha8).rounded(.toNearestOrEven)) }
+        }
+    }
+}
+
 /// y = σ_α(x): ceil: 0 for x ≤ 0, min(⌈x/α⌉, L)·α for x > 0; nearest: clamp(round-half-even(x/α), 0, L)·α.
-/// Computed as PyTorch does: r = x / α (a true float32 division, not x·(1/α)), clamp r to [0, L], r·α.
-/// `y` and `x` may be the same memory.
+/// `y` and `x` may be the same memory. Element-wise, split over the workers.
 public func quantizedReLUForward(
     _ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>, spec: QuantizerSpec
 ) {
     precondition(y.count == x.count, "quantizedReLUForward: y \(y.count) vs x \(x.count)")
     guard let yp = y.baseAddress, let xp = x.baseAddress else { return }
     let n = x.count
-    let alpha8 = SIMD8<Float>(repeating: spec.alpha)
-    let zero = SIMD8<Float>(repeating: 0), levels8 = SIMD8<Float>(repeating: Float(spec.levels))
-    @inline(__always) func run(_ roundLevel: (SIMD8<Float>) -> SIMD8<Float>) {
-        @inline(__always) func quantize(_ v: SIMD8<Float>) -> SIMD8<Float> {
-            var r = roundLevel(v / alpha8)
-            r = r.replacing(with: zero, where: r .<= zero)  // also maps −0 to +0
-            r = r.replacing(with: levels8, where: r .> levels8)
-            return r * alpha8
+    nonisolated(unsafe) let (xr, yr) = (UnsafeRawPointer(xp), UnsafeMutableRawPointer(yp))
+    spec.withQuantizer { quantize in
+        Parallel.forEachChunk(n / 8, minimumPerWorker: 16_384) { vectors in
+            for i in vectors {
+                let v = xr.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+                yr.storeBytes(of: quantize(v), toByteOffset: i * 32, as: SIMD8<Float>.self)
+            }
         }
-        var i = 0
-        let xr = UnsafeRawPointer(xp), yr = UnsafeMutableRawPointer(yp)
-        while i + 8 <= n {
-            let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            yr.storeBytes(of: quantize(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
-            i += 8
-        }
-        if i < n {
-            var v = zero
-            for j in 0..<(n - i) { v[j] = xp[i + j] }
+        let tail = n / 8 * 8
+        if tail < n {
+            var v = SIMD8<Float>(repeating: 0)
+            for j in 0..<(n - tail) { v[j] = xp[tail + j] }
             let q = quantize(v)
-            for j in 0..<(n - i) { yp[i + j] = q[j] }
+            for j in 0..<(n - tail) { yp[tail + j] = q[j] }
         }
-    }
-    switch spec.rounding {
-    case .ceil: run { $0.rounded(.up) }
-    case .nearest: run { $0.rounded(.toNearestOrEven) }
     }
 }
 
@@ -152,21 +161,22 @@ public func quantizedReLUBackward(
         "quantizedReLUBackward: dx \(dx.count), dy \(dy.count), x \(x.count)")
     guard let dxp = dx.baseAddress, let dyp = dy.baseAddress, let xp = x.baseAddress else { return }
     let n = x.count
-    let xr = UnsafeRawPointer(xp), dyr = UnsafeRawPointer(dyp), dxr = UnsafeMutableRawPointer(dxp)
+    nonisolated(unsafe) let (xr, dyr, dxr) = (UnsafeRawPointer(xp), UnsafeRawPointer(dyp), UnsafeMutableRawPointer(dxp))
     ste.withDerivative(top: spec.top) { derivative in
-        var i = 0
-        while i + 8 <= n {
-            let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            let g = dyr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            let acc = accumulate ? dxr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) : .zero
-            dxr.storeBytes(of: acc + g * derivative(v), toByteOffset: i * 4, as: SIMD8<Float>.self)
-            i += 8
+        Parallel.forEachChunk(n / 8, minimumPerWorker: 16_384) { vectors in
+            for i in vectors {
+                let v = xr.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+                let g = dyr.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
+                let acc = accumulate ? dxr.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self) : .zero
+                dxr.storeBytes(of: acc + g * derivative(v), toByteOffset: i * 32, as: SIMD8<Float>.self)
+            }
         }
-        if i < n {
+        let tail = n / 8 * 8
+        if tail < n {
             var v = SIMD8<Float>(repeating: 0)
-            for j in 0..<(n - i) { v[j] = xp[i + j] }
+            for j in 0..<(n - tail) { v[j] = xp[tail + j] }
             let d = derivative(v)
-            for j in 0..<(n - i) { dxp[i + j] = (accumulate ? dxp[i + j] : 0) + dyp[i + j] * d[j] }
+            for j in 0..<(n - tail) { dxp[tail + j] = (accumulate ? dxp[tail + j] : 0) + dyp[tail + j] * d[j] }
         }
     }
 }

@@ -7,10 +7,20 @@ public final class QReLU: Layer {
     public var activation: Activation
     private var input: Tensor?
     private var output = ReusableTensor(), inputGrad = ReusableTensor()
+    /// The latest forward ran inside the preceding BatchNorm's pass (`BatchNorm.forward(_:training:then:)`),
+    /// which then also runs this layer's backward.
+    private(set) var skipsBackward = false
 
     public init(_ activation: Activation) { self.activation = activation }
 
+    /// Called by a BatchNorm that computed this activation in its own pass.
+    func forwardWasFused() {
+        skipsBackward = true
+        input = nil
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        skipsBackward = false
         let y = output.get(x.shape)
         switch activation {
         case .float: reluForward(y.buffer, x.readBuffer)
@@ -21,6 +31,7 @@ public final class QReLU: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        precondition(!skipsBackward, "QReLU.backward: its forward was fused into the BatchNorm before it")
         guard let x = input else { preconditionFailure("QReLU.backward without a training forward") }
         input = nil  // the forward's cache is consumed: the producer may reuse that buffer next step
         let dx = inputGrad.get(x.shape)

@@ -17,15 +17,34 @@ public final class Sequential: Layer {
         layers.flatMap { l in l.layer.buffers.map { (name: l.name + "." + $0.name, value: $0.value) } }
     }
 
+    /// A BatchNorm directly followed by a QReLU runs as one fused step (BatchNorm.forward(_:training:then:)).
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        var h = x
-        for l in layers { h = LayerTimer.forward(l.layer, h) { l.layer.forward($0, training: training) } }
+        var h = x, i = 0
+        while i < layers.count {
+            let layer = layers[i].layer
+            if let bn = layer as? BatchNorm, i + 1 < layers.count, let act = layers[i + 1].layer as? QReLU {
+                h = LayerTimer.forward(bn, h, label: "BatchNorm+QReLU") { bn.forward($0, training: training, then: act) }
+                i += 2
+            } else {
+                h = LayerTimer.forward(layer, h) { layer.forward($0, training: training) }
+                i += 1
+            }
+        }
         return h
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        var g = dy
-        for l in layers.reversed() { g = LayerTimer.backward(l.layer, g) { l.layer.backward($0) } }
+        var g = dy, i = layers.count - 1
+        while i >= 0 {
+            let layer = layers[i].layer
+            if let act = layer as? QReLU, i > 0, let bn = layers[i - 1].layer as? BatchNorm {
+                g = LayerTimer.backward(bn, g) { bn.backward($0, through: act) }
+                i -= 2
+            } else {
+                g = LayerTimer.backward(layer, g) { layer.backward($0) }
+                i -= 1
+            }
+        }
         return g
     }
 }
@@ -59,7 +78,7 @@ public final class BasicBlock: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let h = act1.forward(bn1.forward(conv1.forward(x, training: training), training: training), training: training)
+        let h = bn1.forward(conv1.forward(x, training: training), training: training, then: act1)
         let o = bn2.forward(conv2.forward(h, training: training), training: training)
         let s = shortcut?.forward(x, training: training) ?? x
         precondition(o.shape == s.shape, "BasicBlock: residual \(o.shape) vs shortcut \(s.shape)")
@@ -70,7 +89,7 @@ public final class BasicBlock: Layer {
 
     public func backward(_ dy: Tensor) -> Tensor {
         let dsum = act2.backward(dy)
-        let dx = conv1.backward(bn1.backward(act1.backward(conv2.backward(bn2.backward(dsum)))))
+        let dx = conv1.backward(bn1.backward(conv2.backward(bn2.backward(dsum)), through: act1))
         let dskip = shortcut?.backward(dsum) ?? dsum
         accumulate(dx.buffer, dskip.readBuffer)
         return dx
@@ -88,11 +107,11 @@ public enum LayerTimer {
     nonisolated(unsafe) public private(set) static var report: [Entry] = []
 
     @inline(__always)
-    static func forward(_ layer: Layer, _ x: Tensor, _ body: (Tensor) -> Tensor) -> Tensor {
+    static func forward(_ layer: Layer, _ x: Tensor, label: String? = nil, _ body: (Tensor) -> Tensor) -> Tensor {
         guard enabled, !(layer is Sequential) else { return body(x) }
         let start = DispatchTime.now().uptimeNanoseconds, input = x.shape
         let y = body(x)
-        let i = entry(layer, label: "\(type(of: layer)) \(input)")
+        let i = entry(layer, label: "\(label ?? "\(type(of: layer))") \(input)")
         report[i].forward += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return y
     }

@@ -10,6 +10,8 @@ public final class BatchNorm: Layer {
     public let runningMean: Tensor, runningVar: Tensor
     private var input: Tensor?
     private var trainingMode = false
+    /// The quantized activation the latest forward applied in its own pass (nil: none).
+    private var fusedActivation: (spec: QuantizerSpec, ste: STE)?
     private let mean: Tensor, invstd: Tensor
     private var output = ReusableTensor(), inputGrad = ReusableTensor()
 
@@ -33,32 +35,64 @@ public final class BatchNorm: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        normalize(x, training: training, quantizer: nil)
+    }
+
+    /// This layer followed by `activation` (the next layer of the net), as one pass over memory when the
+    /// activation is a quantized ReLU on a 4-D tensor: the pair's output, bit-identical to calling the two
+    /// layers in turn. Its backward is `backward(_:through:)` with the same activation.
+    public func forward(_ x: Tensor, training: Bool, then activation: QReLU) -> Tensor {
+        guard x.rank == 4, case .quantized(let spec, let ste) = activation.activation else {
+            return activation.forward(forward(x, training: training), training: training)
+        }
+        let y = normalize(x, training: training, quantizer: spec)
+        fusedActivation = training ? (spec, ste) : nil
+        activation.forwardWasFused()
+        return y
+    }
+
+    /// The backward of `forward(_:training:then:)`: `dy` is the gradient at the activation's output.
+    public func backward(_ dy: Tensor, through activation: QReLU) -> Tensor {
+        guard activation.skipsBackward else { return backward(activation.backward(dy)) }
+        guard let fused = fusedActivation else { preconditionFailure("QReLU.backward without a training forward") }
+        return normalizeBackward(dy, activation: fused)
+    }
+
+    private func normalize(_ x: Tensor, training: Bool, quantizer: QuantizerSpec?) -> Tensor {
         let s = shape(of: x)
         let y = output.get(x.shape)
         if training {
             batchNormForwardTraining(y.buffer, mean: mean.buffer, invstd: invstd.buffer, x.readBuffer,
                                      runningMean: runningMean.buffer, runningVar: runningVar.buffer,
                                      weight: weight?.value.readBuffer, bias: bias?.value.readBuffer,
-                                     shape: s, eps: eps, momentum: momentum)
+                                     shape: s, eps: eps, momentum: momentum, quantizer: quantizer)
         } else {
             batchNormForwardInference(y.buffer, x.readBuffer, runningMean: runningMean.readBuffer,
                                       runningVar: runningVar.readBuffer, weight: weight?.value.readBuffer,
-                                      bias: bias?.value.readBuffer, shape: s, eps: eps)
+                                      bias: bias?.value.readBuffer, shape: s, eps: eps, quantizer: quantizer)
         }
         input = x
         trainingMode = training
+        fusedActivation = nil
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
+        precondition(fusedActivation == nil, "BatchNorm: the forward was fused with its activation; use backward(_:through:)")
+        return normalizeBackward(dy, activation: nil)
+    }
+
+    private func normalizeBackward(_ dy: Tensor, activation: (spec: QuantizerSpec, ste: STE)?) -> Tensor {
         guard let x = input else { preconditionFailure("BatchNorm.backward without a forward") }
         input = nil  // consumed: the producer may reuse that buffer next step
+        fusedActivation = nil
         let s = shape(of: x)
         let dx = inputGrad.get(x.shape)
         if trainingMode {
             batchNormBackwardTraining(dx.buffer, dweight: weight?.grad.buffer, dbias: bias?.grad.buffer, dy.readBuffer,
                                       x.readBuffer, mean: mean.readBuffer, invstd: invstd.readBuffer,
-                                      weight: weight?.value.readBuffer, shape: s, accumulate: false)
+                                      weight: weight?.value.readBuffer, shape: s, accumulate: false,
+                                      activation: activation, bias: bias?.value.readBuffer)
         } else {
             precondition(weight == nil, "BatchNorm: backward after an eval forward is only for affine off")
             batchNormBackwardInference(dx.buffer, dy.readBuffer, runningVar: runningVar.readBuffer, weight: nil,

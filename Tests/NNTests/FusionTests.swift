@@ -1,0 +1,93 @@
+// The fused BatchNorm + quantized-ReLU step (BatchNorm.forward(_:training:then:) and
+// backward(_:through:)) against the two layers run one after the other: outputs, input gradients,
+// affine gradients and running statistics must be BIT-identical, for every STE and rounding, with and
+// without affine, on planes whose size is and is not a multiple of the 8-lane vector, and with inputs
+// that normalise to exactly 0 (the STE kink where ReLU-type rules block).
+import Kernels
+@testable import NN
+import XCTest
+
+final class FusionTests: XCTestCase {
+    func bits(_ t: Tensor) -> [UInt32] { (0..<t.count).map { t[$0].bitPattern } }
+
+    func testFusedStepIsBitIdenticalToTheTwoLayers() {
+        var rng = SplitMix64(seed: 11)
+        for (h, w) in [(4, 4), (5, 5), (10, 10)] {
+            for ste in STE.allCases {
+                for rounding in Rounding.allCases {
+                    for affine in [false, true] {
+                        let spec = QuantizerSpec(bits: 2, alpha: 0.5, rounding: rounding)
+                        let shape = [3, 4, h, w]
+                        let count = shape.reduce(1, *)
+                        let x = Tensor((0..<count).map { _ in rng.nextGaussian() }, shape: shape)
+                        let dy = Tensor((0..<count).map { _ in rng.nextGaussian() }, shape: shape)
+                        let (fusedBN, plainBN) = (BatchNorm(4, affine: affine), BatchNorm(4, affine: affine))
+                        if affine {
+                            for ch in 0..<4 {
+                                let (scale, shift) = (Float(0.5 + 0.25 * Float(ch)), Float(0.1 * Float(ch)))
+                                fusedBN.weight!.value[ch] = scale; plainBN.weight!.value[ch] = scale
+                                fusedBN.bias!.value[ch] = shift; plainBN.bias!.value[ch] = shift
+                            }
+                        }
+                        let (fusedAct, plainAct) = (QReLU(.quantized(spec, ste)), QReLU(.quantized(spec, ste)))
+                        let what = "\(h)×\(w) \(ste) \(rounding) affine \(affine)"
+
+                        for training in [true, false] {
+                            let fused = fusedBN.forward(x, training: training, then: fusedAct)
+                            let plain = plainAct.forward(plainBN.forward(x, training: training), training: training)
+                            XCTAssertEqual(bits(fused), bits(plain), "forward \(what) training \(training)")
+                        }
+                        // A training step: dx, affine gradients and running statistics.
+                        _ = fusedBN.forward(x, training: true, then: fusedAct)
+                        _ = plainAct.forward(plainBN.forward(x, training: true), training: true)
+                        let dxFused = fusedBN.backward(dy, through: fusedAct)
+                        let dxPlain = plainBN.backward(plainAct.backward(dy))
+                        XCTAssertEqual(bits(dxFused), bits(dxPlain), "backward \(what)")
+                        if affine {
+                            XCTAssertEqual(bits(fusedBN.weight!.grad), bits(plainBN.weight!.grad), "dweight \(what)")
+                            XCTAssertEqual(bits(fusedBN.bias!.grad), bits(plainBN.bias!.grad), "dbias \(what)")
+                        }
+                        XCTAssertEqual(bits(fusedBN.runningMean), bits(plainBN.runningMean), "running mean \(what)")
+                        XCTAssertEqual(bits(fusedBN.runningVar), bits(plainBN.runningVar), "running var \(what)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each channel's batch is symmetric around 0, so its mean is exactly 0 and the zeros normalise to
+    /// exactly 0, the kink where the ReLU-type STEs block; ties and large values around Lα as well.
+    func testFusedStepAtTheKinks() {
+        let spec = QuantizerSpec(bits: 2, alpha: 0.5, rounding: .ceil)  // top = 1.5
+        let values: [Float] = [0, 1.5, -1.5, 0.5, -0.5, 1, -1, 0, 2, -2, 1.5, -1.5, 0.25, -0.25, 0, 0]
+        let x = Tensor(values + values, shape: [2, 2, 2, 4])
+        let dy = Tensor((0..<32).map { Float($0 % 7) - 3 }, shape: [2, 2, 2, 4])
+        for ste in STE.allCases {
+            let (a, b) = (BatchNorm(2), BatchNorm(2))
+            let (qa, qb) = (QReLU(.quantized(spec, ste)), QReLU(.quantized(spec, ste)))
+            XCTAssertEqual(bits(a.forward(x, training: true, then: qa)),
+                           bits(qb.forward(b.forward(x, training: true), training: true)), "\(ste)")
+            XCTAssertEqual(bits(a.backward(dy, through: qa)), bits(b.backward(qb.backward(dy))), "\(ste)")
+        }
+    }
+
+    /// Sequential fuses a BatchNorm directly followed by a QReLU and nothing else; the QReLU's own
+    /// backward then refuses to run (its forward happened inside the BatchNorm).
+    func testSequentialFusesOnlyBatchNormThenQReLU() {
+        let spec = QuantizerSpec(bits: 4, alpha: 0.1946)
+        let act = QReLU(.quantized(spec, .clipped)), bn = BatchNorm(2)
+        let net = Sequential([bn, act, ReLU()])
+        let x = Tensor((0..<32).map { Float($0) / 7 - 2 }, shape: [2, 2, 2, 4])
+        _ = net.forward(x, training: true)
+        XCTAssertTrue(act.skipsBackward)
+        _ = net.backward(Tensor(repeating: 1, shape: [2, 2, 2, 4]))
+        // Float activation or a 2-D input: the two layers run one after the other.
+        act.activation = .float
+        _ = net.forward(x, training: true)
+        XCTAssertFalse(act.skipsBackward)
+        act.activation = .quantized(spec, .clipped)
+        let flat = Sequential([BatchNorm(4), act])
+        _ = flat.forward(Tensor((0..<8).map { Float($0) }, shape: [2, 4]), training: true)
+        XCTAssertFalse(act.skipsBackward)
+    }
+}
