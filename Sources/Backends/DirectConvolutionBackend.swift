@@ -13,14 +13,21 @@ public struct ConvolutionPasses: OptionSet, Sendable, Hashable {
     public static let backwardWeights = ConvolutionPasses(rawValue: 4)
     public static let all: ConvolutionPasses = [.forward, .backwardData, .backwardWeights]
 
-    /// The passes the direct kernels run faster than oneDNN on this project's machines: forward and
-    /// backward-weights when the output has fewer than 8 channels (LeNet-5 conv1, 2 threads, `ste bench
-    /// --convs`: forward 0.18 vs 0.54 ms, weights 0.26 vs 0.40 ms). Not backward-data: on LeNet-5 conv2
-    /// (6 input channels) the direct kernel took 1.17 ms, oneDNN 0.75 ms. Empty for geometries the
-    /// kernels do not handle.
+    /// The passes the direct kernels run faster than oneDNN on this project's machines (`ste bench
+    /// --convs`, ms per 128-image call at 2 threads, oneDNN's time including its reorders):
+    /// - fewer than 8 output channels (LeNet-5 conv1, 1→6): forward (0.18 vs 0.54) and backward-weights
+    ///   (0.26 vs 0.40), the row-vectorised kernels;
+    /// - fewer than 8 input channels and a multiple of 8 output channels (LeNet-5 conv2, 6→16):
+    ///   backward-data through columns (0.55 vs 0.74) and backward-weights over channel vectors (0.33 vs
+    ///   0.53); its forward stays on oneDNN (0.28 vs 0.52 for the row kernel).
+    /// Empty for geometries the kernels do not handle.
     public static func direct(for g: Conv2DGeometry) -> ConvolutionPasses {
-        guard let shape = g.directShape, DirectConvolution.supports(shape), g.outChannels < 8 else { return [] }
-        return [.forward, .backwardWeights]
+        guard let shape = g.directShape else { return [] }
+        if g.outChannels < 8, DirectConvolution.supports(shape) { return [.forward, .backwardWeights] }
+        if g.inChannels < 8, DirectConvolution.supportsChannelVectors(shape), DirectConvolution.supportsColumns(shape) {
+            return [.backwardData, .backwardWeights]
+        }
+        return []
     }
 }
 
@@ -50,14 +57,22 @@ public final class MixedConvolution: Convolution2D {
     public let direct: ConvolutionPasses
     private let shape: DirectConvShape
     private let library: Convolution2D?
+    /// The weight gradient vectorised over output channels (a multiple of 8) rather than along rows.
+    private let weightsOverChannels: Bool
 
     public init(_ geometry: Conv2DGeometry, bias: Bool, direct: ConvolutionPasses, library: Convolution2D?) {
-        guard let shape = geometry.directShape, DirectConvolution.supports(shape) else {
-            preconditionFailure("direct convolution kernels do not handle \(geometry)")
-        }
+        guard let shape = geometry.directShape else { preconditionFailure("direct kernels: strided \(geometry)") }
+        weightsOverChannels = DirectConvolution.supportsChannelVectors(shape)
+        let rows = DirectConvolution.supports(shape)
+        precondition(!direct.contains(.forward) || rows, "direct convolution kernels do not handle \(geometry)")
+        precondition(!direct.contains(.backwardData) || DirectConvolution.supportsColumns(shape),
+                     "direct backward-data kernel does not handle \(geometry)")
+        precondition(!direct.contains(.backwardWeights) || rows || weightsOverChannels,
+                     "direct weight-gradient kernels do not handle \(geometry)")
         precondition(direct == .all || library != nil, "conv \(geometry): passes left without a library")
         (self.geometry, hasBias, self.direct, self.shape, self.library) = (geometry, bias, direct, shape, library)
-        let names = [(ConvolutionPasses.forward, "fwd"), (.backwardData, "bwd-data"), (.backwardWeights, "bwd-weights")]
+        let names = [(ConvolutionPasses.forward, "fwd"), (.backwardData, "bwd-data"),
+                     (.backwardWeights, weightsOverChannels ? "bwd-weights over channels" : "bwd-weights")]
             .filter { direct.contains($0.0) }.map(\.1)
         implementation = "direct (\(names.joined(separator: ", ")))"
             + (direct == .all ? "" : "; \(library!.implementation)")
@@ -76,7 +91,7 @@ public final class MixedConvolution: Convolution2D {
     public func backwardData(outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                              inputGrad: UnsafeMutablePointer<Float>) {
         if direct.contains(.backwardData) {
-            DirectConvolution.backwardData(shape, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad)
+            DirectConvolution.backwardDataByColumns(shape, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad)
         } else {
             library!.backwardData(outputGrad: outputGrad, weight: weight, inputGrad: inputGrad)
         }
@@ -85,7 +100,10 @@ public final class MixedConvolution: Convolution2D {
     public func backwardWeights(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>,
                                 weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>?) {
         precondition((biasGrad != nil) == hasBias, "conv \(geometry): bias grad \(biasGrad != nil) vs \(hasBias)")
-        if direct.contains(.backwardWeights) {
+        if direct.contains(.backwardWeights) && weightsOverChannels {
+            DirectConvolution.backwardWeightsOverChannels(shape, input: input, outputGrad: outputGrad,
+                                                          weightGrad: weightGrad, biasGrad: biasGrad)
+        } else if direct.contains(.backwardWeights) {
             DirectConvolution.backwardWeights(shape, input: input, outputGrad: outputGrad, weightGrad: weightGrad,
                                               biasGrad: biasGrad)
         } else {

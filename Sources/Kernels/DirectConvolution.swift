@@ -104,88 +104,6 @@ public enum DirectConvolution {
         }
     }
 
-    // MARK: backward-data
-
-    /// dx = conv_transpose(dy, w), dx overwritten.
-    public static func backwardData(_ s: DirectConvShape, outputGrad: UnsafePointer<Float>,
-                                    weight: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>) {
-        precondition(supports(s), "direct convolution: unsupported shape \(s)")
-        nonisolated(unsafe) let (dy, w, dx) = (outputGrad, weight, inputGrad)
-        // dy rows padded on both sides so that every tap of an input-row vector reads inside the row:
-        // padded[c] = dy[c − (k − 1)].
-        let rowWidth = s.width + s.padding + s.kernel - 1
-        let padCount = s.outChannels * s.outHeight * rowWidth
-        Parallel.forEachChunk(s.batch) { images in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: padCount) { buffer in
-                let padded = buffer.baseAddress!
-                padded.initialize(repeating: 0, count: padCount)
-                for n in images {
-                    let g = dy + n * s.outChannels * s.outHeight * s.outWidth
-                    for r in 0..<(s.outChannels * s.outHeight) {
-                        (padded + r * rowWidth + s.kernel - 1).update(from: g + r * s.outWidth, count: s.outWidth)
-                    }
-                    dataImage(s, padded: padded, rowWidth: rowWidth, weight: w,
-                              inputGrad: dx + n * s.inChannels * s.height * s.width)
-                }
-            }
-        }
-    }
-
-    private static func dataImage(_ s: DirectConvShape, padded: UnsafePointer<Float>, rowWidth: Int,
-                                  weight: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>) {
-        let (k, ci, co, oh, h, wd, p) = (s.kernel, s.inChannels, s.outChannels, s.outHeight, s.height, s.width,
-                                         s.padding)
-        let vectors = (wd + 7) / 8
-        for c0 in stride(from: 0, to: ci, by: 6) {
-            let c = (0..<6).map { Swift.min(c0 + $0, ci - 1) }
-            for iy in 0..<h {
-                // Only the taps whose output row exists: oy = iy + p − ky in 0..<oh.
-                let kyLow = Swift.max(0, iy + p - (oh - 1)), kyHigh = Swift.min(k - 1, iy + p)
-                var v = 0
-                while v < vectors {
-                    let xa = Swift.min(8 * v, wd - 8), xb = Swift.min(8 * (v + 1), wd - 8)
-                    var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b1 = SIMD8<Float>()
-                    var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), a3 = SIMD8<Float>(), b3 = SIMD8<Float>()
-                    var a4 = SIMD8<Float>(), b4 = SIMD8<Float>(), a5 = SIMD8<Float>(), b5 = SIMD8<Float>()
-                    if kyLow <= kyHigh {
-                        for o in 0..<co {
-                            let wo = weight + o * ci * s.taps
-                            let w0 = wo + c[0] * s.taps, w1 = wo + c[1] * s.taps, w2 = wo + c[2] * s.taps
-                            let w3 = wo + c[3] * s.taps, w4 = wo + c[4] * s.taps, w5 = wo + c[5] * s.taps
-                            for ky in kyLow...kyHigh {
-                                // padded index of dy[oy, ix + p − kx] is ix + p + k − 1 − kx
-                                let row = padded + (o * oh + iy + p - ky) * rowWidth + p + k - 1
-                                for kx in 0..<k {
-                                    let va = load8(row + xa - kx), vb = load8(row + xb - kx), t = ky * k + kx
-                                    var m = SIMD8<Float>(repeating: w0[t])
-                                    a0 = a0.addingProduct(m, va); b0 = b0.addingProduct(m, vb)
-                                    m = SIMD8<Float>(repeating: w1[t])
-                                    a1 = a1.addingProduct(m, va); b1 = b1.addingProduct(m, vb)
-                                    m = SIMD8<Float>(repeating: w2[t])
-                                    a2 = a2.addingProduct(m, va); b2 = b2.addingProduct(m, vb)
-                                    m = SIMD8<Float>(repeating: w3[t])
-                                    a3 = a3.addingProduct(m, va); b3 = b3.addingProduct(m, vb)
-                                    m = SIMD8<Float>(repeating: w4[t])
-                                    a4 = a4.addingProduct(m, va); b4 = b4.addingProduct(m, vb)
-                                    m = SIMD8<Float>(repeating: w5[t])
-                                    a5 = a5.addingProduct(m, va); b5 = b5.addingProduct(m, vb)
-                                }
-                            }
-                        }
-                    }
-                    let out = inputGrad + (c0 * h + iy) * wd, channelStride = h * wd, live = ci - c0
-                    store8(a0, out + xa); store8(b0, out + xb)
-                    if live > 1 { store8(a1, out + channelStride + xa); store8(b1, out + channelStride + xb) }
-                    if live > 2 { store8(a2, out + 2 * channelStride + xa); store8(b2, out + 2 * channelStride + xb) }
-                    if live > 3 { store8(a3, out + 3 * channelStride + xa); store8(b3, out + 3 * channelStride + xb) }
-                    if live > 4 { store8(a4, out + 4 * channelStride + xa); store8(b4, out + 4 * channelStride + xb) }
-                    if live > 5 { store8(a5, out + 5 * channelStride + xa); store8(b5, out + 5 * channelStride + xb) }
-                    v += 2
-                }
-            }
-        }
-    }
-
     // MARK: backward-weights
 
     /// dw = Σ dy ⋆ x over the batch (overwritten); db = Σ dy when `biasGrad` is given.
@@ -295,6 +213,244 @@ public enum DirectConvolution {
                 }
             }
             for i in 0..<(weightCount + co) { sums[i] = acc[i].sum() }
+        }
+        }
+        }
+    }
+
+    // MARK: backward-data through columns
+
+    /// Shapes `backwardDataByColumns` handles: at least one vector of output pixels per image and input
+    /// rows at least one vector wide.
+    public static func supportsColumns(_ s: DirectConvShape) -> Bool {
+        s.kernel >= 1 && s.padding >= 0 && s.padding < s.kernel && s.outHeight * s.outWidth >= 8 && s.width >= 8
+            && s.outHeight >= 1 && s.outWidth >= 1 && s.batch >= 1 && s.inChannels >= 1 && s.outChannels >= 1
+    }
+
+    /// dx = conv_transpose(dy, w), overwritten, for layers with few input channels (LeNet-5 conv2): per
+    /// image, columns = wᵀ·dy (rows: input channel × tap; vectorised over the image's output pixels, so
+    /// no lane multiplies padding), then each column row is added into dx at its tap's offset.
+    public static func backwardDataByColumns(_ s: DirectConvShape, outputGrad: UnsafePointer<Float>,
+                                             weight: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>) {
+        precondition(supportsColumns(s), "direct convolution: unsupported shape \(s) (columns)")
+        nonisolated(unsafe) let (dy, w, dx) = (outputGrad, weight, inputGrad)
+        let rows = s.inChannels * s.taps, pixels = s.outHeight * s.outWidth, vectors = (s.width + 7) / 8
+        // Lane j of input-row vector v reads output column x0 + j + p − kx: masked off outside 0..<outWidth.
+        let masks = (0..<s.kernel).flatMap { kx in
+            (0..<vectors).map { v in
+                let x0 = Swift.min(8 * v, s.width - 8)
+                return SIMDMask<SIMD8<Int32>>((0..<8).map { j in
+                    let ox = x0 + j + s.padding - kx
+                    return ox < 0 || ox >= s.outWidth
+                })
+            }
+        }
+        // Reads past a column row stay inside the buffer: kernel − 1 floats of slack before, kernel after.
+        let slack = s.kernel
+        masks.withUnsafeBufferPointer { maskBuffer in
+            nonisolated(unsafe) let m = maskBuffer.baseAddress!
+            Parallel.forEachChunk(s.batch) { images in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * pixels + 2 * slack) { buffer in
+                    buffer.initialize(repeating: 0)
+                    let columns = buffer.baseAddress! + slack
+                    for n in images {
+                        transposedProduct(s, weight: w, outputGrad: dy + n * s.outChannels * pixels, columns: columns)
+                        gatherColumns(s, columns, masks: m, into: dx + n * s.inChannels * s.height * s.width)
+                    }
+                }
+            }
+        }
+    }
+
+    /// columns[r, p] = Σ_o w[o, r] · dy[o, p] for r over (input channel, tap), p over output pixels;
+    /// register tiles of 4 rows × 3 pixel vectors (tiles past the end repeat the last row / vector).
+    private static func transposedProduct(_ s: DirectConvShape, weight: UnsafePointer<Float>,
+                                          outputGrad: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>) {
+        let rows = s.inChannels * s.taps, pixels = s.outHeight * s.outWidth, co = s.outChannels
+        let vectors = (pixels + 7) / 8
+        @inline(__always) func start(_ v: Int) -> Int { Swift.min(8 * Swift.min(v, vectors - 1), pixels - 8) }
+        for r0 in stride(from: 0, to: rows, by: 4) {
+            let r1 = Swift.min(r0 + 1, rows - 1), r2 = Swift.min(r0 + 2, rows - 1), r3 = Swift.min(r0 + 3, rows - 1)
+            for v0 in stride(from: 0, to: vectors, by: 3) {
+                let (pa, pb, pc) = (start(v0), start(v0 + 1), start(v0 + 2))
+                var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), c0 = SIMD8<Float>()
+                var a1 = SIMD8<Float>(), b1 = SIMD8<Float>(), c1 = SIMD8<Float>()
+                var a2 = SIMD8<Float>(), b2 = SIMD8<Float>(), c2 = SIMD8<Float>()
+                var a3 = SIMD8<Float>(), b3 = SIMD8<Float>(), c3 = SIMD8<Float>()
+                for o in 0..<co {
+                    let g = outputGrad + o * pixels, wr = weight + o * rows
+                    let ga = load8(g + pa), gb = load8(g + pb), gc = load8(g + pc)
+                    var m = SIMD8<Float>(repeating: wr[r0])
+                    a0 = a0.addingProduct(m, ga); b0 = b0.addingProduct(m, gb); c0 = c0.addingProduct(m, gc)
+                    m = SIMD8<Float>(repeating: wr[r1])
+                    a1 = a1.addingProduct(m, ga); b1 = b1.addingProduct(m, gb); c1 = c1.addingProduct(m, gc)
+                    m = SIMD8<Float>(repeating: wr[r2])
+                    a2 = a2.addingProduct(m, ga); b2 = b2.addingProduct(m, gb); c2 = c2.addingProduct(m, gc)
+                    m = SIMD8<Float>(repeating: wr[r3])
+                    a3 = a3.addingProduct(m, ga); b3 = b3.addingProduct(m, gb); c3 = c3.addingProduct(m, gc)
+                }
+                // Repeated rows are stored again with the same values; overlapping vectors likewise.
+                let out0 = columns + r0 * pixels, out1 = columns + r1 * pixels
+                let out2 = columns + r2 * pixels, out3 = columns + r3 * pixels
+                store8(a0, out0 + pa); store8(b0, out0 + pb); store8(c0, out0 + pc)
+                store8(a1, out1 + pa); store8(b1, out1 + pb); store8(c1, out1 + pc)
+                store8(a2, out2 + pa); store8(b2, out2 + pb); store8(c2, out2 + pc)
+                store8(a3, out3 + pa); store8(b3, out3 + pb); store8(c3, out3 + pc)
+            }
+        }
+    }
+
+    /// dx[c, iy, ix] = Σ over taps (ky, kx) of columns[(c, ky, kx), (iy + p − ky, ix + p − kx)] where that
+    /// output pixel exists. Gathered per input-row vector in registers (adding into dx tap by tap would
+    /// reload what the previous tap stored one element over, which defeats store-to-load forwarding);
+    /// lanes whose output column does not exist are masked off, so reads may run past a column row.
+    private static func gatherColumns(_ s: DirectConvShape, _ columns: UnsafePointer<Float>,
+                                      masks: UnsafePointer<SIMDMask<SIMD8<Int32>>>, into dx: UnsafeMutablePointer<Float>) {
+        let (k, p, h, wd, oh, ow) = (s.kernel, s.padding, s.height, s.width, s.outHeight, s.outWidth)
+        let vectors = (wd + 7) / 8, pixels = oh * ow
+        for c in 0..<s.inChannels {
+            for iy in 0..<h {
+                let kyLow = Swift.max(0, iy + p - (oh - 1)), kyHigh = Swift.min(k - 1, iy + p)
+                for v in 0..<vectors {
+                    let x0 = Swift.min(8 * v, wd - 8)
+                    var sum = SIMD8<Float>()
+                    if kyLow <= kyHigh {
+                        for ky in kyLow...kyHigh {
+                            let row = columns + (c * k + ky) * k * pixels + (iy + p - ky) * ow + x0 + p
+                            for kx in 0..<k {
+                                sum += load8(row + kx * pixels - kx).replacing(with: 0, where: masks[kx * vectors + v])
+                            }
+                        }
+                    }
+                    store8(sum, dx + (c * h + iy) * wd + x0)
+                }
+            }
+        }
+    }
+
+    // MARK: backward-weights, vectorised over output channels
+
+    /// Shapes `backwardWeightsOverChannels` handles: output channels a multiple of the vector.
+    public static func supportsChannelVectors(_ s: DirectConvShape) -> Bool {
+        s.kernel >= 1 && s.padding >= 0 && s.padding < s.kernel && s.outChannels % 8 == 0 && s.outHeight >= 1
+            && s.outWidth >= 1 && s.batch >= 1 && s.inChannels >= 1
+    }
+
+    /// dw = Σ dy ⋆ x (overwritten), db = Σ dy when given — for layers with wide outputs and few inputs
+    /// (LeNet-5 conv2, 6→16): dy is transposed to channels-last per image so that one FMA updates 8
+    /// output channels of one (input channel, tap) and every lane does useful work, whatever the row width.
+    public static func backwardWeightsOverChannels(_ s: DirectConvShape, input: UnsafePointer<Float>,
+                                                   outputGrad: UnsafePointer<Float>,
+                                                   weightGrad: UnsafeMutablePointer<Float>,
+                                                   biasGrad: UnsafeMutablePointer<Float>?) {
+        precondition(supportsChannelVectors(s), "direct convolution: unsupported shape \(s) (channel vectors)")
+        let weightCount = s.outChannels * s.inChannels * s.taps
+        let sums = weightCount + s.outChannels  // weights in [ci][ky][kx][co] order, then bias
+        let parts = Swift.max(1, Swift.min(Parallel.workers, s.batch))
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: parts * sums) { partial in
+            nonisolated(unsafe) let (x, dy, out) = (input, outputGrad, partial.baseAddress!)
+            let body = { (part: Int) in
+                let lo = s.batch * part / parts, hi = s.batch * (part + 1) / parts
+                channelVectorWeights(s, lo..<hi, input: x, outputGrad: dy, sums: out + part * sums)
+            }
+            if parts == 1 { body(0) } else { Parallel.runner(parts, body) }
+            let (co, ci, k) = (s.outChannels, s.inChannels, s.kernel)
+            for i in 0..<ci {
+                for t in 0..<s.taps {
+                    for o in 0..<co {
+                        let slot = (i * s.taps + t) * co + o
+                        var total = partial[slot]
+                        for part in 1..<parts { total += partial[part * sums + slot] }
+                        weightGrad[(o * ci + i) * k * k + t] = total
+                    }
+                }
+            }
+            if let biasGrad {
+                for o in 0..<co {
+                    var total = partial[weightCount + o]
+                    for part in 1..<parts { total += partial[part * sums + weightCount + o] }
+                    biasGrad[o] = total
+                }
+            }
+        }
+    }
+
+    private static func channelVectorWeights(_ s: DirectConvShape, _ images: Range<Int>, input: UnsafePointer<Float>,
+                                             outputGrad: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>) {
+        let (k, ci, co, oh, ow, ph, pw) = (s.kernel, s.inChannels, s.outChannels, s.outHeight, s.outWidth,
+                                            s.paddedHeight, s.paddedWidth)
+        let pixels = oh * ow, groups = co / 8
+        let weightVectors = ci * s.taps * groups
+        let planeCount = ci * ph * pw
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: planeCount) { planeBuffer in
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: pixels * groups) { gradBuffer in
+        withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: weightVectors + groups) { accBuffer in
+            let plane = planeBuffer.baseAddress!, grad = gradBuffer.baseAddress!, acc = accBuffer.baseAddress!
+            plane.initialize(repeating: 0, count: planeCount)
+            acc.initialize(repeating: .zero, count: weightVectors + groups)
+            for n in images {
+                copyPadded(s, from: input + n * ci * s.height * s.width, into: plane)
+                // dy of this image, channels-last: grad[p·groups + g] = dy[8g ..< 8g + 8, p].
+                let g0 = outputGrad + n * co * pixels
+                for g in 0..<groups {
+                    var biasLanes = acc[weightVectors + g]
+                    for p in 0..<pixels {
+                        var v = SIMD8<Float>()
+                        for lane in 0..<8 { v[lane] = g0[(8 * g + lane) * pixels + p] }
+                        grad[p * groups + g] = v
+                        biasLanes += v
+                    }
+                    acc[weightVectors + g] = biasLanes
+                }
+                // Tiles of 5 kernel columns × 2 channel vectors for one (input channel, kernel row).
+                for i in 0..<ci {
+                    for ky in 0..<k {
+                        for ga in stride(from: 0, to: groups, by: 2) {
+                            let gb = Swift.min(ga + 1, groups - 1)
+                            for kx0 in stride(from: 0, to: k, by: 5) {
+                                let k0 = kx0, k1 = Swift.min(kx0 + 1, k - 1), k2 = Swift.min(kx0 + 2, k - 1)
+                                let k3 = Swift.min(kx0 + 3, k - 1), k4 = Swift.min(kx0 + 4, k - 1)
+                                let slot = (i * k + ky) * k  // + kx, then × groups + g
+                                @inline(__always) func at(_ kx: Int, _ g: Int) -> Int { (slot + kx) * groups + g }
+                                var a0 = acc[at(k0, ga)], a1 = acc[at(k1, ga)], a2 = acc[at(k2, ga)]
+                                var a3 = acc[at(k3, ga)], a4 = acc[at(k4, ga)]
+                                var b0 = acc[at(k0, gb)], b1 = acc[at(k1, gb)], b2 = acc[at(k2, gb)]
+                                var b3 = acc[at(k3, gb)], b4 = acc[at(k4, gb)]
+                                for oy in 0..<oh {
+                                    let row = plane + (i * ph + oy + ky) * pw
+                                    let gr = grad + oy * ow * groups
+                                    for ox in 0..<ow {
+                                        let da = gr[ox * groups + ga], db = gr[ox * groups + gb]
+                                        let x = row + ox
+                                        var u = SIMD8<Float>(repeating: x[k0])
+                                        a0 = a0.addingProduct(u, da); b0 = b0.addingProduct(u, db)
+                                        u = SIMD8<Float>(repeating: x[k1])
+                                        a1 = a1.addingProduct(u, da); b1 = b1.addingProduct(u, db)
+                                        u = SIMD8<Float>(repeating: x[k2])
+                                        a2 = a2.addingProduct(u, da); b2 = b2.addingProduct(u, db)
+                                        u = SIMD8<Float>(repeating: x[k3])
+                                        a3 = a3.addingProduct(u, da); b3 = b3.addingProduct(u, db)
+                                        u = SIMD8<Float>(repeating: x[k4])
+                                        a4 = a4.addingProduct(u, da); b4 = b4.addingProduct(u, db)
+                                    }
+                                }
+                                // Store only real slots, each once (repeated columns/groups are dropped).
+                                let columns = k - kx0, pair = ga + 1 < groups
+                                acc[at(k0, ga)] = a0
+                                if pair { acc[at(k0, gb)] = b0 }
+                                if columns > 1 { acc[at(k1, ga)] = a1; if pair { acc[at(k1, gb)] = b1 } }
+                                if columns > 2 { acc[at(k2, ga)] = a2; if pair { acc[at(k2, gb)] = b2 } }
+                                if columns > 3 { acc[at(k3, ga)] = a3; if pair { acc[at(k3, gb)] = b3 } }
+                                if columns > 4 { acc[at(k4, ga)] = a4; if pair { acc[at(k4, gb)] = b4 } }
+                            }
+                        }
+                    }
+                }
+            }
+            // Lanes are output channels: no horizontal sums, just unpack.
+            for v in 0..<(weightVectors + groups) {
+                for lane in 0..<8 { sums[v * 8 + lane] = acc[v][lane] }
+            }
         }
         }
         }

@@ -36,6 +36,8 @@ final class BackendTests: XCTestCase {
         guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN unavailable") }
         // As the layers use it: LeNet conv1's forward and weights on the direct kernels.
         XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[0].0), [.forward, .backwardWeights])
+        XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[1].0), [.backwardData, .backwardWeights])  // 6→16
+        XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[4].0), [])  // 32→64
         XCTAssertTrue(dnnl.convolution(Self.geometries[0].0, bias: false) is MixedConvolution)
         assertMatchesReference(dnnl, Self.geometries)
         dnnl.usesDirectKernels = false
@@ -70,9 +72,41 @@ final class BackendTests: XCTestCase {
         XCTAssertNil(Self.geometries[3].0.directShape, "strided")
     }
 
+    /// The channel-vectorised weight gradient alone, on shapes the row kernels cannot take (rows narrower
+    /// than a vector) and with an odd number of 8-channel groups (the last tile repeats a group).
+    func testChannelVectorWeightGradientMatchesReference() {
+        let reference = ReferenceBackend()
+        var rng = SplitMix64(seed: 9)
+        let cases = [
+            Conv2DGeometry(batch: 3, inChannels: 6, height: 6, width: 6, outChannels: 16, kernel: 5),
+            Conv2DGeometry(batch: 2, inChannels: 2, height: 5, width: 7, outChannels: 24, kernel: 3, padding: 1),
+            Conv2DGeometry(batch: 1, inChannels: 1, height: 4, width: 4, outChannels: 8, kernel: 7, padding: 3),
+            Conv2DGeometry(batch: 4, inChannels: 3, height: 9, width: 9, outChannels: 8, kernel: 1),
+        ]
+        for g in cases {
+            let shape = g.directShape!
+            XCTAssertTrue(DirectConvolution.supportsChannelVectors(shape), "\(g)")
+            let x = random(g.inputCount, &rng), dy = random(g.outputCount, &rng)
+            var dw = [Float](repeating: .nan, count: g.weightCount), db = [Float](repeating: .nan, count: g.outChannels)
+            var rw = dw, rb = db
+            DirectConvolution.backwardWeightsOverChannels(shape, input: x, outputGrad: dy, weightGrad: &dw, biasGrad: &db)
+            reference.convolution(g, bias: true).backwardWeights(input: x, outputGrad: dy, weightGrad: &rw, biasGrad: &rb)
+            let terms = Float(g.batch * g.outHeight * g.outWidth)
+            assertClose(dw, rw, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "weights over channels \(g)")
+            assertClose(db, rb, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "bias over channels \(g)")
+        }
+        XCTAssertFalse(DirectConvolution.supportsChannelVectors(Self.geometries[0].0.directShape!), "6 outputs")
+    }
+
     /// Same worker count → bit-identical weight gradients; other worker counts agree to rounding.
     func testDirectWeightGradientIsDeterministic() {
-        let g = Conv2DGeometry(batch: 7, inChannels: 2, height: 12, width: 12, outChannels: 6, kernel: 5, padding: 2)
+        for outChannels in [6, 16] {  // the row kernel and the channel-vector kernel
+            assertDeterministic(Conv2DGeometry(batch: 7, inChannels: 2, height: 12, width: 12, outChannels: outChannels,
+                                               kernel: 5, padding: 2))
+        }
+    }
+
+    func assertDeterministic(_ g: Conv2DGeometry) {
         var rng = SplitMix64(seed: 5)
         let x = random(g.inputCount, &rng), dy = random(g.outputCount, &rng)
         let conv = DirectBackend().convolution(g, bias: true)
@@ -86,8 +120,8 @@ final class BackendTests: XCTestCase {
         }
         let two = gradients(workers: 2)
         XCTAssertEqual(two, gradients(workers: 2))
-        assertClose(gradients(workers: 1), two, rtol: 1e-5, atol: 1e-6, "1 vs 2 workers")
-        assertClose(gradients(workers: 3), two, rtol: 1e-5, atol: 1e-6, "3 vs 2 workers")
+        assertClose(gradients(workers: 1), two, rtol: 1e-5, atol: 1e-6, "1 vs 2 workers \(g)")
+        assertClose(gradients(workers: 3), two, rtol: 1e-5, atol: 1e-6, "3 vs 2 workers \(g)")
     }
 
     /// Every pass of `backend` against the reference, alone and as the layer calls them.
