@@ -19,12 +19,14 @@ public struct ConvolutionPasses: OptionSet, Sendable, Hashable {
     ///   (0.26 vs 0.40), the row-vectorised kernels;
     /// - fewer than 8 input channels and a multiple of 8 output channels (LeNet-5 conv2, 6→16):
     ///   backward-data through columns (0.55 vs 0.74) and backward-weights over channel vectors (0.33 vs
-    ///   0.53); its forward stays on oneDNN (0.28 vs 0.52 for the row kernel).
+    ///   0.53); its forward stays on oneDNN (0.28 vs 0.52 for the row kernel). Only for kernels of 5 and
+    ///   more: the weight kernel's tile is 5 kernel columns (ResNet-20's 3→16 stem, k3: 1.10 vs 0.71).
     /// Empty for geometries the kernels do not handle.
     public static func direct(for g: Conv2DGeometry) -> ConvolutionPasses {
         guard let shape = g.directShape else { return [] }
         if g.outChannels < 8, DirectConvolution.supports(shape) { return [.forward, .backwardWeights] }
-        if g.inChannels < 8, DirectConvolution.supportsChannelVectors(shape), DirectConvolution.supportsColumns(shape) {
+        if g.inChannels < 8, g.kernel >= 5, DirectConvolution.supportsChannelVectors(shape),
+           DirectConvolution.supportsColumns(shape) {
             return [.backwardData, .backwardWeights]
         }
         return []

@@ -69,9 +69,11 @@ private final class Port {
     let inner: dnnl_memory_t?
     let reorder: dnnl_primitive_t?
     let toInner: Bool
+    /// Activations wanted as nChw16c / nChw8c: reordered by Kernels/Layout.swift instead of oneDNN.
+    let channelBlocks: (n: Int, c: Int, spatial: Int, block: Int)?
     var memory: dnnl_memory_t { inner ?? user }
 
-    init(plain: dnnl_memory_desc_t, wanted: dnnl_memory_desc_t, input: Bool, engine: dnnl_engine_t) {
+    init(plain: dnnl_memory_desc_t, wanted: dnnl_memory_desc_t, input: Bool, engine: dnnl_engine_t, dims: [Int]) {
         var plain = plain, wanted = wanted
         var u: dnnl_memory_t?
         check(dnnl_memory_create(&u, &plain, engine, nil), "user memory")
@@ -80,11 +82,19 @@ private final class Port {
         if dnnl_memory_desc_equal(&plain, &wanted) != 0 {
             inner = nil
             reorder = nil
+            channelBlocks = nil
             return
         }
         var m: dnnl_memory_t?
         check(dnnl_memory_create(&m, &wanted, engine, shim_DNNL_MEMORY_ALLOCATE()), "inner memory")
         inner = m
+        channelBlocks = dims.count == 4 ? [(dnnl_nChw16c, 16), (dnnl_nChw8c, 8)].lazy.compactMap { tag, block in
+            var candidate = memoryDesc(dims, tag)
+            let spatial = dims[2] * dims[3]
+            guard dnnl_memory_desc_equal(&candidate, &wanted) != 0,
+                  channelBlockingSupported(channels: dims[1], spatial: spatial, block: block) else { return nil }
+            return (dims[0], dims[1], spatial, block)
+        }.first : nil
         var pd: dnnl_primitive_desc_t?
         if input {
             check(dnnl_reorder_primitive_desc_create(&pd, &plain, engine, &wanted, engine, nil), "reorder pd")
@@ -108,6 +118,19 @@ private final class Port {
     /// Reorders between the caller's buffer and the inner one, in the port's direction.
     func sync(_ stream: dnnl_stream_t) {
         guard let reorder, let inner else { return }
+        if let b = channelBlocks {
+            var userData: UnsafeMutableRawPointer?, innerData: UnsafeMutableRawPointer?
+            check(dnnl_memory_get_data_handle(user, &userData), "get handle")
+            check(dnnl_memory_get_data_handle(inner, &innerData), "get handle")
+            let plain = userData!.assumingMemoryBound(to: Float.self)
+            let blocked = innerData!.assumingMemoryBound(to: Float.self)
+            if toInner {
+                reorderToChannelBlocks(blocked, from: plain, n: b.n, c: b.c, spatial: b.spatial, block: b.block)
+            } else {
+                reorderFromChannelBlocks(plain, from: blocked, n: b.n, c: b.c, spatial: b.spatial, block: b.block)
+            }
+            return
+        }
         var args = toInner
             ? [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: user), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: inner)]
             : [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: inner), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: user)]
@@ -191,18 +214,18 @@ public final class OneDNNConvolution: Convolution2D {
         bwdWeights = make(wpd)
         implementation = "fwd \(implementationName(fpd!)), bwd-data \(implementationName(dpd!)), bwd-weights \(implementationName(wpd!))"
 
-        fSrc = Port(plain: plainSrc, wanted: wantedDesc(fpd!, DNNL_ARG_SRC), input: true, engine: engine)
-        fWei = Port(plain: plainWei, wanted: wantedDesc(fpd!, DNNL_ARG_WEIGHTS), input: true, engine: engine)
-        fDst = Port(plain: plainDst, wanted: wantedDesc(fpd!, DNNL_ARG_DST), input: false, engine: engine)
-        fBias = bias ? Port(plain: plainBias, wanted: wantedDesc(fpd!, DNNL_ARG_BIAS), input: true, engine: engine) : nil
-        dDiffDst = Port(plain: plainDst, wanted: wantedDesc(dpd!, DNNL_ARG_DIFF_DST), input: true, engine: engine)
-        dWei = Port(plain: plainWei, wanted: wantedDesc(dpd!, DNNL_ARG_WEIGHTS), input: true, engine: engine)
-        dDiffSrc = Port(plain: plainSrc, wanted: wantedDesc(dpd!, DNNL_ARG_DIFF_SRC), input: false, engine: engine)
-        wSrc = Port(plain: plainSrc, wanted: wantedDesc(wpd!, DNNL_ARG_SRC), input: true, engine: engine)
-        wDiffDst = Port(plain: plainDst, wanted: wantedDesc(wpd!, DNNL_ARG_DIFF_DST), input: true, engine: engine)
-        wDiffWei = Port(plain: plainWei, wanted: wantedDesc(wpd!, DNNL_ARG_DIFF_WEIGHTS), input: false, engine: engine)
+        fSrc = Port(plain: plainSrc, wanted: wantedDesc(fpd!, DNNL_ARG_SRC), input: true, engine: engine, dims: srcDims)
+        fWei = Port(plain: plainWei, wanted: wantedDesc(fpd!, DNNL_ARG_WEIGHTS), input: true, engine: engine, dims: weiDims)
+        fDst = Port(plain: plainDst, wanted: wantedDesc(fpd!, DNNL_ARG_DST), input: false, engine: engine, dims: dstDims)
+        fBias = bias ? Port(plain: plainBias, wanted: wantedDesc(fpd!, DNNL_ARG_BIAS), input: true, engine: engine, dims: [g.outChannels]) : nil
+        dDiffDst = Port(plain: plainDst, wanted: wantedDesc(dpd!, DNNL_ARG_DIFF_DST), input: true, engine: engine, dims: dstDims)
+        dWei = Port(plain: plainWei, wanted: wantedDesc(dpd!, DNNL_ARG_WEIGHTS), input: true, engine: engine, dims: weiDims)
+        dDiffSrc = Port(plain: plainSrc, wanted: wantedDesc(dpd!, DNNL_ARG_DIFF_SRC), input: false, engine: engine, dims: srcDims)
+        wSrc = Port(plain: plainSrc, wanted: wantedDesc(wpd!, DNNL_ARG_SRC), input: true, engine: engine, dims: srcDims)
+        wDiffDst = Port(plain: plainDst, wanted: wantedDesc(wpd!, DNNL_ARG_DIFF_DST), input: true, engine: engine, dims: dstDims)
+        wDiffWei = Port(plain: plainWei, wanted: wantedDesc(wpd!, DNNL_ARG_DIFF_WEIGHTS), input: false, engine: engine, dims: weiDims)
         wDiffBias = bias ? Port(plain: plainBias, wanted: wantedDesc(wpd!, DNNL_ARG_DIFF_BIAS), input: false,
-                                engine: engine) : nil
+                                engine: engine, dims: [g.outChannels]) : nil
         var a = wantedDesc(fpd!, DNNL_ARG_SRC), bw = wantedDesc(wpd!, DNNL_ARG_SRC)
         srcShared = dnnl_memory_desc_equal(&a, &bw) != 0
         var c = wantedDesc(dpd!, DNNL_ARG_DIFF_DST), cw = wantedDesc(wpd!, DNNL_ARG_DIFF_DST)

@@ -38,6 +38,7 @@ final class BackendTests: XCTestCase {
         XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[0].0), [.forward, .backwardWeights])
         XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[1].0), [.backwardData, .backwardWeights])  // 6→16
         XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[4].0), [])  // 32→64
+        XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[2].0), [])  // ResNet stem 3→16, k3
         XCTAssertTrue(dnnl.convolution(Self.geometries[0].0, bias: false) is MixedConvolution)
         assertMatchesReference(dnnl, Self.geometries)
         dnnl.usesDirectKernels = false
