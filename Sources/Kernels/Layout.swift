@@ -18,8 +18,9 @@ public func reorderToChannelBlocks(_ blocked: UnsafeMutablePointer<Float>, from 
         for plane in planes {
             // plane = i·(c/block) + cb: its `block` plain channel rows start at plane·block·spatial too.
             let from = src + plane * block * spatial, to = dst + plane * spatial * block
-            for j0 in stride(from: 0, to: block, by: 8) {
-                for s0 in stride(from: 0, to: spatial, by: 8) {
+            // Both 8-channel halves of a pixel's 64-byte block back to back: whole cache lines written.
+            for s0 in stride(from: 0, to: spatial, by: 8) {
+                for j0 in stride(from: 0, to: block, by: 8) {
                     let rows = from + j0 * spatial + s0
                     let t = transpose8x8(
                         load8(rows), load8(rows + spatial), load8(rows + 2 * spatial), load8(rows + 3 * spatial),
@@ -43,8 +44,9 @@ public func reorderFromChannelBlocks(_ plain: UnsafeMutablePointer<Float>, from 
     Parallel.forEachChunk(n * (c / block), minimumPerWorker: Swift.max(1, 4_096 / (spatial * block))) { planes in
         for plane in planes {
             let from = src + plane * spatial * block, to = dst + plane * block * spatial
-            for j0 in stride(from: 0, to: block, by: 8) {
-                for s0 in stride(from: 0, to: spatial, by: 8) {
+            // Both 8-channel halves of a pixel's 64-byte block back to back: whole cache lines read.
+            for s0 in stride(from: 0, to: spatial, by: 8) {
+                for j0 in stride(from: 0, to: block, by: 8) {
                     let pixels = from + s0 * block + j0
                     let t = transpose8x8(
                         load8(pixels), load8(pixels + block), load8(pixels + 2 * block), load8(pixels + 3 * block),
