@@ -1,9 +1,11 @@
 // The oneDNN 2.6 convolution backend. EVERY oneDNN call of the project is in this file: the 2.6
 // op-descriptor C API is gone in oneDNN 3.x, so a port touches one file.
 // Recipe (notes/swift-native-libraries.md §1, §2.7–2.9): primitives are created ONCE per geometry and
-// reused; `dnnl_format_tag_any` lets oneDNN pick its jit:avx2 blocked layouts; plain NCHW/OIHW tensors
-// are reordered into those layouts at the layer boundary (keeping the blocked layout across layers is
-// later work), weights every step since forward and backward-data want different weight layouts.
+// reused; `dnnl_format_tag_any` lets oneDNN pick its blocked layouts; plain NCHW/OIHW tensors are
+// reordered into those layouts at the layer boundary (keeping the blocked layout across layers is later
+// work) — activations in nChw16c/nChw8c by Kernels/Layout.swift (faster than oneDNN's reorder here),
+// anything else by a oneDNN reorder; weights every step since forward and backward-data want different
+// weight layouts.
 import CDNNL
 import Kernels
 

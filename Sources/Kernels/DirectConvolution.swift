@@ -1,10 +1,15 @@
 // Direct stride-1 convolution kernels on plain NCHW for layers with few channels (LeNet-5's 1→6 and
 // 6→16 convolutions). oneDNN pads such channel counts to its 8/16-channel blocks and then spends about
-// as long reordering the blocked result back to NCHW as it spent convolving; these kernels convolve in
-// NCHW directly. Vectorised along image rows (8 lanes; a row's last vector overlaps the one before it
-// instead of a scalar tail) with register tiles of 6 channels × 2 vectors. Every image is handled by one
-// worker; weight gradients are reduced per worker and then summed in worker order, so a fixed worker
-// count gives bit-identical results. Summation order differs from oneDNN's: results agree to rounding.
+// as long reordering the blocked result back to NCHW as it spent convolving; these kernels work in
+// NCHW directly. Three vectorisations, each where its lanes do useful work (8 lanes, AVX2):
+// - along image rows (forward, backward-weights; a row's last vector overlaps the one before it instead
+//   of a scalar tail), register tiles of 6 channels × 2 vectors: few output channels;
+// - backward-data through columns: wᵀ·dy vectorised over an image's output pixels, then gathered per
+//   input-row vector: few input channels;
+// - backward-weights over output channels (dy transposed to channels-last per image): outputs a multiple of 8.
+// Every image is handled by one worker; weight gradients are reduced per worker and then summed in worker
+// order, so a fixed worker count gives bit-identical results. Summation order differs from oneDNN's:
+// results agree to rounding. Which pass runs here is decided in Backends (ConvolutionPasses.direct).
 
 /// A stride-1, square-kernel convolution (PyTorch's floor rule for the output size).
 public struct DirectConvShape: Sendable, Equatable {
