@@ -51,7 +51,8 @@ public func batchNormForwardTraining(
     invstd: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
     runningMean: UnsafeMutableBufferPointer<Float>, runningVar: UnsafeMutableBufferPointer<Float>,
     weight: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?,
-    shape: BatchNormShape, eps: Float, momentum: Float, quantizer: QuantizerSpec? = nil
+    shape: BatchNormShape, eps: Float, momentum: Float, quantizer: QuantizerSpec? = nil,
+    residual: UnsafeBufferPointer<Float>? = nil
 ) {
     precondition(y.count == shape.count && x.count == shape.count && mean.count == shape.c && invstd.count == shape.c)
     precondition(runningMean.count == shape.c && runningVar.count == shape.c && shape.reduced > 1)
@@ -59,6 +60,8 @@ public func batchNormForwardTraining(
     nonisolated(unsafe) let (yp, xp, mp, ip) = (y.baseAddress!, x.baseAddress!, mean.baseAddress!, invstd.baseAddress!)
     nonisolated(unsafe) let (rm, rv) = (runningMean.baseAddress!, runningVar.baseAddress!)
     nonisolated(unsafe) let (wp, bp) = (weight?.baseAddress, bias?.baseAddress)
+    precondition(residual == nil || (quantizer != nil && residual!.count == shape.count), "residual needs the quantizer")
+    nonisolated(unsafe) let rp = residual?.baseAddress
     let m = Double(shape.reduced)
     Parallel.forEachChunk(c, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, n * s))) { channels in
         for ch in channels {
@@ -77,7 +80,8 @@ public func batchNormForwardTraining(
             if let quantizer {
                 quantizer.withQuantizer { quantize in
                     for i in 0..<n {
-                        affineQuantizeRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift, quantize)
+                        let o = (i * c + ch) * s
+                        affineQuantizeRow(yp + o, xp + o, s, scale, shift, rp.map { $0 + o }, quantize)
                     }
                 }
             } else {
@@ -87,23 +91,81 @@ public func batchNormForwardTraining(
     }
 }
 
-/// y = σ(x·scale + shift) on one row; the affine map's arithmetic is affineRow's, lane for lane.
+/// y = σ(x·scale + shift (+ r)) on one row; the affine map's arithmetic is affineRow's and the residual
+/// add addForward's, lane for lane.
 @inline(__always)
 func affineQuantizeRow(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ count: Int, _ scale: Float,
-                       _ shift: Float, _ quantize: (SIMD8<Float>) -> SIMD8<Float>) {
+                       _ shift: Float, _ residual: UnsafePointer<Float>?, _ quantize: (SIMD8<Float>) -> SIMD8<Float>) {
     let a = SIMD8<Float>(repeating: scale), b = SIMD8<Float>(repeating: shift)
     let xr = UnsafeRawPointer(x), yr = UnsafeMutableRawPointer(y)
     var i = 0
-    while i + 8 <= count {
-        let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-        yr.storeBytes(of: quantize(v * a + b), toByteOffset: i * 4, as: SIMD8<Float>.self)
-        i += 8
+    if let residual {
+        let rr = UnsafeRawPointer(residual)
+        while i + 8 <= count {
+            let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let r = rr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            yr.storeBytes(of: quantize((v * a + b) + r), toByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+    } else {
+        while i + 8 <= count {
+            let v = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            yr.storeBytes(of: quantize(v * a + b), toByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
     }
     if i < count {
         var v = SIMD8<Float>(repeating: 0)
-        for j in 0..<(count - i) { v[j] = x[i + j] * scale + shift }
+        for j in 0..<(count - i) {
+            let normalized = x[i + j] * scale + shift
+            v[j] = residual.map { normalized + $0[i + j] } ?? normalized
+        }
         let q = quantize(v)
         for j in 0..<(count - i) { y[i + j] = q[j] }
+    }
+}
+
+/// The gradient at the input of the quantizer that followed a fused BN + residual-add forward:
+/// d = 0 + dy·STE'(x·scale + shift + r), the pre-activation recomputed as the forward computed it —
+/// bit-identical to quantizedReLUBackward on the materialised sum. `x` is BN's input, `r` the residual.
+public func batchNormResidualActivationGradient(
+    _ d: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
+    residual: UnsafeBufferPointer<Float>, mean: UnsafeBufferPointer<Float>, invstd: UnsafeBufferPointer<Float>,
+    weight: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, shape: BatchNormShape,
+    spec: QuantizerSpec, ste: STE
+) {
+    precondition(d.count == shape.count && dy.count == shape.count && x.count == shape.count
+                 && residual.count == shape.count && mean.count == shape.c)
+    let (n, c, s) = (shape.n, shape.c, shape.spatial)
+    nonisolated(unsafe) let (dp, dyp, xp, rp) = (d.baseAddress!, dy.baseAddress!, x.baseAddress!, residual.baseAddress!)
+    nonisolated(unsafe) let (mp, ip, wp, bp) = (mean.baseAddress!, invstd.baseAddress!, weight?.baseAddress, bias?.baseAddress)
+    ste.withDerivative(top: spec.top) { derivative in
+        Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * s))) { images in
+            for i in images {
+                for ch in 0..<c {
+                    let scale = ip[ch] * (wp?[ch] ?? 1), shift = (bp?[ch] ?? 0) - mp[ch] * scale
+                    let a = SIMD8<Float>(repeating: scale), b = SIMD8<Float>(repeating: shift)
+                    let o = (i * c + ch) * s
+                    let xr = UnsafeRawPointer(xp + o), rr = UnsafeRawPointer(rp + o), gr = UnsafeRawPointer(dyp + o)
+                    let dr = UnsafeMutableRawPointer(dp + o)
+                    var k = 0
+                    while k + 8 <= s {
+                        let v = xr.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self)
+                        let r = rr.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self)
+                        let g = gr.loadUnaligned(fromByteOffset: k * 4, as: SIMD8<Float>.self)
+                        dr.storeBytes(of: SIMD8<Float>.zero + g * derivative((v * a + b) + r), toByteOffset: k * 4,
+                                      as: SIMD8<Float>.self)
+                        k += 8
+                    }
+                    if k < s {
+                        var v = SIMD8<Float>(), g = SIMD8<Float>()
+                        for j in 0..<(s - k) { v[j] = xp[o + k + j] * scale + shift + rp[o + k + j]; g[j] = dyp[o + k + j] }
+                        let q = SIMD8<Float>.zero + g * derivative(v)
+                        for j in 0..<(s - k) { dp[o + k + j] = q[j] }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -126,11 +188,13 @@ public func batchNormForwardInference(
     _ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
     runningMean: UnsafeBufferPointer<Float>, runningVar: UnsafeBufferPointer<Float>,
     weight: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, shape: BatchNormShape, eps: Float,
-    quantizer: QuantizerSpec? = nil
+    quantizer: QuantizerSpec? = nil, residual: UnsafeBufferPointer<Float>? = nil
 ) {
     precondition(y.count == shape.count && x.count == shape.count && runningMean.count == shape.c)
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
     nonisolated(unsafe) let (yp, xp, rm, rv) = (y.baseAddress!, x.baseAddress!, runningMean.baseAddress!, runningVar.baseAddress!)
+    precondition(residual == nil || (quantizer != nil && residual!.count == shape.count), "residual needs the quantizer")
+    nonisolated(unsafe) let rp = residual?.baseAddress
     nonisolated(unsafe) let (wp, bp) = (weight?.baseAddress, bias?.baseAddress)
     Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * s))) { images in
         for i in images {
@@ -138,7 +202,8 @@ public func batchNormForwardInference(
                 let scale = (wp?[ch] ?? 1) / (rv[ch] + eps).squareRoot()
                 let shift = (bp?[ch] ?? 0) - rm[ch] * scale
                 if let quantizer {
-                    quantizer.withQuantizer { affineQuantizeRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift, $0) }
+                    let o = (i * c + ch) * s
+                    quantizer.withQuantizer { affineQuantizeRow(yp + o, xp + o, s, scale, shift, rp.map { $0 + o }, $0) }
                 } else {
                     affineRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift)
                 }

@@ -58,6 +58,10 @@ public final class BasicBlock: Layer {
     public let act1: QReLU, act2: QReLU
     public let shortcut: ShortcutOptionA?
     private var sum = ReusableTensor()
+    /// bn2, the residual add and act2 in one pass (false: the three in turn; tests compare the two).
+    public var fusesResidual = true
+    /// The residual of the latest fused forward, for the backward's recomputed pre-activation.
+    private var fusedResidual: Tensor?
 
     public init(_ inChannels: Int, _ outChannels: Int, stride: Int, activation: Activation, rng: inout SplitMix64) {
         conv1 = Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, rng: &rng)
@@ -79,8 +83,14 @@ public final class BasicBlock: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let h = bn1.forward(conv1.forward(x, training: training), training: training, then: act1)
-        let o = bn2.forward(conv2.forward(h, training: training), training: training)
+        let c = conv2.forward(h, training: training)
         let s = shortcut?.forward(x, training: training) ?? x
+        fusedResidual = nil
+        if fusesResidual, let y = bn2.forward(c, training: training, adding: s, then: act2) {
+            fusedResidual = training ? s : nil
+            return y
+        }
+        let o = bn2.forward(c, training: training)
         precondition(o.shape == s.shape, "BasicBlock: residual \(o.shape) vs shortcut \(s.shape)")
         let total = sum.get(o.shape)
         addForward(total.buffer, o.readBuffer, s.readBuffer)
@@ -88,7 +98,14 @@ public final class BasicBlock: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dsum = act2.backward(dy)
+        let dsum: Tensor
+        if act2.skipsBackward {
+            guard let s = fusedResidual else { preconditionFailure("QReLU.backward without a training forward") }
+            dsum = bn2.activationGradient(dy, residual: s, through: act2)
+            fusedResidual = nil
+        } else {
+            dsum = act2.backward(dy)
+        }
         let dx = conv1.backward(bn1.backward(conv2.backward(bn2.backward(dsum)), through: act1))
         let dskip = shortcut?.backward(dsum) ?? dsum
         accumulate(dx.buffer, dskip.readBuffer)

@@ -13,7 +13,7 @@ public final class BatchNorm: Layer {
     /// The quantized activation the latest forward applied in its own pass (nil: none).
     private var fusedActivation: (spec: QuantizerSpec, ste: STE)?
     private let mean: Tensor, invstd: Tensor
-    private var output = ReusableTensor(), inputGrad = ReusableTensor()
+    private var output = ReusableTensor(), inputGrad = ReusableTensor(), sumGrad = ReusableTensor()
 
     public init(_ channels: Int, affine: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1) {
         (self.channels, self.eps, self.momentum) = (channels, eps, momentum)
@@ -51,6 +51,32 @@ public final class BatchNorm: Layer {
         return y
     }
 
+    /// act(this layer's output + residual) in one pass when `activation` is a quantized ReLU (the ResNet
+    /// block's end); bit-identical to BatchNorm, add, QReLU in turn. The backward starts with
+    /// `activationGradient(_:residual:through:)`, then this layer's `backward` and the residual's.
+    public func forward(_ x: Tensor, training: Bool, adding residual: Tensor, then activation: QReLU) -> Tensor? {
+        guard x.rank == 4, residual.shape == x.shape, case .quantized(let spec, _) = activation.activation else {
+            return nil
+        }
+        let y = normalize(x, training: training, quantizer: spec, residual: residual)
+        activation.forwardWasFused()
+        return y
+    }
+
+    /// dy·STE'(pre-activation) after `forward(_:training:adding:then:)`: the gradient at the residual sum
+    /// (what the activation's backward would return), recomputing the sum from this layer's saved input.
+    public func activationGradient(_ dy: Tensor, residual: Tensor, through activation: QReLU) -> Tensor {
+        guard let x = input, trainingMode, case .quantized(let spec, let ste) = activation.activation else {
+            preconditionFailure("QReLU.backward without a training forward")
+        }
+        let d = sumGrad.get(x.shape)
+        batchNormResidualActivationGradient(d.buffer, dy.readBuffer, x.readBuffer, residual: residual.readBuffer,
+                                            mean: mean.readBuffer, invstd: invstd.readBuffer,
+                                            weight: weight?.value.readBuffer, bias: bias?.value.readBuffer,
+                                            shape: shape(of: x), spec: spec, ste: ste)
+        return d
+    }
+
     /// The backward of `forward(_:training:then:)`: `dy` is the gradient at the activation's output.
     public func backward(_ dy: Tensor, through activation: QReLU) -> Tensor {
         guard activation.skipsBackward else { return backward(activation.backward(dy)) }
@@ -58,18 +84,20 @@ public final class BatchNorm: Layer {
         return normalizeBackward(dy, activation: fused)
     }
 
-    private func normalize(_ x: Tensor, training: Bool, quantizer: QuantizerSpec?) -> Tensor {
+    private func normalize(_ x: Tensor, training: Bool, quantizer: QuantizerSpec?, residual: Tensor? = nil) -> Tensor {
         let s = shape(of: x)
         let y = output.get(x.shape)
         if training {
             batchNormForwardTraining(y.buffer, mean: mean.buffer, invstd: invstd.buffer, x.readBuffer,
                                      runningMean: runningMean.buffer, runningVar: runningVar.buffer,
                                      weight: weight?.value.readBuffer, bias: bias?.value.readBuffer,
-                                     shape: s, eps: eps, momentum: momentum, quantizer: quantizer)
+                                     shape: s, eps: eps, momentum: momentum, quantizer: quantizer,
+                                     residual: residual?.readBuffer)
         } else {
             batchNormForwardInference(y.buffer, x.readBuffer, runningMean: runningMean.readBuffer,
                                       runningVar: runningVar.readBuffer, weight: weight?.value.readBuffer,
-                                      bias: bias?.value.readBuffer, shape: s, eps: eps, quantizer: quantizer)
+                                      bias: bias?.value.readBuffer, shape: s, eps: eps, quantizer: quantizer,
+                                      residual: residual?.readBuffer)
         }
         input = x
         trainingMode = training

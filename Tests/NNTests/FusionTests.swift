@@ -71,6 +71,43 @@ final class FusionTests: XCTestCase {
         }
     }
 
+    /// The ResNet block's end fused (bn2 + residual add + act2 in one pass, the gradient at the sum
+    /// recomputed in the backward) against the three layers in turn: outputs, input gradient, every
+    /// parameter gradient and running statistic bit for bit, identity and option-A shortcuts, every STE
+    /// and rounding, training and eval forwards, two steps.
+    func testResidualFusionIsBitIdenticalToTheThreeLayers() {
+        for (inChannels, outChannels, stride) in [(4, 4, 1), (4, 8, 2)] {
+            for ste in STE.allCases {
+                for rounding in Rounding.allCases {
+                    let activation = Activation.quantized(QuantizerSpec(bits: 2, alpha: 0.6511, rounding: rounding), ste)
+                    var rngA = SplitMix64(seed: 3), rngB = SplitMix64(seed: 3)
+                    let fused = BasicBlock(inChannels, outChannels, stride: stride, activation: activation, rng: &rngA)
+                    let plain = BasicBlock(inChannels, outChannels, stride: stride, activation: activation, rng: &rngB)
+                    plain.fusesResidual = false
+                    var rng = SplitMix64(seed: 17)
+                    let what = "\(inChannels)→\(outChannels) s\(stride) \(ste) \(rounding)"
+                    for step in 0..<2 {
+                        let shape = [2, inChannels, 10, 10]
+                        let x = Tensor((0..<shape.reduce(1, *)).map { _ in rng.nextGaussian() }, shape: shape)
+                        let yf = fused.forward(x, training: true), yp = plain.forward(x, training: true)
+                        XCTAssertEqual(bits(yf), bits(yp), "forward \(what) step \(step)")
+                        let dy = Tensor((0..<yf.count).map { _ in rng.nextGaussian() }, shape: yf.shape)
+                        XCTAssertEqual(bits(fused.backward(dy)), bits(plain.backward(dy)), "dx \(what) step \(step)")
+                        for (a, b) in zip(fused.parameters, plain.parameters) {
+                            XCTAssertEqual(bits(a.grad), bits(b.grad), "\(a.name) grad \(what) step \(step)")
+                        }
+                        for (a, b) in zip(fused.buffers, plain.buffers) {
+                            XCTAssertEqual(bits(a.value), bits(b.value), "\(a.name) \(what) step \(step)")
+                        }
+                    }
+                    let x = Tensor((0..<(2 * inChannels * 100)).map { _ in rng.nextGaussian() }, shape: [2, inChannels, 10, 10])
+                    XCTAssertEqual(bits(fused.forward(x, training: false)), bits(plain.forward(x, training: false)),
+                                   "eval \(what)")
+                }
+            }
+        }
+    }
+
     /// Sequential fuses a BatchNorm directly followed by a QReLU and nothing else; the QReLU's own
     /// backward then refuses to run (its forward happened inside the BatchNorm).
     func testSequentialFusesOnlyBatchNormThenQReLU() {
