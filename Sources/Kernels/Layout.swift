@@ -12,50 +12,40 @@ public func channelBlockingSupported(channels: Int, spatial: Int, block: Int) ->
 /// plain NCHW → nChw{block}c.
 public func reorderToChannelBlocks(_ blocked: UnsafeMutablePointer<Float>, from plain: UnsafePointer<Float>,
                                    n: Int, c: Int, spatial: Int, block: Int) {
-    precondition(channelBlockingSupported(channels: c, spatial: spatial, block: block))
-    nonisolated(unsafe) let (dst, src) = (blocked, plain)
-    Parallel.forEachChunk(n * (c / block), minimumPerWorker: Swift.max(1, 4_096 / (spatial * block))) { planes in
-        for plane in planes {
-            // plane = i·(c/block) + cb: its `block` plain channel rows start at plane·block·spatial too.
-            let from = src + plane * block * spatial, to = dst + plane * spatial * block
-            // Both 8-channel halves of a pixel's 64-byte block back to back: whole cache lines written.
-            for s0 in stride(from: 0, to: spatial, by: 8) {
-                for j0 in stride(from: 0, to: block, by: 8) {
-                    let rows = from + j0 * spatial + s0
-                    let t = transpose8x8(
-                        load8(rows), load8(rows + spatial), load8(rows + 2 * spatial), load8(rows + 3 * spatial),
-                        load8(rows + 4 * spatial), load8(rows + 5 * spatial), load8(rows + 6 * spatial),
-                        load8(rows + 7 * spatial))
-                    let out = to + s0 * block + j0
-                    store8(t.0, out); store8(t.1, out + block); store8(t.2, out + 2 * block)
-                    store8(t.3, out + 3 * block); store8(t.4, out + 4 * block); store8(t.5, out + 5 * block)
-                    store8(t.6, out + 6 * block); store8(t.7, out + 7 * block)
-                }
-            }
-        }
-    }
+    reorderTiles(blocked, from: plain, n: n, c: c, spatial: spatial, block: block, plainIsSource: true)
 }
 
 /// nChw{block}c → plain NCHW.
 public func reorderFromChannelBlocks(_ plain: UnsafeMutablePointer<Float>, from blocked: UnsafePointer<Float>,
                                      n: Int, c: Int, spatial: Int, block: Int) {
+    reorderTiles(plain, from: blocked, n: n, c: c, spatial: spatial, block: block, plainIsSource: false)
+}
+
+/// One (image, channel block) plane per work item; each 8×8 tile (8 channels × 8 pixels) is loaded as 8
+/// rows, transposed and stored as 8 rows. The plane starts at the same offset in both layouts.
+private func reorderTiles(_ destination: UnsafeMutablePointer<Float>, from source: UnsafePointer<Float>,
+                          n: Int, c: Int, spatial: Int, block: Int, plainIsSource: Bool) {
     precondition(channelBlockingSupported(channels: c, spatial: spatial, block: block))
-    nonisolated(unsafe) let (dst, src) = (plain, blocked)
+    nonisolated(unsafe) let (dst, src) = (destination, source)
+    // Offsets of tile (s0, j0) and strides between its rows, in the plain and the blocked layout.
+    @inline(__always) func plainTile(_ s0: Int, _ j0: Int) -> Int { j0 * spatial + s0 }
+    @inline(__always) func blockedTile(_ s0: Int, _ j0: Int) -> Int { s0 * block + j0 }
+    let (inStride, outStride) = plainIsSource ? (spatial, block) : (block, spatial)
     Parallel.forEachChunk(n * (c / block), minimumPerWorker: Swift.max(1, 4_096 / (spatial * block))) { planes in
         for plane in planes {
-            let from = src + plane * spatial * block, to = dst + plane * block * spatial
-            // Both 8-channel halves of a pixel's 64-byte block back to back: whole cache lines read.
+            let from = src + plane * block * spatial, to = dst + plane * block * spatial
+            // Both 8-channel halves of a pixel's 64-byte block back to back: whole cache lines per pass.
             for s0 in stride(from: 0, to: spatial, by: 8) {
                 for j0 in stride(from: 0, to: block, by: 8) {
-                    let pixels = from + s0 * block + j0
+                    let input = from + (plainIsSource ? plainTile(s0, j0) : blockedTile(s0, j0))
+                    let out = to + (plainIsSource ? blockedTile(s0, j0) : plainTile(s0, j0))
                     let t = transpose8x8(
-                        load8(pixels), load8(pixels + block), load8(pixels + 2 * block), load8(pixels + 3 * block),
-                        load8(pixels + 4 * block), load8(pixels + 5 * block), load8(pixels + 6 * block),
-                        load8(pixels + 7 * block))
-                    let out = to + j0 * spatial + s0
-                    store8(t.0, out); store8(t.1, out + spatial); store8(t.2, out + 2 * spatial)
-                    store8(t.3, out + 3 * spatial); store8(t.4, out + 4 * spatial); store8(t.5, out + 5 * spatial)
-                    store8(t.6, out + 6 * spatial); store8(t.7, out + 7 * spatial)
+                        load8(input), load8(input + inStride), load8(input + 2 * inStride), load8(input + 3 * inStride),
+                        load8(input + 4 * inStride), load8(input + 5 * inStride), load8(input + 6 * inStride),
+                        load8(input + 7 * inStride))
+                    store8(t.0, out); store8(t.1, out + outStride); store8(t.2, out + 2 * outStride)
+                    store8(t.3, out + 3 * outStride); store8(t.4, out + 4 * outStride); store8(t.5, out + 5 * outStride)
+                    store8(t.6, out + 6 * outStride); store8(t.7, out + 7 * outStride)
                 }
             }
         }
@@ -77,14 +67,4 @@ func transpose8x8(_ r0: SIMD8<Float>, _ r1: SIMD8<Float>, _ r2: SIMD8<Float>, _ 
         return (p0.evenHalf, p1.evenHalf, p2.evenHalf, p3.evenHalf, p0.oddHalf, p1.oddHalf, p2.oddHalf, p3.oddHalf)
     }
     return round(round(round((r0, r1, r2, r3, r4, r5, r6, r7))))
-}
-
-@inline(__always)
-private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-}
-
-@inline(__always)
-private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
