@@ -1,7 +1,10 @@
 // The one interface the layers use for what oneDNN does: 2-D convolution forward, backward-data and
 // backward-weights (bias optional). A backend hands out one `Convolution2D` per layer geometry, built
 // once and reused every step; a GPU (cuDNN) backend would be one more `ConvolutionBackend`.
-// All tensors are plain row-major: activations NCHW, weights (outC, inC, k, k), bias (outC).
+// Tensors are plain row-major — activations NCHW, weights (outC, inC, k, k), bias (outC) — except
+// activations handed over in a convolution's own channel-blocked layout (`nativeLayouts`), which a
+// backend that computes in that layout then uses without a reorder.
+import Kernels
 
 public struct Conv2DGeometry: Hashable, Sendable, CustomStringConvertible {
     public var batch: Int, inChannels: Int, height: Int, width: Int
@@ -27,6 +30,15 @@ public struct Conv2DGeometry: Hashable, Sendable, CustomStringConvertible {
 
 /// A convolution built for one geometry. Outputs are overwritten (not accumulated): the layer adds
 /// weight gradients into its parameters itself.
+/// The layouts of one call's activations: `source` for x and dx, `destination` for y and dy.
+public struct ConvolutionLayouts: Hashable, Sendable {
+    public var source: ActivationLayout, destination: ActivationLayout
+    public init(source: ActivationLayout, destination: ActivationLayout) {
+        (self.source, self.destination) = (source, destination)
+    }
+    public static let nchw = ConvolutionLayouts(source: .nchw, destination: .nchw)
+}
+
 public protocol Convolution2D: AnyObject {
     var geometry: Conv2DGeometry { get }
     var hasBias: Bool { get }
@@ -48,6 +60,18 @@ public protocol Convolution2D: AnyObject {
     func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,
                   biasGrad: UnsafeMutablePointer<Float>?)
+
+    /// The channel-blocked layouts this convolution computes in, for the source and the destination side
+    /// (`.nchw` on a side it computes in NCHW, or in a layout the Kernels cannot handle). A call may hand
+    /// each side over in NCHW or in this layout; the native one skips a reorder.
+    var nativeLayouts: ConvolutionLayouts { get }
+    /// `forward` with x in `layouts.source` and y written in `layouts.destination`.
+    func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 output: UnsafeMutablePointer<Float>, layouts: ConvolutionLayouts)
+    /// `backward` with x and dx in `layouts.source`, dy in `layouts.destination`.
+    func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                  inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,
+                  biasGrad: UnsafeMutablePointer<Float>?, layouts: ConvolutionLayouts)
 }
 
 public protocol ConvolutionBackend: AnyObject {
@@ -65,6 +89,23 @@ public enum Compute {
 }
 
 extension Convolution2D {
+    /// Backends without blocked kernels compute in NCHW only.
+    public var nativeLayouts: ConvolutionLayouts { .nchw }
+
+    public func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        output: UnsafeMutablePointer<Float>, layouts: ConvolutionLayouts) {
+        precondition(layouts == .nchw, "conv \(geometry) (\(implementation)) computes in NCHW only, got \(layouts)")
+        forward(input: input, weight: weight, bias: bias, output: output)
+    }
+
+    public func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,
+                         biasGrad: UnsafeMutablePointer<Float>?, layouts: ConvolutionLayouts) {
+        precondition(layouts == .nchw, "conv \(geometry) (\(implementation)) computes in NCHW only, got \(layouts)")
+        backward(input: input, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad, weightGrad: weightGrad,
+                 biasGrad: biasGrad)
+    }
+
     /// The two passes one after the other.
     public func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,

@@ -1,11 +1,11 @@
 // The oneDNN 2.6 convolution backend. EVERY oneDNN call of the project is in this file: the 2.6
 // op-descriptor C API is gone in oneDNN 3.x, so a port touches one file.
 // Recipe (notes/swift-native-libraries.md §1, §2.7–2.9): primitives are created ONCE per geometry and
-// reused; `dnnl_format_tag_any` lets oneDNN pick its blocked layouts; plain NCHW/OIHW tensors are
-// reordered into those layouts at the layer boundary (keeping the blocked layout across layers is later
-// work) — activations in nChw16c/nChw8c by Kernels/Layout.swift (faster than oneDNN's reorder here),
-// anything else by a oneDNN reorder; weights every step since forward and backward-data want different
-// weight layouts.
+// reused; `dnnl_format_tag_any` lets oneDNN pick its blocked layouts. Activations handed over in the
+// blocked layout the primitive wants (nChw16c / nChw8c, `nativeLayouts`) are used in place; plain NCHW
+// ones are reordered at the call — by Kernels/Layout.swift for nChw16c/nChw8c (faster than oneDNN's
+// reorder here), anything else by a oneDNN reorder. Weights are reordered every step since forward and
+// backward-data want different weight layouts.
 import CDNNL
 import Kernels
 
@@ -65,7 +65,8 @@ private func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_
 }
 
 /// One argument of a primitive: the caller's plain buffer, and, when the primitive wants another
-/// layout, its own buffer plus the reorder between the two.
+/// layout, its own buffer plus the reorder between the two — or, for an activation the caller already
+/// holds in the wanted channel-blocked layout, the caller's buffer itself.
 private final class Port {
     let user: dnnl_memory_t
     let inner: dnnl_memory_t?
@@ -73,7 +74,13 @@ private final class Port {
     let toInner: Bool
     /// Activations wanted as nChw16c / nChw8c: reordered by Kernels/Layout.swift instead of oneDNN.
     let channelBlocks: (n: Int, c: Int, spatial: Int, block: Int)?
-    var memory: dnnl_memory_t { inner ?? user }
+    /// The wanted layout over the caller's buffer (activations wanted channel-blocked only).
+    private let inPlace: dnnl_memory_t?
+    /// The latest `bind` handed the buffer over in the wanted layout: no reorder.
+    private var boundInPlace = false
+    var memory: dnnl_memory_t { boundInPlace ? inPlace! : (inner ?? user) }
+    /// The layout a caller may hand this argument over in to skip the reorder.
+    var nativeLayout: ActivationLayout { channelBlocks.map { .channelBlocked($0.block) } ?? .nchw }
 
     init(plain: dnnl_memory_desc_t, wanted: dnnl_memory_desc_t, input: Bool, engine: dnnl_engine_t, dims: [Int]) {
         var plain = plain, wanted = wanted
@@ -85,6 +92,7 @@ private final class Port {
             inner = nil
             reorder = nil
             channelBlocks = nil
+            inPlace = nil
             return
         }
         var m: dnnl_memory_t?
@@ -97,6 +105,13 @@ private final class Port {
                   channelBlockingSupported(channels: dims[1], spatial: spatial, block: block) else { return nil }
             return (dims[0], dims[1], spatial, block)
         }.first : nil
+        if channelBlocks != nil {
+            var p: dnnl_memory_t?
+            check(dnnl_memory_create(&p, &wanted, engine, nil), "in-place memory")
+            inPlace = p
+        } else {
+            inPlace = nil
+        }
         var pd: dnnl_primitive_desc_t?
         if input {
             check(dnnl_reorder_primitive_desc_create(&pd, &plain, engine, &wanted, engine, nil), "reorder pd")
@@ -112,14 +127,27 @@ private final class Port {
     deinit {
         dnnl_memory_destroy(user)
         if let inner { dnnl_memory_destroy(inner) }
+        if let inPlace { dnnl_memory_destroy(inPlace) }
         if let reorder { dnnl_primitive_destroy(reorder) }
     }
 
-    func bind(_ p: UnsafeRawPointer) { check(dnnl_memory_set_data_handle(user, UnsafeMutableRawPointer(mutating: p)), "set handle") }
+    /// Hands over the caller's buffer, in NCHW (or the argument's fixed plain layout) or in `nativeLayout`.
+    func bind(_ p: UnsafeRawPointer, layout: ActivationLayout = .nchw) {
+        let handle = UnsafeMutableRawPointer(mutating: p)
+        if layout == .nchw {
+            boundInPlace = false
+            check(dnnl_memory_set_data_handle(user, handle), "set handle")
+        } else {
+            precondition(layout == nativeLayout && inPlace != nil, "oneDNN argument wanted in \(nativeLayout), got \(layout)")
+            boundInPlace = true
+            check(dnnl_memory_set_data_handle(inPlace!, handle), "set handle")
+        }
+    }
 
-    /// Reorders between the caller's buffer and the inner one, in the port's direction.
+    /// Reorders between the caller's buffer and the inner one, in the port's direction (nothing to do
+    /// when the buffer was handed over in place).
     func sync(_ stream: dnnl_stream_t) {
-        guard let reorder, let inner else { return }
+        guard let reorder, let inner, !boundInPlace else { return }
         if let b = channelBlocks {
             var userData: UnsafeMutableRawPointer?, innerData: UnsafeMutableRawPointer?
             check(dnnl_memory_get_data_handle(user, &userData), "get handle")
@@ -163,7 +191,10 @@ public final class OneDNNConvolution: Convolution2D {
     private let wSrc: Port, wDiffDst: Port, wDiffWei: Port, wDiffBias: Port?
     /// backward-weights can take forward's reordered input / backward-data's reordered dy as they are.
     private let srcShared: Bool, diffDstShared: Bool
-    private var lastForwardInput: UnsafeRawPointer?
+    private var lastForwardInput: (pointer: UnsafeRawPointer, layout: ActivationLayout)?
+    /// Activation layouts oneDNN computes in that callers may hand over directly: the source side only
+    /// when forward, backward-data and backward-weights all want the same one (likewise the destination).
+    public let nativeLayouts: ConvolutionLayouts
 
     init(_ g: Conv2DGeometry, bias: Bool, backend: OneDNNBackend) {
         geometry = g
@@ -232,6 +263,10 @@ public final class OneDNNConvolution: Convolution2D {
         srcShared = dnnl_memory_desc_equal(&a, &bw) != 0
         var c = wantedDesc(dpd!, DNNL_ARG_DIFF_DST), cw = wantedDesc(wpd!, DNNL_ARG_DIFF_DST)
         diffDstShared = dnnl_memory_desc_equal(&c, &cw) != 0
+        func common(_ ports: [Port]) -> ActivationLayout {
+            Set(ports.map(\.nativeLayout)).count == 1 ? ports[0].nativeLayout : .nchw
+        }
+        nativeLayouts = ConvolutionLayouts(source: common([fSrc, dDiffSrc, wSrc]), destination: common([fDst, dDiffDst, wDiffDst]))
     }
 
     deinit {
@@ -248,30 +283,35 @@ public final class OneDNNConvolution: Convolution2D {
 
     public func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         output: UnsafeMutablePointer<Float>) {
+        forward(input: input, weight: weight, bias: bias, output: output, layouts: .nchw)
+    }
+
+    public func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        output: UnsafeMutablePointer<Float>, layouts: ConvolutionLayouts) {
         precondition((bias != nil) == hasBias, "conv \(geometry): bias \(bias != nil) vs built with \(hasBias)")
-        fSrc.bind(input); fSrc.sync(stream)
+        fSrc.bind(input, layout: layouts.source); fSrc.sync(stream)
         fWei.bind(weight); fWei.sync(stream)
+        fDst.bind(output, layout: layouts.destination)  // before reading `memory`: binding in place swaps it
         var args: [(Int32, dnnl_memory_t)] = [(DNNL_ARG_SRC, fSrc.memory), (DNNL_ARG_WEIGHTS, fWei.memory),
                                               (DNNL_ARG_DST, fDst.memory)]
         if let fBias, let bias {
             fBias.bind(bias); fBias.sync(stream)
             args.append((DNNL_ARG_BIAS, fBias.memory))
         }
-        fDst.bind(output)
         run(fwd, args)
         fDst.sync(stream)
-        lastForwardInput = UnsafeRawPointer(input)
+        lastForwardInput = (UnsafeRawPointer(input), layouts.source)
     }
 
     public func backwardData(outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                              inputGrad: UnsafeMutablePointer<Float>) {
         dDiffDst.bind(outputGrad); dDiffDst.sync(stream)
-        dataPass(weight: weight, inputGrad: inputGrad)
+        dataPass(weight: weight, inputGrad: inputGrad, layout: .nchw)
     }
 
-    private func dataPass(weight: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>) {
+    private func dataPass(weight: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>, layout: ActivationLayout) {
         dWei.bind(weight); dWei.sync(stream)
-        dDiffSrc.bind(inputGrad)
+        dDiffSrc.bind(inputGrad, layout: layout)
         run(bwdData, [(DNNL_ARG_DIFF_DST, dDiffDst.memory), (DNNL_ARG_WEIGHTS, dWei.memory),
                       (DNNL_ARG_DIFF_SRC, dDiffSrc.memory)])
         dDiffSrc.sync(stream)
@@ -280,17 +320,19 @@ public final class OneDNNConvolution: Convolution2D {
     public func backwardWeights(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>,
                                 weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>?) {
         wDiffDst.bind(outputGrad); wDiffDst.sync(stream)
-        weightPass(input: input, diffDst: wDiffDst.memory, weightGrad: weightGrad, biasGrad: biasGrad, reuseSource: false)
+        weightPass(input: input, layout: .nchw, diffDst: wDiffDst.memory, weightGrad: weightGrad, biasGrad: biasGrad,
+                   reuseSource: false)
     }
 
-    private func weightPass(input: UnsafePointer<Float>, diffDst: dnnl_memory_t, weightGrad: UnsafeMutablePointer<Float>,
-                            biasGrad: UnsafeMutablePointer<Float>?, reuseSource: Bool) {
+    private func weightPass(input: UnsafePointer<Float>, layout: ActivationLayout, diffDst: dnnl_memory_t,
+                            weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>?,
+                            reuseSource: Bool) {
         precondition((biasGrad != nil) == hasBias, "conv \(geometry): bias grad \(biasGrad != nil) vs \(hasBias)")
         let src: dnnl_memory_t
         if reuseSource {
             src = fSrc.memory
         } else {
-            wSrc.bind(input); wSrc.sync(stream)
+            wSrc.bind(input, layout: layout); wSrc.sync(stream)
             src = wSrc.memory
         }
         wDiffWei.bind(weightGrad)
@@ -310,18 +352,26 @@ public final class OneDNNConvolution: Convolution2D {
     public func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                          inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,
                          biasGrad: UnsafeMutablePointer<Float>?) {
-        let reuse = srcShared && lastForwardInput == UnsafeRawPointer(input)
+        backward(input: input, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad, weightGrad: weightGrad,
+                 biasGrad: biasGrad, layouts: .nchw)
+    }
+
+    public func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                         inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,
+                         biasGrad: UnsafeMutablePointer<Float>?, layouts: ConvolutionLayouts) {
+        let reuse = srcShared && lastForwardInput.map { $0.pointer == UnsafeRawPointer(input) && $0.layout == layouts.source } == true
         if let inputGrad {
-            dDiffDst.bind(outputGrad); dDiffDst.sync(stream)
-            dataPass(weight: weight, inputGrad: inputGrad)
+            dDiffDst.bind(outputGrad, layout: layouts.destination); dDiffDst.sync(stream)
+            dataPass(weight: weight, inputGrad: inputGrad, layout: layouts.source)
             if diffDstShared {
-                weightPass(input: input, diffDst: dDiffDst.memory, weightGrad: weightGrad, biasGrad: biasGrad,
-                           reuseSource: reuse)
+                weightPass(input: input, layout: layouts.source, diffDst: dDiffDst.memory, weightGrad: weightGrad,
+                           biasGrad: biasGrad, reuseSource: reuse)
                 return
             }
         }
-        wDiffDst.bind(outputGrad); wDiffDst.sync(stream)
-        weightPass(input: input, diffDst: wDiffDst.memory, weightGrad: weightGrad, biasGrad: biasGrad, reuseSource: reuse)
+        wDiffDst.bind(outputGrad, layout: layouts.destination); wDiffDst.sync(stream)
+        weightPass(input: input, layout: layouts.source, diffDst: wDiffDst.memory, weightGrad: weightGrad, biasGrad: biasGrad,
+                   reuseSource: reuse)
     }
 }
 

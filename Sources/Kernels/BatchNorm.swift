@@ -3,10 +3,15 @@
 // running statistics. One layout for both: element (i, ch, s) at (i·c + ch)·spatial + s, so
 // BatchNorm1d is spatial = 1 and BatchNorm2d is spatial = h·w. Per-channel sums run in a fixed
 // order (Float SIMD partials per plane, Double across planes); work is split over channels.
+// Channel-blocked tensors (`shape.layout`) go to the kernels of BatchNormBlocked.swift.
 
 public struct BatchNormShape: Equatable, Sendable {
     public var n: Int, c: Int, spatial: Int
-    public init(n: Int, c: Int, spatial: Int) { (self.n, self.c, self.spatial) = (n, c, spatial) }
+    /// NCHW, or the channel-blocked layout of a ResNet-20 activation.
+    public var layout: ActivationLayout
+    public init(n: Int, c: Int, spatial: Int, layout: ActivationLayout = .nchw) {
+        (self.n, self.c, self.spatial, self.layout) = (n, c, spatial, layout)
+    }
     public var count: Int { n * c * spatial }
     /// Elements averaged per channel.
     public var reduced: Int { n * spatial }
@@ -56,11 +61,18 @@ public func batchNormForwardTraining(
 ) {
     precondition(y.count == shape.count && x.count == shape.count && mean.count == shape.c && invstd.count == shape.c)
     precondition(runningMean.count == shape.c && runningVar.count == shape.c && shape.reduced > 1)
+    precondition(residual == nil || (quantizer != nil && residual!.count == shape.count), "residual needs the quantizer")
+    if shape.layout != .nchw {
+        return batchNormForwardTrainingBlocked(
+            y.baseAddress!, mean: mean.baseAddress!, invstd: invstd.baseAddress!, x.baseAddress!,
+            runningMean: runningMean.baseAddress!, runningVar: runningVar.baseAddress!, weight: weight?.baseAddress,
+            bias: bias?.baseAddress, shape: shape, eps: eps, momentum: momentum, quantizer: quantizer,
+            residual: residual?.baseAddress)
+    }
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
     nonisolated(unsafe) let (yp, xp, mp, ip) = (y.baseAddress!, x.baseAddress!, mean.baseAddress!, invstd.baseAddress!)
     nonisolated(unsafe) let (rm, rv) = (runningMean.baseAddress!, runningVar.baseAddress!)
     nonisolated(unsafe) let (wp, bp) = (weight?.baseAddress, bias?.baseAddress)
-    precondition(residual == nil || (quantizer != nil && residual!.count == shape.count), "residual needs the quantizer")
     nonisolated(unsafe) let rp = residual?.baseAddress
     let m = Double(shape.reduced)
     Parallel.forEachChunk(c, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, n * s))) { channels in
@@ -136,6 +148,12 @@ public func batchNormResidualActivationGradient(
 ) {
     precondition(d.count == shape.count && dy.count == shape.count && x.count == shape.count
                  && residual.count == shape.count && mean.count == shape.c)
+    if shape.layout != .nchw {
+        return batchNormResidualActivationGradientBlocked(
+            d.baseAddress!, dy.baseAddress!, x.baseAddress!, residual: residual.baseAddress!, mean: mean.baseAddress!,
+            invstd: invstd.baseAddress!, weight: weight?.baseAddress, bias: bias?.baseAddress, shape: shape, spec: spec,
+            ste: ste)
+    }
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
     nonisolated(unsafe) let (dp, dyp, xp, rp) = (d.baseAddress!, dy.baseAddress!, x.baseAddress!, residual.baseAddress!)
     nonisolated(unsafe) let (mp, ip, wp, bp) = (mean.baseAddress!, invstd.baseAddress!, weight?.baseAddress, bias?.baseAddress)
@@ -191,9 +209,15 @@ public func batchNormForwardInference(
     quantizer: QuantizerSpec? = nil, residual: UnsafeBufferPointer<Float>? = nil
 ) {
     precondition(y.count == shape.count && x.count == shape.count && runningMean.count == shape.c)
+    precondition(residual == nil || (quantizer != nil && residual!.count == shape.count), "residual needs the quantizer")
+    if shape.layout != .nchw {
+        return batchNormForwardInferenceBlocked(
+            y.baseAddress!, x.baseAddress!, runningMean: runningMean.baseAddress!, runningVar: runningVar.baseAddress!,
+            weight: weight?.baseAddress, bias: bias?.baseAddress, shape: shape, eps: eps, quantizer: quantizer,
+            residual: residual?.baseAddress)
+    }
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
     nonisolated(unsafe) let (yp, xp, rm, rv) = (y.baseAddress!, x.baseAddress!, runningMean.baseAddress!, runningVar.baseAddress!)
-    precondition(residual == nil || (quantizer != nil && residual!.count == shape.count), "residual needs the quantizer")
     nonisolated(unsafe) let rp = residual?.baseAddress
     nonisolated(unsafe) let (wp, bp) = (weight?.baseAddress, bias?.baseAddress)
     Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * s))) { images in
@@ -225,6 +249,13 @@ public func batchNormBackwardTraining(
     shape: BatchNormShape, accumulate: Bool = true,
     activation: (spec: QuantizerSpec, ste: STE)? = nil, bias: UnsafeBufferPointer<Float>? = nil
 ) {
+    if shape.layout != .nchw {
+        precondition(dx.count == shape.count && dy.count == shape.count && x.count == shape.count && mean.count == shape.c)
+        return batchNormBackwardTrainingBlocked(
+            dx.baseAddress!, dweight: dweight?.baseAddress, dbias: dbias?.baseAddress, dy.baseAddress!, x.baseAddress!,
+            mean: mean.baseAddress!, invstd: invstd.baseAddress!, weight: weight?.baseAddress, bias: bias?.baseAddress,
+            shape: shape, accumulate: accumulate, activation: activation)
+    }
     if let activation {
         activation.ste.withDerivative(top: activation.spec.top) { derivative in
             batchNormBackwardTraining(dx, dweight: dweight, dbias: dbias, dy, x, mean: mean, invstd: invstd,
@@ -389,6 +420,11 @@ public func batchNormBackwardInference(
     accumulate: Bool = true
 ) {
     precondition(dx.count == shape.count && dy.count == shape.count)
+    if shape.layout != .nchw {
+        return batchNormBackwardInferenceBlocked(dx.baseAddress!, dy.baseAddress!, runningVar: runningVar.baseAddress!,
+                                                 weight: weight?.baseAddress, shape: shape, eps: eps,
+                                                 accumulate: accumulate)
+    }
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
     for i in 0..<n {
         for ch in 0..<c {

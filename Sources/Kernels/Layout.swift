@@ -21,11 +21,45 @@ public func reorderFromChannelBlocks(_ plain: UnsafeMutablePointer<Float>, from 
     reorderTiles(plain, from: blocked, n: n, c: c, spatial: spatial, block: block, plainIsSource: false)
 }
 
+extension Tensor {
+    /// This [n, c, h, w] activation in `layout`: itself when it already is, else a reordered copy in
+    /// `buffer` (between two channel-blocked layouts through NCHW).
+    public func converted(to layout: ActivationLayout, reusing buffer: inout ReusableTensor) -> Tensor {
+        if layout == self.layout { return self }
+        precondition(rank == 4, "layout change of a \(shape) tensor")
+        let (n, c, spatial) = (shape[0], shape[1], shape[2] * shape[3])
+        let out = buffer.get(shape, layout: layout)
+        let supported = [self.layout, layout].allSatisfy {
+            $0.block.map { channelBlockingSupported(channels: c, spatial: spatial, block: $0) } ?? true
+        }
+        guard supported else {   // element by element (geometries the SIMD tiles do not cover)
+            for i in 0..<n { for ch in 0..<c { for s in 0..<spatial {
+                out[layout.index(i, ch, s, channels: c, spatial: spatial)] =
+                    self[self.layout.index(i, ch, s, channels: c, spatial: spatial)]
+            } } }
+            return out
+        }
+        switch (self.layout, layout) {
+        case (.nchw, .channelBlocked(let b)):
+            reorderToChannelBlocks(out.pointer, from: pointer, n: n, c: c, spatial: spatial, block: b)
+        case (.channelBlocked(let b), .nchw):
+            reorderFromChannelBlocks(out.pointer, from: pointer, n: n, c: c, spatial: spatial, block: b)
+        default:
+            var plain = ReusableTensor()
+            return converted(to: .nchw, reusing: &plain).converted(to: layout, reusing: &buffer)
+        }
+        return out
+    }
+}
+
 /// One (image, channel block) plane per work item; each 8×8 tile (8 channels × 8 pixels) is loaded as 8
 /// rows, transposed and stored as 8 rows. The plane starts at the same offset in both layouts.
 private func reorderTiles(_ destination: UnsafeMutablePointer<Float>, from source: UnsafePointer<Float>,
                           n: Int, c: Int, spatial: Int, block: Int, plainIsSource: Bool) {
-    precondition(channelBlockingSupported(channels: c, spatial: spatial, block: block))
+    // fatalError, not precondition: -Ounchecked (this module's flag) drops preconditions.
+    guard channelBlockingSupported(channels: c, spatial: spatial, block: block) else {
+        fatalError("channel-block reorder of \(c) channels × \(spatial) pixels, block \(block)")
+    }
     nonisolated(unsafe) let (dst, src) = (destination, source)
     // Offsets of tile (s0, j0) and strides between its rows, in the plain and the blocked layout.
     @inline(__always) func plainTile(_ s0: Int, _ j0: Int) -> Int { j0 * spatial + s0 }

@@ -99,11 +99,24 @@ public func maxPool2Backward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: Unsa
     }
 }
 
-/// y[i, ch] = mean over h·w of x[i, ch]
+/// y[i, ch] = mean over h·w of x[i, ch]; y is [n, c] whatever the layout of x. Each channel is summed
+/// over its pixels in order in both layouts, so the two give the same bits.
 public func globalAveragePoolForward(_ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
-                                     n: Int, c: Int, spatial: Int) {
+                                     n: Int, c: Int, spatial: Int, layout: ActivationLayout = .nchw) {
     precondition(x.count == n * c * spatial && y.count == n * c)
     let inv = 1 / Float(spatial)
+    if let b = layout.block {
+        precondition(c % b == 0 && b % 8 == 0, "global average pool: \(c) channels in \(layout)")
+        for i in 0..<n {
+            for group in 0..<(c / 8) {   // 8 channels: lanes of one vector per pixel
+                let row = x.baseAddress! + ((i * (c / b) + group * 8 / b) * spatial) * b + group * 8 % b
+                var acc = SIMD8<Float>.zero
+                for k in 0..<spatial { acc += load8(row + k * b) }
+                store8(acc * SIMD8(repeating: inv), y.baseAddress! + i * c + group * 8)
+            }
+        }
+        return
+    }
     for p in 0..<(n * c) {
         var s: Float = 0
         let xs = x.baseAddress! + p * spatial
@@ -112,11 +125,22 @@ public func globalAveragePoolForward(_ y: UnsafeMutableBufferPointer<Float>, _ x
     }
 }
 
-/// dx = dy / (h·w), broadcast over the plane
+/// dx = dy / (h·w), broadcast over the plane (dx in `layout`, dy [n, c])
 public func globalAveragePoolBackward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
-                                      n: Int, c: Int, spatial: Int) {
+                                      n: Int, c: Int, spatial: Int, layout: ActivationLayout = .nchw) {
     precondition(dx.count == n * c * spatial && dy.count == n * c)
     let inv = 1 / Float(spatial)
+    if let b = layout.block {
+        precondition(c % b == 0 && b % 8 == 0, "global average pool: \(c) channels in \(layout)")
+        for i in 0..<n {
+            for group in 0..<(c / 8) {
+                let row = dx.baseAddress! + ((i * (c / b) + group * 8 / b) * spatial) * b + group * 8 % b
+                let g = load8(dy.baseAddress! + i * c + group * 8) * SIMD8(repeating: inv)
+                for k in 0..<spatial { store8(g, row + k * b) }
+            }
+        }
+        return
+    }
     for p in 0..<(n * c) {
         let g = dy[p] * inv
         let d = dx.baseAddress! + p * spatial
@@ -125,30 +149,54 @@ public func globalAveragePoolBackward(_ dx: UnsafeMutableBufferPointer<Float>, _
 }
 
 /// Option-A shortcut: y[i, pad + ch, oy, ox] = x[i, ch, 2·oy, 2·ox]; the other channels are 0.
-/// y has c + 2·pad channels and ceil(h/2) × ceil(w/2) pixels (x[:, :, ::2, ::2]).
+/// y has c + 2·pad channels and ceil(h/2) × ceil(w/2) pixels (x[:, :, ::2, ::2]); x in `inputLayout`,
+/// y in `outputLayout`.
 public func shortcutOptionAForward(_ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
-                                   n: Int, c: Int, h: Int, w: Int, pad: Int) {
+                                   n: Int, c: Int, h: Int, w: Int, pad: Int,
+                                   inputLayout: ActivationLayout = .nchw, outputLayout: ActivationLayout = .nchw) {
     let (oh, ow, oc) = ((h + 1) / 2, (w + 1) / 2, c + 2 * pad)
     precondition(x.count == n * c * h * w && y.count == n * oc * oh * ow)
     y.update(repeating: 0)
-    for i in 0..<n {
-        for ch in 0..<c {
-            let xs = x.baseAddress! + (i * c + ch) * h * w, ys = y.baseAddress! + (i * oc + pad + ch) * oh * ow
-            for oy in 0..<oh { for ox in 0..<ow { ys[oy * ow + ox] = xs[2 * oy * w + 2 * ox] } }
-        }
+    copySubsampledChannels(n: n, c: c, h: h, w: w, pad: pad, inputLayout, outputLayout) { input, output in
+        y[output] = x[input]
+    } vectors: { input, output in
+        store8(load8(x.baseAddress! + input), y.baseAddress! + output)
     }
 }
 
-/// dx[i, ch, 2·oy, 2·ox] = dy[i, pad + ch, oy, ox], the other elements of dx 0
+/// dx[i, ch, 2·oy, 2·ox] = dy[i, pad + ch, oy, ox], the other elements of dx 0 (dx in `inputLayout`,
+/// dy in `outputLayout`)
 public func shortcutOptionABackward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
-                                    n: Int, c: Int, h: Int, w: Int, pad: Int) {
+                                    n: Int, c: Int, h: Int, w: Int, pad: Int,
+                                    inputLayout: ActivationLayout = .nchw, outputLayout: ActivationLayout = .nchw) {
     let (oh, ow, oc) = ((h + 1) / 2, (w + 1) / 2, c + 2 * pad)
     precondition(dx.count == n * c * h * w && dy.count == n * oc * oh * ow)
     dx.update(repeating: 0)
+    copySubsampledChannels(n: n, c: c, h: h, w: w, pad: pad, inputLayout, outputLayout) { input, output in
+        dx[input] = dy[output]
+    } vectors: { input, output in
+        store8(load8(dy.baseAddress! + output), dx.baseAddress! + input)
+    }
+}
+
+/// Calls `element(input, output)` with the flat indices of every pair (x[i, ch, 2·oy, 2·ox],
+/// y[i, pad + ch, oy, ox]) — or `vectors` once per 8 channels when both layouts are channel-blocked and
+/// `pad` keeps 8-channel groups whole (there 8 consecutive channels of a pixel are 8 consecutive floats).
+@inline(__always)
+private func copySubsampledChannels(n: Int, c: Int, h: Int, w: Int, pad: Int, _ inputLayout: ActivationLayout,
+                                    _ outputLayout: ActivationLayout, _ element: (Int, Int) -> Void,
+                                    vectors: (Int, Int) -> Void) {
+    let (oh, ow, oc) = ((h + 1) / 2, (w + 1) / 2, c + 2 * pad)
+    let grouped = inputLayout.block != nil && outputLayout.block != nil && pad % 8 == 0 && c % 8 == 0
     for i in 0..<n {
-        for ch in 0..<c {
-            let ds = dx.baseAddress! + (i * c + ch) * h * w, gs = dy.baseAddress! + (i * oc + pad + ch) * oh * ow
-            for oy in 0..<oh { for ox in 0..<ow { ds[2 * oy * w + 2 * ox] = gs[oy * ow + ox] } }
+        for ch in stride(from: 0, to: c, by: grouped ? 8 : 1) {
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let input = inputLayout.index(i, ch, 2 * oy * w + 2 * ox, channels: c, spatial: h * w)
+                    let output = outputLayout.index(i, pad + ch, oy * ow + ox, channels: oc, spatial: oh * ow)
+                    if grouped { vectors(input, output) } else { element(input, output) }
+                }
+            }
         }
     }
 }

@@ -2,11 +2,45 @@
 // A class (not [Float]) so kernels run on raw pointers without copy-on-write, exclusivity checks
 // or retain/release in inner loops (notes/swift-native-libraries.md §2.12).
 // Layout convention, declared once: activations are NCHW (n, c, h, w), conv weights (outC, inC, k, k),
-// linear weights (out, in) — the layouts of PyTorch, of the CIFAR records and of the fixtures.
+// linear weights (out, in) — the layouts of PyTorch, of the CIFAR records and of the fixtures. The one
+// exception is opt-in: a net whose convolutions keep oneDNN's channel-blocked layout (ResNet-20) hands
+// its 4-D activations between layers as nChw8c / nChw16c, and says so in `Tensor.layout`.
+
+/// The order of a 4-D activation's elements. `.nchw`: (i, ch, s) at (i·c + ch)·spatial + s.
+/// `.channelBlocked(b)` (oneDNN's nChw8c / nChw16c): at ((i·c/b + ch/b)·spatial + s)·b + ch % b.
+/// A gradient always has the layout of the tensor it is the gradient of.
+public enum ActivationLayout: Hashable, Sendable, CustomStringConvertible {
+    case nchw
+    case channelBlocked(Int)
+
+    /// Channels per block; nil for NCHW.
+    public var block: Int? {
+        if case .channelBlocked(let b) = self { return b }
+        return nil
+    }
+
+    /// Flat index of element (i, ch, s) of an [n, c, spatial] activation.
+    @inline(__always)
+    public func index(_ i: Int, _ ch: Int, _ s: Int, channels c: Int, spatial: Int) -> Int {
+        switch self {
+        case .nchw: return (i * c + ch) * spatial + s
+        case .channelBlocked(let b): return ((i * (c / b) + ch / b) * spatial + s) * b + ch % b
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .nchw: return "NCHW"
+        case .channelBlocked(let b): return "nChw\(b)c"
+        }
+    }
+}
 
 public final class Tensor: @unchecked Sendable {
     public private(set) var shape: [Int]
     public let count: Int
+    /// How a rank-4 tensor's elements are ordered (see `ActivationLayout`); NCHW unless a layer says otherwise.
+    public var layout: ActivationLayout = .nchw
     /// The elements, row-major. Kernels take `buffer` / `pointer` directly.
     public let pointer: UnsafeMutablePointer<Float>
 
@@ -70,6 +104,7 @@ public final class Tensor: @unchecked Sendable {
     public func clone() -> Tensor {
         let t = Tensor(uninitialized: shape)
         t.copy(from: self)
+        t.layout = layout
         return t
     }
 }
@@ -82,13 +117,15 @@ public struct ReusableTensor {
     private var tensor: Tensor?
     public init() {}
 
-    public mutating func get(_ shape: [Int]) -> Tensor {
+    public mutating func get(_ shape: [Int], layout: ActivationLayout = .nchw) -> Tensor {
         let count = shape.reduce(1, *)
         if isKnownUniquelyReferenced(&tensor), let t = tensor, t.count == count {
             if t.shape != shape { t.reshape(shape) }
+            t.layout = layout
             return t
         }
         let t = Tensor(uninitialized: shape)
+        t.layout = layout
         tensor = t
         return t
     }

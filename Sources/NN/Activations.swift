@@ -21,7 +21,7 @@ public final class QReLU: Layer {
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         skipsBackward = false
-        let y = output.get(x.shape)
+        let y = output.get(x.shape, layout: x.layout)
         switch activation {
         case .float: reluForward(y.buffer, x.readBuffer)
         case .quantized(let spec, _): quantizedReLUForward(y.buffer, x.readBuffer, spec: spec)
@@ -34,7 +34,7 @@ public final class QReLU: Layer {
         precondition(!skipsBackward, "QReLU.backward: its forward was fused into the BatchNorm before it")
         guard let x = input else { preconditionFailure("QReLU.backward without a training forward") }
         input = nil  // the forward's cache is consumed: the producer may reuse that buffer next step
-        let dx = inputGrad.get(x.shape)
+        let dx = inputGrad.get(x.shape, layout: x.layout)
         switch activation {
         case .float: reluBackward(dx.buffer, dy.readBuffer, x.readBuffer, accumulate: false)
         case .quantized(let spec, let ste):
@@ -51,7 +51,7 @@ public final class ReLU: Layer {
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let y = output.get(x.shape)
+        let y = output.get(x.shape, layout: x.layout)
         reluForward(y.buffer, x.readBuffer)
         input = training ? x : nil
         return y
@@ -60,7 +60,7 @@ public final class ReLU: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input else { preconditionFailure("ReLU.backward without a training forward") }
         input = nil
-        let dx = inputGrad.get(x.shape)
+        let dx = inputGrad.get(x.shape, layout: x.layout)
         reluBackward(dx.buffer, dy.readBuffer, x.readBuffer, accumulate: false)
         return dx
     }

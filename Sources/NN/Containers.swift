@@ -62,6 +62,10 @@ public final class BasicBlock: Layer {
     public var fusesResidual = true
     /// The residual of the latest fused forward, for the backward's recomputed pre-activation.
     private var fusedResidual: Tensor?
+    /// The shortcut's output layout when it differs from the conv branch's (both branches keep oneDNN's
+    /// channel-blocked layout, but oneDNN may compute a geometry in NCHW): the residual is reordered.
+    private var shortcutLayout = ActivationLayout.nchw
+    private var residualInBranchLayout = ReusableTensor(), gradientInShortcutLayout = ReusableTensor()
 
     public init(_ inChannels: Int, _ outChannels: Int, stride: Int, activation: Activation, rng: inout SplitMix64) {
         conv1 = Conv2d(inChannels, outChannels, kernel: 3, stride: stride, padding: 1, rng: &rng)
@@ -84,15 +88,18 @@ public final class BasicBlock: Layer {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         let h = bn1.forward(conv1.forward(x, training: training), training: training, then: act1)
         let c = conv2.forward(h, training: training)
-        let s = shortcut?.forward(x, training: training) ?? x
+        let shortcutOutput = shortcut?.forward(x, training: training) ?? x
+        shortcutLayout = shortcutOutput.layout
+        let s = shortcutOutput.converted(to: c.layout, reusing: &residualInBranchLayout)
         fusedResidual = nil
         if fusesResidual, let y = bn2.forward(c, training: training, adding: s, then: act2) {
             fusedResidual = training ? s : nil
             return y
         }
         let o = bn2.forward(c, training: training)
-        precondition(o.shape == s.shape, "BasicBlock: residual \(o.shape) vs shortcut \(s.shape)")
-        let total = sum.get(o.shape)
+        precondition(o.shape == s.shape && o.layout == s.layout,
+                     "BasicBlock: residual \(o.shape) in \(o.layout) vs shortcut \(s.shape) in \(s.layout)")
+        let total = sum.get(o.shape, layout: o.layout)
         addForward(total.buffer, o.readBuffer, s.readBuffer)
         return act2.forward(total, training: training)
     }
@@ -107,7 +114,9 @@ public final class BasicBlock: Layer {
             dsum = act2.backward(dy)
         }
         let dx = conv1.backward(bn1.backward(conv2.backward(bn2.backward(dsum)), through: act1))
-        let dskip = shortcut?.backward(dsum) ?? dsum
+        let dshortcut = dsum.converted(to: shortcutLayout, reusing: &gradientInShortcutLayout)
+        let dskip = shortcut?.backward(dshortcut) ?? dshortcut
+        precondition(dx.layout == dskip.layout, "BasicBlock: branch gradients in \(dx.layout) and \(dskip.layout)")
         accumulate(dx.buffer, dskip.readBuffer)
         return dx
     }

@@ -12,6 +12,13 @@ public final class Conv2d: Layer {
     public var computesInputGradient = true
     /// nil: `Compute.backend`.
     public var backend: ConvolutionBackend?
+    /// Hand the output over in the channel-blocked layout the backend computes in (when it computes in
+    /// one) instead of NCHW, so no reorder runs between this layer and the next convolution. The layers
+    /// in between must take that layout (BatchNorm, QReLU, ReLU, BasicBlock, ShortcutOptionA,
+    /// GlobalAvgPool do; Linear, MaxPool2d and Flatten refuse it). An input in the backend's blocked
+    /// layout is always taken as it is.
+    public var keepsChannelBlocks = false
+    private var layouts = ConvolutionLayouts.nchw
     private var convolutions: [Conv2DGeometry: Convolution2D] = [:]
     private var input: Tensor?
     private var convolution: Convolution2D?
@@ -53,8 +60,13 @@ public final class Conv2d: Layer {
         let g = geometry(for: x)
         let conv = convolution(for: g)
         lastGeometry = g
-        let y = output.get([g.batch, outChannels, g.outHeight, g.outWidth])
-        conv.forward(input: x.pointer, weight: weight.value.pointer, bias: bias?.value.pointer, output: y.pointer)
+        let native = conv.nativeLayouts
+        precondition(x.layout == .nchw || x.layout == native.source,
+                     "Conv2d(\(inChannels)→\(outChannels)): input in \(x.layout), the convolution computes in \(native.source)")
+        layouts = ConvolutionLayouts(source: x.layout, destination: keepsChannelBlocks ? native.destination : .nchw)
+        let y = output.get([g.batch, outChannels, g.outHeight, g.outWidth], layout: layouts.destination)
+        conv.forward(input: x.pointer, weight: weight.value.pointer, bias: bias?.value.pointer, output: y.pointer,
+                     layouts: layouts)
         input = training ? x : nil
         convolution = training ? conv : nil
         return y
@@ -63,10 +75,11 @@ public final class Conv2d: Layer {
     public func backward(_ dy: Tensor) -> Tensor {
         guard let x = input, let conv = convolution else { preconditionFailure("Conv2d.backward without a training forward") }
         input = nil  // consumed: the producer may reuse that buffer next step
-        let dx = computesInputGradient ? inputGrad.get(x.shape) : Tensor(uninitialized: [0])
+        precondition(dy.layout == layouts.destination, "Conv2d.backward: dy in \(dy.layout), output was \(layouts.destination)")
+        let dx = computesInputGradient ? inputGrad.get(x.shape, layout: x.layout) : Tensor(uninitialized: [0])
         conv.backward(input: x.pointer, outputGrad: dy.pointer, weight: weight.value.pointer,
                       inputGrad: computesInputGradient ? dx.pointer : nil, weightGrad: weightGrad.pointer,
-                      biasGrad: biasGrad?.pointer)
+                      biasGrad: biasGrad?.pointer, layouts: layouts)
         accumulate(weight.grad.buffer, weightGrad.readBuffer)
         if let bias, let biasGrad { accumulate(bias.grad.buffer, biasGrad.readBuffer) }
         return dx
@@ -93,7 +106,8 @@ public final class Linear: Layer {
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.rank == 2 && x.shape[1] == inFeatures, "Linear(\(inFeatures)→\(outFeatures)) got \(x.shape)")
+        precondition(x.rank == 2 && x.shape[1] == inFeatures && x.layout == .nchw,
+                     "Linear(\(inFeatures)→\(outFeatures)) got \(x.shape) in \(x.layout)")
         let n = x.shape[0]
         let y = output.get([n, outFeatures])
         if let b = bias { for i in 0..<n { (y.pointer + i * outFeatures).update(from: b.value.pointer, count: outFeatures) } }

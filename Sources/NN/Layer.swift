@@ -98,6 +98,16 @@ public final class Network {
 
     public var activation: Activation? { activations.first?.activation }
 
+    /// Sets `Conv2d.keepsChannelBlocks` on every convolution: activations stay in the backend's
+    /// channel-blocked layout between layers (ResNet-20, whose other layers all take it).
+    public func setKeepsChannelBlocks(_ on: Bool) {
+        func walk(_ l: Layer) {
+            if let c = l as? Conv2d { c.keepsChannelBlocks = on }
+            for child in l.children { walk(child.layer) }
+        }
+        walk(root)
+    }
+
     public func parameter(named n: String) -> Parameter? { parameters.first { $0.name == n } }
     public func buffer(named n: String) -> Tensor? { buffers.first { $0.name == n }?.value }
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }

@@ -30,8 +30,10 @@ public final class BatchNorm: Layer {
     public var buffers: [(name: String, value: Tensor)] { [("running_mean", runningMean), ("running_var", runningVar)] }
 
     private func shape(of x: Tensor) -> BatchNormShape {
-        precondition((x.rank == 2 || x.rank == 4) && x.shape[1] == channels, "BatchNorm(\(channels)) got \(x.shape)")
-        return BatchNormShape(n: x.shape[0], c: channels, spatial: x.rank == 4 ? x.shape[2] * x.shape[3] : 1)
+        precondition((x.rank == 2 || x.rank == 4) && x.shape[1] == channels && (x.rank == 4 || x.layout == .nchw),
+                     "BatchNorm(\(channels)) got \(x.shape) in \(x.layout)")
+        return BatchNormShape(n: x.shape[0], c: channels, spatial: x.rank == 4 ? x.shape[2] * x.shape[3] : 1,
+                              layout: x.layout)
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -55,7 +57,8 @@ public final class BatchNorm: Layer {
     /// block's end); bit-identical to BatchNorm, add, QReLU in turn. The backward starts with
     /// `activationGradient(_:residual:through:)`, then this layer's `backward` and the residual's.
     public func forward(_ x: Tensor, training: Bool, adding residual: Tensor, then activation: QReLU) -> Tensor? {
-        guard x.rank == 4, residual.shape == x.shape, case .quantized(let spec, _) = activation.activation else {
+        guard x.rank == 4, residual.shape == x.shape, residual.layout == x.layout,
+              case .quantized(let spec, _) = activation.activation else {
             return nil
         }
         let y = normalize(x, training: training, quantizer: spec, residual: residual)
@@ -69,7 +72,8 @@ public final class BatchNorm: Layer {
         guard let x = input, trainingMode, case .quantized(let spec, let ste) = activation.activation else {
             preconditionFailure("QReLU.backward without a training forward")
         }
-        let d = sumGrad.get(x.shape)
+        precondition(dy.layout == x.layout && residual.layout == x.layout, "BatchNorm: gradient layouts differ from the input's")
+        let d = sumGrad.get(x.shape, layout: x.layout)
         batchNormResidualActivationGradient(d.buffer, dy.readBuffer, x.readBuffer, residual: residual.readBuffer,
                                             mean: mean.readBuffer, invstd: invstd.readBuffer,
                                             weight: weight?.value.readBuffer, bias: bias?.value.readBuffer,
@@ -86,7 +90,7 @@ public final class BatchNorm: Layer {
 
     private func normalize(_ x: Tensor, training: Bool, quantizer: QuantizerSpec?, residual: Tensor? = nil) -> Tensor {
         let s = shape(of: x)
-        let y = output.get(x.shape)
+        let y = output.get(x.shape, layout: x.layout)
         if training {
             batchNormForwardTraining(y.buffer, mean: mean.buffer, invstd: invstd.buffer, x.readBuffer,
                                      runningMean: runningMean.buffer, runningVar: runningVar.buffer,
@@ -115,7 +119,8 @@ public final class BatchNorm: Layer {
         input = nil  // consumed: the producer may reuse that buffer next step
         fusedActivation = nil
         let s = shape(of: x)
-        let dx = inputGrad.get(x.shape)
+        precondition(dy.layout == x.layout, "BatchNorm.backward: dy in \(dy.layout), input was \(x.layout)")
+        let dx = inputGrad.get(x.shape, layout: x.layout)
         if trainingMode {
             batchNormBackwardTraining(dx.buffer, dweight: weight?.grad.buffer, dbias: bias?.grad.buffer, dy.readBuffer,
                                       x.readBuffer, mean: mean.readBuffer, invstd: invstd.readBuffer,

@@ -9,7 +9,7 @@ public final class MaxPool2d: Layer {
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.rank == 4, "MaxPool2d got \(x.shape)")
+        precondition(x.rank == 4 && x.layout == .nchw, "MaxPool2d got \(x.shape) in \(x.layout)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let y = output.get([n, c, h / 2, w / 2])
         if argmax.count != y.count { argmax = [UInt8](repeating: 0, count: y.count) }
@@ -32,21 +32,24 @@ public final class MaxPool2d: Layer {
 /// [n, c, h, w] → [n, c], the mean over each plane.
 public final class GlobalAvgPool: Layer {
     private var inputShape: [Int] = []
+    private var inputLayout = ActivationLayout.nchw
     private var output = ReusableTensor(), inputGrad = ReusableTensor()
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 4, "GlobalAvgPool got \(x.shape)")
         let y = output.get([x.shape[0], x.shape[1]])
-        globalAveragePoolForward(y.buffer, x.readBuffer, n: x.shape[0], c: x.shape[1], spatial: x.shape[2] * x.shape[3])
+        globalAveragePoolForward(y.buffer, x.readBuffer, n: x.shape[0], c: x.shape[1], spatial: x.shape[2] * x.shape[3],
+                                 layout: x.layout)
         inputShape = x.shape
+        inputLayout = x.layout
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dx = inputGrad.get(inputShape)  // globalAveragePoolBackward writes every element
+        let dx = inputGrad.get(inputShape, layout: inputLayout)  // globalAveragePoolBackward writes every element
         globalAveragePoolBackward(dx.buffer, dy.readBuffer, n: inputShape[0], c: inputShape[1],
-                                  spatial: inputShape[2] * inputShape[3])
+                                  spatial: inputShape[2] * inputShape[3], layout: inputLayout)
         return dx
     }
 }
@@ -58,6 +61,7 @@ public final class Flatten: Layer {
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.layout == .nchw, "Flatten got a tensor in \(x.layout)")
         inputShape = x.shape
         let y = output.get([x.shape[0], x.count / max(1, x.shape[0])])
         y.copy(from: x)
@@ -75,22 +79,31 @@ public final class Flatten: Layer {
 public final class ShortcutOptionA: Layer {
     public let pad: Int
     private var inputShape: [Int] = []
+    private var inputLayout = ActivationLayout.nchw, outputLayout = ActivationLayout.nchw
     private var output = ReusableTensor(), inputGrad = ReusableTensor()
     public init(pad: Int) { self.pad = pad }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         precondition(x.rank == 4, "ShortcutOptionA got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let y = output.get([n, c + 2 * pad, (h + 1) / 2, (w + 1) / 2])
-        shortcutOptionAForward(y.buffer, x.readBuffer, n: n, c: c, h: h, w: w, pad: pad)
+        // A channel-blocked input's layout is kept where the Kernels handle the output in it, else NCHW.
+        let (oc, oh, ow) = (c + 2 * pad, (h + 1) / 2, (w + 1) / 2)
+        outputLayout = x.layout.block.map {
+            channelBlockingSupported(channels: oc, spatial: oh * ow, block: $0) ? x.layout : .nchw
+        } ?? .nchw
+        let y = output.get([n, oc, oh, ow], layout: outputLayout)
+        shortcutOptionAForward(y.buffer, x.readBuffer, n: n, c: c, h: h, w: w, pad: pad, inputLayout: x.layout,
+                               outputLayout: outputLayout)
         inputShape = x.shape
+        inputLayout = x.layout
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dx = inputGrad.get(inputShape)  // shortcutOptionABackward writes every element
+        precondition(dy.layout == outputLayout, "ShortcutOptionA.backward: dy in \(dy.layout), output was \(outputLayout)")
+        let dx = inputGrad.get(inputShape, layout: inputLayout)  // shortcutOptionABackward writes every element
         shortcutOptionABackward(dx.buffer, dy.readBuffer, n: inputShape[0], c: inputShape[1], h: inputShape[2],
-                                w: inputShape[3], pad: pad)
+                                w: inputShape[3], pad: pad, inputLayout: inputLayout, outputLayout: outputLayout)
         return dx
     }
 }

@@ -4,6 +4,8 @@
 // running statistics after, and the eval-mode logits; LeNet-5 "a2-clipped-ceil" runs a second step
 // (momentum buffer exercised). ResNet-20 runs at 8×8 input and VGG-11 with widths / 8 to keep the
 // fixture small. The generator kept every quantizer input ≥ 1e-4·α from a decision point.
+// On oneDNN, ResNet-20 keeps its activations channel-blocked: at 8×8 its first two stages run in
+// nChw16c and the last in NCHW (2×2 planes), so the layout change inside a block is checked too.
 import Backends
 import Kernels
 import NN

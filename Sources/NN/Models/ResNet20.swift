@@ -7,6 +7,8 @@
 // Deviations from the authors' code: BN without scale and shift (affine off, as the paper's text says);
 // the shortcut subsamples by slicing (their 1×1 avg-pool with stride 2 is the same thing); each block has
 // two activation modules (theirs shares one module, which is the same function with a fixed α).
+// Implementation note (no effect on the function): activations stay in oneDNN's channel-blocked layout
+// from the stem to the pooling (`Network.setKeepsChannelBlocks`).
 import Kernels
 
 /// Stages as (width, first stride); `blocksPerStage` blocks each.
@@ -27,8 +29,10 @@ public func makeResNet20(activation: Activation, seed: UInt64) -> Network {
             channels = stage.width
         }
     }
-    return Network(name: "resnet20", root: Sequential(named: [
+    let net = Network(name: "resnet20", root: Sequential(named: [
         ("stem", stem), ("blocks", Sequential(blocks)), ("pool", GlobalAvgPool()),
         ("fc", Linear(channels, 10, rng: &rng)),
     ]))
+    net.setKeepsChannelBlocks(true)
+    return net
 }

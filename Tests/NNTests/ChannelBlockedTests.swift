@@ -1,0 +1,222 @@
+// Activations in oneDNN's channel-blocked layout (nChw8c / nChw16c, ResNet-20's layout between layers)
+// against the same layers on NCHW: data movement (option-A shortcut, global average pooling, layout
+// conversion) bit for bit; batch norm to rounding (its per-channel sums run in another order) and bit
+// for bit where no sum is involved (eval forward, the BN + quantizer fusion within the layout); and a
+// whole ResNet-20 training step with and without the blocked layout.
+import Backends
+import Kernels
+@testable import NN
+import Training
+import XCTest
+
+final class ChannelBlockedTests: XCTestCase {
+    func bits(_ t: Tensor) -> [UInt32] { (0..<t.count).map { t[$0].bitPattern } }
+
+    func gaussian(_ shape: [Int], _ rng: inout SplitMix64) -> Tensor {
+        Tensor((0..<shape.reduce(1, *)).map { _ in rng.nextGaussian() }, shape: shape)
+    }
+
+    /// `t` as NCHW values (a copy when blocked).
+    func plain(_ t: Tensor) -> [Float] {
+        var buffer = ReusableTensor()
+        return t.converted(to: .nchw, reusing: &buffer).array
+    }
+
+    func blocked(_ t: Tensor, _ block: Int) -> Tensor {
+        var buffer = ReusableTensor()
+        return t.converted(to: .channelBlocked(block), reusing: &buffer).clone()
+    }
+
+    func testLayoutConversionRoundTripsAndIndexes() {
+        var rng = SplitMix64(seed: 1)
+        let x = gaussian([2, 32, 3, 8], &rng)
+        for block in [8, 16] {
+            let b = blocked(x, block)
+            XCTAssertEqual(b.layout, .channelBlocked(block))
+            for (i, ch, s) in [(0, 0, 0), (1, 17, 23), (1, 31, 5), (0, 9, 12)] {
+                XCTAssertEqual(b[b.layout.index(i, ch, s, channels: 32, spatial: 24)], x[(i * 32 + ch) * 24 + s])
+            }
+            var buffer = ReusableTensor()
+            let other = b.converted(to: .channelBlocked(24 - block), reusing: &buffer)
+            XCTAssertEqual(plain(other), x.array, "block \(block) → \(24 - block)")
+            XCTAssertEqual(plain(b), x.array)
+        }
+        // Planes the SIMD tiles do not cover (2×2): element by element.
+        let small = gaussian([2, 16, 2, 2], &rng)
+        var buffer = ReusableTensor()
+        let smallBlocked = small.converted(to: .channelBlocked(16), reusing: &buffer)
+        XCTAssertEqual(smallBlocked[smallBlocked.layout.index(1, 5, 3, channels: 16, spatial: 4)], small[(16 + 5) * 4 + 3])
+        XCTAssertEqual(plain(smallBlocked), small.array)
+    }
+
+    /// A blocked input whose subsampled output the Kernels cannot hold blocked (2×2 planes): NCHW out.
+    func testShortcutFallsBackToNCHWForSmallPlanes() {
+        var rng = SplitMix64(seed: 7)
+        let x = gaussian([2, 16, 4, 4], &rng)
+        let (a, b) = (ShortcutOptionA(pad: 8), ShortcutOptionA(pad: 8))
+        let ya = a.forward(x, training: true), yb = b.forward(blocked(x, 16), training: true)
+        XCTAssertEqual(yb.layout, .nchw)
+        XCTAssertEqual(yb.array, ya.array)
+        let dy = gaussian(ya.shape, &rng)
+        let dx = b.backward(dy)
+        XCTAssertEqual(dx.layout, .channelBlocked(16))
+        XCTAssertEqual(plain(dx), a.backward(dy).array)
+    }
+
+    func testShortcutAndPoolingAreExactInBlockedLayout() {
+        var rng = SplitMix64(seed: 2)
+        for block in [8, 16] {
+            let x = gaussian([3, 16, 8, 8], &rng)
+            let (a, b) = (ShortcutOptionA(pad: 8), ShortcutOptionA(pad: 8))
+            let ya = a.forward(x, training: true), yb = b.forward(blocked(x, block), training: true)
+            XCTAssertEqual(yb.layout, .channelBlocked(block))
+            XCTAssertEqual(plain(yb), ya.array, "shortcut forward, block \(block)")
+            let dy = gaussian(ya.shape, &rng)
+            XCTAssertEqual(plain(b.backward(blocked(dy, block))), a.backward(dy).array, "shortcut backward, block \(block)")
+            if block == 8 {   // a pad that splits 8-channel groups: the element-wise path
+                let (a4, b4) = (ShortcutOptionA(pad: 4), ShortcutOptionA(pad: 4))
+                let y4 = a4.forward(x, training: true)
+                XCTAssertEqual(plain(b4.forward(blocked(x, 8), training: true)), y4.array, "shortcut pad 4 forward")
+                let d4 = gaussian(y4.shape, &rng)
+                XCTAssertEqual(plain(b4.backward(blocked(d4, 8))), a4.backward(d4).array, "shortcut pad 4 backward")
+            }
+
+            let (p, q) = (GlobalAvgPool(), GlobalAvgPool())
+            let pa = p.forward(x, training: true), pb = q.forward(blocked(x, block), training: true)
+            XCTAssertEqual(pb.layout, .nchw)
+            XCTAssertEqual(bits(pb), bits(pa), "pool forward, block \(block)")
+            let dp = gaussian(pa.shape, &rng)
+            let gb = q.backward(dp)
+            XCTAssertEqual(gb.layout, .channelBlocked(block))
+            XCTAssertEqual(plain(gb), p.backward(dp).array, "pool backward, block \(block)")
+        }
+    }
+
+    /// Training forward, backward (masked by every STE's rule, plain, residual) and running statistics
+    /// against NCHW; eval forwards bit for bit.
+    func testBatchNormInBlockedLayoutMatchesNCHW() {
+        var rng = SplitMix64(seed: 3)
+        let spec = QuantizerSpec(bits: 2, alpha: 0.5, rounding: .ceil)
+        for block in [8, 16] {
+            for affine in [false, true] {
+                for activation in [Activation.float] + STE.allCases.map({ Activation.quantized(spec, $0) }) {
+                    let what = "block \(block) affine \(affine) \(activation)"
+                    let x = gaussian([3, 32, 4, 6], &rng), dy = gaussian([3, 32, 4, 6], &rng)
+                    let (bnA, bnB) = (BatchNorm(32, affine: affine), BatchNorm(32, affine: affine))
+                    if affine {
+                        for ch in 0..<32 {
+                            bnA.weight!.value[ch] = 0.5 + Float(ch) / 32; bnB.weight!.value[ch] = 0.5 + Float(ch) / 32
+                            bnA.bias!.value[ch] = Float(ch % 5) / 10; bnB.bias!.value[ch] = Float(ch % 5) / 10
+                        }
+                    }
+                    let (actA, actB) = (QReLU(activation), QReLU(activation))
+                    let ya = bnA.forward(x, training: true, then: actA)
+                    let yb = bnB.forward(blocked(x, block), training: true, then: actB)
+                    XCTAssertEqual(yb.layout, .channelBlocked(block))
+                    assertClose(plain(yb), ya.array, rtol: 1e-5, atol: 1e-6, "forward \(what)")
+                    assertClose(bnB.runningMean.array, bnA.runningMean.array, rtol: 1e-6, atol: 1e-7, "running mean \(what)")
+                    assertClose(bnB.runningVar.array, bnA.runningVar.array, rtol: 1e-6, atol: 1e-7, "running var \(what)")
+                    let dxb = bnB.backward(blocked(dy, block), through: actB)
+                    XCTAssertEqual(dxb.layout, .channelBlocked(block))
+                    assertClose(plain(dxb), bnA.backward(dy, through: actA).array, rtol: 1e-4, atol: 1e-5, "backward \(what)")
+                    if affine {
+                        assertClose(bnB.weight!.grad.array, bnA.weight!.grad.array, rtol: 1e-4, atol: 1e-5, "dweight \(what)")
+                        assertClose(bnB.bias!.grad.array, bnA.bias!.grad.array, rtol: 1e-4, atol: 1e-5, "dbias \(what)")
+                    }
+                    // Eval: per-channel constants from the (now equal up to rounding) running statistics.
+                    bnB.runningMean.copy(from: bnA.runningMean); bnB.runningVar.copy(from: bnA.runningVar)
+                    let ea = bnA.forward(x, training: false, then: actA)
+                    let eb = bnB.forward(blocked(x, block), training: false, then: actB)
+                    XCTAssertEqual(plain(eb), ea.array, "eval \(what)")
+                    // The block end: bn + residual + quantizer, and the gradient at the sum.
+                    guard case .quantized = activation else { continue }
+                    let residual = gaussian(x.shape, &rng)
+                    let ra = bnA.forward(x, training: true, adding: residual, then: actA)!
+                    let rb = bnB.forward(blocked(x, block), training: true, adding: blocked(residual, block), then: actB)!
+                    assertClose(plain(rb), ra.array, rtol: 1e-5, atol: 1e-6, "residual forward \(what)")
+                    let ga = bnA.activationGradient(dy, residual: residual, through: actA)
+                    let gb = bnB.activationGradient(blocked(dy, block), residual: blocked(residual, block), through: actB)
+                    assertClose(plain(gb), ga.array, rtol: 1e-5, atol: 1e-6, "residual gradient \(what)")
+                }
+            }
+        }
+    }
+
+    /// Within the blocked layout, BN + quantized ReLU fused equals the two layers in turn bit for bit.
+    func testFusionIsBitIdenticalInBlockedLayout() {
+        var rng = SplitMix64(seed: 4)
+        for block in [8, 16] {
+            for ste in STE.allCases {
+                for rounding in Rounding.allCases {
+                    let activation = Activation.quantized(QuantizerSpec(bits: 2, alpha: 0.5, rounding: rounding), ste)
+                    let x = blocked(gaussian([2, 16, 8, 4], &rng), block), dy = blocked(gaussian([2, 16, 8, 4], &rng), block)
+                    let (a, b) = (BatchNorm(16), BatchNorm(16))
+                    let (qa, qb) = (QReLU(activation), QReLU(activation))
+                    let fused = a.forward(x, training: true, then: qa)
+                    let twoLayers = qb.forward(b.forward(x, training: true), training: true)
+                    XCTAssertEqual(twoLayers.layout, .channelBlocked(block))
+                    XCTAssertEqual(bits(fused), bits(twoLayers), "forward block \(block) \(ste) \(rounding)")
+                    XCTAssertEqual(bits(a.backward(dy, through: qa)), bits(b.backward(qb.backward(dy))),
+                                   "backward block \(block) \(ste) \(rounding)")
+                }
+            }
+        }
+    }
+
+    /// ResNet-20 on oneDNN with activations kept channel-blocked (its default) against the same net on
+    /// NCHW: two SGD steps' logits, gradients, parameters, BN statistics (the second step with the
+    /// momentum of the first), and the eval logits.
+    func testResNet20StepInBlockedLayoutMatchesNCHW() throws {
+        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN unavailable") }
+        let saved = Compute.backend
+        defer { Compute.backend = saved }
+        Compute.backend = dnnl
+        let spec = QuantizerSpec(bits: 4, alpha: 0.1946, rounding: .ceil)
+        for activation in [Activation.float, .quantized(spec, .clipped)] {
+            let (blockedNet, nchwNet) = (makeResNet20(activation: activation, seed: 5),
+                                         makeResNet20(activation: activation, seed: 5))
+            nchwNet.setKeepsChannelBlocks(false)
+            var rng = SplitMix64(seed: 6)
+            let x = gaussian([4, 3, 32, 32], &rng)
+            let labels: [Int32] = [3, 1, 4, 1]
+            // The blocked path must actually run: the stem hands its output over channel-blocked.
+            let stem = (blockedNet.root as! Sequential).layers[0].layer
+            XCTAssertNotEqual(stem.forward(x, training: false).layout, .nchw, "oneDNN computes the stem in NCHW here")
+            let sgdB = SGD(parameters: blockedNet.parameters, learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4)
+            let sgdN = SGD(parameters: nchwNet.parameters, learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4)
+            for step in 1...2 {
+                // Each step from the same state: a net trained with lr 0.1 on 4 images amplifies the
+                // rounding-level differences of one step into ~1e-3 relative gradient differences by the next.
+                for (p, q) in zip(blockedNet.parameters, nchwNet.parameters) { p.value.copy(from: q.value) }
+                for (b, c) in zip(blockedNet.buffers, nchwNet.buffers) { b.value.copy(from: c.value) }
+                let what = "\(activation) step \(step)"
+                let (lb, lossB) = trainStep(blockedNet, x, labels, sgdB)
+                let (ln, lossN) = trainStep(nchwNet, x, labels, sgdN)
+                assertClose(lb.array, ln.array, rtol: 1e-5, atol: 1e-6, "logits \(what)")
+                assertClose([lossB], [lossN], rtol: 1e-5, atol: 0, "loss \(what)")
+                for (p, q) in zip(blockedNet.parameters, nchwNet.parameters) {
+                    assertClose(p.grad.array, q.grad.array, rtol: 1e-4, atol: 1e-5, "grad \(p.name) \(what)")
+                    assertClose(p.value.array, q.value.array, rtol: 1e-5, atol: 1e-6, "\(p.name) \(what)")
+                }
+                for (b, c) in zip(blockedNet.buffers, nchwNet.buffers) {
+                    assertClose(b.value.array, c.value.array, rtol: 1e-5, atol: 1e-6, "\(b.name) \(what)")
+                }
+            }
+            assertClose(blockedNet.forward(x, training: false).array, nchwNet.forward(x, training: false).array,
+                        rtol: 1e-5, atol: 1e-6, "eval logits \(activation)")
+        }
+    }
+
+    private func trainStep(_ network: Network, _ x: Tensor, _ labels: [Int32], _ sgd: SGD) -> (Tensor, Float) {
+        network.zeroGrad()
+        let logits = network.forward(x, training: true)
+        let dlogits = Tensor(zeros: logits.shape)
+        let loss = labels.withUnsafeBufferPointer {
+            softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: labels.count, classes: 10,
+                                dlogits: dlogits.buffer).loss
+        }
+        network.backward(dlogits)
+        sgd.step()
+        return (logits.clone(), loss)
+    }
+}
