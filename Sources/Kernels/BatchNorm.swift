@@ -3,7 +3,11 @@
 // running statistics. One layout for both: element (i, ch, s) at (i·c + ch)·spatial + s, so
 // BatchNorm1d is spatial = 1 and BatchNorm2d is spatial = h·w. Per-channel sums run in a fixed
 // order (Float SIMD partials per plane, Double across planes); work is split over channels.
-// Channel-blocked tensors (`shape.layout`) go to the kernels of BatchNormBlocked.swift.
+// Channel-blocked tensors (`shape.layout`) go to the kernels of BatchNormBlocked.swift, [n, c] tensors
+// (spatial = 1) to the bit-identical channel-vectorised ones of BatchNorm1d.swift.
+
+/// Send spatial = 1 to BatchNorm1d.swift (false: the per-channel loops below; tests compare the two).
+nonisolated(unsafe) var batchNormRowKernels = true
 
 public struct BatchNormShape: Equatable, Sendable {
     public var n: Int, c: Int, spatial: Int
@@ -68,6 +72,12 @@ public func batchNormForwardTraining(
             runningMean: runningMean.baseAddress!, runningVar: runningVar.baseAddress!, weight: weight?.baseAddress,
             bias: bias?.baseAddress, shape: shape, eps: eps, momentum: momentum, quantizer: quantizer,
             residual: residual?.baseAddress)
+    }
+    if shape.spatial == 1 && batchNormRowKernels && residual == nil {
+        return batchNormForwardTrainingRows(
+            y.baseAddress!, mean: mean.baseAddress!, invstd: invstd.baseAddress!, x.baseAddress!,
+            runningMean: runningMean.baseAddress!, runningVar: runningVar.baseAddress!, weight: weight?.baseAddress,
+            bias: bias?.baseAddress, n: shape.n, c: shape.c, eps: eps, momentum: momentum, quantizer: quantizer)
     }
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
     nonisolated(unsafe) let (yp, xp, mp, ip) = (y.baseAddress!, x.baseAddress!, mean.baseAddress!, invstd.baseAddress!)
@@ -216,6 +226,11 @@ public func batchNormForwardInference(
             weight: weight?.baseAddress, bias: bias?.baseAddress, shape: shape, eps: eps, quantizer: quantizer,
             residual: residual?.baseAddress)
     }
+    if shape.spatial == 1 && batchNormRowKernels && residual == nil {
+        return batchNormForwardInferenceRows(
+            y.baseAddress!, x.baseAddress!, runningMean: runningMean.baseAddress!, runningVar: runningVar.baseAddress!,
+            weight: weight?.baseAddress, bias: bias?.baseAddress, n: shape.n, c: shape.c, eps: eps, quantizer: quantizer)
+    }
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
     nonisolated(unsafe) let (yp, xp, rm, rv) = (y.baseAddress!, x.baseAddress!, runningMean.baseAddress!, runningVar.baseAddress!)
     nonisolated(unsafe) let rp = residual?.baseAddress
@@ -255,6 +270,13 @@ public func batchNormBackwardTraining(
             dx.baseAddress!, dweight: dweight?.baseAddress, dbias: dbias?.baseAddress, dy.baseAddress!, x.baseAddress!,
             mean: mean.baseAddress!, invstd: invstd.baseAddress!, weight: weight?.baseAddress, bias: bias?.baseAddress,
             shape: shape, accumulate: accumulate, activation: activation)
+    }
+    if shape.spatial == 1 && batchNormRowKernels {
+        precondition(dx.count == shape.count && dy.count == shape.count && x.count == shape.count && mean.count == shape.c)
+        return batchNormBackwardTrainingRows(
+            dx.baseAddress!, dweight: dweight?.baseAddress, dbias: dbias?.baseAddress, dy.baseAddress!, x.baseAddress!,
+            mean: mean.baseAddress!, invstd: invstd.baseAddress!, weight: weight?.baseAddress, bias: bias?.baseAddress,
+            n: shape.n, c: shape.c, accumulate: accumulate, activation: activation)
     }
     if let activation {
         activation.ste.withDerivative(top: activation.spec.top) { derivative in

@@ -41,10 +41,10 @@ public final class BatchNorm: Layer {
     }
 
     /// This layer followed by `activation` (the next layer of the net), as one pass over memory when the
-    /// activation is a quantized ReLU on a 4-D tensor: the pair's output, bit-identical to calling the two
-    /// layers in turn. Its backward is `backward(_:through:)` with the same activation.
+    /// activation is a quantized ReLU: the pair's output, bit-identical to calling the two layers in turn.
+    /// Its backward is `backward(_:through:)` with the same activation.
     public func forward(_ x: Tensor, training: Bool, then activation: QReLU) -> Tensor {
-        guard x.rank == 4, case .quantized(let spec, let ste) = activation.activation else {
+        guard case .quantized(let spec, let ste) = activation.activation else {
             return activation.forward(forward(x, training: training), training: training)
         }
         let y = normalize(x, training: training, quantizer: spec)

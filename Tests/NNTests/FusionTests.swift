@@ -3,7 +3,7 @@
 // affine gradients and running statistics must be BIT-identical, for every STE and rounding, with and
 // without affine, on planes whose size is and is not a multiple of the 8-lane vector, and with inputs
 // that normalise to exactly 0 (the STE kink where ReLU-type rules block).
-import Kernels
+@testable import Kernels
 @testable import NN
 import XCTest
 
@@ -49,6 +49,51 @@ final class FusionTests: XCTestCase {
                         }
                         XCTAssertEqual(bits(fusedBN.runningMean), bits(plainBN.runningMean), "running mean \(what)")
                         XCTAssertEqual(bits(fusedBN.runningVar), bits(plainBN.runningVar), "running var \(what)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// [n, c] batch norm (BatchNorm1d, LeNet-5's classifier): the channel-vectorised kernels against the
+    /// per-channel loops bit for bit — forward (training and eval), dx, affine gradients, running
+    /// statistics — with and without the fused quantizer (every STE), channel counts with and without a
+    /// partial vector; and the fused pair against BN then QReLU.
+    func testRowKernelsAreBitIdenticalToThePerChannelLoops() {
+        var rng = SplitMix64(seed: 12)
+        defer { batchNormRowKernels = true }
+        let spec = QuantizerSpec(bits: 2, alpha: 0.5, rounding: .ceil)
+        for (n, c) in [(5, 12), (128, 16), (7, 84)] {
+            for affine in [false, true] {
+                for activation in [Activation.float] + STE.allCases.map({ Activation.quantized(spec, $0) }) {
+                    let what = "[\(n), \(c)] affine \(affine) \(activation)"
+                    let x = Tensor((0..<(n * c)).map { _ in rng.nextGaussian() }, shape: [n, c])
+                    let dy = Tensor((0..<(n * c)).map { _ in rng.nextGaussian() }, shape: [n, c])
+                    var results: [[[UInt32]]] = []
+                    for rows in [true, false] {
+                        batchNormRowKernels = rows
+                        let bn = BatchNorm(c, affine: affine), act = QReLU(activation)
+                        if affine {
+                            for ch in 0..<c { bn.weight!.value[ch] = 0.5 + Float(ch) / 64; bn.bias!.value[ch] = Float(ch % 3) / 10 }
+                        }
+                        let y = bits(bn.forward(x, training: true, then: act))
+                        let dx = bits(bn.backward(dy, through: act))
+                        let eval = bits(bn.forward(x, training: false, then: act))
+                        results.append([y, dx, eval, bits(bn.runningMean), bits(bn.runningVar)]
+                                       + (affine ? [bits(bn.weight!.grad), bits(bn.bias!.grad)] : []))
+                        if rows, case .quantized = activation {   // fused vs the two layers
+                            let (plainBN, plainAct) = (BatchNorm(c, affine: affine), QReLU(activation))
+                            if affine {
+                                for ch in 0..<c { plainBN.weight!.value[ch] = 0.5 + Float(ch) / 64; plainBN.bias!.value[ch] = Float(ch % 3) / 10 }
+                            }
+                            XCTAssertEqual(bits(plainAct.forward(plainBN.forward(x, training: true), training: true)), y,
+                                           "fused forward \(what)")
+                            XCTAssertEqual(bits(plainBN.backward(plainAct.backward(dy))), dx, "fused backward \(what)")
+                        }
+                    }
+                    for (k, name) in ["forward", "dx", "eval", "running mean", "running var", "dweight", "dbias"]
+                        .enumerated() where k < results[0].count {
+                        XCTAssertEqual(results[0][k], results[1][k], "\(name) \(what)")
                     }
                 }
             }
@@ -118,13 +163,14 @@ final class FusionTests: XCTestCase {
         _ = net.forward(x, training: true)
         XCTAssertTrue(act.skipsBackward)
         _ = net.backward(Tensor(repeating: 1, shape: [2, 2, 2, 4]))
-        // Float activation or a 2-D input: the two layers run one after the other.
+        // Float activation: the two layers run one after the other.
         act.activation = .float
         _ = net.forward(x, training: true)
         XCTAssertFalse(act.skipsBackward)
+        // A 2-D input (BatchNorm1d) fuses too.
         act.activation = .quantized(spec, .clipped)
         let flat = Sequential([BatchNorm(4), act])
         _ = flat.forward(Tensor((0..<8).map { Float($0) }, shape: [2, 4]), training: true)
-        XCTAssertFalse(act.skipsBackward)
+        XCTAssertTrue(act.skipsBackward)
     }
 }
