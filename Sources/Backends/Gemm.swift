@@ -10,6 +10,23 @@ public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, al
                 beta, c, Int32(n))
 }
 
+/// `sgemm` with the rows of c split over the Kernels' workers, each block one single-threaded OpenBLAS
+/// call: a Linear layer's GEMMs (LeNet-5: 128 × 400 × 120) are too small for OpenBLAS's own threading
+/// but worth halving on two cores. Blocks are fixed by the worker count, so results are too.
+public func sgemmSplittingRows(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                               a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float,
+                               c: UnsafeMutablePointer<Float>) {
+    nonisolated(unsafe) let (ap, bp, cp) = (a, b, c)
+    // At least ~256k multiply-adds per block: below that the hand-off costs more than it saves.
+    Parallel.forEachChunk(m, minimumPerWorker: Swift.max(1, (1 << 18) / Swift.max(1, n * k))) { rows in
+        // Rows lo..<hi of op(a): rows of a, or (transposed) columns of a with a's own leading dimension.
+        let block = transposeA ? ap + rows.lowerBound : ap + rows.lowerBound * k
+        cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(rows.count), Int32(n), Int32(k), alpha, block, Int32(transposeA ? m : k), bp,
+                    Int32(transposeB ? k : n), beta, cp + rows.lowerBound * n, Int32(n))
+    }
+}
+
 /// Threads of every library in the process, set from this one place: oneDNN's OpenMP pool, the
 /// Kernels' Dispatch workers; OpenBLAS stays at 1 thread (its idle spinning and per-GEMM threading
 /// cost more than they give next to the other pools; notes/swift-native-libraries.md §2.13).

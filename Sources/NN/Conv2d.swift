@@ -111,8 +111,8 @@ public final class Linear: Layer {
         let n = x.shape[0]
         let y = output.get([n, outFeatures])
         if let b = bias { for i in 0..<n { (y.pointer + i * outFeatures).update(from: b.value.pointer, count: outFeatures) } }
-        sgemm(transposeA: false, transposeB: true, m: n, n: outFeatures, k: inFeatures, a: x.pointer,
-              b: weight.value.pointer, beta: bias == nil ? 0 : 1, c: y.pointer)
+        sgemmSplittingRows(transposeA: false, transposeB: true, m: n, n: outFeatures, k: inFeatures, a: x.pointer,
+                           b: weight.value.pointer, beta: bias == nil ? 0 : 1, c: y.pointer)
         input = training ? x : nil
         return y
     }
@@ -123,10 +123,10 @@ public final class Linear: Layer {
         let n = x.shape[0]
         let dx = inputGrad.get(x.shape)
         // dx[n, in] = dy[n, out] · W[out, in];  dW[out, in] += dyᵀ · x;  db += Σ_n dy
-        sgemm(transposeA: false, transposeB: false, m: n, n: inFeatures, k: outFeatures, a: dy.pointer,
-              b: weight.value.pointer, beta: 0, c: dx.pointer)
-        sgemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: n, a: dy.pointer, b: x.pointer,
-              beta: 1, c: weight.grad.pointer)
+        sgemmSplittingRows(transposeA: false, transposeB: false, m: n, n: inFeatures, k: outFeatures, a: dy.pointer,
+                           b: weight.value.pointer, beta: 0, c: dx.pointer)
+        sgemmSplittingRows(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: n, a: dy.pointer,
+                           b: x.pointer, beta: 1, c: weight.grad.pointer)
         if let b = bias {
             for i in 0..<n { for o in 0..<outFeatures { b.grad.pointer[o] += dy.pointer[i * outFeatures + o] } }
         }

@@ -228,4 +228,45 @@ final class BackendTests: XCTestCase {
         XCTAssertEqual(dispatch, openMP)
         XCTAssertTrue(dispatch.contains { $0 != 0 })
     }
+
+    /// The Linear layer's GEMM split over the workers by rows of c, every transposition, against a
+    /// Double-precision loop — with blocks big enough to split (LeNet-5's first linear layer) and with
+    /// 1, 2 and 3 workers (uneven blocks).
+    func testSgemmSplittingRowsMatchesTheProduct() {
+        var rng = SplitMix64(seed: 21)
+        let saved = Parallel.workers
+        defer { Parallel.workers = saved }
+        let (m, n, k) = (128, 120, 400)
+        let a = (0..<(m * k)).map { _ in rng.nextGaussian() }, b = (0..<(k * n)).map { _ in rng.nextGaussian() }
+        let c0 = (0..<(m * n)).map { _ in rng.nextGaussian() }
+        for workers in [1, 2, 3] {
+            Parallel.workers = workers
+            for transposeA in [false, true] {
+                for transposeB in [false, true] {
+                    // op(a)[i, l] and op(b)[l, j] read from the same buffers laid out for each transposition.
+                    func opA(_ i: Int, _ l: Int) -> Float { transposeA ? a[l * m + i] : a[i * k + l] }
+                    func opB(_ l: Int, _ j: Int) -> Float { transposeB ? b[j * k + l] : b[l * n + j] }
+                    var expected = [Float](repeating: 0, count: m * n)
+                    for i in 0..<m {
+                        for j in 0..<n {
+                            var s = 0.5 * Double(c0[i * n + j])
+                            for l in 0..<k { s += Double(opA(i, l)) * Double(opB(l, j)) }
+                            expected[i * n + j] = Float(s)
+                        }
+                    }
+                    var got = c0
+                    a.withUnsafeBufferPointer { ap in
+                        b.withUnsafeBufferPointer { bp in
+                            got.withUnsafeMutableBufferPointer { cp in
+                                sgemmSplittingRows(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                                                   a: ap.baseAddress!, b: bp.baseAddress!, beta: 0.5, c: cp.baseAddress!)
+                            }
+                        }
+                    }
+                    assertClose(got, expected, rtol: 1e-4, atol: 1e-4,
+                                "workers \(workers) transposeA \(transposeA) transposeB \(transposeB)")
+                }
+            }
+        }
+    }
 }
