@@ -99,6 +99,97 @@ public func maxPool2Backward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: Unsa
     }
 }
 
+/// maxPool2Forward on a channel-blocked x (8 channels per vector: a window's four pixels hold them at
+/// four addresses), y in `outputLayout` (the same blocked layout, or NCHW where the Kernels cannot hold
+/// the output planes blocked). `argmax` is indexed like y. Same maxima, same winners (the first maximum
+/// in scan order) as the NCHW kernel: results are bit-identical.
+public func maxPool2ForwardBlocked(_ y: UnsafeMutableBufferPointer<Float>, argmax: UnsafeMutableBufferPointer<UInt8>,
+                                   _ x: UnsafeBufferPointer<Float>, n: Int, c: Int, h: Int, w: Int,
+                                   inputLayout: ActivationLayout, outputLayout: ActivationLayout) {
+    precondition(x.count == n * c * h * w && y.count == n * c * (h / 2) * (w / 2) && argmax.count == y.count)
+    nonisolated(unsafe) let (yp, ap, xp) = (y.baseAddress!, argmax.baseAddress!, x.baseAddress!)
+    Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * h * w))) { images in
+        forEachPoolingWindow(images, c: c, h: h, w: w, inputLayout, outputLayout) { p0, p1, p2, p3, out, laneStride in
+            let v0 = load8(xp + p0), v1 = load8(xp + p1), v2 = load8(xp + p2), v3 = load8(xp + p3)
+            var best = v0, k = SIMD8<Int32>(repeating: 0)
+            var wins = v1 .> best
+            best.replace(with: v1, where: wins); k.replace(with: 1, where: wins)
+            wins = v2 .> best
+            best.replace(with: v2, where: wins); k.replace(with: 2, where: wins)
+            wins = v3 .> best
+            best.replace(with: v3, where: wins); k.replace(with: 3, where: wins)
+            if laneStride == 1 {
+                store8(best, yp + out)
+                UnsafeMutableRawPointer(ap + out).storeBytes(of: SIMD8<UInt8>(truncatingIfNeeded: k), as: SIMD8<UInt8>.self)
+            } else {
+                for l in 0..<8 { yp[out + l * laneStride] = best[l]; ap[out + l * laneStride] = UInt8(k[l]) }
+            }
+        }
+    }
+}
+
+/// maxPool2Backward for maxPool2ForwardBlocked: dx (in `inputLayout`) gets dy at each window's winner, 0
+/// elsewhere.
+public func maxPool2BackwardBlocked(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: UnsafeBufferPointer<Float>,
+                                    argmax: UnsafeBufferPointer<UInt8>, n: Int, c: Int, h: Int, w: Int,
+                                    inputLayout: ActivationLayout, outputLayout: ActivationLayout) {
+    precondition(dx.count == n * c * h * w && dy.count == n * c * (h / 2) * (w / 2) && argmax.count == dy.count)
+    nonisolated(unsafe) let (dxp, dyp, ap) = (dx.baseAddress!, dy.baseAddress!, argmax.baseAddress!)
+    if h % 2 != 0 || w % 2 != 0 { dx.update(repeating: 0) }   // a trailing row / column no window covers
+    Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * h * w))) { images in
+        forEachPoolingWindow(images, c: c, h: h, w: w, inputLayout, outputLayout) { p0, p1, p2, p3, out, laneStride in
+            var g = SIMD8<Float>.zero, k = SIMD8<Int32>.zero
+            if laneStride == 1 {
+                g = load8(dyp + out)
+                k = SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(ap + out).loadUnaligned(as: SIMD8<UInt8>.self))
+            } else {
+                for l in 0..<8 { g[l] = dyp[out + l * laneStride]; k[l] = Int32(ap[out + l * laneStride]) }
+            }
+            // Float masks for Float selects: an Int32 mask on a Float vector compiles to a lane-by-lane loop.
+            let zero = SIMD8<Float>.zero, winner = SIMD8<Float>(k)
+            store8(zero.replacing(with: g, where: winner .== 0), dxp + p0)
+            store8(zero.replacing(with: g, where: winner .== 1), dxp + p1)
+            store8(zero.replacing(with: g, where: winner .== 2), dxp + p2)
+            store8(zero.replacing(with: g, where: winner .== 3), dxp + p3)
+        }
+    }
+}
+
+/// Calls `body(p0, p1, p2, p3, out, laneStride)` for every 2×2 window and 8 channels of the channel-blocked
+/// [n, c, h, w] input's `images`: p0…p3 the float offsets of the window's pixels in scan order (8 channels
+/// each, contiguous), `out` the offset of the output element of the first channel and `laneStride` the
+/// step between the 8 channels in the output layout (1 when blocked, the plane size when NCHW). Call it
+/// inside the worker's closure with a closure literal, so that `body` inlines.
+@inline(__always)
+private func forEachPoolingWindow(_ images: Range<Int>, c: Int, h: Int, w: Int, _ inputLayout: ActivationLayout,
+                                  _ outputLayout: ActivationLayout,
+                                  _ body: (Int, Int, Int, Int, Int, Int) -> Void) {
+    // fatalError, not precondition: -Ounchecked (this module's flag) drops preconditions.
+    guard let b = inputLayout.block, c % b == 0, b % 8 == 0, outputLayout == .nchw || outputLayout == inputLayout else {
+        fatalError("blocked max pool: \(c) channels from \(inputLayout) to \(outputLayout)")
+    }
+    let (oh, ow) = (h / 2, w / 2)
+    let laneStride = outputLayout == .nchw ? oh * ow : 1
+    let outPixel = outputLayout == .nchw ? 1 : b   // floats from one output pixel to the next
+    for i in images {
+        for block in stride(from: 0, to: c, by: b) {
+            // Pixel 0 of the block's channels (hoisted: the layouts' index divides by the block). The
+            // block's 8-channel groups innermost: each window pixel's cache line is written whole.
+            let inBase = inputLayout.index(i, block, 0, channels: c, spatial: h * w)
+            let outBase = outputLayout.index(i, block, 0, channels: c, spatial: oh * ow)
+            for oy in 0..<oh {
+                for ox in 0..<ow {
+                    let p0 = inBase + (2 * oy * w + 2 * ox) * b, p2 = p0 + w * b
+                    let out = outBase + (oy * ow + ox) * outPixel
+                    for group in stride(from: 0, to: b, by: 8) {
+                        body(p0 + group, p0 + b + group, p2 + group, p2 + b + group, out + group * laneStride, laneStride)
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// y[i, ch] = mean over h·w of x[i, ch]; y is [n, c] whatever the layout of x. Each channel is summed
 /// over its pixels in order in both layouts, so the two give the same bits.
 public func globalAveragePoolForward(_ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
@@ -190,10 +281,14 @@ private func copySubsampledChannels(n: Int, c: Int, h: Int, w: Int, pad: Int, _ 
     let grouped = inputLayout.block != nil && outputLayout.block != nil && pad % 8 == 0 && c % 8 == 0
     for i in 0..<n {
         for ch in stride(from: 0, to: c, by: grouped ? 8 : 1) {
+            // Pixel 0 of the channel in each layout, and the step from one pixel to the next (hoisted:
+            // a blocked layout's index divides by the block).
+            let inBase = inputLayout.index(i, ch, 0, channels: c, spatial: h * w)
+            let outBase = outputLayout.index(i, pad + ch, 0, channels: oc, spatial: oh * ow)
+            let (inPixel, outPixel) = (inputLayout.block ?? 1, outputLayout.block ?? 1)
             for oy in 0..<oh {
                 for ox in 0..<ow {
-                    let input = inputLayout.index(i, ch, 2 * oy * w + 2 * ox, channels: c, spatial: h * w)
-                    let output = outputLayout.index(i, pad + ch, oy * ow + ox, channels: oc, spatial: oh * ow)
+                    let input = inBase + (2 * oy * w + 2 * ox) * inPixel, output = outBase + (oy * ow + ox) * outPixel
                     if grouped { vectors(input, output) } else { element(input, output) }
                 }
             }

@@ -14,8 +14,8 @@ public final class Conv2d: Layer {
     public var backend: ConvolutionBackend?
     /// Hand the output over in the channel-blocked layout the backend computes in (when it computes in
     /// one) instead of NCHW, so no reorder runs between this layer and the next convolution. The layers
-    /// in between must take that layout (BatchNorm, QReLU, ReLU, BasicBlock, ShortcutOptionA,
-    /// GlobalAvgPool do; Linear, MaxPool2d and Flatten refuse it). An input in the backend's blocked
+    /// in between must take that layout (BatchNorm, QReLU, ReLU, MaxPool2d, BasicBlock, ShortcutOptionA,
+    /// GlobalAvgPool do; Linear and Flatten refuse it). An input in the backend's blocked
     /// layout is always taken as it is.
     public var keepsChannelBlocks = false
     private var layouts = ConvolutionLayouts.nchw

@@ -4,26 +4,46 @@ import Kernels
 
 public final class MaxPool2d: Layer {
     private var inputShape: [Int] = []
+    private var inputLayout = ActivationLayout.nchw, outputLayout = ActivationLayout.nchw
     private var argmax: [UInt8] = []
     private var output = ReusableTensor(), inputGrad = ReusableTensor()
     public init() {}
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.rank == 4 && x.layout == .nchw, "MaxPool2d got \(x.shape) in \(x.layout)")
+        precondition(x.rank == 4, "MaxPool2d got \(x.shape)")
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let y = output.get([n, c, h / 2, w / 2])
+        // A channel-blocked input's layout is kept where the Kernels handle the output in it, else NCHW.
+        inputLayout = x.layout
+        outputLayout = x.layout.block.map {
+            channelBlockingSupported(channels: c, spatial: (h / 2) * (w / 2), block: $0) ? x.layout : .nchw
+        } ?? .nchw
+        let y = output.get([n, c, h / 2, w / 2], layout: outputLayout)
         if argmax.count != y.count { argmax = [UInt8](repeating: 0, count: y.count) }
-        argmax.withUnsafeMutableBufferPointer { maxPool2Forward(y.buffer, argmax: $0, x.readBuffer, n: n, c: c, h: h, w: w) }
+        argmax.withUnsafeMutableBufferPointer {
+            if x.layout == .nchw {
+                maxPool2Forward(y.buffer, argmax: $0, x.readBuffer, n: n, c: c, h: h, w: w)
+            } else {
+                maxPool2ForwardBlocked(y.buffer, argmax: $0, x.readBuffer, n: n, c: c, h: h, w: w,
+                                       inputLayout: inputLayout, outputLayout: outputLayout)
+            }
+        }
         inputShape = x.shape
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         precondition(inputShape.count == 4, "MaxPool2d.backward without a forward")
-        let dx = inputGrad.get(inputShape)  // maxPool2Backward writes every element
+        precondition(dy.layout == outputLayout, "MaxPool2d.backward: dy in \(dy.layout), output was \(outputLayout)")
+        let dx = inputGrad.get(inputShape, layout: inputLayout)  // the backward kernels write every element
         argmax.withUnsafeBufferPointer {
-            maxPool2Backward(dx.buffer, dy.readBuffer, argmax: $0, n: inputShape[0], c: inputShape[1],
-                             h: inputShape[2], w: inputShape[3])
+            if inputLayout == .nchw {
+                maxPool2Backward(dx.buffer, dy.readBuffer, argmax: $0, n: inputShape[0], c: inputShape[1],
+                                 h: inputShape[2], w: inputShape[3])
+            } else {
+                maxPool2BackwardBlocked(dx.buffer, dy.readBuffer, argmax: $0, n: inputShape[0], c: inputShape[1],
+                                        h: inputShape[2], w: inputShape[3], inputLayout: inputLayout,
+                                        outputLayout: outputLayout)
+            }
         }
         return dx
     }

@@ -1,8 +1,8 @@
-// Activations in oneDNN's channel-blocked layout (nChw8c / nChw16c, ResNet-20's layout between layers)
-// against the same layers on NCHW: data movement (option-A shortcut, global average pooling, layout
-// conversion) bit for bit; batch norm to rounding (its per-channel sums run in another order) and bit
-// for bit where no sum is involved (eval forward, the BN + quantizer fusion within the layout); and a
-// whole ResNet-20 training step with and without the blocked layout.
+// Activations in oneDNN's channel-blocked layout (nChw8c / nChw16c, the layout between ResNet-20's and
+// VGG-11's layers) against the same layers on NCHW: data movement and maxima (option-A shortcut, global
+// average pooling, max pooling, layout conversion) bit for bit; batch norm to rounding (its per-channel
+// sums run in another order) and bit for bit where no sum is involved (eval forward, the BN + quantizer
+// fusion within the layout); and whole ResNet-20 and VGG-11 training steps with and without the layout.
 import Backends
 import Kernels
 @testable import NN
@@ -47,6 +47,26 @@ final class ChannelBlockedTests: XCTestCase {
         let smallBlocked = small.converted(to: .channelBlocked(16), reusing: &buffer)
         XCTAssertEqual(smallBlocked[smallBlocked.layout.index(1, 5, 3, channels: 16, spatial: 4)], small[(16 + 5) * 4 + 3])
         XCTAssertEqual(plain(smallBlocked), small.array)
+    }
+
+    /// Max pooling on a channel-blocked input, output blocked (8×8 → 4×4: 16 pixels) or NCHW (odd 5×5 →
+    /// 2×2), with ties (values on a coarse grid): the same maxima, winners and gradients, bit for bit.
+    func testMaxPoolIsExactInBlockedLayout() {
+        var rng = SplitMix64(seed: 8)
+        for block in [8, 16] {
+            for (h, w, blockedOutput) in [(8, 8, true), (5, 5, false), (8, 9, true)] {
+                let x = Tensor((0..<(2 * 16 * h * w)).map { _ in (rng.nextGaussian() * 2).rounded() / 2 }, shape: [2, 16, h, w])
+                let (a, b) = (MaxPool2d(), MaxPool2d())
+                let ya = a.forward(x, training: true), yb = b.forward(blocked(x, block), training: true)
+                XCTAssertEqual(yb.layout, blockedOutput ? .channelBlocked(block) : .nchw, "\(h)×\(w) block \(block)")
+                XCTAssertEqual(plain(yb), ya.array, "forward \(h)×\(w) block \(block)")
+                let dy = gaussian(ya.shape, &rng)
+                let dyb = blockedOutput ? blocked(dy, block) : dy
+                let dxb = b.backward(dyb)
+                XCTAssertEqual(dxb.layout, .channelBlocked(block))
+                XCTAssertEqual(plain(dxb), a.backward(dy).array, "backward \(h)×\(w) block \(block)")
+            }
+        }
     }
 
     /// A blocked input whose subsampled output the Kernels cannot hold blocked (2×2 planes): NCHW out.
@@ -167,21 +187,30 @@ final class ChannelBlockedTests: XCTestCase {
     /// NCHW: two SGD steps' logits, gradients, parameters, BN statistics (the second step with the
     /// momentum of the first), and the eval logits.
     func testResNet20StepInBlockedLayoutMatchesNCHW() throws {
+        try checkStepsMatchNCHW(batch: 4) { makeResNet20(activation: $0, seed: 5) }
+    }
+
+    /// VGG-11 (widths / 4: 16 to 128 channels) likewise: blocked through its max pools down to 4×4 planes.
+    func testVGG11StepInBlockedLayoutMatchesNCHW() throws {
+        try checkStepsMatchNCHW(batch: 2) { makeVGG11(activation: $0, seed: 5, widthDivisor: 4) }
+    }
+
+    private func checkStepsMatchNCHW(batch: Int, _ make: (Activation) -> Network) throws {
         guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN unavailable") }
         let saved = Compute.backend
         defer { Compute.backend = saved }
         Compute.backend = dnnl
         let spec = QuantizerSpec(bits: 4, alpha: 0.1946, rounding: .ceil)
         for activation in [Activation.float, .quantized(spec, .clipped)] {
-            let (blockedNet, nchwNet) = (makeResNet20(activation: activation, seed: 5),
-                                         makeResNet20(activation: activation, seed: 5))
+            let (blockedNet, nchwNet) = (make(activation), make(activation))
             nchwNet.setKeepsChannelBlocks(false)
             var rng = SplitMix64(seed: 6)
-            let x = gaussian([4, 3, 32, 32], &rng)
-            let labels: [Int32] = [3, 1, 4, 1]
-            // The blocked path must actually run: the stem hands its output over channel-blocked.
-            let stem = (blockedNet.root as! Sequential).layers[0].layer
-            XCTAssertNotEqual(stem.forward(x, training: false).layout, .nchw, "oneDNN computes the stem in NCHW here")
+            let x = gaussian([batch, 3, 32, 32], &rng)
+            let labels: [Int32] = Array([3, 1, 4, 1].prefix(batch))
+            // The blocked path must actually run: the first layer hands its output over channel-blocked.
+            var first: Layer = blockedNet.root
+            while let s = first as? Sequential { first = s.layers[0].layer }
+            XCTAssertNotEqual(first.forward(x, training: false).layout, .nchw, "oneDNN computes the first conv in NCHW here")
             let sgdB = SGD(parameters: blockedNet.parameters, learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4)
             let sgdN = SGD(parameters: nchwNet.parameters, learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4)
             for step in 1...2 {

@@ -8,7 +8,7 @@
 // the shortcut subsamples by slicing (their 1×1 avg-pool with stride 2 is the same thing); each block has
 // two activation modules (theirs shares one module, which is the same function with a fixed α).
 // Implementation note (no effect on the function): activations stay in oneDNN's channel-blocked layout
-// from the stem to the pooling (`Network.setKeepsChannelBlocks`).
+// where it computes in one, from the stem to the pooling (`Network.setKeepsChannelBlocks`).
 import Kernels
 
 /// Stages as (width, first stride); `blocksPerStage` blocks each.

@@ -5,6 +5,8 @@
 // bias (a BN follows every conv); the authors' code has affine BN and conv bias.
 // Head: a single Linear(512, 10) with bias (CIFAR VGG variant, no hidden FCs). 9,222,858 parameters.
 // `widthDivisor` divides every conv width (and the head's input) for small test fixtures only.
+// Implementation note (no effect on the function): activations stay in oneDNN's channel-blocked layout
+// where it computes in one (down to 4×4 planes; `Network.setKeepsChannelBlocks`).
 import Kernels
 
 /// Conv widths, "M" = 2×2 max pool (VGG configuration A).
@@ -22,8 +24,10 @@ public func makeVGG11(activation: Activation, seed: UInt64, widthDivisor: Int = 
         layers += [conv, BatchNorm(width), QReLU(activation)]
         channels = width
     }
-    return Network(name: widthDivisor == 1 ? "vgg11" : "vgg11_w\(widthDivisor)", root: Sequential(named: [
+    let net = Network(name: widthDivisor == 1 ? "vgg11" : "vgg11_w\(widthDivisor)", root: Sequential(named: [
         ("features", Sequential(layers)), ("flatten", Flatten()),
         ("classifier", Linear(channels, 10, rng: &rng)),
     ]))
+    net.setKeepsChannelBlocks(true)
+    return net
 }
