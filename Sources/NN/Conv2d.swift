@@ -15,10 +15,13 @@ public final class Conv2d: Layer {
     /// Hand the output over in the channel-blocked layout the backend computes in (when it computes in
     /// one) instead of NCHW, so no reorder runs between this layer and the next convolution. The layers
     /// in between must take that layout (BatchNorm, QReLU, ReLU, MaxPool2d, BasicBlock, ShortcutOptionA,
-    /// GlobalAvgPool do; Linear and Flatten refuse it). An input in the backend's blocked
-    /// layout is always taken as it is.
+    /// GlobalAvgPool do; Linear and Flatten refuse it). An input in the backend's blocked layout is always
+    /// taken as it is; one in another blocked layout is reordered to NCHW first (and its gradient back).
     public var keepsChannelBlocks = false
     private var layouts = ConvolutionLayouts.nchw
+    /// The layout of the latest training forward's input, when it had to be reordered (see above).
+    private var reorderedInputLayout: ActivationLayout?
+    private var inputInNCHW = ReusableTensor(), inputGradInOriginalLayout = ReusableTensor()
     private var convolutions: [Conv2DGeometry: Convolution2D] = [:]
     private var input: Tensor?
     private var convolution: Convolution2D?
@@ -61,13 +64,16 @@ public final class Conv2d: Layer {
         let conv = convolution(for: g)
         lastGeometry = g
         let native = conv.nativeLayouts
-        precondition(x.layout == .nchw || x.layout == native.source,
-                     "Conv2d(\(inChannels)→\(outChannels)): input in \(x.layout), the convolution computes in \(native.source)")
-        layouts = ConvolutionLayouts(source: x.layout, destination: keepsChannelBlocks ? native.destination : .nchw)
+        // A blocked layout this convolution does not compute in (a block size oneDNN chose otherwise) is
+        // reordered to NCHW; the backward reorders the gradient back.
+        let reorders = x.layout != .nchw && x.layout != native.source
+        reorderedInputLayout = reorders && training ? x.layout : nil
+        let source = reorders ? x.converted(to: .nchw, reusing: &inputInNCHW) : x
+        layouts = ConvolutionLayouts(source: source.layout, destination: keepsChannelBlocks ? native.destination : .nchw)
         let y = output.get([g.batch, outChannels, g.outHeight, g.outWidth], layout: layouts.destination)
-        conv.forward(input: x.pointer, weight: weight.value.pointer, bias: bias?.value.pointer, output: y.pointer,
+        conv.forward(input: source.pointer, weight: weight.value.pointer, bias: bias?.value.pointer, output: y.pointer,
                      layouts: layouts)
-        input = training ? x : nil
+        input = training ? source : nil
         convolution = training ? conv : nil
         return y
     }
@@ -82,6 +88,9 @@ public final class Conv2d: Layer {
                       biasGrad: biasGrad?.pointer, layouts: layouts)
         accumulate(weight.grad.buffer, weightGrad.readBuffer)
         if let bias, let biasGrad { accumulate(bias.grad.buffer, biasGrad.readBuffer) }
+        if let original = reorderedInputLayout, computesInputGradient {
+            return dx.converted(to: original, reusing: &inputGradInOriginalLayout)
+        }
         return dx
     }
 }

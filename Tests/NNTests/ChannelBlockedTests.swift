@@ -183,6 +183,29 @@ final class ChannelBlockedTests: XCTestCase {
         }
     }
 
+    /// A convolution handed a blocked layout it does not compute in (block 8 where oneDNN chose 16, or the
+    /// other way round) reorders it to NCHW and its gradient back: the same numbers as from NCHW.
+    func testConvolutionTakesAForeignBlockedLayout() throws {
+        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN unavailable") }
+        var rng = SplitMix64(seed: 9)
+        let (a, b) = (Conv2d(16, 16, kernel: 3, padding: 1, rng: &rng), Conv2d(16, 16, kernel: 3, padding: 1, rng: &rng))
+        b.weight.value.copy(from: a.weight.value)
+        (a.backend, b.backend) = (dnnl, dnnl)
+        b.keepsChannelBlocks = true
+        let x = gaussian([2, 16, 8, 8], &rng)
+        let native = b.forward(x, training: false).layout
+        guard let nativeBlock = native.block else { throw XCTSkip("oneDNN computes this convolution in NCHW here") }
+        let foreign = nativeBlock == 16 ? 8 : 16
+        let ya = a.forward(x, training: true), yb = b.forward(blocked(x, foreign), training: true)
+        XCTAssertEqual(yb.layout, native)
+        XCTAssertEqual(plain(yb), ya.array)
+        let dy = gaussian(ya.shape, &rng)
+        let dxb = b.backward(blocked(dy, nativeBlock))
+        XCTAssertEqual(dxb.layout, .channelBlocked(foreign))
+        XCTAssertEqual(plain(dxb), a.backward(dy).array)
+        XCTAssertEqual(b.weight.grad.array, a.weight.grad.array)
+    }
+
     /// ResNet-20 on oneDNN with activations kept channel-blocked (its default) against the same net on
     /// NCHW: two SGD steps' logits, gradients, parameters, BN statistics (the second step with the
     /// momentum of the first), and the eval logits.
