@@ -2,16 +2,9 @@
 import COpenBLAS
 import Kernels
 
-/// c[m, n] = alpha · op(a) · op(b) + beta · c, row-major; op = transpose when the flag is set.
-public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-                  a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float, c: UnsafeMutablePointer<Float>) {
-    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(transposeA ? m : k), b, Int32(transposeB ? k : n),
-                beta, c, Int32(n))
-}
-
-/// `sgemm` with the rows of c split over the Kernels' workers, each block one single-threaded OpenBLAS
-/// call: a Linear layer's GEMMs (LeNet-5: 128 × 400 × 120) are too small for OpenBLAS's own threading
+/// c[m, n] = alpha · op(a) · op(b) + beta · c, row-major (op = transpose when the flag is set), with the
+/// rows of c split over the Kernels' workers, each block one single-threaded OpenBLAS call (one worker:
+/// one call): a Linear layer's GEMMs (LeNet-5: 128 × 400 × 120) are too small for OpenBLAS's own threading
 /// but worth halving on two cores. Blocks are fixed by the worker count, so results are too.
 public func sgemmSplittingRows(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                                a: UnsafePointer<Float>, b: UnsafePointer<Float>, beta: Float,

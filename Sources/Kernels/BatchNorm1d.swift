@@ -31,12 +31,6 @@ private func storeLanes(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>, _ l
     for l in 0..<lanes { p[l] = v[l] }
 }
 
-/// Per-channel constants as vectors: lanes of channels ch..<ch + lanes of `values`, or `fallback`.
-@inline(__always)
-private func lanesOf(_ values: UnsafePointer<Float>?, _ ch: Int, _ lanes: Int, _ fallback: Float) -> SIMD8<Float> {
-    values.map { loadLanes($0 + ch, lanes) } ?? SIMD8(repeating: fallback)
-}
-
 /// batchNormForwardTraining for spatial = 1.
 func batchNormForwardTrainingRows(
     _ y: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, invstd: UnsafeMutablePointer<Float>,
@@ -126,7 +120,7 @@ private func backwardRows(
 ) {
     let m = Double(n)
     var ch = 0
-    while ch < c {
+    while ch < c {   // not forEachChannelGroup: a closure may not capture the non-escaping `derivative`
         let lanes = Swift.min(8, c - ch)
         let mu = loadLanes(mean + ch, lanes), inv = loadLanes(invstd + ch, lanes)
         // The forward's affine map, for the fused activation's STE mask (maskedGradient's arithmetic).
