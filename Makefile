@@ -10,7 +10,7 @@ EXPERIMENT ?= experiments/table1.yaml
 ifeq ($(filter $(CONFIG),debug release),)
   $(error CONFIG must be debug or release, got '$(CONFIG)')
 endif
-# paper, or a profile of $(EXPERIMENT) (smoke, lenet5-wide, …; `ste plan` rejects unknown ones by name).
+# paper, or a profile of $(EXPERIMENT) (smoke, lenet5-caffe, …; `ste plan` rejects unknown ones by name).
 ifneq ($(shell echo '$(PROFILE)' | grep -E '^[a-z0-9][a-z0-9-]*$$'),$(PROFILE))
   $(error PROFILE must be paper or a profile name of $(EXPERIMENT), got '$(PROFILE)')
 endif
@@ -23,7 +23,7 @@ export STE_THREADS := $(THREADS)
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools
 
-.PHONY: all deps build test reproduce reproduce-all data fetch theory schoenbauer bench report diff run fig2 smoke-check clean help
+.PHONY: all deps build test reproduce reproduce-all data fetch theory schoenbauer bench report diff run repel smoke-check clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -117,15 +117,13 @@ $(SCHOENBAUER_MNIST): results/schoenbauer/%.h5: experiments/schoenbauer/%.yaml d
 	@mkdir -p $(@D)
 	$(STE) schoenbauer mnist --config $< --out $@ --threads 1
 
-# MARK: - Pipeline (Yin et al. 2019 Table 1 and Fig. 2) ----------------------------------------
+# MARK: - Pipeline (Yin et al. 2019 Table 1, Fig. 2 and Appendix C) ----------------------------------------
 
 ROOT      := $(if $(filter paper,$(PROFILE)),results,results/$(PROFILE))
 PLAN      := .plan/$(PROFILE).mk
 REFERENCE := experiments/reference/yin2019-table1.csv
-# Hand-written analysis of the non-consistent cells (results/analysis/, citing the run files), then the
-# theory and Schoenbauer reports.
-ANALYSIS_MD := results/analysis/table1-differences.md
-REPORT_SECTIONS := $(if $(filter paper,$(PROFILE)),--section $(ANALYSIS_MD) --section $(THEORY_MD) $(foreach f,simulation mnist mnist-small-lr,--section results/schoenbauer/$(f).md))
+# The theory and Schoenbauer reports, appended to the paper profile's report.
+REPORT_SECTIONS := $(if $(filter paper,$(PROFILE)),--section $(THEORY_MD) $(foreach f,simulation mnist mnist-small-lr,--section results/schoenbauer/$(f).md))
 GRID      := --config $(EXPERIMENT) --profile $(PROFILE)
 
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is
@@ -145,7 +143,9 @@ $(PLAN): $(EXPERIMENT) $(BIN) $(wildcard data/raw/cifar-10-binary.tar.gz)
 JOBS              ?= $(shell nproc 2>/dev/null || echo 1)
 REPRODUCE_THREADS ?= 1
 
+# reproduce-started.txt: the report states how long its reproduction took (epoch seconds, code version).
 reproduce:
+	@mkdir -p $(ROOT) && echo "$$(date +%s) $(STE_CODE_VERSION)" > $(ROOT)/reproduce-started.txt
 	$(MAKE) --no-print-directory -j$(JOBS) THREADS=$(REPRODUCE_THREADS) reproduce-all
 
 reproduce-all: $(PLAN_EVALS) $(if $(filter paper,$(PROFILE)),theory schoenbauer)
@@ -153,7 +153,7 @@ reproduce-all: $(PLAN_EVALS) $(if $(filter paper,$(PROFILE)),theory schoenbauer)
 	$(STE) report $(GRID) $(REPORT_SECTIONS)
 	$(STE) diff $(ROOT)/table1.csv $(REFERENCE)
 
-RUN_KIND = $(if $(findstring -from-,$(RUN)),fig2,$(if $(shell echo '$(RUN)' | grep -E -- '-a[0-9]+-'),runs,pretrain))
+RUN_KIND = $(if $(findstring -from-,$(RUN)),repel,$(if $(shell echo '$(RUN)' | grep -E -- '-a[0-9]+-'),runs,pretrain))
 run:
 	@test -n "$(RUN)" || { echo "usage: make run RUN=<run id>, e.g. RUN=lenet5-a2-clipped-s0"; exit 2; }
 	$(MAKE) --no-print-directory $(ROOT)/$(RUN_KIND)/$(RUN)/eval.h5
@@ -166,14 +166,15 @@ report: | $(BIN)
 diff: | $(BIN)
 	$(STE) diff $(ROOT)/table1.csv $(REFERENCE)
 
-fig2: $(filter $(ROOT)/fig2/%,$(PLAN_EVALS))
+# The repel runs (Fig. 2, Appendix C) and what they start from, then the report.
+repel: $(filter $(ROOT)/repel/%,$(PLAN_EVALS))
 	$(STE) report $(GRID) $(REPORT_SECTIONS)
 
 # End-to-end check run by `make test`: the whole pipeline on the smoke profile, from scratch.
 smoke-check: | $(BIN)
 	rm -rf results/smoke .plan/smoke.mk
 	$(MAKE) --no-print-directory reproduce PROFILE=smoke
-	@for f in results/smoke/REPORT.md results/smoke/table1.csv results/smoke/figures/table1-lenet5.svg results/smoke/figures/fig2.svg; do \
+	@for f in results/smoke/REPORT.md results/smoke/table1.csv results/smoke/figures/table1-lenet5.svg results/smoke/figures/repel-fig2.svg results/smoke/figures/repel-appendix-c.svg; do \
 	  test -s $$f || { echo "smoke-check: $$f missing"; exit 1; }; done
 	@echo "smoke-check: 1 passed, 0 failed"
 

@@ -5,7 +5,7 @@
 #   1. runs the smoke profile through `make slurm PROFILE=smoke` and checks that results/smoke/table1.csv
 #      has the same bytes as the one a local `make reproduce PROFILE=smoke` wrote (same seeds);
 #   2. injects a failure into one cell and resubmits: only the missing runs are submitted, the failing
-#      cell shows as `failed` in `make slurm-status`, the Fig. 2 run that starts from it is cancelled
+#      cell shows as `failed` in `make slurm-status`, the repel run that starts from it is cancelled
 #      (kill-on-invalid-dep) and the report job still runs;
 # and stops every daemon it started, by PID (trap). Skipped, with a message, only where Slurm cannot be
 # installed or started (not root, no apt-get).
@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=results/smoke
 FAIL_RUN=lenet5-a4-relu-s0
-FAIL_FIG2=lenet5-a4-identity-from-relu-s0
+FAIL_REPEL=lenet5-a4-identity-from-relu-s0
 LOCAL_TABLE=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -141,14 +141,14 @@ say "ok: $(wc -l <"$ROOT/table1.csv") lines of table1.csv identical to the local
 make --no-print-directory slurm-status PROFILE=smoke | sed 's/^/  | /'
 
 # MARK: 2. A failing cell: resubmission skips complete runs, the report job still runs -----------
-rm -rf "$ROOT/runs/$FAIL_RUN" "$ROOT/fig2/$FAIL_FIG2"
+rm -rf "$ROOT/runs/$FAIL_RUN" "$ROOT/repel/$FAIL_REPEL"
 echo "test-slurm: injected failure: a file in place of the run folder" >"$ROOT/runs/$FAIL_RUN"
 sleep 1   # a new submission folder name (one per second)
 say "resubmitting with $FAIL_RUN made to fail"
 "${SLURM_MAKE[@]}" 2>&1 | sed 's/^/  | /'
 SUB2=$(latest_submission)
 [ "$SUB2" != "$SUB" ] || { echo "test-slurm: FAILED: no new submission"; exit 1; }
-[ "$(cat "$SUB2/cells-lenet5.txt")" = "$FAIL_RUN" ] && [ "$(cat "$SUB2/fig2-lenet5.txt")" = "$FAIL_FIG2" ] \
+[ "$(cat "$SUB2/cells-lenet5.txt")" = "$FAIL_RUN" ] && [ "$(cat "$SUB2/repel-lenet5.txt")" = "$FAIL_REPEL" ] \
   && [ ! -e "$SUB2/pretrain-lenet5.txt" ] \
   || { head "$SUB2"/*.txt; echo "test-slurm: FAILED: the resubmission should hold only the 2 missing runs"; exit 1; }
 wait_for "$SUB2" 120
@@ -158,9 +158,9 @@ grep -q "runs: " "$SUB2"/logs/report-*.out || { show_logs "$SUB2"; echo "test-sl
 make --no-print-directory slurm-status PROFILE=smoke >"$D/status.txt"
 sed 's/^/  | /' "$D/status.txt"
 grep -Eq "^$FAIL_RUN +train +failed " "$D/status.txt" || { echo "test-slurm: FAILED: $FAIL_RUN is not shown as failed"; exit 1; }
-grep -Eq "^$FAIL_FIG2 +repel +cancelled " "$D/status.txt" || { echo "test-slurm: FAILED: $FAIL_FIG2 is not shown as cancelled"; exit 1; }
+grep -Eq "^$FAIL_REPEL +repel +cancelled " "$D/status.txt" || { echo "test-slurm: FAILED: $FAIL_REPEL is not shown as cancelled"; exit 1; }
 grep -Eq "^lenet5-a2-relu-s0 +train +done *$" "$D/status.txt" || { echo "test-slurm: FAILED: complete cells not shown as done"; exit 1; }
 echo "  | the failed task's log ends:"; tail -n 3 "$SUB2"/logs/cells-lenet5-*.out | sed 's/^/  |   /'
 rm -f "$ROOT/runs/$FAIL_RUN"
-say "ok: failing cell shown as failed, its Fig. 2 run cancelled, report job completed"
+say "ok: failing cell shown as failed, its repel run cancelled, report job completed"
 echo "test-slurm: 2 passed, 0 failed ($(elapsed))"

@@ -28,16 +28,38 @@ public struct ClaimResult: Sendable {
     public var evidence: String
 }
 
+/// A repel experiment's identity: started at the `from` STE's minimum of (net, bits), continued with `ste`.
+public struct RepelKey: Hashable, Sendable {
+    public var net: String
+    public var bits: Int
+    public var from: String
+    public var ste: String
+}
+
+/// A repel experiment's runs, per seed and averaged.
+public struct RepelOutcome: Sendable {
+    public struct Seed: Sendable {
+        public var seed: Int
+        public var startLoss: Double, startAccuracy: Double
+        public var lowLRLoss: Double, lowLRAccuracy: Double
+        public var endLoss: Double, endAccuracy: Double
+        public var lowLREpochs: Int, epochs: Int
+    }
+    public var seeds: [Seed]
+    func mean(_ f: (Seed) -> Double) -> Double { seeds.map(f).reduce(0, +) / Double(seeds.count) }
+}
+
 /// Evaluates the claims file (order / much-lower / repelled) on our aggregated results.
-/// `repel` maps (net, bits, from-STE) to (start loss, start acc, end loss, end acc) means over seeds.
-public func evaluateClaims(_ path: String, ours: [CellKey: CellResult],
-    repel: [String: (startLoss: Double, startAcc: Double, endLoss: Double, endAcc: Double)]) throws -> [ClaimResult]
+/// `repelNetOverride`: a profile that runs the repel experiments on another net (smoke: LeNet-5) scores the
+/// repel claims on that net, and says so.
+public func evaluateClaims(_ path: String, ours: [CellKey: CellResult], repel: [RepelKey: RepelOutcome],
+    repelNetOverride: String? = nil) throws -> [ClaimResult]
 {
     var out: [ClaimResult] = []
     for (line, row) in try readCSV(path) {
         guard let id = row["id"], let kind = row["kind"], let net = row["net"], let bits = Int(row["bits"] ?? ""),
             let stes = row["stes"]
-        else { throw ConfigError(file: path, key: "line \(line)", message: "expected id,kind,net,bits,stes,margin,source") }
+        else { throw ConfigError(file: path, key: "line \(line)", message: "expected id,kind,net,bits,stes,margin,at,source") }
         let source = row["source"] ?? ""
         func cell(_ ste: String) -> CellResult? {
             ours.first { $0.key.net == net && $0.key.bits == bits && $0.key.ste == ste && $0.value.n > 0 }?.value
@@ -70,12 +92,28 @@ public func evaluateClaims(_ path: String, ours: [CellKey: CellResult],
                 held: a.accuracyMean <= b.accuracyMean - margin,
                 evidence: "\(names[0]) \(fmt(a.accuracyMean, 2)) vs \(names[1]) \(fmt(b.accuracyMean, 2))"))
         case "repelled":
-            let statement = "Fig. 2: identity STE started at the \(stes)-STE minimum (\(net), \(bits)-bit) ends with higher training loss and lower accuracy — \(source)"
-            guard let r = repel["\(net)-a\(bits)-\(stes)"] else {
+            // stes = "<from>-><ste>"; at = low-lr (the end of the low-LR phase) or end (the end of the run).
+            let pair = stes.components(separatedBy: "->")
+            let at = row["at"] ?? "end"
+            guard pair.count == 2, ["low-lr", "end"].contains(at) else {
+                throw ConfigError(file: path, key: "line \(line)", message: "a repelled claim needs stes '<from>-><ste>' and at 'low-lr' or 'end'")
+            }
+            let onNet = repelNetOverride ?? net
+            let phase = at == "low-lr" ? "after the low-LR phase" : "at the end of the run"
+            let statement = "\(pair[1]) STE started at the \(pair[0])-STE minimum (\(onNet), \(bits)-bit): training loss up and "
+                + "test accuracy down \(phase)\(onNet != net ? " (the paper's claim is on \(net))" : "") — \(source)"
+            guard let r = repel[RepelKey(net: onNet, bits: bits, from: pair[0], ste: pair[1])], !r.seeds.isEmpty else {
                 out.append(ClaimResult(id: id, statement: statement, held: nil, evidence: "not run")); continue
             }
-            out.append(ClaimResult(id: id, statement: statement, held: r.endLoss > r.startLoss && r.endAcc < r.startAcc,
-                evidence: "loss \(sci(r.startLoss)) → \(sci(r.endLoss)), accuracy \(fmt(r.startAcc, 2)) → \(fmt(r.endAcc, 2))"))
+            let loss: (RepelOutcome.Seed) -> Double = at == "low-lr" ? { $0.lowLRLoss } : { $0.endLoss }
+            let acc: (RepelOutcome.Seed) -> Double = at == "low-lr" ? { $0.lowLRAccuracy } : { $0.endAccuracy }
+            let startLoss = r.mean(\.startLoss), startAcc = r.mean(\.startAccuracy)
+            let endLoss = r.mean(loss), endAcc = r.mean(acc)
+            let bothPerSeed = r.seeds.filter { loss($0) > $0.startLoss && acc($0) < $0.startAccuracy }.count
+            let epoch = at == "low-lr" ? "epoch \(r.seeds[0].lowLREpochs)" : "epoch \(r.seeds[0].epochs)"
+            out.append(ClaimResult(id: id, statement: statement, held: endLoss > startLoss && endAcc < startAcc,
+                evidence: "mean of \(r.seeds.count) seed\(r.seeds.count == 1 ? "" : "s"), start → \(epoch): training loss \(sci(startLoss)) → \(sci(endLoss)), "
+                    + "test accuracy \(fmt(startAcc, 2)) → \(fmt(endAcc, 2)) %; both moved the claimed way in \(bothPerSeed) of \(r.seeds.count)"))
         default:
             throw ConfigError(file: path, key: "line \(line)", message: "unknown claim kind '\(kind)'")
         }

@@ -19,6 +19,31 @@ public struct ScheduleSpec: Codable, Equatable, Sendable {
     /// multistep: fractions of the phase's epochs (0.4 = 40 %) at which the LR is multiplied by `gamma`.
     public var milestones: [Double]
     public var gamma: Double
+    /// multistep: epochs (from 1) at which the LR is multiplied by `gamma` — the form the paper's Table 2
+    /// uses. In YAML both forms are `milestones:`, integers meaning epochs and values in (0, 1) fractions.
+    /// nil (and absent from the stamp) when the milestones are fractions.
+    public var milestoneEpochs: [Int]? = nil
+
+    public init(kind: String, milestones: [Double], gamma: Double, milestoneEpochs: [Int]? = nil) {
+        self.kind = kind
+        self.milestones = milestones
+        self.gamma = gamma
+        self.milestoneEpochs = milestoneEpochs
+    }
+
+    /// The milestones as epochs of a phase of `epochs` epochs.
+    public func milestoneEpochs(ofPhaseWith epochs: Int) -> [Int] {
+        milestoneEpochs ?? milestones.map { Int(($0 * Double(epochs)).rounded()) }
+    }
+
+    /// The same schedule on a phase shortened (or lengthened) from `old` to `new` epochs: epoch milestones
+    /// scale with it (a profile's 2-epoch smoke run decays where the 50-epoch run would, proportionally).
+    public func rescaled(from old: Int, to new: Int) -> ScheduleSpec {
+        guard let e = milestoneEpochs, old != new else { return self }
+        var out = self
+        out.milestoneEpochs = e.map { max(1, Int((Double($0) * Double(new) / Double(old)).rounded())) }
+        return out
+    }
 }
 
 /// One optimisation phase (float pretraining or quantized training).
@@ -48,6 +73,8 @@ public struct NetSpec: Codable, Equatable, Sendable {
 
 /// A profile shrinks the protocol (for tests and quick looks); nil fields keep the paper protocol.
 public struct ProfileSpec: Codable, Equatable, Sendable {
+    /// An ablation profile's question (the paper protocol with one change); nil for a shrunken check profile.
+    public var ablation: String?
     public var nets: [String]?
     public var seeds: [Int]?
     public var bits: [Int]?
@@ -56,22 +83,30 @@ public struct ProfileSpec: Codable, Equatable, Sendable {
     public var testSubset: Int?
     public var pretrainEpochs: Int?
     public var trainEpochs: Int?
-    public var fig2Net: String?
-    public var fig2WarmupEpochs: Int?
+    /// Net of every repel run (the smoke profile runs them on LeNet-5).
+    public var repelNet: String?
+    /// Low-LR phase length of every repel run.
+    public var repelWarmupEpochs: Int?
     /// LeNet-5 (conv1, conv2, fc1, fc2) widths instead of the classic 6-16-120-84 (width ablation).
     public var lenet5Widths: [Int]?
     /// Learning rate of the quantized training phase instead of the net's `train.lr` (LR ablation).
     public var trainLR: Double?
 }
 
-/// Fig. 2: identity STE started from other STEs' minima (submission §4.2).
-public struct Fig2Spec: Codable, Equatable, Sendable {
+/// A "repelled from a good minimum" experiment (Fig. 2, Appendix C): start at the minimum that the
+/// `from` STEs reached in the Table 1 cells of (net, bits), continue with the `ste` STE at `warmupLR` for
+/// `warmupEpochs` epochs, then (when `thenNormalSchedule`) the net's normal quantized-training phase.
+public struct RepelSpec: Codable, Equatable, Sendable {
+    /// The name in the config (`fig2`, `appendix-c`): figure file names and report headings.
+    public var name: String
+    public var title: String
     public var net: String
     public var bits: Int
     public var ste: STE
     public var from: [STE]
     public var warmupEpochs: Int
     public var warmupLR: Double
+    public var thenNormalSchedule: Bool
 }
 
 public struct ExperimentConfig: Equatable, Sendable {
@@ -85,7 +120,8 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// α per bit width; nil means "fit by Lloyd/MSE on half-Gaussian data".
     public var alpha: [Int: Float]?
     public var nets: [String: NetSpec]
-    public var fig2: Fig2Spec?
+    /// Repel experiments in config order.
+    public var repel: [RepelSpec]
     public var profiles: [String: ProfileSpec]
 
     public static func load(_ path: String) throws -> ExperimentConfig {
@@ -112,12 +148,22 @@ public struct ExperimentConfig: Equatable, Sendable {
         if let bits = p.bits { out.bits = bits }
         if let stes = p.stes { out.stes = stes.compactMap(STE.init(rawValue:)) }
         for key in out.nets.keys {
-            if let e = p.pretrainEpochs { out.nets[key]!.pretrain.epochs = e }
-            if let e = p.trainEpochs { out.nets[key]!.train.epochs = e }
+            if let e = p.pretrainEpochs {
+                let old = out.nets[key]!.pretrain.epochs
+                out.nets[key]!.pretrain.epochs = e
+                out.nets[key]!.pretrain.schedule = out.nets[key]!.pretrain.schedule.rescaled(from: old, to: e)
+            }
+            if let e = p.trainEpochs {
+                let old = out.nets[key]!.train.epochs
+                out.nets[key]!.train.epochs = e
+                out.nets[key]!.train.schedule = out.nets[key]!.train.schedule.rescaled(from: old, to: e)
+            }
             if let lr = p.trainLR { out.nets[key]!.train.lr = lr }
         }
-        if let n = p.fig2Net { out.fig2?.net = n }
-        if let e = p.fig2WarmupEpochs { out.fig2?.warmupEpochs = e }
+        for i in out.repel.indices {
+            if let n = p.repelNet { out.repel[i].net = n }
+            if let e = p.repelWarmupEpochs { out.repel[i].warmupEpochs = e }
+        }
         out.profiles = [profile: p]
         return out
     }
@@ -176,7 +222,7 @@ struct ConfigParser {
 
     func parseExperiment(_ root: Any?) throws -> ExperimentConfig {
         let top = try map(root, "", allowed: ["experiment", "reference", "seeds", "bits", "stes", "quantizer", "nets",
-            "fig2", "profiles"], required: ["experiment", "reference", "seeds", "bits", "stes", "quantizer", "nets"])
+            "repel", "profiles"], required: ["experiment", "reference", "seeds", "bits", "stes", "quantizer", "nets"])
         let reference = try string(top["reference"], "reference")
         guard FileManager.default.fileExists(atPath: reference) else {
             throw fail("reference", "file '\(reference)' does not exist")
@@ -210,16 +256,35 @@ struct ConfigParser {
         var nets: [String: NetSpec] = [:]
         for (name, value) in netsMap { nets[name] = try parseNet(name, value) }
         guard !nets.isEmpty else { throw fail("nets", "no nets given") }
-        var fig2: Fig2Spec? = nil
-        if let f = top["fig2"] {
-            let m = try map(f, "fig2", allowed: ["net", "bits", "ste", "from", "warmup_epochs", "warmup_lr"],
-                required: ["net", "bits", "ste", "from", "warmup_epochs", "warmup_lr"])
-            let net = try string(m["net"], "fig2.net")
-            guard nets[net] != nil else { throw fail("fig2.net", "unknown net '\(net)'") }
-            fig2 = Fig2Spec(net: net, bits: try self.bits(m["bits"], "fig2.bits"), ste: try ste(m["ste"], "fig2.ste"),
-                from: try list(m["from"], "fig2.from").enumerated().map { try ste($1, "fig2.from[\($0)]") },
-                warmupEpochs: try int(m["warmup_epochs"], "fig2.warmup_epochs"),
-                warmupLR: try double(m["warmup_lr"], "fig2.warmup_lr"))
+        var repel: [RepelSpec] = []
+        if let r = top["repel"] {
+            guard let entries = r as? [String: Any] else { throw fail("repel", "expected a mapping name → experiment") }
+            for name in entries.keys.sorted() {
+                let key = "repel.\(name)"
+                let m = try map(entries[name], key, allowed: ["title", "net", "bits", "ste", "from", "warmup_epochs",
+                    "warmup_lr", "then_normal_schedule"], required: ["title", "net", "bits", "ste", "from",
+                    "warmup_epochs", "warmup_lr", "then_normal_schedule"])
+                let net = try string(m["net"], "\(key).net")
+                guard nets[net] != nil else { throw fail("\(key).net", "unknown net '\(net)'") }
+                guard let then = m["then_normal_schedule"] as? Bool else {
+                    throw fail("\(key).then_normal_schedule", "expected true or false")
+                }
+                let spec = RepelSpec(name: name, title: try string(m["title"], "\(key).title"), net: net,
+                    bits: try self.bits(m["bits"], "\(key).bits"), ste: try ste(m["ste"], "\(key).ste"),
+                    from: try list(m["from"], "\(key).from").enumerated().map { try ste($1, "\(key).from[\($0)]") },
+                    warmupEpochs: try int(m["warmup_epochs"], "\(key).warmup_epochs"),
+                    warmupLR: try double(m["warmup_lr"], "\(key).warmup_lr"), thenNormalSchedule: then)
+                for from in spec.from where from == spec.ste {
+                    throw fail("\(key).from", "starts from the \(from.rawValue) minimum with the same STE: nothing to repel")
+                }
+                // Run ids name (net, bits, STE, from STE): two experiments may not share one.
+                for other in repel where other.net == spec.net && other.bits == spec.bits && other.ste == spec.ste {
+                    if let shared = other.from.first(where: spec.from.contains) {
+                        throw fail("\(key).from", "\(spec.net) \(spec.bits)-bit \(spec.ste.rawValue) from \(shared.rawValue) is already run by repel.\(other.name)")
+                    }
+                }
+                repel.append(spec)
+            }
         }
         var profiles: [String: ProfileSpec] = [:]
         if let p = top["profiles"] {
@@ -231,7 +296,7 @@ struct ConfigParser {
         }
         return ExperimentConfig(file: file, experiment: try string(top["experiment"], "experiment"),
             reference: reference, seeds: seeds, bits: bits, stes: stes, rounding: rounding, alpha: alpha,
-            nets: nets, fig2: fig2, profiles: profiles)
+            nets: nets, repel: repel, profiles: profiles)
     }
 
     func parseNet(_ name: String, _ value: Any) throws -> NetSpec {
@@ -271,24 +336,38 @@ struct ConfigParser {
         guard ["constant", "multistep", "cosine"].contains(kind) else {
             throw fail("\(key).schedule.kind", "unknown schedule '\(kind)' (known: constant, multistep, cosine)")
         }
-        let milestones = try (s["milestones"] as? [Any] ?? []).enumerated().map {
-            try double($1, "\(key).schedule.milestones[\($0)]")
+        // Milestones are epochs (integers ≥ 1, as the paper's Table 2 gives them) or fractions in (0, 1).
+        let epochs = try int(m["epochs"], "\(key).epochs")
+        let raw = s["milestones"] as? [Any] ?? []
+        var milestones: [Double] = []
+        var milestoneEpochs: [Int]? = nil
+        if raw.contains(where: { $0 is Int }) {
+            milestoneEpochs = try raw.enumerated().map { i, v in
+                guard let e = v as? Int, e >= 1, e < epochs else {
+                    throw fail("\(key).schedule.milestones[\(i)]", "mixes epochs and fractions, or an epoch outside 1..<\(epochs) (\(v)): give epochs (integers) or fractions in (0, 1)")
+                }
+                return e
+            }
+        } else {
+            milestones = try raw.enumerated().map { try double($1, "\(key).schedule.milestones[\($0)]") }
+            for (i, f) in milestones.enumerated() where !(f > 0 && f < 1) {
+                throw fail("\(key).schedule.milestones[\(i)]", "a milestone is an epoch (an integer) or a fraction of the epochs in (0, 1), found \(f)")
+            }
         }
-        for (i, f) in milestones.enumerated() where !(f > 0 && f < 1) {
-            throw fail("\(key).schedule.milestones[\(i)]", "a milestone is a fraction of the epochs in (0, 1), found \(f)")
-        }
-        return PhaseSpec(epochs: try int(m["epochs"], "\(key).epochs"),
+        return PhaseSpec(epochs: epochs,
             batchSize: try int(m["batch_size"], "\(key).batch_size"), optimizer: optimizer, lr: lr,
             momentum: try double(m["momentum"], "\(key).momentum"),
             weightDecay: try double(m["weight_decay"], "\(key).weight_decay"),
             schedule: ScheduleSpec(kind: kind, milestones: milestones,
-                gamma: try s["gamma"].map { try double($0, "\(key).schedule.gamma") } ?? 0.1))
+                gamma: try s["gamma"].map { try double($0, "\(key).schedule.gamma") } ?? 0.1,
+                milestoneEpochs: milestoneEpochs))
     }
 
     func parseProfile(_ key: String, _ value: Any, nets: [String: NetSpec]) throws -> ProfileSpec {
-        let m = try map(value, key, allowed: ["nets", "seeds", "bits", "stes", "train_subset", "test_subset",
-            "pretrain_epochs", "train_epochs", "fig2_net", "fig2_warmup_epochs", "lenet5_widths", "train_lr"], required: [])
+        let m = try map(value, key, allowed: ["ablation", "nets", "seeds", "bits", "stes", "train_subset", "test_subset",
+            "pretrain_epochs", "train_epochs", "repel_net", "repel_warmup_epochs", "lenet5_widths", "train_lr"], required: [])
         var p = ProfileSpec()
+        p.ablation = try m["ablation"].map { try string($0, "\(key).ablation") }
         if let v = m["nets"] {
             p.nets = try list(v, "\(key).nets").enumerated().map { i, n in
                 let s = try string(n, "\(key).nets[\(i)]")
@@ -303,12 +382,12 @@ struct ConfigParser {
         p.testSubset = try m["test_subset"].map { try int($0, "\(key).test_subset") }
         p.pretrainEpochs = try m["pretrain_epochs"].map { try int($0, "\(key).pretrain_epochs") }
         p.trainEpochs = try m["train_epochs"].map { try int($0, "\(key).train_epochs") }
-        if let v = m["fig2_net"] {
-            let s = try string(v, "\(key).fig2_net")
-            guard nets[s] != nil else { throw fail("\(key).fig2_net", "unknown net '\(s)'") }
-            p.fig2Net = s
+        if let v = m["repel_net"] {
+            let s = try string(v, "\(key).repel_net")
+            guard nets[s] != nil else { throw fail("\(key).repel_net", "unknown net '\(s)'") }
+            p.repelNet = s
         }
-        p.fig2WarmupEpochs = try m["fig2_warmup_epochs"].map { try int($0, "\(key).fig2_warmup_epochs") }
+        p.repelWarmupEpochs = try m["repel_warmup_epochs"].map { try int($0, "\(key).repel_warmup_epochs") }
         if let v = m["train_lr"] {
             let lr = try double(v, "\(key).train_lr")
             guard lr > 0 else { throw fail("\(key).train_lr", "must be positive, found \(lr)") }
@@ -316,7 +395,9 @@ struct ConfigParser {
         }
         if let v = m["lenet5_widths"] {
             let w = try list(v, "\(key).lenet5_widths").map { try int($0, "\(key).lenet5_widths") }
-            guard w.count == 4 else { throw fail("\(key).lenet5_widths", "expected 4 widths (conv1, conv2, fc1, fc2), got \(w.count)") }
+            guard w.count == 4 || w.count == 3 else {
+                throw fail("\(key).lenet5_widths", "expected 4 widths (conv1, conv2, fc1, fc2: the classic layout) or 3 (conv1, conv2, fc1: the Caffe layout), got \(w.count)")
+            }
             p.lenet5Widths = w
         }
         return p

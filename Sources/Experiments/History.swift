@@ -14,6 +14,11 @@ public struct History: Sendable, Equatable {
     /// Resident memory of the process at the end of each epoch (MiB; flat after the first epoch when
     /// the step allocates nothing). Empty in files written before the column existed.
     public var residentMiB: [Double] = []
+    /// Repel runs: the starting point measured before the first step — the mean mini-batch loss of one
+    /// pass over the training set in train mode (as the epochs' `trainLoss`, BN statistics left as they
+    /// were) and the test accuracy. nil for other runs.
+    public var startTrainLoss: Double? = nil
+    public var startTestAccuracy: Double? = nil
 
     public init() {}
 
@@ -50,6 +55,9 @@ public struct History: Sendable, Equatable {
         try w.write("\(group)/wall_seconds", wallSeconds, shape: [n])
         try w.write("\(group)/images_per_second", imagesPerSecond, shape: [n])
         if residentMiB.count == n { try w.write("\(group)/resident_mib", residentMiB, shape: [n]) }
+        if let l = startTrainLoss, let a = startTestAccuracy {
+            try w.setAttributes(["start_train_loss": .double(l), "start_test_accuracy": .double(a)], on: group)
+        }
         try w.setAttribute("units", .strings(["epoch: 1-based", "loss: mean softmax cross-entropy (no weight decay)",
             "accuracy: %", "wall_seconds: cumulative training+test time", "images_per_second: training",
             "resident_mib: process resident set at the end of the epoch"]), on: group)
@@ -68,6 +76,11 @@ public struct History: Sendable, Equatable {
         h.imagesPerSecond = try r.read("\(group)/images_per_second", as: Double.self, shape: [n]).values
         if r.contains("\(group)/resident_mib") {
             h.residentMiB = try r.read("\(group)/resident_mib", as: Double.self, shape: [n]).values
+        }
+        let names = try r.attributeNames(on: group)
+        if names.contains("start_train_loss") {
+            h.startTrainLoss = try r.attribute("start_train_loss", on: group).doubleValue
+            h.startTestAccuracy = try r.attribute("start_test_accuracy", on: group).doubleValue
         }
         return h
     }

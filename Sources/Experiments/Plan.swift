@@ -20,7 +20,7 @@ public struct Plan {
     public func writeStamps() throws {
         let runs = config.allRuns()
         try FileManager.default.createDirectory(atPath: "\(root)/stamps", withIntermediateDirectories: true)
-        for id in runs.pretrains + runs.cells + runs.fig2 {
+        for id in runs.pretrains + runs.cells + runs.repel {
             let json = try config.runConfig(id, profile: profile).canonicalJSON() + "\n"
             let path = stampPath(id)
             if (try? String(contentsOfFile: path, encoding: .utf8)) == json { continue }
@@ -37,10 +37,10 @@ public struct Plan {
         out += "PLAN_ROOT := \(root)\n"
         out += "PLAN_PRETRAINS := \(runs.pretrains.filter(ready).map { "\($0)" }.joined(separator: " "))\n"
         out += "PLAN_CELLS := \(runs.cells.filter(ready).map { "\($0)" }.joined(separator: " "))\n"
-        out += "PLAN_FIG2 := \(runs.fig2.filter(ready).map { "\($0)" }.joined(separator: " "))\n"
-        out += "PLAN_SKIPPED := \((runs.cells + runs.fig2).filter { !ready($0) }.map { "\($0)" }.joined(separator: " "))\n"
-        out += "PLAN_EVALS := \((runs.cells + runs.fig2).filter(ready).map { "\(root)/\($0.folder)/eval.h5" }.joined(separator: " "))\n\n"
-        for id in runs.pretrains + runs.cells + runs.fig2 {
+        out += "PLAN_REPEL := \(runs.repel.filter(ready).map { "\($0)" }.joined(separator: " "))\n"
+        out += "PLAN_SKIPPED := \((runs.cells + runs.repel).filter { !ready($0) }.map { "\($0)" }.joined(separator: " "))\n"
+        out += "PLAN_EVALS := \((runs.cells + runs.repel).filter(ready).map { "\(root)/\($0.folder)/eval.h5" }.joined(separator: " "))\n\n"
+        for id in runs.pretrains + runs.cells + runs.repel {
             let run = try config.runConfig(id, profile: profile)
             let dir = "\(root)/\(id.folder)"
             let parent = run.initFrom.map { " " + $0 } ?? ""

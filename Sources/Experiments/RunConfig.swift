@@ -27,9 +27,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var evalBatchSize: Int
     public var seed: Int
     public var activation: ActivationSpec
-    /// Phases run one after the other (Fig. 2: a low-LR warm-up, then the normal schedule).
+    /// Phases run one after the other (repel runs: a low-LR phase, then possibly the normal schedule).
     public var phases: [PhaseSpec]
-    /// The run whose final checkpoint initialises this one (the pretrain, or the Fig. 2 start point).
+    /// The run whose final checkpoint initialises this one (the pretrain, or a repel run's start point).
     public var initFrom: String?
     public var trainSubset: Int?
     public var testSubset: Int?
@@ -76,29 +76,36 @@ extension ExperimentConfig {
             config.phases = [net.train]
             config.initFrom = "\(root)/\(id.parent!.folder)/checkpoint.h5"
         case .repel:
-            guard let fig2 else { throw ConfigError(file: file, key: "fig2", message: "no fig2 section") }
+            guard let spec = repelSpec(for: id) else {
+                throw ConfigError(file: file, key: "repel", message: "run \(id): no repel experiment starts \(id.ste!.rawValue) at the \(id.from!.rawValue) minimum of \(id.net) \(id.bits!)-bit")
+            }
             config.activation = ActivationSpec(bits: id.bits, alpha: alpha(bits: id.bits!), rounding: rounding, ste: id.ste)
             var warmup = net.train
-            warmup.epochs = fig2.warmupEpochs
-            warmup.lr = fig2.warmupLR
+            warmup.epochs = spec.warmupEpochs
+            warmup.lr = spec.warmupLR
             warmup.schedule = ScheduleSpec(kind: "constant", milestones: [], gamma: 1)
-            config.phases = [warmup, net.train]
+            config.phases = spec.thenNormalSchedule ? [warmup, net.train] : [warmup]
             config.initFrom = "\(root)/\(id.parent!.folder)/checkpoint.h5"
         }
         return config
     }
 
-    /// Every run of the grid (pretrains, Table 1 cells, Fig. 2 runs), in dependency order.
-    public func allRuns() -> (pretrains: [RunID], cells: [RunID], fig2: [RunID]) {
+    /// The repel experiment a repel run belongs to.
+    public func repelSpec(for id: RunID) -> RepelSpec? {
+        repel.first { $0.net == id.net && $0.bits == id.bits && $0.ste == id.ste && $0.from.contains(id.from ?? id.ste!) }
+    }
+
+    /// Every run of the grid (pretrains, Table 1 cells, repel runs), in dependency order.
+    public func allRuns() -> (pretrains: [RunID], cells: [RunID], repel: [RunID]) {
         let netNames = nets.keys.sorted { netOrder($0) < netOrder($1) }
         var pretrains: [RunID] = [], cells: [RunID] = [], repel: [RunID] = []
         for net in netNames {
             for seed in seeds { pretrains.append(.pretrain(net: net, seed: seed)) }
             for b in bits { for s in stes { for seed in seeds { cells.append(.train(net: net, bits: b, ste: s, seed: seed)) } } }
         }
-        if let fig2, nets[fig2.net] != nil {
-            for from in fig2.from {
-                for seed in seeds { repel.append(.repel(net: fig2.net, bits: fig2.bits, ste: fig2.ste, from: from, seed: seed)) }
+        for spec in self.repel where nets[spec.net] != nil {
+            for from in spec.from {
+                for seed in seeds { repel.append(.repel(net: spec.net, bits: spec.bits, ste: spec.ste, from: from, seed: seed)) }
             }
         }
         return (pretrains, cells, repel)

@@ -2,7 +2,7 @@
 // the net, bits, STE and seed from it. Seeds come from the id, never from an array index.
 //   pretrain:  lenet5-s0                       -> results/pretrain/lenet5-s0/
 //   train:     lenet5-a2-clipped-s0            -> results/runs/lenet5-a2-clipped-s0/
-//   repel:     resnet20-a4-identity-from-clipped-s0 (Fig. 2) -> results/fig2/<id>/
+//   repel:     resnet20-a4-identity-from-clipped-s0 (Fig. 2, Appendix C) -> results/repel/<id>/
 import Kernels
 
 public struct RunID: Hashable, Sendable, CustomStringConvertible {
@@ -38,7 +38,7 @@ public struct RunID: Hashable, Sendable, CustomStringConvertible {
         switch kind {
         case .pretrain: return "pretrain/\(self)"
         case .train: return "runs/\(self)"
-        case .repel: return "fig2/\(self)"
+        case .repel: return "repel/\(self)"
         }
     }
 

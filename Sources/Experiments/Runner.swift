@@ -57,8 +57,9 @@ func activation(_ config: RunConfig) -> Activation {
 func schedule(_ phase: PhaseSpec) -> LearningRateSchedule {
     switch phase.schedule.kind {
     case "multistep":
-        return .multiStep(base: phase.lr, milestones: phase.schedule.milestones.map { .fraction($0) },
-            gamma: phase.schedule.gamma)
+        let milestones: [Milestone] = phase.schedule.milestoneEpochs.map { $0.map { .epoch($0) } }
+            ?? phase.schedule.milestones.map { .fraction($0) }
+        return .multiStep(base: phase.lr, milestones: milestones, gamma: phase.schedule.gamma)
     case "cosine": return .cosine(base: phase.lr, minimum: 0, perStep: false)
     default: return .constant(phase.lr)
     }
@@ -96,6 +97,8 @@ public final class RunExecutor {
     public let quiet: Bool
     /// Test hook: stop (as if killed) after this many epochs of this process.
     public var stopAfterEpochs: Int?
+    /// Test hook: skip a repel run's start measurement (to show that it does not change the run).
+    var measuresStart = true
 
     public init(config: RunConfig, resultsRoot: String, quiet: Bool) {
         self.config = config
@@ -135,12 +138,15 @@ public final class RunExecutor {
         }
         let trainBatcher = try makeBatcher(data.train, config, batchSize: config.phases[0].batchSize, training: true)
         let testBatcher = try makeBatcher(data.test, config, batchSize: config.evalBatchSize, training: false)
+        if config.kind == RunID.Kind.repel.rawValue && startEpoch == 0 && measuresStart {
+            (history.startTrainLoss, history.startTestAccuracy) = measureStart(network, trainBatcher, testBatcher)
+        }
         var wall = history.wallSeconds.last ?? 0
         var epochsThisProcess = 0
         let total = config.totalEpochs
         for epoch in startEpoch..<total {
             let (phase, epochInPhase) = phaseIndex(ofEpoch: epoch)
-            if phase != phaseOfOptimizer {  // Fig. 2: a new phase starts with a fresh optimizer, as a new run would
+            if phase != phaseOfOptimizer {  // repel runs: a new phase starts with a fresh optimizer, as a new run would
                 optimizer = makeOptimizer(config.phases[phase], network)
                 phaseOfOptimizer = phase
             }
@@ -187,6 +193,26 @@ public final class RunExecutor {
         }
         try writeFinal(network, optimizer, history, epoch: total, diverged: nil)
         return RunOutcome(epochs: total, diverged: false, divergedEpoch: nil, wallSeconds: wall)
+    }
+
+    /// A repel run's starting point, measured as its epochs are: the mean mini-batch loss of one pass over
+    /// the training set in train mode (batch statistics), and the test accuracy. No step is taken and the BN
+    /// running statistics are restored afterwards, so the run continues exactly as without the measurement.
+    func measureStart(_ network: Network, _ train: Batcher, _ test: Batcher) -> (Double, Double) {
+        let saved = network.buffers.map { $0.value.clone() }
+        var lossSum = 0.0, seen = 0
+        for i in 0..<train.batchesPerEpoch {
+            let batch = train.batch(epoch: 0, index: i)
+            let logits = network.forward(batch.x, training: true)
+            let (loss, _) = batch.labels.withUnsafeBufferPointer {
+                softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: batch.count, classes: logits.shape[1],
+                    dlogits: nil)
+            }
+            lossSum += Double(loss) * Double(batch.count)
+            seen += batch.count
+        }
+        for (buffer, copy) in zip(network.buffers, saved) { buffer.value.copy(from: copy) }
+        return (lossSum / Double(seen), evaluate(network, test).accuracy)
     }
 
     /// Phase index and epoch within that phase of a global epoch (from 0).

@@ -1,5 +1,5 @@
 // `ste plan --slurm`: the grid as Slurm job arrays. Per net, the pretrains are one array, the Table 1
-// cells a second (afterok on the pretrains), the Fig. 2 runs a third (afterok on exactly the cell tasks
+// cells a second (afterok on the pretrains), the repel runs (Fig. 2, Appendix C) a third (afterok on exactly the cell tasks
 // they start from); a report job (afterany on every array) writes the report and the diff. Each array
 // task picks its run id from a manifest line by SLURM_ARRAY_TASK_ID and runs the same Make target a
 // local run would (`make <root>/<folder>/<id>/eval.h5`), so a cluster run and a local rerun agree.
@@ -50,7 +50,7 @@ public struct RunFiles {
 }
 
 public struct SlurmPlan {
-    public enum Stage: String, Sendable { case pretrain, cells, fig2, report }
+    public enum Stage: String, Sendable { case pretrain, cells, repel, report }
 
     /// What a job waits for: "afterok" / "afterany" on whole arrays (task nil) or single array tasks.
     public struct Dependency {
@@ -93,7 +93,7 @@ public struct SlurmPlan {
 
     /// `pending`: the runs to submit (ready and not complete), in the grid's order.
     public init(config: ExperimentConfig, profile: String, settings: SlurmSettings, workdir: String, submission: String,
-        makeVars: [String], oldFiles: [String], pending: (pretrains: [RunID], cells: [RunID], fig2: [RunID]))
+        makeVars: [String], oldFiles: [String], pending: (pretrains: [RunID], cells: [RunID], repel: [RunID]))
     {
         self.config = config
         self.profile = profile
@@ -102,14 +102,14 @@ public struct SlurmPlan {
         self.submission = submission
         self.makeVars = makeVars
         self.oldFiles = oldFiles
-        let nets = Set((pending.pretrains + pending.cells + pending.fig2).map(\.net)).sorted {
+        let nets = Set((pending.pretrains + pending.cells + pending.repel).map(\.net)).sorted {
             (netOrder($0), $0) < (netOrder($1), $1)
         }
         var jobs: [Job] = []
         for net in nets {
             let pre = pending.pretrains.filter { $0.net == net }
             let cells = pending.cells.filter { $0.net == net }
-            let fig2 = pending.fig2.filter { $0.net == net }
+            let repel = pending.repel.filter { $0.net == net }
             if !pre.isEmpty {
                 jobs.append(Job(key: "pretrain-\(net)", stage: .pretrain, net: net, runs: pre, dependency: nil))
             }
@@ -117,13 +117,13 @@ public struct SlurmPlan {
                 jobs.append(Job(key: "cells-\(net)", stage: .cells, net: net, runs: cells,
                     dependency: pre.isEmpty ? nil : Dependency(kind: "afterok", on: [.init(key: "pretrain-\(net)", task: nil)])))
             }
-            if !fig2.isEmpty {
-                // Each Fig. 2 run starts from one cell: wait for exactly those cell tasks.
-                let parents = Set(fig2.compactMap(\.parent))
+            if !repel.isEmpty {
+                // Each repel run starts from one cell: wait for exactly those cell tasks.
+                let parents = Set(repel.compactMap(\.parent))
                 let waits = cells.indices.filter { parents.contains(cells[$0]) }.map {
                     Dependency.Target(key: "cells-\(net)", task: $0)
                 }
-                jobs.append(Job(key: "fig2-\(net)", stage: .fig2, net: net, runs: fig2,
+                jobs.append(Job(key: "repel-\(net)", stage: .repel, net: net, runs: repel,
                     dependency: waits.isEmpty ? nil : Dependency(kind: "afterok", on: waits)))
             }
         }
@@ -138,7 +138,7 @@ public struct SlurmPlan {
         switch stage {
         case .pretrain: return "pretrain"
         case .cells: return "runs"
-        case .fig2: return "fig2"
+        case .repel: return "repel"
         case .report: return ""
         }
     }
@@ -151,7 +151,7 @@ public struct SlurmPlan {
     func header(_ job: Job) -> [String] {
         var lines = ["#!/bin/bash"]
         let what = job.stage == .report ? "report + diff of profile \(profile)"
-            : "\(job.runs.count) \(["pretrain": "float pretrain", "cells": "Table 1 cell", "fig2": "Fig. 2"][job.stage.rawValue]!) "
+            : "\(job.runs.count) \(["pretrain": "float pretrain", "cells": "Table 1 cell", "repel": "repel (Fig. 2 / Appendix C)"][job.stage.rawValue]!) "
                 + "run\(job.runs.count == 1 ? "" : "s") of \(job.net!) (profile \(profile))"
         lines.append("# \(job.key): \(what); submission \(submission), written by `ste plan --slurm`.")
         if job.stage != .report {

@@ -123,7 +123,7 @@ public struct GridStatus {
     public func collect(queue: SlurmQueue?) -> [RunStatus] {
         let all = files.config.allRuns()
         let subs = submissions()
-        return (all.pretrains + all.cells + all.fig2).map { status($0, subs[$0], queue) }
+        return (all.pretrains + all.cells + all.repel).map { status($0, subs[$0], queue) }
     }
 
     /// Array job ids of every recorded submission (to query Slurm about).

@@ -1,5 +1,5 @@
 // Comparing this project's Table 1 with the paper's: per-cell statistics and verdicts.
-// Accuracy (notes/conventions.md §2): consistent when the paper value lies within
+// Accuracy: consistent when the paper value lies within
 // max(2·SE over seeds, 2·binomial SE of the test set) of our mean; otherwise lower / higher.
 // Training loss is compared on a log scale: consistent when within max(2·SE over seeds of log10(loss),
 // log10(2)) — a factor of two — of the paper value (the project's choice: the paper gives one run, and

@@ -36,6 +36,7 @@ public struct Provenance: Sendable {
             "input_files": .strings(inputs.map { $0.path }),
             "input_sha256": .strings(inputs.map { $0.sha256 }),
             "library_versions": .strings(libs.keys.sorted().map { "\($0)=\(libs[$0]!)" }),
+            "machine": .string(machineDescription()),
         ]
     }
 
@@ -69,6 +70,28 @@ private func runGit(_ args: [String]) -> String? {
     guard process.terminationStatus == 0 else { return nil }
     return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
+
+/// The machine a file was written on, for provenance: CPU model, logical CPUs, OS and architecture,
+/// e.g. "AMD EPYC (2 CPUs), Debian GNU/Linux 12 (bookworm), x86_64".
+public func machineDescription() -> String { cachedMachine }
+
+private let cachedMachine: String = {
+    func firstValue(in path: String, key: String) -> String? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: key == "PRETTY_NAME" ? "=" : ":", maxSplits: 1)
+            guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == key else { continue }
+            return parts[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        return nil
+    }
+    let cpu = firstValue(in: "/proc/cpuinfo", key: "model name") ?? "unknown CPU"
+    let os = firstValue(in: "/etc/os-release", key: "PRETTY_NAME") ?? "unknown OS"
+    var uts = utsname()
+    uname(&uts)
+    let arch = withUnsafeBytes(of: &uts.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    return "\(cpu) (\(ProcessInfo.processInfo.activeProcessorCount) CPUs), \(os), \(arch)"
+}()
 
 /// SHA-256 of a file's bytes, lower-case hex, streamed in 4 MiB pieces.
 public func sha256Hex(ofFile path: String) throws -> String {

@@ -20,7 +20,7 @@ struct GridOptions: ParsableArguments {
 struct RunOptions: ParsableArguments {
     @OptionGroup var grid: GridOptions
 
-    @Option(help: "Run id: <net>-s<seed> (pretrain), <net>-a<bits>-<ste>-s<seed> (train), or <net>-a<bits>-<ste>-from-<ste>-s<seed> (Fig. 2).")
+    @Option(help: "Run id: <net>-s<seed> (pretrain), <net>-a<bits>-<ste>-s<seed> (train), or <net>-a<bits>-<ste>-from-<ste>-s<seed> (repel run: Fig. 2, Appendix C).")
     var run: String
 
     @Option(help: "Compute threads (oneDNN, kernels). Same seed and threads → bit-identical results. Default: $STE_THREADS or 2.")
@@ -75,7 +75,7 @@ struct Plan: ParsableCommand {
             try plan.writeStamps()
             if list {
                 let r = config.allRuns()
-                for id in r.pretrains + r.cells + r.fig2 { print(id) }
+                for id in r.pretrains + r.cells + r.repel { print(id) }
                 return
             }
             let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
@@ -106,9 +106,9 @@ struct Pretrain: ParsableCommand {
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train one quantized cell (or a Fig. 2 run) from its starting checkpoint.",
+        abstract: "Train one quantized cell (or a repel run) from its starting checkpoint.",
         discussion: """
-            Writes results/runs/<run>/checkpoint.h5 and history.h5 (Fig. 2 runs: results/fig2/<run>/). \
+            Writes results/runs/<run>/checkpoint.h5 and history.h5 (repel runs: results/repel/<run>/). \
             A checkpoint is written atomically after every epoch; a killed run resumes from it and ends \
             bit-identical to an uninterrupted one. A NaN/inf loss stops the run and records it as diverged.
 

@@ -80,8 +80,8 @@ func submitSlurm(_ plan: Experiments.Plan, config: ExperimentConfig, profile: St
     let all = config.allRuns()
     func ready(_ id: RunID) -> Bool { cifarPresent || config.nets[id.net]?.dataset != "cifar10" }
     func pending(_ ids: [RunID]) -> [RunID] { ids.filter { ready($0) && !files.complete($0) } }
-    let todo = (pretrains: pending(all.pretrains), cells: pending(all.cells), fig2: pending(all.fig2))
-    for net in Set((todo.pretrains + todo.cells + todo.fig2).map(\.net)).sorted() {
+    let todo = (pretrains: pending(all.pretrains), cells: pending(all.cells), repel: pending(all.repel))
+    for net in Set((todo.pretrains + todo.cells + todo.repel).map(\.net)).sorted() {
         let data = config.nets[net]!.data
         guard FileManager.default.fileExists(atPath: data) else {
             throw SlurmError(description: "\(data) is missing: run `make \(data)` before submitting (make slurm does)")
@@ -105,8 +105,8 @@ func submitSlurm(_ plan: Experiments.Plan, config: ExperimentConfig, profile: St
     let slurm = SlurmPlan(config: config, profile: profile, settings: settings,
         workdir: FileManager.default.currentDirectoryPath, submission: submission, makeVars: makeVars,
         oldFiles: oldFiles, pending: todo)
-    let total = all.pretrains.filter(ready).count + all.cells.filter(ready).count + all.fig2.filter(ready).count
-    let count = todo.pretrains.count + todo.cells.count + todo.fig2.count
+    let total = all.pretrains.filter(ready).count + all.cells.filter(ready).count + all.repel.filter(ready).count
+    let count = todo.pretrains.count + todo.cells.count + todo.repel.count
     let note = "\(count) of \(total) runs to submit (\(total - count) already complete)"
     if options.dryRun {
         print(slurm.dryRunText(), terminator: "")

@@ -24,31 +24,63 @@ final class ConfigTests: XCTestCase {
         let c = try ExperimentConfig.load("experiments/table1.yaml")
         XCTAssertEqual(c.bits, [2, 4])
         XCTAssertEqual(c.stes.map(\.rawValue), ["identity", "relu", "clipped"])
-        XCTAssertEqual(c.nets["lenet5"]!.train.epochs, 50)
-        XCTAssertEqual(c.nets["resnet20"]!.train.epochs, 200)
-        XCTAssertEqual(c.nets["vgg11"]!.train.momentum, 0.9)
+        // The paper's Table 2, exactly: epochs, batch, initial lr, ×0.1 at the listed epochs.
+        for (net, epochs, batch, lr, milestones) in [("lenet5", 50, 64, 0.1, [20, 40]), ("vgg11", 200, 128, 0.01, [80, 140]),
+            ("resnet20", 200, 128, 0.01, [80, 140])]
+        {
+            let t = c.nets[net]!.train
+            XCTAssertEqual(t.epochs, epochs, net)
+            XCTAssertEqual(t.batchSize, batch, net)
+            XCTAssertEqual(t.lr, lr, net)
+            XCTAssertEqual(t.momentum, 0.9, net)
+            XCTAssertEqual(t.schedule.kind, "multistep", net)
+            XCTAssertEqual(t.schedule.gamma, 0.1, net)
+            XCTAssertEqual(t.schedule.milestoneEpochs, milestones, net)
+        }
+        // The rates the runner uses land on those epochs: 0.1 until epoch 20, 0.01 until 40, then 0.001.
+        let lenet = c.nets["lenet5"]!.train
+        let rates = (0..<50).map { schedule(lenet).rate(epoch: $0, step: 0, stepsPerEpoch: 938, totalEpochs: 50) }
+        XCTAssertEqual(rates[19], 0.1)
+        XCTAssertEqual(rates[20], 0.1 * 0.1, accuracy: 1e-15)
+        XCTAssertEqual(rates[39], 0.1 * 0.1, accuracy: 1e-15)
+        XCTAssertEqual(rates[40], 0.1 * 0.1 * 0.1, accuracy: 1e-15)
         XCTAssertEqual(c.alpha?[2], 0.6511)
         XCTAssertEqual(c.alpha?[4], 0.1946)
-        XCTAssertEqual(c.fig2?.warmupLR, 1e-5)
+        XCTAssertEqual(c.repel.map(\.name), ["appendix-c", "fig2"])
+        let fig2 = c.repel.first { $0.name == "fig2" }!
+        XCTAssertEqual(fig2.warmupLR, 1e-5)
+        XCTAssertTrue(fig2.thenNormalSchedule)
         let runs = c.allRuns()
         XCTAssertEqual(runs.cells.count, 3 * 2 * 3 * c.seeds.count)
         XCTAssertEqual(runs.pretrains.count, 3 * c.seeds.count)
-        XCTAssertEqual(runs.fig2.count, 2 * c.seeds.count)
+        XCTAssertEqual(runs.repel.count, 3 * c.seeds.count)
+        // Fig. 2: lr 1e-5 for 20 epochs, then ResNet-20's Table 2 row; Appendix C: the lr 1e-5 phase alone.
+        let f2 = try c.runConfig(RunID("resnet20-a4-identity-from-clipped-s0")!, profile: "paper")
+        XCTAssertEqual(f2.phases.map(\.epochs), [20, 200])
+        XCTAssertEqual(f2.phases[1], c.nets["resnet20"]!.train)
+        XCTAssertEqual(f2.initFrom, "results/runs/resnet20-a4-clipped-s0/checkpoint.h5")
+        let appC = try c.runConfig(RunID("resnet20-a2-relu-from-clipped-s1")!, profile: "paper")
+        XCTAssertEqual(appC.phases.map(\.epochs), [20])
+        XCTAssertEqual(appC.phases[0].lr, 1e-5)
+        XCTAssertEqual(appC.activation.ste, .relu)
+        XCTAssertEqual(appC.initFrom, "results/runs/resnet20-a2-clipped-s1/checkpoint.h5")
+        XCTAssertThrowsError(try c.runConfig(RunID("resnet20-a2-identity-from-clipped-s0")!, profile: "paper"))
         let smoke = try c.resolved(profile: "smoke")
         XCTAssertEqual(smoke.nets.keys.sorted(), ["lenet5"])
         XCTAssertEqual(smoke.nets["lenet5"]!.train.epochs, 2)
-        // The width ablation changes only its own runs; the classic runs' stamps do not mention widths.
-        let wide = try c.resolved(profile: "lenet5-wide")
-        let wideRun = try wide.runConfig(RunID("lenet5-a2-relu-s0")!, profile: "lenet5-wide")
-        XCTAssertEqual(wideRun.lenet5Widths, [12, 32, 240, 168])
-        XCTAssertEqual(wideRun.initFrom, "results/lenet5-wide/pretrain/lenet5-s0/checkpoint.h5")
+        XCTAssertEqual(smoke.nets["lenet5"]!.train.schedule.milestoneEpochs, [1, 2])  // 20, 40 of 50 scaled to 2
+        XCTAssertEqual(smoke.allRuns().repel.map { "\($0)" }, ["lenet5-a2-relu-from-clipped-s0",
+            "lenet5-a4-identity-from-relu-s0", "lenet5-a4-identity-from-clipped-s0"])
+        // The Caffe-layout ablation changes only its own runs; the classic runs' stamps do not mention widths.
+        let caffe = try c.resolved(profile: "lenet5-caffe")
+        XCTAssertNotNil(caffe.profiles["lenet5-caffe"]?.ablation)
+        let caffeRun = try caffe.runConfig(RunID("lenet5-a2-relu-s0")!, profile: "lenet5-caffe")
+        XCTAssertEqual(caffeRun.lenet5Widths, [20, 50, 500])
+        XCTAssertEqual(caffeRun.phases, [c.nets["lenet5"]!.train])
+        XCTAssertEqual(caffeRun.initFrom, "results/lenet5-caffe/pretrain/lenet5-s0/checkpoint.h5")
         let classic = try c.runConfig(RunID("lenet5-a2-relu-s0")!, profile: "paper")
         XCTAssertNil(classic.lenet5Widths)
         XCTAssertFalse(classic.canonicalJSON().contains("lenet5Widths"))
-        let fast = try c.resolved(profile: "lenet5-lr10x")
-        XCTAssertEqual(fast.nets["lenet5"]!.train.lr, 0.1)
-        XCTAssertEqual(fast.nets["lenet5"]!.pretrain.lr, 0.1)  // the float pretrain keeps its own rate
-        XCTAssertEqual(c.nets["lenet5"]!.train.lr, 0.01)
     }
 
     /// Each bad config is rejected with a message naming the file and the key.
@@ -58,15 +90,21 @@ final class ConfigTests: XCTestCase {
             ("experiment: yin2019-table1", "experiment: yin2019-table1\nbogus: 1", "bogus: unknown key"),
             ("stes: [identity, relu, clipped]", "stes: [identity, relu, clipt]", "stes[2]: unknown STE 'clipt'"),
             ("bits: [2, 4]", "bits: [2, 9]", "bits[1]: bits must be in 1...8, found 9"),
-            ("      epochs: 50                 # paper", "      epochs: 0", "nets.lenet5.train.epochs: must be positive, found 0"),
-            ("    train:\n      epochs: 50                 # paper\n      batch_size: 128",
+            ("      epochs: 50                 # paper (Table 2)", "      epochs: 0", "nets.lenet5.train.epochs: must be positive, found 0"),
+            ("    train:\n      epochs: 50                 # paper (Table 2)\n      batch_size: 64             # paper (Table 2)",
                 "    train:\n      epochs: 50\n      batch_size: -1", "nets.lenet5.train.batch_size: must be positive, found -1"),
             ("reference: experiments/reference/yin2019-table1.csv", "reference: experiments/reference/nope.csv",
                 "reference: file 'experiments/reference/nope.csv' does not exist"),
-            ("      lr: 0.01 ", "      learning_rate: 0.01 ", "nets.lenet5.train.learning_rate: unknown key"),
-            ("    lenet5_widths: [12, 32, 240, 168]", "    lenet5_widths: [12, 32, 240]",
-                "profiles.lenet5-wide.lenet5_widths: expected 4 widths"),
-            ("    train_lr: 0.1", "    train_lr: -0.1", "profiles.lenet5-lr10x.train_lr: must be positive"),
+            ("      lr: 0.1                    # paper (Table 2)", "      learning_rate: 0.1", "nets.lenet5.train.learning_rate: unknown key"),
+            ("    lenet5_widths: [20, 50, 500]", "    lenet5_widths: [20, 50]",
+                "profiles.lenet5-caffe.lenet5_widths: expected 4 widths"),
+            ("milestones: [20, 40]", "milestones: [20, 0.8]", "nets.lenet5.train.schedule.milestones[1]: mixes epochs and fractions"),
+            ("milestones: [20, 40]", "milestones: [20, 50]", "nets.lenet5.train.schedule.milestones[1]: mixes epochs and fractions, or an epoch outside 1..<50"),
+            ("    from: [clipped]              # paper: the 2-bit clipped-ReLU minimum (88.38 %)", "    from: [relu]", "repel.appendix-c.from: starts from the relu minimum with the same STE"),
+            ("    bits: 2                      # paper\n    ste: relu                    # paper: the vanilla-ReLU STE\n    from: [clipped]",
+                "    bits: 4\n    ste: identity\n    from: [relu]",
+                "repel.fig2.from: resnet20 4-bit identity from relu is already run by repel.appendix-c"),
+            ("    repel_net: lenet5", "    repel_net: lenet7", "profiles.smoke.repel_net: unknown net 'lenet7'"),
         ]
         for (old, new, expected) in cases {
             XCTAssertTrue(good.contains(old), "fixture text not found: \(old)")
@@ -121,6 +159,40 @@ final class ConfigTests: XCTestCase {
         // A wide seed spread widens the tolerance.
         let noisy = CellResult(key: key, accuracies: [98.0, 99.0, 100.0], losses: [1, 1, 1], testTotal: 10000)
         XCTAssertEqual(noisy.accuracyTolerance, 2 * 1.0 / 3.0.squareRoot(), accuracy: 1e-9)
+    }
+
+    /// Repelled claims are scored from the start (measured before the first step) to the end of the low-LR
+    /// phase or of the run, per the claims file's `at` column; a profile that moves the runs to another net
+    /// scores them there and says so.
+    func testRepelledClaimsAreScoredAtTheirPhase() throws {
+        func seed(_ s: Int, start: (Double, Double), lowLR: (Double, Double), end: (Double, Double)) -> RepelOutcome.Seed {
+            RepelOutcome.Seed(seed: s, startLoss: start.0, startAccuracy: start.1, lowLRLoss: lowLR.0, lowLRAccuracy: lowLR.1,
+                endLoss: end.0, endAccuracy: end.1, lowLREpochs: 20, epochs: 220)
+        }
+        // Fig. 2 from relu: up within the low-LR phase and at the end. From clipped: flat in the low-LR phase.
+        // Appendix C: up in one seed of two, down in the mean.
+        let repel: [RepelKey: RepelOutcome] = [
+            RepelKey(net: "resnet20", bits: 4, from: "relu", ste: "identity"): RepelOutcome(seeds: [
+                seed(0, start: (0.25, 86.6), lowLR: (0.4, 84.0), end: (1.3, 55.0))]),
+            RepelKey(net: "resnet20", bits: 4, from: "clipped", ste: "identity"): RepelOutcome(seeds: [
+                seed(0, start: (0.04, 91.2), lowLR: (0.039, 91.3), end: (1.2, 56.0))]),
+            RepelKey(net: "resnet20", bits: 2, from: "clipped", ste: "relu"): RepelOutcome(seeds: [
+                seed(0, start: (0.24, 88.4), lowLR: (0.25, 88.0), end: (0.25, 88.0)),
+                seed(1, start: (0.24, 88.4), lowLR: (0.20, 88.9), end: (0.20, 88.9))]),
+        ]
+        let claims = Dictionary(uniqueKeysWithValues: try evaluateClaims("experiments/reference/yin2019-claims.csv",
+            ours: [:], repel: repel).map { ($0.id, $0) })
+        XCTAssertEqual(claims["fig2-from-relu-low-lr"]?.held, true)
+        XCTAssertEqual(claims["fig2-from-relu-end"]?.held, true)
+        XCTAssertEqual(claims["fig2-from-clipped-low-lr"]?.held, false)
+        XCTAssertEqual(claims["fig2-from-clipped-end"]?.held, true)
+        XCTAssertEqual(claims["appendix-c-from-clipped"]?.held, false)
+        XCTAssertTrue(claims["appendix-c-from-clipped"]!.evidence.contains("in 1 of 2"), claims["appendix-c-from-clipped"]!.evidence)
+        XCTAssertTrue(claims["appendix-c-from-clipped"]!.statement.contains("Appendix C"))
+        XCTAssertNil(claims["order-resnet20-a2"]?.held, "cells not run")
+        let elsewhere = try evaluateClaims("experiments/reference/yin2019-claims.csv", ours: [:], repel: repel,
+            repelNetOverride: "lenet5")
+        XCTAssertTrue(elsewhere.filter { $0.id.hasPrefix("fig2") }.allSatisfy { $0.held == nil && $0.statement.contains("on resnet20") })
     }
 
     func testReferenceTableIsThePapers() throws {

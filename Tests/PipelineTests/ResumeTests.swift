@@ -45,7 +45,7 @@ final class ResumeTests: XCTestCase {
         try w.commit()
     }
 
-    func writeTinyGrid(_ path: String, lr: Double) throws {
+    func writeTinyGrid(_ path: String, lr: Double, repel: String = "") throws {
         let phase = """
                   epochs: 3
                   batch_size: 32
@@ -73,6 +73,7 @@ final class ResumeTests: XCTestCase {
             \(phase)
                 train:
             \(phase)
+            \(repel)
             """
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
@@ -124,6 +125,59 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(hb.residentMiB.count, 3)
         XCTAssertTrue((ha.residentMiB + hb.residentMiB).allSatisfy { $0 > 0 })
         XCTAssertEqual(ha.learningRate, [0.01, 0.01, 0.001])  // milestone 0.5·3 = 1.5 rounds to epoch 2
+    }
+
+    /// A repel run measures its starting point before the first step without changing the run: the
+    /// start's test accuracy is the starting cell's, the parameters after training are bit-identical to
+    /// a run that skips the measurement, and a resumed run keeps the measurement.
+    func testRepelRunMeasuresItsStartWithoutChangingTheRun() throws {
+        try writeTinyGrid("grid.yaml", lr: 0.01, repel: """
+            repel:
+              appendix-c:
+                title: Appendix C
+                net: lenet5
+                bits: 2
+                ste: relu
+                from: [clipped]
+                warmup_epochs: 1
+                warmup_lr: 1.0e-5
+                then_normal_schedule: true
+            """)
+        _ = try run("lenet5-s0", root: "a")
+        _ = try run("lenet5-a2-clipped-s0", root: "a")
+        for root in ["b", "c"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/runs", withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: "a/runs/lenet5-a2-clipped-s0", toPath: "\(root)/runs/lenet5-a2-clipped-s0")
+        }
+        let id = "lenet5-a2-relu-from-clipped-s0"
+        XCTAssertEqual(try run(id, root: "a").epochs, 4)
+        let config = try ExperimentConfig.load("grid.yaml")
+        var unmeasured = try config.runConfig(RunID(id)!, profile: "paper")
+        unmeasured.initFrom = "b/runs/lenet5-a2-clipped-s0/checkpoint.h5"
+        let executor = RunExecutor(config: unmeasured, resultsRoot: "b", quiet: true)
+        executor.measuresStart = false
+        _ = try executor.run()
+        _ = try run(id, root: "c", stopAfter: 2)
+        _ = try run(id, root: "c")
+
+        var cell = try config.runConfig(RunID("lenet5-a2-clipped-s0")!, profile: "paper")
+        cell.initFrom = "a/pretrain/lenet5-s0/checkpoint.h5"  // as run() resolved it
+        let parent = try evaluateRun(cell, resultsRoot: "a")
+        let measured = try History.read(from: H5Reader(path: "a/repel/\(id)/history.h5"))
+        XCTAssertEqual(measured.startTestAccuracy, parent.testAccuracy)
+        XCTAssertNotNil(measured.startTrainLoss)
+        XCTAssertNil(try History.read(from: H5Reader(path: "b/repel/\(id)/history.h5")).startTrainLoss)
+        let resumed = try History.read(from: H5Reader(path: "c/repel/\(id)/history.h5"))
+        XCTAssertEqual(resumed.startTrainLoss, measured.startTrainLoss)
+        XCTAssertEqual(resumed.startTestAccuracy, measured.startTestAccuracy)
+        let a = try H5Reader(path: "a/repel/\(id)/checkpoint.h5"), b = try H5Reader(path: "b/repel/\(id)/checkpoint.h5")
+        for layer in try a.children(of: "/params") where layer.kind == .group {
+            for t in try a.children(of: "/params/\(layer.name)") {
+                let path = "/params/\(layer.name)/\(t.name)"
+                XCTAssertEqual(try a.read(path, as: Float.self).values, try b.read(path, as: Float.self).values, path)
+            }
+        }
+        XCTAssertEqual(measured.trainLoss, try History.read(from: b).trainLoss)
     }
 
     func testResumeRefusesStateOfAnotherConfiguration() throws {

@@ -37,13 +37,13 @@ final class SlurmTests: XCTestCase {
     func testPaperGridArraysTimeLimitsAndDependencies() throws {
         let (config, plan) = try paperPlan()
         XCTAssertEqual(plan.jobs.map(\.key), ["pretrain-lenet5", "cells-lenet5", "pretrain-vgg11", "cells-vgg11",
-            "pretrain-resnet20", "cells-resnet20", "fig2-resnet20", "report"])
+            "pretrain-resnet20", "cells-resnet20", "repel-resnet20", "report"])
         let seeds = config.seeds.count
         let expected: [String: (Int, String)] = [
             "pretrain-lenet5": (seeds, "02:00:00"), "cells-lenet5": (2 * 3 * seeds, "02:00:00"),
             "pretrain-vgg11": (seeds, "3-00:00:00"), "cells-vgg11": (2 * 3 * seeds, "3-00:00:00"),
             "pretrain-resnet20": (seeds, "1-00:00:00"), "cells-resnet20": (2 * 3 * seeds, "1-00:00:00"),
-            "fig2-resnet20": (2 * seeds, "1-00:00:00"),
+            "repel-resnet20": (3 * seeds, "1-00:00:00"),
         ]
         for job in plan.jobs where job.stage != .report {
             let script = plan.script(job)
@@ -64,7 +64,7 @@ final class SlurmTests: XCTestCase {
             XCTAssertTrue(script.contains("\ncd /repo || exit 1\n"))
             XCTAssertTrue(script.contains(
                 "RUN=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" /repo/results/slurm/20260101-000000/\(job.key).txt)"))
-            let folder = ["pretrain": "pretrain", "cells": "runs", "fig2": "fig2"][job.stage.rawValue]!
+            let folder = ["pretrain": "pretrain", "cells": "runs", "repel": "repel"][job.stage.rawValue]!
             XCTAssertTrue(script.contains("\nmake --no-print-directory -o .build/release/ste -o .plan/paper.mk "
                 + "\"results/\(folder)/$RUN/eval.h5\" PROFILE=paper CONFIG=release THREADS=2\n"), job.key)
             // Every manifest line is a run id of this stage whose seed is in the id, not the line number.
@@ -74,16 +74,16 @@ final class SlurmTests: XCTestCase {
         XCTAssertTrue(submit.contains("\nJ_pretrain_lenet5=$(submit pretrain-lenet5 \"$D/pretrain-lenet5.sbatch\")\n"))
         XCTAssertTrue(submit.contains(
             "\nJ_cells_resnet20=$(submit cells-resnet20 --dependency=afterok:${J_pretrain_resnet20} \"$D/cells-resnet20.sbatch\")\n"))
-        // Fig. 2 waits for exactly the cell tasks it starts from.
-        let fig2 = plan.jobs.first { $0.key == "fig2-resnet20" }!
+        // The repel runs wait for exactly the cell tasks they start from.
+        let repel = plan.jobs.first { $0.key == "repel-resnet20" }!
         let cells = plan.jobs.first { $0.key == "cells-resnet20" }!
-        let parents = fig2.runs.map { $0.parent! }
+        let parents = repel.runs.map { $0.parent! }
         let tasks = Set(parents.map { p in cells.runs.firstIndex(of: p)! }).sorted()
-        XCTAssertEqual(tasks.count, 2 * config.seeds.count)
-        XCTAssertEqual(fig2.dependency?.kind, "afterok")
-        XCTAssertEqual(fig2.dependency!.on.map { $0.task! }.sorted(), tasks)
-        XCTAssertTrue(submit.contains("--dependency=afterok:" + fig2.dependency!.on.map { "${J_cells_resnet20}_\($0.task!)" }
-            .joined(separator: ":") + " \"$D/fig2-resnet20.sbatch\""))
+        XCTAssertEqual(tasks.count, 3 * config.seeds.count)  // 4-bit relu and clipped (Fig. 2), 2-bit clipped (App. C)
+        XCTAssertEqual(repel.dependency?.kind, "afterok")
+        XCTAssertEqual(repel.dependency!.on.map { $0.task! }.sorted(), tasks)
+        XCTAssertTrue(submit.contains("--dependency=afterok:" + repel.dependency!.on.map { "${J_cells_resnet20}_\($0.task!)" }
+            .joined(separator: ":") + " \"$D/repel-resnet20.sbatch\""))
         for t in tasks { XCTAssertTrue(parents.contains(cells.runs[t])) }
         // The report waits for every array, failed ones included.
         let report = plan.jobs.last!
@@ -99,12 +99,12 @@ final class SlurmTests: XCTestCase {
     func testCompleteRunsAreLeftOutAndDependenciesDropped() throws {
         let config = try ExperimentConfig.load("experiments/table1.yaml").resolved(profile: "smoke")
         let all = config.allRuns()
-        // Pretrain done, and the cells Fig. 2 starts from done: only cells and fig2, without dependencies.
-        let fig2Parents = Set(all.fig2.map { $0.parent! })
-        let cells = all.cells.filter { !fig2Parents.contains($0) }
+        // Pretrain done, and the cells the repel runs start from done: only cells and repel, without dependencies.
+        let repelParents = Set(all.repel.map { $0.parent! })
+        let cells = all.cells.filter { !repelParents.contains($0) }
         let plan = SlurmPlan(config: config, profile: "smoke", settings: SlurmSettings(), workdir: "/r", submission: "s",
-            makeVars: [], oldFiles: [], pending: ([], cells, all.fig2))
-        XCTAssertEqual(plan.jobs.map(\.key), ["cells-lenet5", "fig2-lenet5", "report"])
+            makeVars: [], oldFiles: [], pending: ([], cells, all.repel))
+        XCTAssertEqual(plan.jobs.map(\.key), ["cells-lenet5", "repel-lenet5", "report"])
         XCTAssertNil(plan.jobs[0].dependency)
         XCTAssertNil(plan.jobs[1].dependency)
         XCTAssertNil(line(plan.script(plan.jobs[0]), "#SBATCH --kill-on-invalid-dep"))
@@ -201,9 +201,9 @@ final class SlurmTests: XCTestCase {
         let all = config.allRuns()
         let sub = "results/smoke/slurm/20260101-000000"
         try FileManager.default.createDirectory(atPath: sub + "/exit", withIntermediateDirectories: true)
-        try "cells-lenet5 41\nfig2-lenet5 42\n".write(toFile: sub + "/jobs.txt", atomically: true, encoding: .utf8)
+        try "cells-lenet5 41\nrepel-lenet5 42\n".write(toFile: sub + "/jobs.txt", atomically: true, encoding: .utf8)
         try all.cells.map { "\($0)\n" }.joined().write(toFile: sub + "/cells-lenet5.txt", atomically: true, encoding: .utf8)
-        try all.fig2.map { "\($0)\n" }.joined().write(toFile: sub + "/fig2-lenet5.txt", atomically: true, encoding: .utf8)
+        try all.repel.map { "\($0)\n" }.joined().write(toFile: sub + "/repel-lenet5.txt", atomically: true, encoding: .utf8)
         try "1\n".write(toFile: sub + "/exit/\(all.cells[0])", atomically: true, encoding: .utf8)
         try touch("results/smoke/\(all.cells[2].folder)/resume.h5", 100)
         var q = SlurmQueue()
@@ -224,13 +224,13 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(rows[all.cells[2]]?.state, .interrupted, "ended without an exit file, resume.h5 left")
         XCTAssertEqual(rows[all.cells[3]]?.state, .pending)
         XCTAssertTrue(rows[all.cells[3]]!.detail.contains("Resources"))
-        XCTAssertEqual(rows[all.fig2[0]]?.state, .cancelled)
-        XCTAssertEqual(rows[all.fig2[1]]?.state, .failed)
-        XCTAssertTrue(rows[all.fig2[1]]!.detail.contains("TIMEOUT"))
+        XCTAssertEqual(rows[all.repel[0]]?.state, .cancelled)
+        XCTAssertEqual(rows[all.repel[1]]?.state, .failed)
+        XCTAssertTrue(rows[all.repel[1]]!.detail.contains("TIMEOUT"))
         XCTAssertEqual(rows[all.pretrains[0]]?.state, .notRun)
         let table = GridStatus.format(g.collect(queue: q))
         XCTAssertTrue(table.hasPrefix("run "))
-        XCTAssertTrue(table.contains("\(all.pretrains.count + all.cells.count + all.fig2.count) runs: "))
+        XCTAssertTrue(table.contains("\(all.pretrains.count + all.cells.count + all.repel.count) runs: "))
         // Without Slurm, the exit file and resume.h5 still tell failed and interrupted apart.
         let offline = Dictionary(uniqueKeysWithValues: g.collect(queue: nil).map { ($0.id, $0.state) })
         XCTAssertEqual(offline[all.cells[0]], .failed)
