@@ -143,14 +143,14 @@ $(PLAN): $(EXPERIMENT) $(BIN) $(wildcard data/raw/cifar-10-binary.tar.gz)
 JOBS              ?= $(shell nproc 2>/dev/null || echo 1)
 REPRODUCE_THREADS ?= 1
 
-# reproduce-started.txt: the report states how long its reproduction took (epoch seconds, code version).
+# reproduce-started.txt (Unix time, code version): the report records how long the reproduction took.
 reproduce:
 	@mkdir -p $(ROOT) && echo "$$(date +%s) $(STE_CODE_VERSION)" > $(ROOT)/reproduce-started.txt
 	$(MAKE) --no-print-directory -j$(JOBS) THREADS=$(REPRODUCE_THREADS) reproduce-all
 
 reproduce-all: $(PLAN_EVALS) $(if $(filter paper,$(PROFILE)),theory schoenbauer)
 	@$(if $(PLAN_SKIPPED),echo "not run (CIFAR-10 absent; place cifar-10-binary.tar.gz in data/raw/): $(words $(PLAN_SKIPPED)) runs")
-	$(STE) report $(GRID) $(REPORT_SECTIONS)
+	$(STE) report $(GRID) $(REPORT_SECTIONS) $(if $(wildcard $(ROOT)/reproduce-started.txt),--reproduce-started $$(cut -d' ' -f1 $(ROOT)/reproduce-started.txt))
 	$(STE) diff $(ROOT)/table1.csv $(REFERENCE)
 
 RUN_KIND = $(if $(findstring -from-,$(RUN)),repel,$(if $(shell echo '$(RUN)' | grep -E -- '-a[0-9]+-'),runs,pretrain))

@@ -222,12 +222,8 @@ func runsSection(_ runs: [RunID: RunRecord], root: String) -> String {
         s += "All \(runs.count) runs were trained by code version `\(only)`.\n"
     }
     s += "Machine\(machines.count == 1 ? "" : "s"): " + machines.keys.sorted().map { "\($0) (\(machines[$0]!.count) runs)" }.joined(separator: "; ") + ".\n"
-    if let started = try? String(contentsOfFile: "\(root)/reproduce-started.txt", encoding: .utf8),
-        let t = Double(started.split(separator: " ").first ?? "")
-    {
-        let elapsed = Date().timeIntervalSince1970 - t
-        s += String(format: "This report was written %.0f min %02.0f s after its `make reproduce` started (after the build; "
-            + "theory and Schoenbauer experiments included).\n", (elapsed / 60).rounded(.down), elapsed.truncatingRemainder(dividingBy: 60))
+    if let timing = try? String(contentsOfFile: "\(root)/reproduce-timing.txt", encoding: .utf8) {
+        s += timing.trimmingCharacters(in: .whitespacesAndNewlines) + "\n"
     }
     let total = runs.values.reduce(0) { $0 + $1.wallSeconds }
     s += String(format: "Sum of the runs' wall times (training + per-epoch test passes, runs overlap under make -j): %.1f min.\n\n", total / 60)
@@ -327,4 +323,15 @@ func repelOutcomes(_ runs: [RunID: RunRecord], config: ExperimentConfig) -> [Rep
                 endAccuracy: r.eval["test_accuracy"]!, lowLREpochs: spec.warmupEpochs, epochs: r.history.count))
     }
     return groups.mapValues { RepelOutcome(seeds: $0.sorted { $0.seed < $1.seed }) }
+}
+
+/// Records how long the `make reproduce` that writes this report took so far (from its start to this report,
+/// the build excluded), as one sentence that later `make report` runs show unchanged.
+public func recordReproduceTiming(root: String, started: Double) throws {
+    let elapsed = Date().timeIntervalSince1970 - started
+    let iso = ISO8601DateFormatter()
+    let sentence = String(format: "`make reproduce` of code version `%@` started %@ and wrote this report %d min %02d s later "
+        + "(the build before it not counted; theory and Schoenbauer experiments included).", codeVersion(),
+        iso.string(from: Date(timeIntervalSince1970: started)), Int(elapsed) / 60, Int(elapsed) % 60)
+    try writeAtomically(sentence + "\n", to: "\(root)/reproduce-timing.txt")
 }

@@ -156,9 +156,14 @@ struct ReportCommand: ParsableCommand {
     @Option(name: [.customLong("section"), .customLong("theory")],
         help: "A Markdown section to append (theory and Schoenbauer reports); repeatable; missing files are skipped.")
     var sections: [String] = []
+    @Option(help: "Unix time at which the `make reproduce` writing this report started (the Makefile passes it); the elapsed time is recorded in <root>/reproduce-timing.txt and shown in the report.")
+    var reproduceStarted: Double?
     func run() throws {
         try stage {
             let config = try grid.load()
+            if let started = reproduceStarted {
+                try recordReproduceTiming(root: ExperimentConfig.resultsRoot(profile: grid.profile), started: started)
+            }
             let texts = sections.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
             let section = texts.isEmpty ? nil : texts.joined(separator: "\n")
             let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
