@@ -73,7 +73,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels", "Report"]),
         .testTarget(name: "SchoenbauerTests", dependencies: ["Schoenbauer", "Kernels", "NN"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Experiments", "Storage", "Kernels"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Experiments", "Storage", "Kernels", "Backends", "Training"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -22,6 +22,8 @@ public struct EvalResult: Sendable {
 
 public func evaluateRun(_ config: RunConfig, resultsRoot: String) throws -> EvalResult {
     let dir = "\(resultsRoot)/\(RunID(config.runID)!.folder)"
+    let lock = try RunLock(directory: dir, run: config.runID)
+    defer { withExtendedLifetime(lock) {} }
     let checkpoint = "\(dir)/checkpoint.h5"
     let reader = try H5Reader(path: checkpoint)
     guard try reader.stringAttribute("configuration") == config.canonicalJSON() else {

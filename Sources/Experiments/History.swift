@@ -19,8 +19,41 @@ public struct History: Sendable, Equatable {
     /// were) and the test accuracy. nil for other runs.
     public var startTrainLoss: Double? = nil
     public var startTestAccuracy: Double? = nil
+    /// The processes that trained the run: one segment for an uninterrupted run, or a run resumed under the
+    /// same thread count, device and code; more when a resume was forced (`--resume-anyway`) across a change.
+    public var segments: [Segment] = []
 
     public init() {}
+
+    /// Epochs trained by one setting of thread count, device and code version.
+    public struct Segment: Codable, Equatable, Sendable, CustomStringConvertible {
+        public var firstEpoch: Int
+        public var lastEpoch: Int
+        public var threads: Int
+        public var device: String
+        public var codeVersion: String
+
+        public var description: String {
+            "epochs \(firstEpoch)–\(lastEpoch): \(threads) thread\(threads == 1 ? "" : "s"), device \(device), code \(codeVersion)"
+        }
+
+        /// Whether epochs computed under `other` continue this segment bit for bit.
+        public func sameSetting(as other: Segment) -> Bool {
+            threads == other.threads && device == other.device && codeVersion == other.codeVersion
+        }
+    }
+
+    /// Records that `epoch` was trained under `setting` (extending the last segment when it matches).
+    public mutating func record(epoch: Int, under setting: Segment) {
+        if var last = segments.last, last.sameSetting(as: setting), last.lastEpoch == epoch - 1 {
+            last.lastEpoch = epoch
+            segments[segments.count - 1] = last
+        } else {
+            var s = setting
+            (s.firstEpoch, s.lastEpoch) = (epoch, epoch)
+            segments.append(s)
+        }
+    }
 
     public var count: Int { epoch.count }
 
@@ -55,6 +88,12 @@ public struct History: Sendable, Equatable {
         try w.write("\(group)/wall_seconds", wallSeconds, shape: [n])
         try w.write("\(group)/images_per_second", imagesPerSecond, shape: [n])
         if residentMiB.count == n { try w.write("\(group)/resident_mib", residentMiB, shape: [n]) }
+        if !segments.isEmpty {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let json = String(decoding: try encoder.encode(segments), as: UTF8.self)
+            try w.setAttributes(["segments": .strings(segments.map(\.description)), "segments_json": .string(json)], on: group)
+        }
         if let l = startTrainLoss, let a = startTestAccuracy {
             try w.setAttributes(["start_train_loss": .double(l), "start_test_accuracy": .double(a)], on: group)
         }
@@ -78,6 +117,9 @@ public struct History: Sendable, Equatable {
             h.residentMiB = try r.read("\(group)/resident_mib", as: Double.self, shape: [n]).values
         }
         let names = try r.attributeNames(on: group)
+        if names.contains("segments_json") {
+            h.segments = try JSONDecoder().decode([Segment].self, from: Data(try r.stringAttribute("segments_json", on: group).utf8))
+        }
         if names.contains("start_train_loss") {
             h.startTrainLoss = try r.attribute("start_train_loss", on: group).doubleValue
             h.startTestAccuracy = try r.attribute("start_test_accuracy", on: group).doubleValue

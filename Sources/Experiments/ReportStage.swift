@@ -105,6 +105,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
             md += "Its numbers are not comparable with the paper's Table 1.\n\n"
         }
     }
+    md += summarySection(rows: rows, claims: claims, runs: runs, cifarPresent: inputs.cifarPresent)
     md += "## Table 1 (Yin et al., ICLR 2019): test accuracy\n\n"
     md += "Paper: Table 1 of the final version (= the submission's, number for number; `\(config.reference)`). Ours: mean ± sample std over seeds (n). "
     md += "Verdict: *consistent* when the paper value lies within max(2·SE over seeds, 2·binomial SE of the test set) of our mean "
@@ -151,6 +152,32 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
     if let theory = inputs.theorySection { md += "\n" + theory }
     try writeAtomically(md, to: "\(root)/REPORT.md")
     return md
+}
+
+/// The report's opening tally: cells by verdict, claims by outcome, what was not run and why, where the
+/// runs came from.
+func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: RunRecord], cifarPresent: Bool) -> String {
+    func tally(_ verdicts: [Verdict]) -> String {
+        [Verdict.consistent, .lower, .higher].map { v in "\(verdicts.filter { $0 == v }.count) \(v.rawValue)" }
+            .joined(separator: ", ")
+    }
+    let run = rows.filter { $0.ours != nil }
+    var s = "## Summary\n\n"
+    s += "- **Table 1 cells run: \(run.count) of \(rows.count).** Test accuracy: \(tally(run.compactMap(\.accuracyVerdict))); "
+    s += "training loss: \(tally(run.compactMap(\.lossVerdict))).\n"
+    let held = claims.filter { $0.held == true }.count, notHeld = claims.filter { $0.held == false }.count
+    s += "- **The paper's qualitative claims: \(held) held, \(notHeld) not held, \(claims.count - held - notHeld) not run.**\n"
+    let notRun = rows.filter { $0.ours == nil }
+    if !notRun.isEmpty {
+        let cifar = notRun.filter { $0.key.dataset == "cifar10" }.count
+        s += "- Not run: \(notRun.count) cells" + (cifar > 0 && !cifarPresent
+            ? " (\(cifar) need CIFAR-10, which is absent: see the note under the table), with the claims that depend on them.\n"
+            : ".\n")
+    }
+    let commits = Set(runs.values.map(\.trainedBy))
+    s += "- \(runs.count) runs, trained by \(commits.count == 1 ? "one code version" : "**\(commits.count) code versions**") "
+        + "(\"Runs and their provenance\").\n\n"
+    return s
 }
 
 /// The ablation profiles' cells next to the paper protocol's, read from each profile's table1.csv (written by
@@ -235,6 +262,12 @@ func runsSection(_ runs: [RunID: RunRecord], root: String) -> String {
                 String(format: "%.0f", r.history.imagesPerSecond.last ?? 0), fmt(r.eval["test_accuracy"] ?? .nan, 2),
                 sci(r.eval["train_loss_last_epoch"] ?? .nan), r.diverged ? "diverged" : "done"]
         }, align: ["l", "l", "r", "r", "r", "r", "r", "r", "l"])
+    // A run resumed with --resume-anyway across a change of threads, device or code is not one setting's run.
+    let mixed = ids.filter { runs[$0]!.history.segments.count > 1 }
+    if !mixed.isEmpty {
+        s += "\n**Runs trained in several settings** (resumed with `--resume-anyway`; their numbers are no single setting's):\n\n"
+        for id in mixed { s += "- `\(id)`: " + runs[id]!.history.segments.map(\.description).joined(separator: "; ") + "\n" }
+    }
     return s
 }
 

@@ -99,6 +99,14 @@ public final class RunExecutor {
     public var stopAfterEpochs: Int?
     /// Test hook: skip a repel run's start measurement (to show that it does not change the run).
     var measuresStart = true
+    /// Continue a resume state written under another thread count, device or code version (the output then
+    /// lists each segment); a changed parent checkpoint is refused regardless.
+    public var resumeAnyway = false
+    /// The device this engine computes on (recorded in each segment).
+    public var device = "cpu"
+    /// Test hook: called at each training step (epoch from 1, batch index) and while each resume state is
+    /// being written (batch nil), e.g. to deliver a signal there.
+    var testPoint: ((_ epoch: Int, _ batch: Int?) -> Void)?
 
     public init(config: RunConfig, resultsRoot: String, quiet: Bool) {
         self.config = config
@@ -110,8 +118,15 @@ public final class RunExecutor {
     var checkpointPath: String { "\(directory)/checkpoint.h5" }
     var historyPath: String { "\(directory)/history.h5" }
 
+    /// This process's setting, as a history segment (its epochs are filled in as they are trained).
+    var setting: History.Segment {
+        History.Segment(firstEpoch: 0, lastEpoch: 0, threads: computeThreads(), device: device, codeVersion: codeVersion())
+    }
+
     public func run() throws -> RunOutcome {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let lock = try RunLock(directory: directory, run: config.runID, quiet: quiet)
+        defer { withExtendedLifetime(lock) {} }
         let data = try LoadedData(config)
         let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
             lenet5Widths: config.lenet5Widths)
@@ -126,10 +141,14 @@ public final class RunExecutor {
                     "resume state was written by a different configuration; delete \(directory) to start over")
             }
             startEpoch = Int(try reader.attribute("epoch").intValue ?? 0)
+            history = try History.read(from: reader)
+            try checkResumable(reader, history)
             phaseOfOptimizer = phaseIndex(ofEpoch: max(0, startEpoch - 1)).phase
             optimizer = makeOptimizer(config.phases[phaseOfOptimizer], network)
             try Checkpoint.restore(from: resumePath, network: network, optimizer: optimizer)
-            history = try History.read(from: reader)
+            if !quiet {
+                FileHandle.standardError.write(Data("\(config.runID): resuming after epoch \(startEpoch) of \(config.totalEpochs) (\(resumePath))\n".utf8))
+            }
         } else if let initFrom = config.initFrom {
             guard FileManager.default.fileExists(atPath: initFrom) else {
                 throw ConfigError(file: initFrom, key: "initFrom", message: "the checkpoint this run starts from is missing")
@@ -158,6 +177,10 @@ public final class RunExecutor {
             var lossSum = 0.0, correct = 0, seen = 0
             var dlogits: Tensor? = nil
             for i in 0..<trainBatcher.batchesPerEpoch {
+                testPoint?(epoch + 1, i)
+                if let sig = interruptSignal {
+                    throw Interrupted(run: config.runID, signal: sig, epoch: epoch + 1, total: total, saved: epoch)
+                }
                 let batch = trainBatcher.batch(epoch: epoch, index: i)
                 network.zeroGrad()
                 let logits = network.forward(batch.x, training: true)
@@ -185,8 +208,12 @@ public final class RunExecutor {
                 loss: lossSum / Double(seen), accuracy: 100 * Double(correct) / Double(seen), testAccuracy: test.accuracy,
                 imagesPerSecond: Double(seen) / trainSeconds,
                 secondsLeft: wall / Double(epoch + 1 - startEpoch + (history.count - (epoch + 1 - startEpoch)) ) * Double(total - epoch - 1))
+            history.record(epoch: epoch + 1, under: setting)
             try writeState(resumePath, network, optimizer, history, epoch: epoch + 1, diverged: nil)
             epochsThisProcess += 1
+            if let sig = interruptSignal, epoch + 1 < total {  // after the write in progress has been committed
+                throw Interrupted(run: config.runID, signal: sig, epoch: epoch + 2, total: total, saved: epoch + 1)
+            }
             if let stop = stopAfterEpochs, epochsThisProcess >= stop, epoch + 1 < total {
                 return RunOutcome(epochs: epoch + 1, diverged: false, divergedEpoch: nil, wallSeconds: wall)
             }
@@ -213,6 +240,45 @@ public final class RunExecutor {
         }
         for (buffer, copy) in zip(network.buffers, saved) { buffer.value.copy(from: copy) }
         return (lossSum / Double(seen), evaluate(network, test).accuracy)
+    }
+
+    /// SHA-256 of the parent checkpoint's tensors (parameters and BN statistics; not the file's bytes, which
+    /// hold wall times), computed once per process; nil for a run that starts from scratch.
+    private var cachedParentDigest: String??
+    func parentDigest() throws -> String? {
+        if let d = cachedParentDigest { return d }
+        let d = try config.initFrom.map { try Checkpoint.tensorDigest(of: $0) }
+        cachedParentDigest = .some(d)
+        return d
+    }
+
+    /// A resume continues only what it would have computed itself: the same parent checkpoint (always), and
+    /// the same thread count, device and code version (unless `resumeAnyway`; the change is then a new segment).
+    func checkResumable(_ reader: H5Reader, _ history: History) throws {
+        let startOver = "to start over: rm \(resumePath) and run the same command"
+        if let parent = try parentDigest() {
+            let recorded = try? reader.stringAttribute("parent_tensor_sha256")
+            guard recorded == parent else {
+                throw ConfigError(file: resumePath, key: "parent", message: "this run started from another "
+                    + "\(config.initFrom!) than the one there now (its tensors differ: it was rebuilt since); continuing would "
+                    + "give a result no recorded input reproduces; \(startOver)")
+            }
+        }
+        guard let last = history.segments.last, !last.sameSetting(as: setting) else { return }
+        var changes: [String] = []
+        if last.threads != setting.threads { changes.append("\(last.threads) → \(setting.threads) threads") }
+        if last.device != setting.device { changes.append("device \(last.device) → \(setting.device)") }
+        if last.codeVersion != setting.codeVersion { changes.append("code \(last.codeVersion) → \(setting.codeVersion)") }
+        if resumeAnyway {
+            if !quiet {
+                FileHandle.standardError.write(Data("\(config.runID): resuming anyway across \(changes.joined(separator: ", ")); the output lists each segment\n".utf8))
+            }
+            return
+        }
+        throw ConfigError(file: resumePath, key: "resume", message: "epochs \(last.firstEpoch)–\(last.lastEpoch) were trained "
+            + "under another setting (\(changes.joined(separator: ", "))): the result would be neither setting's. Resume under "
+            + "the recorded one (THREADS=\(last.threads)), continue anyway with --resume-anyway (make: RESUME_ANYWAY=1; the "
+            + "output then records each segment), or \(startOver)")
     }
 
     /// Phase index and epoch within that phase of a global epoch (from 0).
@@ -253,11 +319,14 @@ public final class RunExecutor {
     private func writeState(_ path: String, _ network: Network, _ optimizer: Optimizer, _ history: History, epoch: Int,
         diverged: Int?) throws
     {
+        let parent = try parentDigest()
         try Checkpoint.save(to: path, network: network, optimizer: optimizer, stage: config.kind,
             configuration: config.canonicalJSON(), seed: UInt64(config.seed), epoch: epoch, step: optimizer.stepCount,
             inputs: provenanceInputs(), libraries: libraryVersions()) { w in
             try w.setAttributes(self.attributes(epoch: epoch, diverged: diverged, optimizer: optimizer))
+            if let parent { try w.setAttribute("parent_tensor_sha256", .string(parent)) }
             try history.write(to: w)
+            self.testPoint?(epoch, nil)
         }
     }
 

@@ -163,6 +163,8 @@ public struct SlurmPlan {
             lines.append("#SBATCH --array=0-\(job.runs.count - 1)\(cap)")
             lines.append("#SBATCH --time=\(settings.timeLimit(net: job.net!))")
             lines.append("#SBATCH --output=\(absFolder)/logs/\(job.key)-%A_%a.out")
+            // SIGTERM to the batch shell before the time limit; the script passes it on (see below).
+            lines.append("#SBATCH --signal=B:TERM@\(Self.stopGraceSeconds)")
         } else {
             lines.append("#SBATCH --time=\(settings.reportTime)")
             lines.append("#SBATCH --output=\(absFolder)/logs/report-%j.out")
@@ -185,6 +187,10 @@ public struct SlurmPlan {
         return lines
     }
 
+    /// Seconds before the time limit at which a task is asked to stop (one LeNet-5 epoch or one ResNet-20 /
+    /// VGG-11 step, plus a checkpoint write, fit easily).
+    public static let stopGraceSeconds = 120
+
     /// The batch script of one job.
     public func script(_ job: Job) -> String {
         var lines = header(job)
@@ -201,8 +207,14 @@ public struct SlurmPlan {
             "RUN=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" \(shellQuote(manifest)))",
             "[ -n \"$RUN\" ] || { echo \"no run id on line $((SLURM_ARRAY_TASK_ID + 1)) of \(manifest)\" >&2; exit 2; }",
             "echo \"task $SLURM_ARRAY_TASK_ID: $RUN on $(hostname -s)\"",
-            "\(makeCall) \"\(target)\" \(makeVarArgs)",
-            "rc=$?",
+            "# Slurm sends SIGTERM to this shell \(Self.stopGraceSeconds) s before the time limit (--signal=B:TERM@\(Self.stopGraceSeconds)); make",
+            "# passes it to ste, which stops after the step in progress and exits 143: the task shows as interrupted",
+            "# and a resubmission resumes it.",
+            "\(makeCall) \"\(target)\" \(makeVarArgs) &",
+            "child=$!",
+            "trap 'kill -TERM $child 2>/dev/null' TERM",
+            "wait $child; rc=$?",
+            "while kill -0 $child 2>/dev/null; do wait $child; rc=$?; done",
             "# The exit status outlives Slurm's job records (read by `ste status`).",
             "EXIT=\(shellQuote(absFolder + "/exit"))",
             "mkdir -p \"$EXIT\" && echo $rc > \"$EXIT/.$RUN.$SLURM_JOB_ID\" && mv -f \"$EXIT/.$RUN.$SLURM_JOB_ID\" \"$EXIT/$RUN\"",

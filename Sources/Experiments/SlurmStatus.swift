@@ -157,6 +157,11 @@ public struct GridStatus {
             if let text = try? String(contentsOfFile: "\(sub.folder)/exit/\(id)", encoding: .utf8),
                 let rc = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), rc != 0
             {
+                // 143 / 130: stopped by SIGTERM (the time limit's --signal) or SIGINT after saving its state.
+                if rc == 143 || rc == 130 {
+                    return RunStatus(id: id, state: .interrupted, detail: "\(progress ?? "no epoch saved"); job \(task) stopped by "
+                        + (rc == 143 ? "SIGTERM (time limit)" : "SIGINT") + "; resubmit to resume")
+                }
                 return RunStatus(id: id, state: .failed, detail: "exit \(rc), job \(task), log \(log)")
             }
             if let e = queue?.tasks[task] {

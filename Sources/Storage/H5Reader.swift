@@ -14,12 +14,21 @@ public final class H5Reader {
         guard FileManager.default.fileExists(atPath: path) else {
             throw StorageError(file: path, "file does not exist")
         }
-        guard H5Fis_hdf5(path) > 0 else { throw StorageError(file: path, "not an HDF5 file") }
+        // A file HDF5 cannot open is diagnosed from its bytes: empty, not HDF5, truncated or damaged.
+        guard H5Fis_hdf5(path) > 0 else { throw StorageError(file: path, diagnoseUnreadableHDF5(path)) }
         file = H5Fopen(path, shim_H5F_ACC_RDONLY(), h5pDefault)
-        guard file >= 0 else { throw StorageError(file: path, "cannot open as HDF5") }
+        guard file >= 0 else { throw StorageError(file: path, diagnoseUnreadableHDF5(path)) }
     }
 
     deinit { H5Fclose(file) }
+
+    /// A failed read of an object: the file is damaged or cut short where that object's data lies.
+    private func readFailure(_ object: String) -> StorageError {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let cause = failureCause(folder: URL(fileURLWithPath: path).deletingLastPathComponent().path, errno: errno)
+        return StorageError(file: path, object: object, "reading the data failed: "
+            + (cause ?? "the file (\(bytes(size))) is damaged or truncated where this object's data lies"))
+    }
 
     /// Whether a group or dataset exists at `object`.
     public func contains(_ object: String) -> Bool {
@@ -95,7 +104,7 @@ public final class H5Reader {
             let status = values.withUnsafeMutableBytes {
                 H5Dread(dset, T.dtype.memoryType, h5sAll, h5sAll, h5pDefault, $0.baseAddress)
             }
-            guard status >= 0 else { throw StorageError(file: path, object: object, "reading the data failed") }
+            guard status >= 0 else { throw readFailure(object) }
         }
         return (values, shape)
     }
@@ -117,7 +126,7 @@ public final class H5Reader {
         }
         if buffer.count > 0 {
             guard H5Dread(dset, T.dtype.memoryType, h5sAll, h5sAll, h5pDefault, buffer.baseAddress) >= 0
-            else { throw StorageError(file: path, object: object, "reading the data failed") }
+            else { throw readFailure(object) }
         }
     }
 

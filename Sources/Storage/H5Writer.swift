@@ -26,14 +26,16 @@ public final class H5Writer {
             throw StorageError(file: path, "output folder \(dir) does not exist")
         }
         guard access(dir, W_OK) == 0 else {
-            throw StorageError(file: path, "output folder \(dir) is not writable")
+            throw StorageError(file: path, "output folder \(dir) is not writable: " + String(cString: strerror(errno)).lowercased())
         }
         let fcpl = H5Pcreate(shim_H5P_FILE_CREATE())
         defer { H5Pclose(fcpl) }
         H5Pset_obj_track_times(fcpl, false)
         file = H5Fcreate(temporaryPath, shim_H5F_ACC_TRUNC(), fcpl, h5pDefault)
         guard file >= 0 else {
-            throw StorageError(file: path, "cannot create temporary file \(temporaryPath)")
+            let e = errno
+            unlink(temporaryPath)
+            throw failure(nil, "cannot create temporary file \(temporaryPath)", errno: e)
         }
     }
 
@@ -43,14 +45,17 @@ public final class H5Writer {
     public func commit() throws {
         precondition(!committed, "H5Writer.commit() called twice")
         guard H5Fclose(file) >= 0 else {
+            let error = failure(nil, "writing the file failed (while flushing it to \(temporaryPath))", errno: errno)
+            file = -1
             discard()
-            throw StorageError(file: path, "closing the file failed")
+            throw error
         }
         file = -1
         guard rename(temporaryPath, path) == 0 else {
+            let e = errno
             unlink(temporaryPath)
             throw StorageError(file: path, "cannot rename \(temporaryPath) to the final name: "
-                + String(cString: strerror(errno)))
+                + String(cString: strerror(e)).lowercased() + " (errno \(e))")
         }
         committed = true
     }
@@ -75,7 +80,7 @@ public final class H5Writer {
             H5Pset_obj_track_times(gcpl, false)
             let g = H5Gcreate2(file, current, h5pDefault, gcpl, h5pDefault)
             H5Pclose(gcpl)
-            guard g >= 0 else { throw StorageError(file: path, object: current, "cannot create group") }
+            guard g >= 0 else { throw failure(current, "cannot create group", errno: errno) }
             H5Gclose(g)
         }
         return current.isEmpty ? "/" : current
@@ -110,11 +115,11 @@ public final class H5Writer {
             H5Pset_deflate(dcpl, 4)
         }
         let dset = H5Dcreate2(file, object, T.dtype.fileType, space, h5pDefault, dcpl, h5pDefault)
-        guard dset >= 0 else { throw StorageError(file: path, object: object, "cannot create dataset") }
+        guard dset >= 0 else { throw failure(object, "cannot create dataset", errno: errno) }
         defer { H5Dclose(dset) }
         if count > 0 {
             guard H5Dwrite(dset, T.dtype.memoryType, h5sAll, h5sAll, h5pDefault, values.baseAddress) >= 0
-            else { throw StorageError(file: path, object: object, "writing the data failed") }
+            else { throw failure(object, "writing the data failed", errno: errno) }
         }
     }
 
@@ -139,11 +144,11 @@ public final class H5Writer {
         defer { H5Pclose(dcpl) }
         H5Pset_obj_track_times(dcpl, false)
         let dset = H5Dcreate2(file, object, type, space, h5pDefault, dcpl, h5pDefault)
-        guard dset >= 0 else { throw StorageError(file: path, object: object, "cannot create dataset") }
+        guard dset >= 0 else { throw failure(object, "cannot create dataset", errno: errno) }
         defer { H5Dclose(dset) }
         let buffer = packStrings(values, width: width)
         guard H5Dwrite(dset, type, h5sAll, h5sAll, h5pDefault, buffer) >= 0 else {
-            throw StorageError(file: path, object: object, "writing the strings failed")
+            throw failure(object, "writing the strings failed", errno: errno)
         }
     }
 
@@ -161,12 +166,10 @@ public final class H5Writer {
             let space = count == nil ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &dims, nil)
             defer { H5Sclose(space) }
             let attr = H5Acreate2(target, name, fileType, space, h5pDefault, h5pDefault)
-            guard attr >= 0 else {
-                throw StorageError(file: path, object: object, "cannot create attribute '\(name)'")
-            }
+            guard attr >= 0 else { throw failure(object, "cannot create attribute '\(name)'", errno: errno) }
             defer { H5Aclose(attr) }
             guard H5Awrite(attr, memType, data) >= 0 else {
-                throw StorageError(file: path, object: object, "cannot write attribute '\(name)'")
+                throw failure(object, "cannot write attribute '\(name)'", errno: errno)
             }
         }
         switch value {
@@ -209,6 +212,14 @@ public final class H5Writer {
     }
 
     // MARK: - Helpers
+
+    /// A storage error for this file with the operating system's reason appended when one is known
+    /// (no space left on device, permission denied, read-only file system, disk quota exceeded, …).
+    private func failure(_ object: String?, _ what: String, errno e: Int32) -> StorageError {
+        let dir = (path as NSString).deletingLastPathComponent, folder = dir.isEmpty ? "." : dir
+        guard let cause = failureCause(folder: folder, errno: e) else { return StorageError(file: path, object: object, what) }
+        return StorageError(file: path, object: object, what + ": " + cause)
+    }
 
     private func parentGroup(of object: String) -> String {
         guard let slash = object.lastIndex(of: "/"), slash != object.startIndex else { return "/" }

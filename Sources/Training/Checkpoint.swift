@@ -71,6 +71,25 @@ public enum Checkpoint {
         }
     }
 
+    /// SHA-256 over a checkpoint's tensors — every dataset under /params and /buffers, in name order, as
+    /// (name, shape, float32 bytes) — so two files with equal tensors but other wall times or provenance
+    /// have the same digest.
+    public static func tensorDigest(of file: String) throws -> String {
+        let r = try H5Reader(path: file)
+        var bytes: [UInt8] = []
+        func walk(_ group: String) throws {
+            for (name, kind) in try r.children(of: group) {
+                let child = "\(group)/\(name)"
+                if kind == .group { try walk(child); continue }
+                let shape = try r.shape(of: child)
+                bytes += Array("\(child) \(shape)\n".utf8)
+                try r.read(child, as: Float.self, shape: shape).values.withUnsafeBytes { bytes += $0 }
+            }
+        }
+        for root in ["/params", "/buffers"] where r.contains(root) { try walk(root) }
+        return sha256Hex(bytes)
+    }
+
     /// Loads parameters, buffers and (when given) the optimizer state into existing objects; every
     /// tensor of the network must be present with its shape. Returns where the run continues.
     @discardableResult

@@ -1,5 +1,5 @@
 // `ste bench`: training and eval throughput of the three nets on synthetic data, the protocol of the
-// PyTorch peer (shared/peer/ste_torch.py): one fixed N(0,1) batch with uniform labels, train step =
+// PyTorch peer (tools/peer/ste_torch.py): one fixed N(0,1) batch with uniform labels, train step =
 // zero grads, forward, softmax cross-entropy, backward, SGD (lr 0.01, momentum 0.9, wd 1e-4); eval
 // step = forward with BN in eval mode; warm-up steps, then repetitions of ≥ min-time and ≥ 5 steps.
 import ArgumentParser
@@ -14,7 +14,7 @@ struct Bench: ParsableCommand {
         abstract: "Time training and eval steps of LeNet-5, VGG-11 and ResNet-20 on synthetic data.",
         discussion: """
             Prints images/s (median of the repetitions), GFLOP/s and the ratio to the PyTorch peer baseline \
-            (shared/peer/README.md: eager PyTorch 2.15, 2 threads, batch 128, 4-bit clipped STE). \
+            (tools/peer/README.md: eager PyTorch 2.15, 2 threads, batch 128, 4-bit clipped STE). \
             FLOPs as the peer counts them: forward = 2 × multiply-adds of every conv/linear; \
             train = 3 × forward − 2 × multiply-adds of the first layer.
 
@@ -47,13 +47,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Also write the results as JSON to this file.")
     var json: String?
     @Option(help: ArgumentHelp(
-        "Time nothing: summarise the JSON files of a `make bench` folder (ste-<net>-r<k>.json, torch-<net>-r<k>.json) "
-            + "as one table, ours next to PyTorch, all repetitions of all rounds pooled.", valueName: "dir"))
+        "Time nothing: summarise the JSON files of a `make bench` folder (ste-…, torch-… and torchc-….json: ours, the "
+            + "PyTorch peer eager and compiled) as one table per net and batch size, all repetitions of all rounds pooled.",
+        valueName: "dir"))
     var summary: String?
-    @Option(help: "Nominal fp32 FMA peak per thread in GFLOP/s, for the % of peak (shared/peer/README.md: 2.596 GHz × 32).")
+    @Option(help: "Nominal fp32 FMA peak per thread in GFLOP/s, for the % of peak (tools/peer/README.md: 2.596 GHz × 32).")
     var peakPerThread = 83.1
 
-    /// PyTorch peer, 2 threads, batch 128, median of 9 timings (shared/peer/README.md, "Headline").
+    /// PyTorch peer, 2 threads, batch 128, median of 9 timings (tools/peer/README.md, "Headline").
     static let pytorchBaseline: [String: (train: Double, eval: Double)] = [
         "lenet5": (6_900, 18_300), "vgg11": (91, 313), "resnet20": (305, 1_180),
     ]
@@ -211,6 +212,8 @@ struct Bench: ParsableCommand {
 
     /// One table from a `make bench` folder: per net, our and PyTorch's train and eval img/s (medians
     /// over every repetition of every round), the ratios, our GFLOP/s and % of the nominal peak.
+    /// Pools a `make bench` folder: ste-<net>-b<batch>-r<k>.json (ours), torch-…json (the peer, eager) and
+    /// torchc-…json (the peer under torch.compile) — every repetition of every round, per net and batch size.
     func summarize(folder: String) throws {
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".json") }.sorted()
         guard !files.isEmpty else { throw ValidationError("\(folder): no bench JSON files (run make bench)") }
@@ -218,16 +221,26 @@ struct Bench: ParsableCommand {
             var train: [Double] = [], eval: [Double] = [], loader: [Double] = []
             var trainFlops = 0.0, fwdFlops = 0.0, rss = 0.0, threads = 0
         }
-        var ours: [String: Timings] = [:], torch: [String: Timings] = [:]
+        struct Key: Hashable, Comparable {
+            var net: String, batch: Int
+            static func < (a: Key, b: Key) -> Bool {
+                (networkNames.firstIndex(of: a.net) ?? 9, a.batch) < (networkNames.firstIndex(of: b.net) ?? 9, b.batch)
+            }
+        }
+        enum Side { case ours, eager, compiled }
+        var table: [Side: [Key: Timings]] = [.ours: [:], .eager: [:], .compiled: [:]]
+        var compileMode: String?
         for file in files {
             let path = folder + "/" + file
             guard let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any],
                   let rows = doc["results"] as? [[String: Any]] else { throw ValidationError("\(path): not a bench result") }
-            let isTorch = file.hasPrefix("torch-")
+            let side: Side = file.hasPrefix("torchc-") ? .compiled : file.hasPrefix("torch-") ? .eager : .ours
+            if side == .compiled { compileMode = (doc["config"] as? [String: Any])?["compile"] as? String }
             for row in rows {
-                guard let net = row["net"] as? String, (row["batch"] as? Int ?? 128) == batch,
-                      let train = row["train"] as? [Double], let eval = row["eval"] as? [Double] else { continue }
-                var t = (isTorch ? torch[net] : ours[net]) ?? Timings()
+                guard let net = row["net"] as? String, let train = row["train"] as? [Double], let eval = row["eval"] as? [Double]
+                else { continue }
+                let key = Key(net: net, batch: row["batch"] as? Int ?? 128)
+                var t = table[side]![key] ?? Timings()
                 t.train += train
                 t.eval += eval
                 if let l = row["loader"] as? Double { t.loader.append(l) }
@@ -235,29 +248,37 @@ struct Bench: ParsableCommand {
                 t.fwdFlops = row["fwd_flops"] as? Double ?? 0
                 t.rss = Swift.max(t.rss, doc["peak_rss_mib"] as? Double ?? 0)
                 t.threads = doc["threads"] as? Int ?? 0
-                if isTorch { torch[net] = t } else { ours[net] = t }
+                table[side]![key] = t
             }
         }
-        print("| net | threads | train img/s: ours (n) | PyTorch (n) | ratio | eval img/s: ours (n) | PyTorch (n) | ratio "
-              + "| our train GFLOP/s | % of peak | our peak RSS MiB | our loader alone img/s |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for net in networkNames where ours[net] != nil {
-            let o = ours[net]!
-            let base = Self.pytorchBaseline[net]!
-            let t = torch[net]
-            let (ptTrain, ptEval) = t.map { (median($0.train), median($0.eval)) } ?? (base.train, base.eval)
-            let source = t.map { "(\($0.train.count))" } ?? "(recorded)"
+        func f0(_ v: Double) -> String { String(format: "%.0f", v) }
+        func ratio(_ a: Double, _ b: Double?) -> String { b.map { String(format: "%.2f×", a / $0) } ?? "–" }
+        print("| net | batch | threads | train img/s: ours (n) | eager (n) | ×eager | compiled (n) | ×compiled "
+              + "| eval img/s: ours (n) | eager (n) | ×eager | compiled (n) | ×compiled | our train GFLOP/s | % of peak | our peak RSS MiB |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for key in table[.ours]!.keys.sorted() {
+            let o = table[.ours]![key]!
+            let e = table[.eager]![key], c = table[.compiled]![key]
+            // Without a runnable peer, the recorded eager baseline (batch 128 only) stands in, marked as such.
+            let recorded = e == nil && key.batch == 128 ? Self.pytorchBaseline[key.net] : nil
+            let eTrain = e.map { median($0.train) } ?? recorded?.train, eEval = e.map { median($0.eval) } ?? recorded?.eval
+            let eN = e.map { "(\($0.train.count))" } ?? (recorded == nil ? "" : "(recorded)")
             let (tr, ev) = (median(o.train), median(o.eval))
             let gflops = tr * o.trainFlops / 1e9
             let peak = peakPerThread * Double(o.threads)
-            print("| \(net) | \(o.threads) | \(String(format: "%.0f", tr)) (\(o.train.count)) | \(String(format: "%.0f", ptTrain)) \(source) | "
-                  + "\(String(format: "%.2f×", tr / ptTrain)) | \(String(format: "%.0f", ev)) (\(o.eval.count)) | "
-                  + "\(String(format: "%.0f", ptEval)) \(source) | \(String(format: "%.2f×", ev / ptEval)) | "
-                  + "\(String(format: "%.1f", gflops)) | \(String(format: "%.0f %%", 100 * gflops / peak)) | "
-                  + "\(String(format: "%.0f", o.rss)) | \(o.loader.isEmpty ? "–" : String(format: "%.0f", median(o.loader))) |")
+            let cTrain: Double? = c.map { median($0.train) }, cEval: Double? = c.map { median($0.eval) }
+            let cN: String = c.map { "(\($0.train.count))" } ?? ""
+            func value(_ v: Double?, _ n: String) -> String { v.map { "\(f0($0)) \(n)" } ?? "–" }
+            var cells: [String] = [key.net, "\(key.batch)", "\(o.threads)", "\(f0(tr)) (\(o.train.count))"]
+            cells += [value(eTrain, eN), ratio(tr, eTrain), value(cTrain, cN), ratio(tr, cTrain)]
+            cells += ["\(f0(ev)) (\(o.eval.count))", value(eEval, eN), ratio(ev, eEval), value(cEval, cN), ratio(ev, cEval)]
+            cells += [String(format: "%.1f", gflops), String(format: "%.0f %%", 100 * gflops / peak), f0(o.rss)]
+            print("| " + cells.joined(separator: " | ") + " |")
         }
-        print("\nPeak: \(String(format: "%.1f", peakPerThread)) GFLOP/s per thread (nominal AVX2 FMA, shared/peer/README.md). "
-              + "Ratios are of medians; the VM drifts 10–20 % between runs, so rounds interleave ours and PyTorch's.")
+        print("\nPeer: eager PyTorch and PyTorch under torch.compile(mode=\"\(compileMode ?? "default")\"), same threads, same "
+              + "synthetic protocol (tools/peer/ste_torch.py). Ratios are of medians over every repetition of every round; rounds "
+              + "interleave the three sides per net because the VM drifts 10–20 % between runs. Peak: "
+              + "\(String(format: "%.1f", peakPerThread)) GFLOP/s per thread (nominal AVX2 FMA).")
     }
 
     func peakResidentMiB() -> Double {

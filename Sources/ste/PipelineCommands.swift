@@ -42,11 +42,29 @@ struct RunOptions: ParsableArguments {
     }
 }
 
-/// Runs a stage body, turning library errors into one `error:` line and a non-zero exit.
+/// Runs a stage body, turning library errors into one `error:` line and a non-zero exit; a run stopped by
+/// SIGINT / SIGTERM prints where it stopped and exits with 130 / 143.
 func stage(_ body: () throws -> Void) throws {
-    do { try body() } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch {
+    do { try body() } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch let e as Interrupted {
+        FileHandle.standardError.write(Data("\n\(e)\n".utf8))
+        throw ExitCode(e.exitStatus)
+    } catch {
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode.failure
+    }
+}
+
+/// Options of the stages that train (pretrain, train).
+struct TrainingOptions: ParsableArguments {
+    @Flag(help: "Continue a resume state written under another thread count, device or code version (make: RESUME_ANYWAY=1); the output then lists each segment. A changed parent checkpoint is refused regardless.")
+    var resumeAnyway = false
+
+    /// Runs `executor`: one process per run folder (a second one stops at once), SIGINT / SIGTERM end it
+    /// cleanly after the step or write in progress.
+    func run(_ executor: RunExecutor) throws {
+        executor.resumeAnyway = resumeAnyway || ProcessInfo.processInfo.environment["RESUME_ANYWAY"] == "1"
+        installInterruptHandlers()
+        _ = try executor.run()
     }
 }
 
@@ -95,11 +113,12 @@ struct Pretrain: ParsableCommand {
         abstract: "Train the float (plain ReLU) net that initialises the quantized runs.",
         discussion: "Writes results/pretrain/<net>-s<seed>/checkpoint.h5 and history.h5; resumes from resume.h5.\n\nExample: ste pretrain --run lenet5-s0")
     @OptionGroup var options: RunOptions
+    @OptionGroup var training: TrainingOptions
     func run() throws {
         try stage {
             let (_, run) = try options.resolve(expect: [.pretrain])
-            _ = try RunExecutor(config: run, resultsRoot: ExperimentConfig.resultsRoot(profile: options.grid.profile),
-                quiet: options.quiet).run()
+            try training.run(RunExecutor(config: run, resultsRoot: ExperimentConfig.resultsRoot(profile: options.grid.profile),
+                quiet: options.quiet))
         }
     }
 }
@@ -109,12 +128,15 @@ struct Train: ParsableCommand {
         abstract: "Train one quantized cell (or a repel run) from its starting checkpoint.",
         discussion: """
             Writes results/runs/<run>/checkpoint.h5 and history.h5 (repel runs: results/repel/<run>/). \
-            A checkpoint is written atomically after every epoch; a killed run resumes from it and ends \
-            bit-identical to an uninterrupted one. A NaN/inf loss stops the run and records it as diverged.
+            A resume state is written atomically after every epoch; a killed or interrupted run (Ctrl-C, \
+            SIGTERM: exit 130 / 143) resumes from it under the same thread count, device and code version and \
+            ends with the same numbers as an uninterrupted one. One process per run: a second one stops at \
+            once. A NaN/inf loss stops the run and records it as diverged.
 
             Example: ste train --run lenet5-a2-clipped-s0
             """)
     @OptionGroup var options: RunOptions
+    @OptionGroup var training: TrainingOptions
     @Option(help: .hidden) var stopAfterEpochs: Int?
     func run() throws {
         try stage {
@@ -122,7 +144,7 @@ struct Train: ParsableCommand {
             let executor = RunExecutor(config: run, resultsRoot: ExperimentConfig.resultsRoot(profile: options.grid.profile),
                 quiet: options.quiet)
             executor.stopAfterEpochs = stopAfterEpochs
-            _ = try executor.run()
+            try training.run(executor)
         }
     }
 }

@@ -15,7 +15,7 @@ final class ResumeTests: XCTestCase {
         dir = NSTemporaryDirectory() + "resume-tests-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         FileManager.default.changeCurrentDirectoryPath(dir)
-        try writeTinyDataset("tiny.h5", train: 96, test: 40)
+        try TinyGrid.writeDataset("tiny.h5", train: 96, test: 40)
         try writeTinyGrid("grid.yaml", lr: 0.01)
     }
 
@@ -24,67 +24,12 @@ final class ResumeTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
-    /// Class-dependent blobs so training has something to learn; deterministic bytes.
-    func writeTinyDataset(_ path: String, train: Int, test: Int) throws {
-        let w = try H5Writer(path: path)
-        for (name, n) in [("train", train), ("test", test)] {
-            var images = [UInt8](repeating: 0, count: n * 28 * 28)
-            var labels = [UInt8](repeating: 0, count: n)
-            for i in 0..<n {
-                let label = (i * 7 + 3) % 10
-                labels[i] = UInt8(label)
-                for p in 0..<(28 * 28) where (p / 28 + p % 28 + label * 3 + i) % 10 < 3 {
-                    images[i * 784 + p] = UInt8((p * 31 + label * 17) % 256)
-                }
-            }
-            try w.write("/\(name)/images", images, shape: [n, 28, 28])
-            try w.write("/\(name)/labels", labels, shape: [n])
-        }
-        try w.setAttributes(["layout": .string("NHW"), "n_train": .int(Int64(train)), "n_test": .int(Int64(test)),
-            "mean": .doubles([0.13]), "std": .doubles([0.3])])
-        try w.commit()
-    }
-
     func writeTinyGrid(_ path: String, lr: Double, repel: String = "") throws {
-        let phase = """
-                  epochs: 3
-                  batch_size: 32
-                  optimizer: sgd
-                  lr: \(lr)
-                  momentum: 0.9
-                  weight_decay: 1.0e-4
-                  schedule: {kind: multistep, milestones: [0.5], gamma: 0.1}
-            """
-        let text = """
-            experiment: resume-test
-            reference: \(repoRoot)/experiments/reference/yin2019-table1.csv
-            seeds: [0]
-            bits: [2]
-            stes: [clipped]
-            quantizer: {rounding: ceil, alpha: {2: 0.6511}}
-            nets:
-              lenet5:
-                dataset: mnist
-                data: tiny.h5
-                augment: false
-                normalize: {mean: [0.1307], std: [0.3081]}
-                eval_batch_size: 64
-                pretrain:
-            \(phase)
-                train:
-            \(phase)
-            \(repel)
-            """
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        try TinyGrid.writeGrid(path, lr: lr, repel: repel)
     }
 
     func run(_ id: String, root: String, stopAfter: Int? = nil) throws -> RunOutcome {
-        let config = try ExperimentConfig.load("grid.yaml")
-        var run = try config.runConfig(RunID(id)!, profile: "paper")
-        if let initFrom = run.initFrom { run.initFrom = initFrom.replacingOccurrences(of: "results/", with: root + "/") }
-        let executor = RunExecutor(config: run, resultsRoot: root, quiet: true)
-        executor.stopAfterEpochs = stopAfter
-        return try executor.run()
+        try TinyGrid.run(id, root: root, stopAfter: stopAfter)
     }
 
     func testInterruptedRunEndsBitIdenticalToUninterrupted() throws {

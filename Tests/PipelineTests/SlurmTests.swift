@@ -62,11 +62,14 @@ final class SlurmTests: XCTestCase {
             XCTAssertEqual(line(script, "#SBATCH --kill-on-invalid-dep=yes") != nil, job.stage != .pretrain, job.key)
             XCTAssertTrue(script.contains("\nexport HDF5_USE_FILE_LOCKING=FALSE\n"))
             XCTAssertTrue(script.contains("\ncd /repo || exit 1\n"))
+            // Asked to stop before the time limit; the shell passes SIGTERM on to make (and make to ste).
+            XCTAssertEqual(line(script, "#SBATCH --signal="), "#SBATCH --signal=B:TERM@120")
+            XCTAssertTrue(script.contains("\nchild=$!\ntrap 'kill -TERM $child 2>/dev/null' TERM\n"), script)
             XCTAssertTrue(script.contains(
                 "RUN=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" /repo/results/slurm/20260101-000000/\(job.key).txt)"))
             let folder = ["pretrain": "pretrain", "cells": "runs", "repel": "repel"][job.stage.rawValue]!
             XCTAssertTrue(script.contains("\nmake --no-print-directory -o .build/release/ste -o .plan/paper.mk "
-                + "\"results/\(folder)/$RUN/eval.h5\" PROFILE=paper CONFIG=release THREADS=2\n"), job.key)
+                + "\"results/\(folder)/$RUN/eval.h5\" PROFILE=paper CONFIG=release THREADS=2 &\n"), job.key)
             // Every manifest line is a run id of this stage whose seed is in the id, not the line number.
             for id in job.runs { XCTAssertEqual(RunID("\(id)"), id) }
         }
@@ -205,6 +208,7 @@ final class SlurmTests: XCTestCase {
         try all.cells.map { "\($0)\n" }.joined().write(toFile: sub + "/cells-lenet5.txt", atomically: true, encoding: .utf8)
         try all.repel.map { "\($0)\n" }.joined().write(toFile: sub + "/repel-lenet5.txt", atomically: true, encoding: .utf8)
         try "1\n".write(toFile: sub + "/exit/\(all.cells[0])", atomically: true, encoding: .utf8)
+        try "143\n".write(toFile: sub + "/exit/\(all.cells[4])", atomically: true, encoding: .utf8)  // SIGTERM at the time limit
         try touch("results/smoke/\(all.cells[2].folder)/resume.h5", 100)
         var q = SlurmQueue()
         q.parseSqueue("41_1|RUNNING|None\n41_3|PENDING|Resources\n")
@@ -223,6 +227,8 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(rows[all.cells[1]]?.state, .running)
         XCTAssertEqual(rows[all.cells[2]]?.state, .interrupted, "ended without an exit file, resume.h5 left")
         XCTAssertEqual(rows[all.cells[3]]?.state, .pending)
+        XCTAssertEqual(rows[all.cells[4]]?.state, .interrupted, "exit 143: stopped by SIGTERM before the time limit")
+        XCTAssertTrue(rows[all.cells[4]]!.detail.contains("SIGTERM"), rows[all.cells[4]]!.detail)
         XCTAssertTrue(rows[all.cells[3]]!.detail.contains("Resources"))
         XCTAssertEqual(rows[all.repel[0]]?.state, .cancelled)
         XCTAssertEqual(rows[all.repel[1]]?.state, .failed)

@@ -125,7 +125,7 @@ final class StorageTests: XCTestCase {
         }
         FileManager.default.createFile(atPath: dir + "/text.h5", contents: Data("not hdf5".utf8))
         XCTAssertThrowsError(try H5Reader(path: dir + "/text.h5")) { error in
-            XCTAssertEqual("\(error)", "\(dir!)/text.h5: not an HDF5 file")
+            XCTAssertEqual("\(error)", "\(dir!)/text.h5: not an HDF5 file (8 bytes, no HDF5 signature at its start)")
         }
         XCTAssertThrowsError(try H5Writer(path: dir + "/no/such/folder/out.h5")) { error in
             XCTAssertTrue("\(error)".contains("does not exist"), "\(error)")
