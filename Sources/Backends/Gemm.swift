@@ -22,7 +22,7 @@ public func sgemmSplittingRows(transposeA: Bool, transposeB: Bool, m: Int, n: In
 
 /// Threads of every library in the process, set from this one place: oneDNN's OpenMP pool, the
 /// Kernels' Dispatch workers; OpenBLAS stays at 1 thread (its idle spinning and per-GEMM threading
-/// cost more than they give next to the other pools; notes/swift-native-libraries.md §2.13).
+/// cost more than they give next to the other pools).
 public func setComputeThreads(_ n: Int) {
     precondition(n >= 1, "thread count \(n)")
     openblas_set_num_threads(1)

@@ -1,6 +1,6 @@
 // The oneDNN 2.6 convolution backend. EVERY oneDNN call of the project is in this file: the 2.6
 // op-descriptor C API is gone in oneDNN 3.x, so a port touches one file.
-// Recipe (notes/swift-native-libraries.md §1, §2.7–2.9): primitives are created ONCE per geometry and
+// Recipe: primitives are created ONCE per geometry and
 // reused; `dnnl_format_tag_any` lets oneDNN pick its blocked layouts. Activations handed over in the
 // blocked layout the primitive wants (nChw16c / nChw8c, `nativeLayouts`) are used in place; plain NCHW
 // ones are reordered at the call — by Kernels/Layout.swift for nChw16c/nChw8c (faster than oneDNN's

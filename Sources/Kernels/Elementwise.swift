@@ -1,5 +1,5 @@
 // Elementwise kernels of the layers: float ReLU forward/backward and the residual add.
-// SIMD8 with `.replacing(with:where:)` (notes/swift-native-libraries.md §2.11); 2 workers over blocks.
+// SIMD8 with `.replacing(with:where:)`; 2 workers over blocks.
 
 /// y = max(x, 0)
 public func reluForward(_ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>) {

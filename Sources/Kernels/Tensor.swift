@@ -1,6 +1,6 @@
 // The float32 tensor of the engine: a shape and one 64-byte-aligned, manually managed buffer.
 // A class (not [Float]) so kernels run on raw pointers without copy-on-write, exclusivity checks
-// or retain/release in inner loops (notes/swift-native-libraries.md §2.12).
+// or retain/release in inner loops.
 // Layout convention, declared once: activations are NCHW (n, c, h, w), conv weights (outC, inC, k, k),
 // linear weights (out, in) — the layouts of PyTorch, of the CIFAR records and of the fixtures. The one
 // exception is opt-in: a net whose convolutions keep oneDNN's channel-blocked layout (ResNet-20) hands
