@@ -6,7 +6,8 @@
 #   2. a second process on the same run stops at once, naming the holder's pid;
 #   3. a full disk: the run folder on a small tmpfs (in a private mount namespace), so the second epoch's
 #      resume state does not fit: the error says "no space left on device" with the file, the epoch-1 state is
-#      intact, no temporary file is left; after the tmpfs is enlarged the same command ends bit-identical.
+#      intact, no temporary file is left; after the tmpfs is enlarged the same command ends bit-identical;
+#      and `ste decode` into a 1 MiB tmpfs says so too and leaves nothing behind.
 # Part 3 needs root and unshare(1); without them it is skipped with a message.
 # Usage: scripts/test-faults.sh   (after `make build data`)
 set -euo pipefail
@@ -100,6 +101,10 @@ h5dump -a /epoch "$RUNDIR/resume.h5" >"$D/full.epoch" 2>&1 || true
 mount -o remount,size=8m "$D/full/$RUNDIR"
 "$STE" train --config grid.yaml --profile faults --threads 1 --run $RUN --quiet
 cp -r "$RUNDIR" "$D/full-out"
+# The decode stage on a full disk: 1 MiB for a 55 MB dataset file.
+mkdir -p "$D/dec" && mount -t tmpfs -o size=1m tmpfs "$D/dec"
+set +e; "$STE" decode mnist --raw-dir "$REPO/data/raw/mnist" --out "$D/dec/mnist.h5" 2>"$D/dec.err"; echo \$? >"$D/dec.rc"; set -e
+ls -A "$D/dec" >"$D/dec.ls"
 EOF
   unshare --mount --propagation private bash "$D/full.sh" || fail "full disk: the run after space returned failed"
   [ "$(cat "$D/full.rc")" = 1 ] || { cat "$D/full.err"; fail "full disk: exit $(cat "$D/full.rc"), expected 1"; }
@@ -109,6 +114,11 @@ EOF
   rm -rf "$D/full/$RUNDIR" && cp -r "$D/full-out" "$D/full/$RUNDIR"
   same_tensors ref full || fail "full disk: the run finished after space returned differs from the uninterrupted run"
   say "ok: full disk → '$(grep -o 'no space left.*' "$D/full.err" | cut -c1-100)'; epoch 1 kept; finished identical once space returned"
+  PASSED=$((PASSED + 1))
+  [ "$(cat "$D/dec.rc")" = 1 ] || { cat "$D/dec.err"; fail "decode on a full disk: exit $(cat "$D/dec.rc"), expected 1"; }
+  grep -q "mnist.h5: .*no space left on device (errno 28)" "$D/dec.err" || { cat "$D/dec.err"; fail "decode on a full disk: the error does not say so"; }
+  [ ! -s "$D/dec.ls" ] || { cat "$D/dec.ls"; fail "decode on a full disk left a file behind"; }
+  say "ok: decode on a full disk → '$(grep -o 'no space left.*' "$D/dec.err" | cut -c1-80)'; nothing left behind"
   PASSED=$((PASSED + 1))
 fi
 echo "test-faults: $PASSED passed, 0 failed"

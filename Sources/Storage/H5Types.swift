@@ -93,9 +93,19 @@ public func hdf5LibraryVersion() -> String {
 
 /// Silences HDF5's own error-stack printing: the store reports errors itself.
 let silenceHDF5Errors: Void = {
+    prepareHDF5ForProcess()
     H5Eset_auto2(hid_t(H5E_DEFAULT), nil, nil)
     return ()
 }()
+
+/// Keeps HDF5 from installing its exit-time cleanup. HDF5 1.10 leaves a file whose close failed (a full disk
+/// while flushing) in its table of open files, and its exit handler then dereferences a freed pointer: the
+/// process died with SIGSEGV after printing the right error. Every file this store opens is closed
+/// explicitly (writers commit or discard; readers close when released), so the handler has nothing to do.
+/// Effective only before HDF5's first call: `ste` calls it first thing, the store again on first use.
+public func prepareHDF5ForProcess() {
+    _ = H5dont_atexit()
+}
 
 /// H5P_DEFAULT and H5S_ALL import as Int32 literals; the API takes hid_t.
 let h5pDefault = hid_t(H5P_DEFAULT)

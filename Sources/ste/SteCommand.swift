@@ -1,5 +1,6 @@
 // The `ste` executable: one subcommand per pipeline stage.
 import ArgumentParser
+import Storage
 
 @main
 struct Ste: ParsableCommand {
@@ -10,4 +11,9 @@ struct Ste: ParsableCommand {
             Fetch.self, Decode.self, Plan.self, Pretrain.self, Train.self, Eval.self, ReportCommand.self, Diff.self,
             Inspect.self, TheoryCommand.self, Bench.self, StatusCommand.self, SchoenbauerCommand.self,
         ])
+
+    static func main() {
+        prepareHDF5ForProcess()  // before any HDF5 call (see Storage/H5Types.swift)
+        main(nil)
+    }
 }
