@@ -23,9 +23,9 @@ export STE_THREADS := $(THREADS)
 # RESUME_ANYWAY=1: continue resume states written under another thread count, device or code version.
 export RESUME_ANYWAY
 
-DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools
+DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test reproduce reproduce-all data fetch theory schoenbauer bench report diff run repel smoke-check clean help
+.PHONY: all deps build test reproduce reproduce-all data fetch theory schoenbauer bench peer report diff run repel smoke-check clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -85,6 +85,15 @@ data/cifar10.h5: data/raw/cifar-10-binary.tar.gz | $(BIN)
 	$(STE) fetch cifar10 --raw-dir data/raw
 	$(STE) decode cifar10 --archive $< --out $@
 
+# Fashion-MNIST: copied from Debian's dataset-fashion-mnist (a make deps package) and verified.
+FASHION_RAW := $(MNIST_RAW:data/raw/mnist/%=data/raw/fashion-mnist/%)
+$(FASHION_RAW): | $(BIN)
+	$(STE) fetch fashion-mnist --raw-dir data/raw/fashion-mnist
+
+data/fashion-mnist.h5: $(FASHION_RAW) | $(BIN)
+	$(STE) fetch fashion-mnist --raw-dir data/raw/fashion-mnist
+	$(STE) decode fashion-mnist --raw-dir data/raw/fashion-mnist --out $@
+
 data: data/mnist.h5
 
 # MARK: - Theory experiments (Yin 2019, Long 2021, Gongyo 2021) ---------------------------------
@@ -122,17 +131,22 @@ $(SCHOENBAUER_MNIST): results/schoenbauer/%.h5: experiments/schoenbauer/%.yaml d
 
 # MARK: - Pipeline (Yin et al. 2019 Table 1, Fig. 2 and Appendix C) ----------------------------------------
 
-ROOT      := $(if $(filter paper,$(PROFILE)),results,results/$(PROFILE))
-PLAN      := .plan/$(PROFILE).mk
-REFERENCE := experiments/reference/yin2019-table1.csv
+# The results folder and the paper's table come from the plan (the config's `results:` and `reference:`).
+ROOT       = $(or $(PLAN_ROOT),$(if $(filter paper,$(PROFILE)),results,results/$(PROFILE)))
+PLAN      := .plan/$(notdir $(basename $(EXPERIMENT)))-$(PROFILE).mk
+REFERENCE  = $(PLAN_REFERENCE)
+DIFF       = $(if $(REFERENCE),$(STE) diff $(ROOT)/table1.csv $(REFERENCE),@echo "no paper table to diff against ($(EXPERIMENT))")
 # The theory and Schoenbauer reports, appended to the paper profile's report.
-REPORT_SECTIONS := $(if $(filter paper,$(PROFILE)),--section $(THEORY_MD) $(foreach f,simulation mnist mnist-small-lr,--section results/schoenbauer/$(f).md))
+# The main job (Table 1 at the paper protocol) also runs the theory and Schoenbauer experiments.
+MAIN_JOB := $(and $(filter paper,$(PROFILE)),$(filter experiments/table1.yaml,$(EXPERIMENT)))
+REPORT_SECTIONS := $(if $(MAIN_JOB),--section $(THEORY_MD) $(foreach f,simulation mnist mnist-small-lr,--section results/schoenbauer/$(f).md))
 GRID      := --config $(EXPERIMENT) --profile $(PROFILE)
 
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is
 # only needed, and only built, for pipeline goals.
-NON_PIPELINE_GOALS := help deps build test clean data fetch theory schoenbauer bench smoke-check data/mnist.h5 data/cifar10.h5
-ifneq ($(filter-out $(NON_PIPELINE_GOALS) results/theory/% results/schoenbauer/%,$(or $(MAKECMDGOALS),help)),)
+NON_PIPELINE_GOALS := help deps build test clean data fetch theory schoenbauer bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
+  data/fashion-mnist.h5
+ifneq ($(filter-out $(NON_PIPELINE_GOALS) results/theory/% results/schoenbauer/% data/raw/%,$(or $(MAKECMDGOALS),help)),)
 include $(PLAN)
 endif
 
@@ -151,10 +165,10 @@ reproduce:
 	@mkdir -p $(ROOT) && echo "$$(date +%s) $(STE_CODE_VERSION)" > $(ROOT)/reproduce-started.txt
 	$(MAKE) --no-print-directory -j$(JOBS) THREADS=$(REPRODUCE_THREADS) reproduce-all
 
-reproduce-all: $(PLAN_EVALS) $(if $(filter paper,$(PROFILE)),theory schoenbauer)
+reproduce-all: $(PLAN_EVALS) $(if $(MAIN_JOB),theory schoenbauer)
 	@$(if $(PLAN_SKIPPED),echo "not run (CIFAR-10 absent; place cifar-10-binary.tar.gz in data/raw/): $(words $(PLAN_SKIPPED)) runs")
 	$(STE) report $(GRID) $(REPORT_SECTIONS) $(if $(wildcard $(ROOT)/reproduce-started.txt),--reproduce-started $$(cut -d' ' -f1 $(ROOT)/reproduce-started.txt))
-	$(STE) diff $(ROOT)/table1.csv $(REFERENCE)
+	$(DIFF)
 
 RUN_KIND = $(if $(findstring -from-,$(RUN)),repel,$(if $(shell echo '$(RUN)' | grep -E -- '-a[0-9]+-'),runs,pretrain))
 run:
@@ -167,19 +181,26 @@ report: | $(BIN)
 	$(STE) report $(GRID) $(REPORT_SECTIONS)
 
 diff: | $(BIN)
-	$(STE) diff $(ROOT)/table1.csv $(REFERENCE)
+	$(DIFF)
 
 # The repel runs (Fig. 2, Appendix C) and what they start from, then the report.
 repel: $(filter $(ROOT)/repel/%,$(PLAN_EVALS))
 	$(STE) report $(GRID) $(REPORT_SECTIONS)
 
-# End-to-end check run by `make test`: the whole pipeline on the smoke profile, from scratch.
+# End-to-end check run by `make test`: the whole pipeline on the smoke profiles, from scratch: Table 1 (LeNet-5,
+# MNIST) and the Fashion-MNIST transfer (VGG-11 and ResNet-20 with their repel runs, real data, tiny subsets).
 smoke-check: | $(BIN)
-	rm -rf results/smoke .plan/smoke.mk
+	rm -rf results/smoke .plan/table1-smoke.mk
 	$(MAKE) --no-print-directory reproduce PROFILE=smoke
 	@for f in results/smoke/REPORT.md results/smoke/table1.csv results/smoke/figures/table1-lenet5.svg results/smoke/figures/repel-fig2.svg results/smoke/figures/repel-appendix-c.svg; do \
 	  test -s $$f || { echo "smoke-check: $$f missing"; exit 1; }; done
 	@echo "smoke-check: 1 passed, 0 failed"
+	rm -rf results/fashion/smoke .plan/fashion-smoke.mk
+	$(MAKE) --no-print-directory reproduce EXPERIMENT=experiments/fashion.yaml PROFILE=smoke
+	@for f in results/fashion/smoke/REPORT.md results/fashion/smoke/table1.csv results/fashion/smoke/figures/repel-fig2.svg results/fashion/smoke/figures/repel-appendix-c.svg; do \
+	  test -s $$f || { echo "smoke-check: $$f missing"; exit 1; }; done
+	@test $$(grep -c '^fashion-mnist,\(vgg11\|resnet20\),' results/fashion/smoke/table1.csv) = 12 || { echo "smoke-check: results/fashion/smoke/table1.csv lacks the 12 deep-net cells"; exit 1; }
+	@echo "smoke-check: 2 passed, 0 failed (Table 1 on MNIST; VGG-11 and ResNet-20 on Fashion-MNIST)"
 
 # MARK: - Benchmark ------------------------------------------------------------------------------
 # Our train/eval throughput next to the PyTorch peer kept in the repository (tools/peer/ste_torch.py),
@@ -206,8 +227,15 @@ bench: $(BIN)
 	    $(PEER_PYTHON) $(PEER) --threads $(THREADS) --nets $$net --batches $$batch --reps 3 --compile $(PEER_COMPILE) \
 	      --json results/bench/torchc-$$net-b$$batch-r$$round.json | grep "^| $$net" | sed 's/^/compiled /'; \
 	  fi; done; done; done
-	@[ -x "$(PEER_PYTHON)" ] || echo "PyTorch peer not runnable here ($(PEER_PYTHON); python3 -m venv ~/.venv-peer && ~/.venv-peer/bin/pip install torch numpy h5py): ratios use the recorded eager baseline of tools/peer/README.md"
+	@[ -x "$(PEER_PYTHON)" ] || echo "PyTorch peer not runnable here ($(PEER_PYTHON); \`make peer\` installs it): ratios use the recorded eager baseline of tools/peer/README.md"
 	@$(STE) bench --summary results/bench --threads $(THREADS) | tee results/bench/SUMMARY.md
+
+# The PyTorch peer's environment (torch, numpy, h5py from PyPI; the default Linux wheel pulls about 4 GB of CUDA
+# libraries, which the CPU benchmark does not use).
+peer: $(PEER_PYTHON)
+$(PEER_PYTHON):
+	python3 -m venv $(HOME)/.venv-peer
+	$(HOME)/.venv-peer/bin/pip install --quiet torch numpy h5py
 
 clean:
 	rm -rf .build .plan results/smoke

@@ -21,8 +21,9 @@ SLURM_FLAGS = --slurm-config $(SLURM_YAML) \
   --make-vars 'PROFILE=$(PROFILE) CONFIG=$(CONFIG) THREADS=$(THREADS) EXPERIMENT=$(EXPERIMENT)' \
   --old-files '$(BIN) $(PLAN)'
 
-# Data is decoded here, once, before any job starts (CIFAR-10 only when its archive is present).
-SLURM_DATA := data/mnist.h5 $(if $(wildcard data/raw/cifar-10-binary.tar.gz data/cifar10.h5),data/cifar10.h5)
+# Data is decoded here, once, before any job starts: the data files of the planned runs (CIFAR-10 only when its
+# archive is present).
+SLURM_DATA = $(PLAN_DATA)
 
 .PHONY: slurm slurm-status slurm-report
 slurm: $(PLAN) $(if $(DRY_RUN),,$(SLURM_DATA)) | $(BIN)
@@ -33,7 +34,7 @@ slurm-status: | $(BIN)
 
 # The report job: the report and diff commands of `make reproduce`, over the runs that finished,
 # then the status table (failed cells show there; the job does not fail because of them).
-slurm-report: $(if $(filter paper,$(PROFILE)),theory) | $(BIN)
+slurm-report: $(if $(MAIN_JOB),theory) | $(BIN)
 	$(STE) report $(GRID) $(REPORT_SECTIONS)
-	$(STE) diff $(ROOT)/table1.csv $(REFERENCE)
+	$(DIFF)
 	@$(STE) status $(GRID)

@@ -62,7 +62,7 @@ if [ -n "$LOCAL_TABLE" ]; then
   cp "$LOCAL_TABLE" "$D/local-table1.csv"
 else
   say "local run: make reproduce PROFILE=smoke"
-  rm -rf "$ROOT" .plan/smoke.mk
+  rm -rf "$ROOT" .plan/table1-smoke.mk
   make --no-print-directory reproduce PROFILE=smoke >"$D/local.log" 2>&1 || { tail -n 30 "$D/local.log"; exit 1; }
   cp "$ROOT/table1.csv" "$D/local-table1.csv"
 fi
@@ -127,7 +127,7 @@ states() { scontrol -o show job "$(awk -v k="$2" '$1 == k { print $2 }' "$1/jobs
 show_logs() { for f in "$1"/logs/*; do echo "--- $f"; tail -n 15 "$f"; done; }
 
 # MARK: 1. The smoke profile through Slurm gives the local table ----------------------------------
-rm -rf "$ROOT" .plan/smoke.mk
+rm -rf "$ROOT" .plan/table1-smoke.mk
 say "submitting: ${SLURM_MAKE[*]}"
 "${SLURM_MAKE[@]}" 2>&1 | sed 's/^/  | /'
 SUB=$(latest_submission)

@@ -1,4 +1,5 @@
-// MNIST: the four official IDX .gz files → data/mnist.h5 (layout NHW, see DatasetFile.swift).
+// MNIST: the four official IDX .gz files → data/mnist.h5 (layout NHW, see DatasetFile.swift); Fashion-MNIST
+// (FashionMNIST.swift) shares the format and this decoder.
 // Each file is gunzipped in-process; magic, dimensions, exact length, image/label agreement,
 // the expected counts and label range are checked before anything is written.
 import Foundation
@@ -20,11 +21,20 @@ public func decodeMNIST(
     rawDir: String, output: String, expectedTrainCount: Int = 60000,
     expectedTestCount: Int = 10000
 ) throws -> DecodeSummary {
+    try decodeIDXDataset(
+        "mnist", rawDir: rawDir, output: output, expectedTrainCount: expectedTrainCount,
+        expectedTestCount: expectedTestCount,
+        missingHint: "run `ste fetch mnist --raw-dir \(rawDir)` or place the official file there")
+}
+
+/// Any data set in MNIST's four-file IDX format (MNIST, Fashion-MNIST) → `output`, recorded as `dataset`.
+func decodeIDXDataset(
+    _ dataset: String, rawDir: String, output: String, expectedTrainCount: Int, expectedTestCount: Int,
+    missingHint: String
+) throws -> DecodeSummary {
     let paths = mnistFileNames.map { (rawDir as NSString).appendingPathComponent($0) }
     for path in paths where !FileManager.default.fileExists(atPath: path) {
-        throw DatasetError(
-            file: path, "file is missing",
-            hint: "run `ste fetch mnist --raw-dir \(rawDir)` or place the official file there")
+        throw DatasetError(file: path, "file is missing", hint: missingHint)
     }
     return try writeAtomically(output) { writer in
         let train = try readMNISTSplit(
@@ -32,13 +42,13 @@ public func decodeMNIST(
         let test = try readMNISTSplit(
             images: paths[2], labels: paths[3], expected: expectedTestCount)
         let configuration =
-            "{\"dataset\":\"mnist\",\"expected_train\":\(expectedTrainCount),"
+            "{\"dataset\":\"\(dataset)\",\"expected_train\":\(expectedTrainCount),"
             + "\"expected_test\":\(expectedTestCount),\"decoder_version\":\(datasetDecoderVersion)}"
         let provenance = try Provenance(
             stage: "decode", configuration: configuration, inputs: paths,
             libraries: ["zlib": zlibVersionString])
         return try writeDatasetFile(
-            writer, dataset: "mnist", layout: .nhw, train: train, test: test,
+            writer, dataset: dataset, layout: .nhw, train: train, test: test,
             provenance: provenance)
     }
 }
@@ -52,7 +62,7 @@ func readMNISTSplit(images imagePath: String, labels labelPath: String, expected
     guard images.dims[1] == 28, images.dims[2] == 28 else {
         throw DatasetError(
             file: imagePath,
-            "images are \(images.dims[1])×\(images.dims[2]), MNIST images are 28×28")
+            "images are \(images.dims[1])×\(images.dims[2]), expected 28×28 (the MNIST format)")
     }
     let labelBytes = try gunzip(file: labelPath)
     let labels = try parseIDX(labelBytes, file: labelPath, rank: 1, itemName: "labels")

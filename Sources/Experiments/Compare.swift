@@ -4,15 +4,17 @@ import Foundation
 
 public struct ComparisonRow: Sendable {
     public var key: CellKey
-    public var paper: ReferenceCell
+    /// nil for a cell the paper does not have (a new STE, another data set): ours only, no verdict.
+    public var paper: ReferenceCell?
     public var ours: CellResult?
     public var accuracyVerdict: Verdict?
     public var lossVerdict: Verdict?
 }
 
+/// Every cell of the paper (run or not) and every cell we ran that the paper does not have, in key order.
 public func compare(ours: [CellKey: CellResult], reference: [CellKey: ReferenceCell]) -> [ComparisonRow] {
-    reference.keys.sorted().map { key in
-        let paper = reference[key]!
+    Set(reference.keys).union(ours.filter { $0.value.n > 0 }.keys).sorted().map { key in
+        guard let paper = reference[key] else { return ComparisonRow(key: key, paper: nil, ours: ours[key]) }
         guard let r = ours[key], r.n > 0 else { return ComparisonRow(key: key, paper: paper, ours: nil) }
         return ComparisonRow(key: key, paper: paper, ours: r, accuracyVerdict: accuracyVerdict(r, paper: paper.accuracy),
             lossVerdict: lossVerdict(r, paper: paper.trainLoss))
@@ -133,16 +135,24 @@ public func formatDiff(_ rows: [ComparisonRow]) -> String {
     var s = header.joined(separator: " ") + "\n" + String(repeating: "-", count: 130) + "\n"
     for r in rows {
         let k = r.key
-        var cols = [pad(k.dataset, 8), pad(k.net, 9), pad("\(k.bits)", 4, right: true), pad(k.ste, 9), "|",
-            pad(fmt(r.paper.accuracy, 2), 6, right: true)]
+        var cols = [pad(k.dataset, 8), pad(k.net, 9), pad("\(k.bits)", 4, right: true), pad(k.ste, 9), "|"]
+        guard let paper = r.paper else {
+            let o = r.ours!
+            cols += [pad("—", 6, right: true), pad("\(fmt(o.accuracyMean, 2)) ± \(fmt(o.accuracyStd, 2)) (\(o.n))", 22),
+                pad("", 6), pad("not in the paper", 10), "|", pad("—", 8, right: true),
+                pad("\(sci(o.lossMean)) ± \(sci(o.lossStd))", 22), "not in the paper"]
+            s += cols.joined(separator: " ") + "\n"
+            continue
+        }
+        cols.append(pad(fmt(paper.accuracy, 2), 6, right: true))
         if let o = r.ours {
-            let d = o.accuracyMean - r.paper.accuracy
+            let d = o.accuracyMean - paper.accuracy
             cols += [pad("\(fmt(o.accuracyMean, 2)) ± \(fmt(o.accuracyStd, 2)) (\(o.n))", 22),
                 pad((d >= 0 ? "+" : "") + fmt(d, 2), 6, right: true), pad(r.accuracyVerdict!.rawValue, 10), "|",
-                pad(sci(r.paper.trainLoss), 8, right: true), pad("\(sci(o.lossMean)) ± \(sci(o.lossStd))", 22),
+                pad(sci(paper.trainLoss), 8, right: true), pad("\(sci(o.lossMean)) ± \(sci(o.lossStd))", 22),
                 r.lossVerdict!.rawValue]
         } else {
-            cols += [pad("not run", 22), pad("", 6), pad("", 10), "|", pad(sci(r.paper.trainLoss), 8, right: true),
+            cols += [pad("not run", 22), pad("", 6), pad("", 10), "|", pad(sci(paper.trainLoss), 8, right: true),
                 pad("not run", 22), ""]
         }
         s += cols.joined(separator: " ") + "\n"

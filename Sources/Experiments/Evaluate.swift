@@ -34,7 +34,7 @@ public func evaluateRun(_ config: RunConfig, resultsRoot: String) throws -> Eval
     let diverged = (try reader.attribute("diverged").intValue ?? 0) != 0
     let data = try LoadedData(config)
     let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
-        lenet5Widths: config.lenet5Widths)
+        lenet5Widths: config.lenet5Widths, inputChannels: data.train.channels)
     try Checkpoint.restore(from: checkpoint, network: network, optimizer: nil)
     var result = EvalResult(trainLossFullPass: .nan, trainAccuracyFullPass: .nan,
         trainLossLastEpoch: history.trainLoss.last ?? .nan, testLoss: .nan, testAccuracy: .nan, testCorrect: 0,

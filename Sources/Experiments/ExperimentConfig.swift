@@ -69,12 +69,25 @@ public struct NetSpec: Codable, Equatable, Sendable {
     public var evalBatchSize: Int
     public var pretrain: PhaseSpec
     public var train: PhaseSpec
+    /// Images are zero-padded (pixel value 0, before normalisation) to this side length; nil = as stored.
+    public var padTo: Int? = nil
 }
+
+/// Data sets a net can be trained on, with their stored image side and channels.
+public let knownDatasets: [String: (side: Int, channels: Int)] = [
+    "mnist": (28, 1), "fashion-mnist": (28, 1), "cifar10": (32, 3),
+]
+
+/// The image side each net takes (LeNet-5: 28, the CIFAR nets: 32).
+let netInputSide: [String: Int] = ["lenet5": 28, "vgg11": 32, "resnet20": 32]
 
 /// A profile shrinks the protocol (for tests and quick looks); nil fields keep the paper protocol.
 public struct ProfileSpec: Codable, Equatable, Sendable {
     /// An ablation profile's question (the paper protocol with one change); nil for a shrunken check profile.
     public var ablation: String?
+    /// What a profile that is neither an ablation nor a shrunken check is (e.g. a subset of the grid at the full
+    /// protocol); shown at the top of its report.
+    public var about: String?
     public var nets: [String]?
     public var seeds: [Int]?
     public var bits: [Int]?
@@ -112,7 +125,8 @@ public struct RepelSpec: Codable, Equatable, Sendable {
 public struct ExperimentConfig: Equatable, Sendable {
     public var file: String
     public var experiment: String
-    public var reference: String
+    /// The paper's table (CSV) this experiment is compared with; nil for a transfer to another data set.
+    public var reference: String?
     public var seeds: [Int]
     public var bits: [Int]
     public var stes: [STE]
@@ -123,6 +137,15 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// Repel experiments in config order.
     public var repel: [RepelSpec]
     public var profiles: [String: ProfileSpec]
+    /// Results folder of the unmodified protocol (`results:`; default `results`); profile `<name>` writes to
+    /// `<results>/<name>`. Two experiments with the same run ids must name different folders.
+    public var results: String = "results"
+    /// The paper's qualitative claims (CSV) scored on this experiment's cells; nil = the reference's
+    /// `-claims.csv` sibling when it exists.
+    public var claims: String? = nil
+
+    /// Results root of a profile: `<results>` for the paper protocol, `<results>/<profile>` otherwise.
+    public func resultsRoot(profile: String) -> String { profile == "paper" ? results : "\(results)/\(profile)" }
 
     public static func load(_ path: String) throws -> ExperimentConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -222,9 +245,9 @@ struct ConfigParser {
 
     func parseExperiment(_ root: Any?) throws -> ExperimentConfig {
         let top = try map(root, "", allowed: ["experiment", "reference", "seeds", "bits", "stes", "quantizer", "nets",
-            "repel", "profiles"], required: ["experiment", "reference", "seeds", "bits", "stes", "quantizer", "nets"])
-        let reference = try string(top["reference"], "reference")
-        guard FileManager.default.fileExists(atPath: reference) else {
+            "repel", "profiles", "results", "claims"], required: ["experiment", "seeds", "bits", "stes", "quantizer", "nets"])
+        let reference = try top["reference"].map { try string($0, "reference") }
+        if let reference, !FileManager.default.fileExists(atPath: reference) {
             throw fail("reference", "file '\(reference)' does not exist")
         }
         let seeds = try list(top["seeds"], "seeds").enumerated().map { try int($1, "seeds[\($0)]", positive: false) }
@@ -296,22 +319,37 @@ struct ConfigParser {
         }
         return ExperimentConfig(file: file, experiment: try string(top["experiment"], "experiment"),
             reference: reference, seeds: seeds, bits: bits, stes: stes, rounding: rounding, alpha: alpha,
-            nets: nets, repel: repel, profiles: profiles)
+            nets: nets, repel: repel, profiles: profiles,
+            results: try top["results"].map { try string($0, "results") } ?? "results",
+            claims: try top["claims"].map { path in
+                let p = try string(path, "claims")
+                guard FileManager.default.fileExists(atPath: p) else { throw fail("claims", "file '\(p)' does not exist") }
+                return p
+            })
     }
 
     func parseNet(_ name: String, _ value: Any) throws -> NetSpec {
         let key = "nets.\(name)"
         let m = try map(value, key, allowed: ["dataset", "data", "augment", "normalize", "eval_batch_size", "pretrain",
-            "train"], required: ["dataset", "data", "augment", "normalize", "pretrain", "train"])
+            "train", "pad_to"], required: ["dataset", "data", "augment", "normalize", "pretrain", "train"])
         let dataset = try string(m["dataset"], "\(key).dataset")
-        guard ["mnist", "cifar10"].contains(dataset) else {
-            throw fail("\(key).dataset", "unknown dataset '\(dataset)' (known: mnist, cifar10)")
+        guard let stored = knownDatasets[dataset] else {
+            throw fail("\(key).dataset", "unknown dataset '\(dataset)' (known: \(knownDatasets.keys.sorted().joined(separator: ", ")))")
+        }
+        let padTo = try m["pad_to"].map { try int($0, "\(key).pad_to") }
+        if let padTo, padTo < stored.side || (padTo - stored.side) % 2 != 0 {
+            throw fail("\(key).pad_to", "\(padTo) cannot pad \(stored.side)×\(stored.side) images evenly on every side")
+        }
+        if let side = netInputSide[name], side != (padTo ?? stored.side) {
+            let fix = side == stored.side ? "remove pad_to" : side > stored.side ? "set pad_to: \(side)" : "use another net"
+            throw fail("\(key).pad_to", "\(name) takes \(side)×\(side) images and \(dataset)'s are "
+                + "\(stored.side)×\(stored.side)" + (padTo.map { ", padded to \($0)×\($0)" } ?? "") + ": \(fix)")
         }
         guard let augment = m["augment"] as? Bool else { throw fail("\(key).augment", "expected true or false") }
         let norm = try map(m["normalize"], "\(key).normalize", allowed: ["mean", "std"], required: ["mean", "std"])
         let mean = try list(norm["mean"], "\(key).normalize.mean").map { try double($0, "\(key).normalize.mean") }
         let std = try list(norm["std"], "\(key).normalize.std").map { try double($0, "\(key).normalize.std") }
-        let channels = dataset == "mnist" ? 1 : 3
+        let channels = stored.channels
         guard mean.count == channels, std.count == channels, std.allSatisfy({ $0 > 0 }) else {
             throw fail("\(key).normalize", "need \(channels) mean and \(channels) positive std values for \(dataset)")
         }
@@ -319,7 +357,7 @@ struct ConfigParser {
             mean: mean, std: std,
             evalBatchSize: try m["eval_batch_size"].map { try int($0, "\(key).eval_batch_size") } ?? 1000,
             pretrain: try parsePhase("\(key).pretrain", m["pretrain"]),
-            train: try parsePhase("\(key).train", m["train"]))
+            train: try parsePhase("\(key).train", m["train"]), padTo: padTo)
     }
 
     func parsePhase(_ key: String, _ value: Any?) throws -> PhaseSpec {
@@ -364,10 +402,11 @@ struct ConfigParser {
     }
 
     func parseProfile(_ key: String, _ value: Any, nets: [String: NetSpec]) throws -> ProfileSpec {
-        let m = try map(value, key, allowed: ["ablation", "nets", "seeds", "bits", "stes", "train_subset", "test_subset",
+        let m = try map(value, key, allowed: ["ablation", "about", "nets", "seeds", "bits", "stes", "train_subset", "test_subset",
             "pretrain_epochs", "train_epochs", "repel_net", "repel_warmup_epochs", "lenet5_widths", "train_lr"], required: [])
         var p = ProfileSpec()
         p.ablation = try m["ablation"].map { try string($0, "\(key).ablation") }
+        p.about = try m["about"].map { try string($0, "\(key).about") }
         if let v = m["nets"] {
             p.nets = try list(v, "\(key).nets").enumerated().map { i, n in
                 let s = try string(n, "\(key).nets[\(i)]")

@@ -19,7 +19,7 @@ public struct RunRecord: Sendable {
 
 /// Reads the finished runs of the (profiled) grid; runs without eval.h5 are absent.
 public func collectRuns(_ config: ExperimentConfig, profile: String) throws -> [RunID: RunRecord] {
-    let root = ExperimentConfig.resultsRoot(profile: profile)
+    let root = config.resultsRoot(profile: profile)
     let all = config.allRuns()
     var out: [RunID: RunRecord] = [:]
     for id in all.cells + all.repel {
@@ -79,16 +79,16 @@ public struct ReportInputs {
 @discardableResult
 public func writeReport(_ inputs: ReportInputs) throws -> String {
     let config = inputs.config, profile = inputs.profile
-    let root = ExperimentConfig.resultsRoot(profile: profile)
+    let root = config.resultsRoot(profile: profile)
     let runs = try collectRuns(config, profile: profile)
     let cells = aggregateCells(runs)
-    let reference = try loadReference(config.reference)
+    let reference = try config.reference.map(loadReference) ?? [:]
     try writeAtomically(([table1Header] + cells.keys.sorted().map { table1Line(cells[$0]!) }).joined(separator: "\n") + "\n",
         to: "\(root)/table1.csv")
     let rows = compare(ours: cells, reference: reference)
     let repel = repelOutcomes(runs, config: config)
-    let claimsPath = config.reference.replacingOccurrences(of: "-table1.csv", with: "-claims.csv")
-    let claims = FileManager.default.fileExists(atPath: claimsPath)
+    let claimsPath = config.claims ?? config.reference?.replacingOccurrences(of: "-table1.csv", with: "-claims.csv") ?? ""
+    let claims = !claimsPath.isEmpty && FileManager.default.fileExists(atPath: claimsPath)
         ? try evaluateClaims(claimsPath, ours: cells, repel: repel, repelNetOverride: config.profiles[profile]?.repelNet) : []
     try FileManager.default.createDirectory(atPath: "\(root)/figures", withIntermediateDirectories: true)
     let figures = try writeFigures(runs, config: config, root: root)
@@ -98,7 +98,9 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
     md += "Report written by code version `\(codeVersion())`; the commit that trained each run is listed under "
     md += "\"Runs and their provenance\".\n\n"
     if let p = config.profiles[profile] {
-        if let question = p.ablation {
+        if let about = p.about {
+            md += "> **Profile `\(profile)`**: \(about)\n\n"
+        } else if let question = p.ablation {
             md += "> **Ablation profile `\(profile)`** (the project's, not the paper's): \(question)\n\n"
         } else {
             md += "> **Profile `\(profile)`**: a shrunken protocol (subsets, few epochs) that checks the pipeline, not the paper. "
@@ -106,21 +108,34 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
         }
     }
     md += summarySection(rows: rows, claims: claims, runs: runs, cifarPresent: inputs.cifarPresent)
-    md += "## Table 1 (Yin et al., ICLR 2019): test accuracy\n\n"
-    md += "Paper: Table 1 of the final version (= the submission's, number for number; `\(config.reference)`). Ours: mean ± sample std over seeds (n). "
-    md += "Verdict: *consistent* when the paper value lies within max(2·SE over seeds, 2·binomial SE of the test set) of our mean "
-    md += "(`Sources/Experiments/Verdict.swift`), else *lower* / *higher*.\n\n"
+    if let referencePath = config.reference {
+        md += "## Table 1 (Yin et al., ICLR 2019): test accuracy\n\n"
+        md += "Paper: Table 1 of the final version (= the submission's, number for number; `\(referencePath)`). Ours: mean ± sample std over seeds (n). "
+        md += "Verdict: *consistent* when the paper value lies within max(2·SE over seeds, 2·binomial SE of the test set) of our mean "
+        md += "(`Sources/Experiments/Verdict.swift`), else *lower* / *higher*.\n\n"
+    } else {
+        let datasets = Set(config.nets.values.map(\.dataset)).sorted().joined(separator: ", ")
+        md += "## Test accuracy\n\n"
+        md += "The protocol of Yin et al. (ICLR 2019) transferred to \(datasets) (`\(config.file)`): the paper has no "
+        md += "results on this data, so there is no paper column and no per-cell verdict. Ours: mean ± sample std over seeds (n).\n\n"
+    }
     md += markdownTable(header: ["dataset", "net", "bits", "STE", "paper %", "ours %", "n", "diff", "tolerance", "verdict"],
         rows: rows.map { r in
+            guard let paper = r.paper else {
+                let o = r.ours!
+                return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, "—",
+                    "\(fmt(o.accuracyMean, 2)) ± \(fmt(o.accuracyStd, 2))", "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""),
+                    "", "", "not in the paper"]
+            }
             guard let o = r.ours else {
                 let why = r.key.dataset == "cifar10" && !inputs.cifarPresent
                     ? "not run: CIFAR-10 absent"
                     : "not run (`make run RUN=\(r.key.net)-a\(r.key.bits)-\(r.key.ste)-s\(config.seeds.first ?? 0)`)"
-                return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(r.paper.accuracy, 2), why, "0", "", "", ""]
+                return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(paper.accuracy, 2), why, "0", "", "", ""]
             }
-            return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(r.paper.accuracy, 2),
+            return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(paper.accuracy, 2),
                 "\(fmt(o.accuracyMean, 2)) ± \(fmt(o.accuracyStd, 2))", "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""),
-                (o.accuracyMean >= r.paper.accuracy ? "+" : "") + fmt(o.accuracyMean - r.paper.accuracy, 2),
+                (o.accuracyMean >= paper.accuracy ? "+" : "") + fmt(o.accuracyMean - paper.accuracy, 2),
                 "±" + fmt(o.accuracyTolerance, 2), r.accuracyVerdict!.rawValue]
         }, align: ["l", "l", "r", "l", "r", "r", "r", "r", "r", "l"])
     if !inputs.cifarPresent && config.nets.values.contains(where: { $0.dataset == "cifar10" }) {
@@ -128,15 +143,20 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
         md += "(MD5 c32a1d4ab5d03f1284b67883e8d87530) in `data/raw/` (or let `ste fetch cifar10` download it where a "
         md += "network is reachable), then run `make reproduce`; the CIFAR cells, Fig. 2 and Appendix C are then part of the plan.\n"
     }
-    md += "\n## Table 1: training loss (log scale)\n\n"
+    md += config.reference == nil ? "\n## Training loss\n\n" : "\n## Table 1: training loss (log scale)\n\n"
     md += "Ours: the mean mini-batch loss of the last epoch (train mode, no weight decay), mean ± std over seeds; the "
-    md += "full-pass loss in eval mode is in each run's `eval.h5`. Verdict: *consistent* within max(2·SE over seeds of "
-    md += "log10(loss), log10 2) — a factor of two (project's choice: the paper gives one run per cell).\n\n"
+    md += "full-pass loss in eval mode is in each run's `eval.h5`."
+    md += config.reference == nil ? "\n\n" : " Verdict: *consistent* within max(2·SE over seeds of "
+        + "log10(loss), log10 2) — a factor of two (project's choice: the paper gives one run per cell).\n\n"
     md += markdownTable(header: ["dataset", "net", "bits", "STE", "paper", "ours", "ratio", "verdict"],
         rows: rows.compactMap { r in
             guard let o = r.ours else { return nil }
-            return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, sci(r.paper.trainLoss),
-                "\(sci(o.lossMean)) ± \(sci(o.lossStd))", fmt(o.lossMean / r.paper.trainLoss, 2), r.lossVerdict!.rawValue]
+            guard let paper = r.paper else {
+                return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, "—", "\(sci(o.lossMean)) ± \(sci(o.lossStd))",
+                    "", "not in the paper"]
+            }
+            return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, sci(paper.trainLoss),
+                "\(sci(o.lossMean)) ± \(sci(o.lossStd))", fmt(o.lossMean / paper.trainLoss, 2), r.lossVerdict!.rawValue]
         }, align: ["l", "l", "r", "l", "r", "r", "r", "l"])
     md += "\n## The paper's qualitative claims\n\n"
     md += markdownTable(header: ["claim", "verdict", "measured"], rows: claims.map {
@@ -161,10 +181,18 @@ func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: 
         [Verdict.consistent, .lower, .higher].map { v in "\(verdicts.filter { $0 == v }.count) \(v.rawValue)" }
             .joined(separator: ", ")
     }
-    let run = rows.filter { $0.ours != nil }
+    let paperRows = rows.filter { $0.paper != nil }
+    let run = paperRows.filter { $0.ours != nil }
     var s = "## Summary\n\n"
-    s += "- **Table 1 cells run: \(run.count) of \(rows.count).** Test accuracy: \(tally(run.compactMap(\.accuracyVerdict))); "
-    s += "training loss: \(tally(run.compactMap(\.lossVerdict))).\n"
+    if !paperRows.isEmpty {
+        s += "- **The paper's cells run: \(run.count) of \(paperRows.count).** Test accuracy: \(tally(run.compactMap(\.accuracyVerdict))); "
+        s += "training loss: \(tally(run.compactMap(\.lossVerdict))).\n"
+    }
+    let extra = rows.filter { $0.paper == nil }
+    if !extra.isEmpty {
+        s += "- **\(extra.count) cell\(extra.count == 1 ? "" : "s") the paper does not have** (\(Set(extra.map(\.key.dataset)).sorted().joined(separator: ", ")); "
+        s += "STEs \(Set(extra.map(\.key.ste)).sorted().joined(separator: ", "))): ours only, no verdict.\n"
+    }
     let held = claims.filter { $0.held == true }.count, notHeld = claims.filter { $0.held == false }.count
     s += "- **The paper's qualitative claims: \(held) held, \(notHeld) not held, \(claims.count - held - notHeld) not run.**\n"
     let notRun = rows.filter { $0.ours == nil }
@@ -190,7 +218,7 @@ func ablationSection(_ config: ExperimentConfig, paperCells: [CellKey: CellResul
     var s = "\n## Ablations (the project's, under the paper protocol)\n\n"
     s += "Each ablation is the paper protocol with one change; `make reproduce PROFILE=<name>` runs it. Verdicts as in Table 1.\n\n"
     for (name, profile) in ablations {
-        let table = "\(ExperimentConfig.resultsRoot(profile: name))/table1.csv"
+        let table = "\(config.resultsRoot(profile: name))/table1.csv"
         s += "### `\(name)`\n\n\(profile.ablation!)\n\n"
         guard FileManager.default.fileExists(atPath: table) else {
             s += "Not run (no `\(table)`): `make reproduce PROFILE=\(name)`.\n\n"

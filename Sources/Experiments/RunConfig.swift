@@ -35,6 +35,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var testSubset: Int?
     /// LeNet-5 widths of a width-ablation profile; nil (and absent from the JSON) for the classic net.
     public var lenet5Widths: [Int]? = nil
+    /// Side the images are zero-padded to (Fashion-MNIST for the CIFAR nets); nil (and absent from the JSON) = as stored.
+    public var padTo: Int? = nil
 
     public var totalEpochs: Int { phases.reduce(0) { $0 + $1.epochs } }
 
@@ -47,8 +49,6 @@ public struct RunConfig: Codable, Equatable, Sendable {
 }
 
 extension ExperimentConfig {
-    /// Results root of a profile: `results` for the paper protocol, `results/<profile>` otherwise.
-    public static func resultsRoot(profile: String) -> String { profile == "paper" ? "results" : "results/\(profile)" }
 
     /// α for `bits`: from the table, or fitted (Lloyd / MSE on half-Gaussian data) when the config says `fit`.
     public func alpha(bits: Int) -> Float {
@@ -62,12 +62,12 @@ extension ExperimentConfig {
             throw ConfigError(file: file, key: "nets", message: "run \(id): net '\(id.net)' is not in this profile")
         }
         let p = profiles[profile]
-        let root = ExperimentConfig.resultsRoot(profile: profile)
+        let root = resultsRoot(profile: profile)
         var config = RunConfig(experiment: experiment, profile: profile, runID: "\(id)", kind: id.kind.rawValue,
             net: id.net, dataset: net.dataset, data: net.data, augment: net.augment, mean: net.mean, std: net.std,
             evalBatchSize: net.evalBatchSize, seed: id.seed, activation: ActivationSpec(),
             phases: [], initFrom: nil, trainSubset: p?.trainSubset, testSubset: p?.testSubset,
-            lenet5Widths: id.net == "lenet5" ? p?.lenet5Widths : nil)
+            lenet5Widths: id.net == "lenet5" ? p?.lenet5Widths : nil, padTo: net.padTo)
         switch id.kind {
         case .pretrain:
             config.phases = [net.pretrain]

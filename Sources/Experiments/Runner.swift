@@ -30,8 +30,26 @@ struct LoadedData {
                 message: "dataset file is missing; run `make \(config.data)`")
         }
         let d = try loadDataset(path: config.data)
-        train = LoadedData.prefix(d.train, config.trainSubset)
-        test = LoadedData.prefix(d.test, config.testSubset)
+        train = LoadedData.padded(LoadedData.prefix(d.train, config.trainSubset), to: config.padTo)
+        test = LoadedData.padded(LoadedData.prefix(d.test, config.testSubset), to: config.padTo)
+    }
+
+    /// Zero-pads every image evenly to side `side` (pixel 0 before normalisation, as torchvision's Pad before
+    /// ToTensor + Normalize); nil or the stored side returns the split as it is.
+    static func padded(_ s: DatasetSplit, to side: Int?) -> DatasetSplit {
+        guard let side, side != s.height || side != s.width else { return s }
+        precondition(side >= s.height && side >= s.width, "cannot pad \(s.height)×\(s.width) to \(side)")
+        let top = (side - s.height) / 2, left = (side - s.width) / 2
+        var out = [UInt8](repeating: 0, count: s.count * s.channels * side * side)
+        for plane in 0..<(s.count * s.channels) {
+            for i in 0..<s.height {
+                let from = (plane * s.height + i) * s.width
+                let to = (plane * side + i + top) * side + left
+                out[to..<(to + s.width)] = s.images[from..<(from + s.width)]
+            }
+        }
+        return DatasetSplit(images: out, labels: s.labels, count: s.count, channels: s.channels, height: side,
+            width: side)
     }
 
     static func prefix(_ s: DatasetSplit, _ n: Int?) -> DatasetSplit {
@@ -129,7 +147,7 @@ public final class RunExecutor {
         defer { withExtendedLifetime(lock) {} }
         let data = try LoadedData(config)
         let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
-            lenet5Widths: config.lenet5Widths)
+            lenet5Widths: config.lenet5Widths, inputChannels: data.train.channels)
         var history = History()
         var optimizer: Optimizer = makeOptimizer(config.phases[0], network)
         var startEpoch = 0

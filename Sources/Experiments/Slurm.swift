@@ -11,7 +11,7 @@ import Foundation
 public struct RunFiles {
     public let config: ExperimentConfig
     public let profile: String
-    public var root: String { ExperimentConfig.resultsRoot(profile: profile) }
+    public var root: String { config.resultsRoot(profile: profile) }
 
     public init(config: ExperimentConfig, profile: String) {
         self.config = config
@@ -86,7 +86,7 @@ public struct SlurmPlan {
     public let oldFiles: [String]
     public private(set) var jobs: [Job] = []
 
-    public var root: String { ExperimentConfig.resultsRoot(profile: profile) }
+    public var root: String { config.resultsRoot(profile: profile) }
     /// The submission folder, relative to the repository root.
     public var folder: String { "\(root)/slurm/\(submission)" }
     var absFolder: String { "\(workdir)/\(folder)" }

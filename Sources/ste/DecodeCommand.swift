@@ -1,4 +1,4 @@
-// `ste decode mnist|cifar10`: raw dataset files → one HDF5 dataset file (see Datasets/DatasetFile.swift).
+// `ste decode mnist|fashion-mnist|cifar10`: raw dataset files → one HDF5 dataset file (see Datasets/DatasetFile.swift).
 // Glue only: the work is `decodeMNIST` / `decodeCIFAR10` in Datasets.
 import ArgumentParser
 import Datasets
@@ -17,7 +17,7 @@ struct Decode: ParsableCommand {
               ste decode mnist
               ste decode cifar10 --archive data/raw/cifar-10-binary.tar.gz --out data/cifar10.h5
             """,
-        subcommands: [DecodeMNIST.self, DecodeCIFAR10.self])
+        subcommands: [DecodeMNIST.self, DecodeFashionMNIST.self, DecodeCIFAR10.self])
 }
 
 struct DecodeMNIST: ParsableCommand {
@@ -43,6 +43,32 @@ struct DecodeMNIST: ParsableCommand {
         let start = Date()
         do {
             printSummary(try decodeMNIST(rawDir: rawDir, output: out), since: start)
+        } catch { throw datasetStageFailure(error) }
+    }
+}
+
+struct DecodeFashionMNIST: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fashion-mnist",
+        abstract:
+            "Decode the four Fashion-MNIST IDX .gz files into an HDF5 file (layout NHW, 60000 + 10000 images).",
+        discussion: """
+            The same decoder and checks as `ste decode mnist`; the file records dataset "fashion-mnist".
+
+            Example:
+              ste decode fashion-mnist --raw-dir data/raw/fashion-mnist --out data/fashion-mnist.h5
+            """)
+
+    @Option(help: "Folder holding the four .gz files (see `ste fetch fashion-mnist`).")
+    var rawDir = "data/raw/fashion-mnist"
+
+    @Option(help: "HDF5 file to write (its folder must exist).")
+    var out = "data/fashion-mnist.h5"
+
+    func run() throws {
+        let start = Date()
+        do {
+            printSummary(try decodeFashionMNIST(rawDir: rawDir, output: out), since: start)
         } catch { throw datasetStageFailure(error) }
     }
 }

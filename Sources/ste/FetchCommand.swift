@@ -1,4 +1,4 @@
-// `ste fetch mnist|cifar10`: check (and where possible download) the raw dataset files.
+// `ste fetch mnist|fashion-mnist|cifar10`: check (and where possible download) the raw dataset files.
 // Glue only: the work is `fetchMNIST` / `fetchCIFAR10` in Datasets.
 import ArgumentParser
 import Datasets
@@ -18,7 +18,7 @@ struct Fetch: ParsableCommand {
               ste fetch mnist
               ste fetch cifar10 --raw-dir data/raw
             """,
-        subcommands: [FetchMNIST.self, FetchCIFAR10.self])
+        subcommands: [FetchMNIST.self, FetchFashionMNIST.self, FetchCIFAR10.self])
 }
 
 struct FetchMNIST: ParsableCommand {
@@ -48,6 +48,34 @@ struct FetchMNIST: ParsableCommand {
             let report = try fetchMNIST(
                 rawDir: rawDir, mirrors: mirror.map { [$0] } ?? mnistMirrors)
             printFetchReport(report)
+        } catch { throw datasetStageFailure(error) }
+    }
+}
+
+struct FetchFashionMNIST: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fashion-mnist",
+        abstract: "Copy the four Fashion-MNIST .gz files from Debian's package and verify them.",
+        discussion: """
+            A missing file is copied from the system folder (Debian's dataset-fashion-mnist installs it; \
+            `make deps` installs the package); every file is verified by the SHA-256 of its decompressed \
+            content (data/raw/fashion-mnist/SHA256SUMS), so the upstream .gz files pass too.
+
+            Example:
+              ste fetch fashion-mnist --raw-dir data/raw/fashion-mnist
+            """)
+
+    @Option(help: "Folder to hold the four .gz files.")
+    var rawDir = "data/raw/fashion-mnist"
+
+    @Option(help: "Folder to copy missing files from.")
+    var systemDir = fashionMNISTSystemDir
+
+    func run() throws {
+        do {
+            let report = try fetchFashionMNIST(rawDir: rawDir, systemDir: systemDir)
+            for path in report.verified { print("ok          \(path)") }
+            for path in report.downloaded { print("copied      \(path) (checksum ok)") }
         } catch { throw datasetStageFailure(error) }
     }
 }

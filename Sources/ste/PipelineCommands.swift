@@ -116,8 +116,8 @@ struct Pretrain: ParsableCommand {
     @OptionGroup var training: TrainingOptions
     func run() throws {
         try stage {
-            let (_, run) = try options.resolve(expect: [.pretrain])
-            try training.run(RunExecutor(config: run, resultsRoot: ExperimentConfig.resultsRoot(profile: options.grid.profile),
+            let (config, run) = try options.resolve(expect: [.pretrain])
+            try training.run(RunExecutor(config: run, resultsRoot: config.resultsRoot(profile: options.grid.profile),
                 quiet: options.quiet))
         }
     }
@@ -140,8 +140,8 @@ struct Train: ParsableCommand {
     @Option(help: .hidden) var stopAfterEpochs: Int?
     func run() throws {
         try stage {
-            let (_, run) = try options.resolve(expect: [.train, .repel])
-            let executor = RunExecutor(config: run, resultsRoot: ExperimentConfig.resultsRoot(profile: options.grid.profile),
+            let (config, run) = try options.resolve(expect: [.train, .repel])
+            let executor = RunExecutor(config: run, resultsRoot: config.resultsRoot(profile: options.grid.profile),
                 quiet: options.quiet)
             executor.stopAfterEpochs = stopAfterEpochs
             try training.run(executor)
@@ -156,8 +156,8 @@ struct Eval: ParsableCommand {
     @OptionGroup var options: RunOptions
     func run() throws {
         try stage {
-            let (_, run) = try options.resolve(expect: [.train, .repel, .pretrain])
-            let r = try evaluateRun(run, resultsRoot: ExperimentConfig.resultsRoot(profile: options.grid.profile))
+            let (config, run) = try options.resolve(expect: [.train, .repel, .pretrain])
+            let r = try evaluateRun(run, resultsRoot: config.resultsRoot(profile: options.grid.profile))
             if !options.quiet {
                 print("\(run.runID): test accuracy \(String(format: "%.2f", r.testAccuracy)) %, training loss "
                     + "\(String(format: "%.3e", r.trainLossLastEpoch)) (last epoch), \(String(format: "%.3e", r.trainLossFullPass)) (full pass)"
@@ -184,14 +184,14 @@ struct ReportCommand: ParsableCommand {
         try stage {
             let config = try grid.load()
             if let started = reproduceStarted {
-                try recordReproduceTiming(root: ExperimentConfig.resultsRoot(profile: grid.profile), started: started)
+                try recordReproduceTiming(root: config.resultsRoot(profile: grid.profile), started: started)
             }
             let texts = sections.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
             let section = texts.isEmpty ? nil : texts.joined(separator: "\n")
             let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
                 || FileManager.default.fileExists(atPath: "data/cifar10.h5")
             try writeReport(ReportInputs(config: config, profile: grid.profile, theorySection: section, cifarPresent: cifar))
-            print("wrote \(ExperimentConfig.resultsRoot(profile: grid.profile))/REPORT.md")
+            print("wrote \(config.resultsRoot(profile: grid.profile))/REPORT.md")
         }
     }
 }
@@ -213,9 +213,12 @@ struct Diff: ParsableCommand {
         try stage {
             let rows = compare(ours: try loadTable1(ours), reference: try loadReference(reference))
             print(formatDiff(rows), terminator: "")
-            inconsistent = rows.filter { $0.ours != nil && $0.accuracyVerdict != .consistent }.count
-            let run = rows.filter { $0.ours != nil }.count
-            print("\(run) of \(rows.count) cells run; \(run - inconsistent) consistent with the paper on accuracy, \(inconsistent) not.")
+            let paperRows = rows.filter { $0.paper != nil }
+            inconsistent = paperRows.filter { $0.ours != nil && $0.accuracyVerdict != .consistent }.count
+            let run = paperRows.filter { $0.ours != nil }.count
+            let extra = rows.count - paperRows.count
+            print("\(run) of \(paperRows.count) cells of the paper run; \(run - inconsistent) consistent with the paper on "
+                + "accuracy, \(inconsistent) not" + (extra > 0 ? "; \(extra) cells not in the paper." : "."))
         }
         if strict && inconsistent > 0 { throw ExitCode(2) }
     }

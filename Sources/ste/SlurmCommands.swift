@@ -72,7 +72,7 @@ func submitSlurm(_ plan: Experiments.Plan, config: ExperimentConfig, profile: St
               Preview the job scripts:        make slurm PROFILE=\(profile) DRY_RUN=1
             """)
     }
-    let planFile = makeFile ?? ".plan/\(profile).mk"
+    let planFile = makeFile ?? ".plan/\(((config.file as NSString).lastPathComponent as NSString).deletingPathExtension)-\(profile).mk"
     if makeFile != nil || !FileManager.default.fileExists(atPath: planFile) {
         try writeAtomically(try plan.makefile(cifarPresent: cifarPresent), to: planFile)
     }
@@ -96,7 +96,7 @@ func submitSlurm(_ plan: Experiments.Plan, config: ExperimentConfig, profile: St
     stampFormat.timeZone = TimeZone(identifier: "UTC")
     stampFormat.dateFormat = "yyyyMMdd-HHmmss"
     var submission = stampFormat.string(from: Date())
-    let base = "\(ExperimentConfig.resultsRoot(profile: profile))/slurm"
+    let base = "\(config.resultsRoot(profile: profile))/slurm"
     var n = 2
     while FileManager.default.fileExists(atPath: "\(base)/\(submission)") {
         submission = stampFormat.string(from: Date()) + "-\(n)"

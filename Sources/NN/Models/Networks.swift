@@ -3,22 +3,26 @@ import Kernels
 
 public let networkNames = ["lenet5", "vgg11", "resnet20"]
 
-/// Input shape of one image (c, h, w).
-public func inputShape(ofNetwork name: String) -> [Int]? {
+/// Input shape of one image (c, h, w) for `channels` input channels (default: the paper's data set's).
+public func inputShape(ofNetwork name: String, channels: Int? = nil) -> [Int]? {
     switch name {
-    case "lenet5": return [1, 28, 28]
-    case "vgg11", "resnet20": return [3, 32, 32]
+    case "lenet5": return [channels ?? 1, 28, 28]
+    case "vgg11", "resnet20": return [channels ?? 3, 32, 32]
     default: return nil
     }
 }
 
 /// "lenet5" | "vgg11" | "resnet20"; any other name is a programming error (callers validate configs).
 /// `lenet5Widths`: LeNet-5's (conv1, conv2, fc1, fc2) widths for the width ablation; nil = the classic.
-public func makeNetwork(named name: String, activation: Activation, seed: UInt64, lenet5Widths: [Int]? = nil) -> Network {
+/// `inputChannels`: the data's channels (VGG-11 and ResNet-20 take 1 or 3; LeNet-5 takes 1).
+public func makeNetwork(named name: String, activation: Activation, seed: UInt64, lenet5Widths: [Int]? = nil,
+                        inputChannels: Int? = nil) -> Network {
     switch name {
-    case "lenet5": return makeLeNet5(activation: activation, seed: seed, widths: lenet5Widths)
-    case "vgg11": return makeVGG11(activation: activation, seed: seed)
-    case "resnet20": return makeResNet20(activation: activation, seed: seed)
+    case "lenet5":
+        precondition(inputChannels ?? 1 == 1, "LeNet-5 takes 1 input channel")
+        return makeLeNet5(activation: activation, seed: seed, widths: lenet5Widths)
+    case "vgg11": return makeVGG11(activation: activation, seed: seed, inputChannels: inputChannels ?? 3)
+    case "resnet20": return makeResNet20(activation: activation, seed: seed, inputChannels: inputChannels ?? 3)
     default: preconditionFailure("unknown network \(name); known: \(networkNames.joined(separator: ", "))")
     }
 }

@@ -3,7 +3,8 @@
 // which follows He et al. 2016 (CIFAR ResNet) and the authors' group code (penhunt/full-quantization-DNN).
 // Stem conv3×3 3→16, BN, act; 3 stages × 3 basic blocks, widths 16/32/64, strides 1/2/2, option-A
 // shortcut (x[:, :, ::2, ::2] + zero-padded channels), activation after the add; global average pool;
-// Linear(64, 10) with bias. 268,346 parameters.
+// Linear(64, 10) with bias. 268,346 parameters. `inputChannels`: 3 for CIFAR-10; 1 for grey images zero-padded to
+// 32×32 (Fashion-MNIST; the project's transfer).
 // Deviations from the authors' code: BN without scale and shift (affine off, as the paper's text says);
 // the shortcut subsamples by slicing (their 1×1 avg-pool with stride 2 is the same thing); each block has
 // two activation modules (theirs shares one module, which is the same function with a fixed α).
@@ -15,9 +16,9 @@ import Kernels
 public let resNet20Stages: [(width: Int, stride: Int)] = [(16, 1), (32, 2), (64, 2)]
 public let resNet20BlocksPerStage = 3
 
-public func makeResNet20(activation: Activation, seed: UInt64) -> Network {
+public func makeResNet20(activation: Activation, seed: UInt64, inputChannels: Int = 3) -> Network {
     var rng = SplitMix64(seed: seed)
-    let stemConv = Conv2d(3, 16, kernel: 3, stride: 1, padding: 1, rng: &rng)
+    let stemConv = Conv2d(inputChannels, 16, kernel: 3, stride: 1, padding: 1, rng: &rng)
     stemConv.computesInputGradient = false
     let stem = Sequential([stemConv, BatchNorm(16), QReLU(activation)])
     var blocks: [Layer] = []

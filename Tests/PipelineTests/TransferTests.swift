@@ -1,0 +1,143 @@
+// A second experiment on the same pipeline: experiments/fashion.yaml (the paper's protocol on Fashion-MNIST).
+// Its config (datasets, padding to the CIFAR nets' 32×32, its own results folder, no paper table), the padding
+// itself, the 1-channel deep nets through train + eval, and a report whose cells the paper does not have.
+import Foundation
+import Storage
+import XCTest
+
+@testable import Datasets
+@testable import Experiments
+
+final class TransferTests: XCTestCase {
+    var dir: String!
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "transfer-tests-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.changeCurrentDirectoryPath(repoRoot)
+    }
+
+    override func tearDownWithError() throws {
+        FileManager.default.changeCurrentDirectoryPath(repoRoot)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func testFashionGridKeepsThePaperScheduleInItsOwnFolder() throws {
+        let c = try ExperimentConfig.load("experiments/fashion.yaml")
+        XCTAssertNil(c.reference)
+        XCTAssertEqual(c.claims, "experiments/reference/yin2019-claims.csv")
+        XCTAssertEqual(c.resultsRoot(profile: "paper"), "results/fashion")
+        XCTAssertEqual(c.resultsRoot(profile: "cpu-budget"), "results/fashion/cpu-budget")
+        let table1 = try ExperimentConfig.load("experiments/table1.yaml")
+        XCTAssertEqual(table1.resultsRoot(profile: "paper"), "results")
+        for net in ["lenet5", "vgg11", "resnet20"] {
+            XCTAssertEqual(c.nets[net]!.dataset, "fashion-mnist")
+            // The quantized phase is Table 1's (the paper's Table 2), only the data differ.
+            XCTAssertEqual(c.nets[net]!.train, table1.nets[net]!.train, net)
+        }
+        XCTAssertNil(c.nets["lenet5"]!.padTo)
+        XCTAssertEqual(c.nets["vgg11"]!.padTo, 32)
+        XCTAssertEqual(c.nets["resnet20"]!.padTo, 32)
+        let run = try c.runConfig(RunID("resnet20-a2-clipped-s0")!, profile: "paper")
+        XCTAssertEqual(run.initFrom, "results/fashion/pretrain/resnet20-s0/checkpoint.h5")
+        XCTAssertEqual(run.padTo, 32)
+        XCTAssertTrue(run.canonicalJSON().contains("\"padTo\":32"))
+        // Table 1's stamps do not change: padTo is absent from their JSON.
+        XCTAssertFalse(try table1.runConfig(RunID("lenet5-a2-clipped-s0")!, profile: "paper").canonicalJSON().contains("padTo"))
+    }
+
+    func testPaddingIsCheckedAgainstTheNet() throws {
+        let good = try String(contentsOfFile: "experiments/fashion.yaml", encoding: .utf8)
+        let cases: [(String, String, String)] = [
+            ("    pad_to: 32                   # transfer: as VGG-11", "",
+                "nets.resnet20.pad_to: resnet20 takes 32×32 images and fashion-mnist's are 28×28: set pad_to: 32"),
+            ("    pad_to: 32                   # transfer: as VGG-11", "    pad_to: 33", "nets.resnet20.pad_to: 33 cannot pad 28×28 images evenly"),
+            ("    dataset: fashion-mnist       # transfer\n    data: data/fashion-mnist.h5\n    augment: false",
+                "    dataset: fashion-mnist\n    data: data/fashion-mnist.h5\n    pad_to: 32\n    augment: false",
+                "nets.lenet5.pad_to: lenet5 takes 28×28 images and fashion-mnist's are 28×28, padded to 32×32: remove pad_to"),
+            ("    dataset: fashion-mnist       # transfer\n    data: data/fashion-mnist.h5\n    augment: false",
+                "    dataset: kmnist\n    data: data/fashion-mnist.h5\n    augment: false",
+                "nets.lenet5.dataset: unknown dataset 'kmnist' (known: cifar10, fashion-mnist, mnist)"),
+        ]
+        for (old, new, expected) in cases {
+            XCTAssertTrue(good.contains(old), "fixture text not found: \(old)")
+            let path = dir + "/bad.yaml"
+            try good.replacingOccurrences(of: old, with: new).write(toFile: path, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try ExperimentConfig.load(path), expected) { error in
+                XCTAssertTrue("\(error)".contains(expected), "expected '\(expected)' in '\(error)'")
+            }
+        }
+    }
+
+    func testPaddingCentresEachImageInZeros() {
+        // Two 1-channel 2×2 images padded to 4×4; then a 3-channel 1×1 image padded to 3×3.
+        let split = DatasetSplit(images: [1, 2, 3, 4, 5, 6, 7, 8], labels: [0, 1], count: 2, channels: 1, height: 2, width: 2)
+        let padded = LoadedData.padded(split, to: 4)
+        XCTAssertEqual([padded.height, padded.width, padded.count, padded.channels], [4, 4, 2, 1])
+        XCTAssertEqual(padded.images, [0, 0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0, 0, 0, 0,
+                                       0, 0, 0, 0, 0, 5, 6, 0, 0, 7, 8, 0, 0, 0, 0, 0])
+        XCTAssertEqual(padded.labels, [0, 1])
+        let rgb = LoadedData.padded(DatasetSplit(images: [9, 8, 7], labels: [3], count: 1, channels: 3, height: 1, width: 1), to: 3)
+        XCTAssertEqual(rgb.images, [0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0])
+        XCTAssertEqual(LoadedData.padded(split, to: nil).images, split.images)
+        XCTAssertEqual(LoadedData.padded(split, to: 2).images, split.images)
+    }
+
+    /// ResNet-20 on 28×28 grey images padded to 32×32: pretrain, a quantized cell and its eval, then a report
+    /// without a paper table (its cells are "not in the paper", the claims file scores what it can).
+    func testOneChannelResNetTrainsOnPaddedImagesAndIsReportedWithoutAPaperTable() throws {
+        FileManager.default.changeCurrentDirectoryPath(dir)
+        try TinyGrid.writeDataset("tiny.h5", train: 64, test: 32)
+        let phase = """
+                  epochs: 1
+                  batch_size: 32
+                  optimizer: sgd
+                  lr: 0.05
+                  momentum: 0.9
+                  weight_decay: 1.0e-4
+                  schedule: {kind: constant}
+            """
+        try """
+            experiment: transfer-test
+            results: out/transfer
+            claims: \(repoRoot)/experiments/reference/yin2019-claims.csv
+            seeds: [0]
+            bits: [2]
+            stes: [clipped]
+            quantizer: {rounding: ceil, alpha: {2: 0.6511}}
+            nets:
+              resnet20:
+                dataset: fashion-mnist
+                data: tiny.h5
+                pad_to: 32
+                augment: true
+                normalize: {mean: [0.2860], std: [0.3530]}
+                eval_batch_size: 32
+                pretrain:
+            \(phase)
+                train:
+            \(phase)
+            """.write(toFile: "grid.yaml", atomically: true, encoding: .utf8)
+        let config = try ExperimentConfig.load("grid.yaml")
+        let root = config.resultsRoot(profile: "paper")
+        for id in ["resnet20-s0", "resnet20-a2-clipped-s0"] {
+            let run = try config.runConfig(RunID(id)!, profile: "paper")
+            let outcome = try RunExecutor(config: run, resultsRoot: root, quiet: true).run()
+            XCTAssertFalse(outcome.diverged, id)
+            let result = try evaluateRun(run, resultsRoot: root)
+            XCTAssertEqual(result.testTotal, 32)
+            XCTAssertTrue(result.testAccuracy.isFinite && result.trainLossFullPass.isFinite, id)
+        }
+        // The first convolution took one channel.
+        let checkpoint = try H5Reader(path: "out/transfer/runs/resnet20-a2-clipped-s0/checkpoint.h5")
+        XCTAssertEqual(try checkpoint.shape(of: "/params/stem.0/weight"), [16, 1, 3, 3])
+        let md = try writeReport(ReportInputs(config: config, profile: "paper", theorySection: nil, cifarPresent: false))
+        XCTAssertTrue(md.contains("## Test accuracy"), md)
+        XCTAssertTrue(md.contains("| fashion-mnist | resnet20 | 2 | clipped | — |"), md)
+        XCTAssertTrue(md.contains("not in the paper"))
+        XCTAssertTrue(md.contains("1 cell the paper does not have** (fashion-mnist; STEs clipped)"), md)
+        XCTAssertFalse(md.contains("mnist | lenet5"), "no rows of the paper's table: \(md)")
+        XCTAssertTrue(md.contains("resnet20 2-bit: accuracy clipped ≥ relu ≥ identity | not run"), md)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "out/transfer/table1.csv"))
+    }
+}
