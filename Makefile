@@ -64,6 +64,7 @@ test: deps
 	$(SWIFT) test
 	$(MAKE) --no-print-directory smoke-check
 	scripts/test-faults.sh
+	scripts/test-cifar-path.sh
 	scripts/test-slurm.sh --local-table results/smoke/table1.csv
 
 # MARK: - Data ----------------------------------------------------------------------------------
