@@ -174,6 +174,8 @@ reproduce-all: $(PLAN_EVALS) $(if $(MAIN_JOB),theory schoenbauer)
 RUN_KIND = $(if $(findstring -from-,$(RUN)),repel,$(if $(shell echo '$(RUN)' | grep -E -- '-a[0-9]+-'),runs,pretrain))
 run:
 	@test -n "$(RUN)" || { echo "usage: make run RUN=<run id>, e.g. RUN=lenet5-a2-clipped-s0"; exit 2; }
+	@$(if $(filter $(RUN),$(PLAN_PRETRAINS) $(PLAN_CELLS) $(PLAN_REPEL)),true,\
+	  { echo "error: $(RUN) is not a run of $(EXPERIMENT) (profile $(PROFILE))$(if $(filter $(RUN),$(PLAN_SKIPPED)),: it needs CIFAR-10 (data/raw/cifar-10-binary.tar.gz),). Its runs: $(wordlist 1,4,$(PLAN_CELLS)) … (make -n reproduce lists them)"; exit 2; })
 	$(MAKE) --no-print-directory $(ROOT)/$(RUN_KIND)/$(RUN)/eval.h5
 
 # Reads the eval/history files as they are: no prerequisites on the runs, so a clone with the committed

@@ -123,6 +123,12 @@ public func evaluateClaims(_ path: String, ours: [CellKey: CellResult], repel: [
     return out
 }
 
+extension CellResult {
+    /// "mean ± std" over seeds, or the one value of a single-seed cell (its std is not defined).
+    var accuracyText: String { n > 1 ? "\(fmt(accuracyMean, 2)) ± \(fmt(accuracyStd, 2))" : fmt(accuracyMean, 2) }
+    var lossText: String { n > 1 ? "\(sci(lossMean)) ± \(sci(lossStd))" : sci(lossMean) }
+}
+
 /// The terminal table of `ste diff`.
 public func formatDiff(_ rows: [ComparisonRow]) -> String {
     func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
@@ -138,18 +144,18 @@ public func formatDiff(_ rows: [ComparisonRow]) -> String {
         var cols = [pad(k.dataset, 8), pad(k.net, 9), pad("\(k.bits)", 4, right: true), pad(k.ste, 9), "|"]
         guard let paper = r.paper else {
             let o = r.ours!
-            cols += [pad("—", 6, right: true), pad("\(fmt(o.accuracyMean, 2)) ± \(fmt(o.accuracyStd, 2)) (\(o.n))", 22),
+            cols += [pad("—", 6, right: true), pad("\(o.accuracyText) (\(o.n))", 22),
                 pad("", 6), pad("not in the paper", 10), "|", pad("—", 8, right: true),
-                pad("\(sci(o.lossMean)) ± \(sci(o.lossStd))", 22), "not in the paper"]
+                pad(o.lossText, 22), "not in the paper"]
             s += cols.joined(separator: " ") + "\n"
             continue
         }
         cols.append(pad(fmt(paper.accuracy, 2), 6, right: true))
         if let o = r.ours {
             let d = o.accuracyMean - paper.accuracy
-            cols += [pad("\(fmt(o.accuracyMean, 2)) ± \(fmt(o.accuracyStd, 2)) (\(o.n))", 22),
+            cols += [pad("\(o.accuracyText) (\(o.n))", 22),
                 pad((d >= 0 ? "+" : "") + fmt(d, 2), 6, right: true), pad(r.accuracyVerdict!.rawValue, 10), "|",
-                pad(sci(paper.trainLoss), 8, right: true), pad("\(sci(o.lossMean)) ± \(sci(o.lossStd))", 22),
+                pad(sci(paper.trainLoss), 8, right: true), pad(o.lossText, 22),
                 r.lossVerdict!.rawValue]
         } else {
             cols += [pad("not run", 22), pad("", 6), pad("", 10), "|", pad(sci(paper.trainLoss), 8, right: true),

@@ -124,7 +124,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
             guard let paper = r.paper else {
                 let o = r.ours!
                 return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, "—",
-                    "\(fmt(o.accuracyMean, 2)) ± \(fmt(o.accuracyStd, 2))", "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""),
+                    o.accuracyText, "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""),
                     "", "", "not in the paper"]
             }
             guard let o = r.ours else {
@@ -134,7 +134,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
                 return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(paper.accuracy, 2), why, "0", "", "", ""]
             }
             return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(paper.accuracy, 2),
-                "\(fmt(o.accuracyMean, 2)) ± \(fmt(o.accuracyStd, 2))", "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""),
+                o.accuracyText, "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""),
                 (o.accuracyMean >= paper.accuracy ? "+" : "") + fmt(o.accuracyMean - paper.accuracy, 2),
                 "±" + fmt(o.accuracyTolerance, 2), r.accuracyVerdict!.rawValue]
         }, align: ["l", "l", "r", "l", "r", "r", "r", "r", "r", "l"])
@@ -152,11 +152,11 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
         rows: rows.compactMap { r in
             guard let o = r.ours else { return nil }
             guard let paper = r.paper else {
-                return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, "—", "\(sci(o.lossMean)) ± \(sci(o.lossStd))",
+                return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, "—", o.lossText,
                     "", "not in the paper"]
             }
             return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, sci(paper.trainLoss),
-                "\(sci(o.lossMean)) ± \(sci(o.lossStd))", fmt(o.lossMean / paper.trainLoss, 2), r.lossVerdict!.rawValue]
+                o.lossText, fmt(o.lossMean / paper.trainLoss, 2), r.lossVerdict!.rawValue]
         }, align: ["l", "l", "r", "l", "r", "r", "r", "l"])
     md += "\n## The paper's qualitative claims\n\n"
     md += markdownTable(header: ["claim", "verdict", "measured"], rows: claims.map {

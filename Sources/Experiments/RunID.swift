@@ -79,6 +79,28 @@ public struct RunID: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Why `text` is not a run id, naming the part that is wrong (an unknown STE, bits out of range, no seed).
+    public static func whyInvalid(_ text: String) -> String {
+        let forms = "<net>-s<seed>, <net>-a<bits>-<ste>-s<seed> or <net>-a<bits>-<ste>-from-<ste>-s<seed>"
+        var parts = text.split(separator: "-", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count >= 2, let last = parts.last, last.hasPrefix("s"), Int(last.dropFirst()) != nil else {
+            return "'\(text)' is not a run id: it must end in -s<seed> (\(forms))"
+        }
+        parts.removeLast()
+        parts.removeFirst()
+        guard let first = parts.first else { return "'\(text)' is not a run id (\(forms))" }
+        guard first.hasPrefix("a"), let bits = Int(first.dropFirst()), (1...8).contains(bits) else {
+            return "'\(text)' is not a run id: '\(first)' should be a<bits> with bits in 1...8 (\(forms))"
+        }
+        let known = STE.allCases.map(\.rawValue).joined(separator: ", ")
+        for name in parts.dropFirst().joined(separator: "-").components(separatedBy: "-from-")
+            where STE(rawValue: name) == nil
+        {
+            return "'\(text)' is not a run id: unknown STE '\(name)' (known: \(known))"
+        }
+        return "'\(text)' is not a run id (\(forms))"
+    }
+
     private init(kind: Kind, net: String, bits: Int?, ste: STE?, from: STE?, seed: Int) {
         self.kind = kind
         self.net = net

@@ -30,7 +30,7 @@ struct RunOptions: ParsableArguments {
     var quiet = false
 
     func resolve(expect kinds: [RunID.Kind]) throws -> (ExperimentConfig, RunConfig) {
-        guard let id = RunID(run) else { throw ValidationError("'\(run)' is not a run id (see --help)") }
+        guard let id = RunID(run) else { throw ValidationError(RunID.whyInvalid(run)) }
         guard kinds.contains(id.kind) else {
             throw ValidationError("'\(run)' is a \(id.kind.rawValue) run; this stage takes \(kinds.map(\.rawValue).joined(separator: " or ")) runs")
         }

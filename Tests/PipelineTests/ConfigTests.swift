@@ -131,6 +131,13 @@ final class ConfigTests: XCTestCase {
         {
             XCTAssertNil(RunID(bad), bad)
         }
+        // The message names what is wrong.
+        for (bad, says) in [("lenet5-a2-foo-s0", "unknown STE 'foo' (known: identity, relu, clipped, log-tailed)"),
+            ("resnet20-a4-identity-from-clip-s0", "unknown STE 'clip'"), ("lenet5-a9-clipped-s0", "'a9' should be a<bits>"),
+            ("lenet5-a2-clipped", "it must end in -s<seed>")]
+        {
+            XCTAssertTrue(RunID.whyInvalid(bad).contains(says), RunID.whyInvalid(bad))
+        }
     }
 
     /// A stamp changes exactly when that run's resolved configuration changes.
