@@ -388,11 +388,14 @@ func repelOutcomes(_ runs: [RunID: RunRecord], config: ExperimentConfig) -> [Rep
 
 /// Records how long the `make reproduce` that writes this report took so far (from its start to this report,
 /// the build excluded), as one sentence that later `make report` runs show unchanged.
-public func recordReproduceTiming(root: String, started: Double) throws {
+/// `alsoRan`: what the same `make reproduce` ran besides the runs of this report (the theory and Schoenbauer
+/// experiments of the main job), named in the sentence; nil when nothing else.
+public func recordReproduceTiming(root: String, started: Double, alsoRan: String? = nil) throws {
     let elapsed = Date().timeIntervalSince1970 - started
     let iso = ISO8601DateFormatter()
     let sentence = String(format: "`make reproduce` of code version `%@` started %@ and wrote this report %d min %02d s later "
-        + "(the build before it not counted; theory and Schoenbauer experiments included).", codeVersion(),
-        iso.string(from: Date(timeIntervalSince1970: started)), Int(elapsed) / 60, Int(elapsed) % 60)
+        + "(the build before it not counted%@).", codeVersion(), 
+        iso.string(from: Date(timeIntervalSince1970: started)), Int(elapsed) / 60, Int(elapsed) % 60,
+        alsoRan.map { "; \($0) included" } ?? "")
     try writeAtomically(sentence + "\n", to: "\(root)/reproduce-timing.txt")
 }

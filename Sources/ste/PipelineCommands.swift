@@ -184,7 +184,8 @@ struct ReportCommand: ParsableCommand {
         try stage {
             let config = try grid.load()
             if let started = reproduceStarted {
-                try recordReproduceTiming(root: config.resultsRoot(profile: grid.profile), started: started)
+                try recordReproduceTiming(root: config.resultsRoot(profile: grid.profile), started: started,
+                    alsoRan: sections.isEmpty ? nil : "theory and Schoenbauer experiments")
             }
             let texts = sections.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
             let section = texts.isEmpty ? nil : texts.joined(separator: "\n")

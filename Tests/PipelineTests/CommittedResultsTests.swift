@@ -1,5 +1,6 @@
 // The numbers a person reads outside the generated report must match the run files: the README's Table 1
-// rows are checked against results/table1.csv (written by `ste report` from the committed eval files).
+// rows are checked against results/table1.csv (written by `ste report` from the committed eval files), the
+// Fashion-MNIST LeNet-5 table against results/fashion/lenet5/table1.csv.
 import Foundation
 import XCTest
 
@@ -25,5 +26,26 @@ final class CommittedResultsTests: XCTestCase {
             checked += 1
         }
         XCTAssertEqual(checked, 6, "the README's Table 1 has the six MNIST cells")
+    }
+
+    /// The README's Fashion-MNIST LeNet-5 table — `| bits | identity | relu | clipped |` — quotes
+    /// results/fashion/lenet5/table1.csv.
+    func testReadmeFashionTableQuotesTheCommittedResults() throws {
+        let readme = try String(contentsOfFile: repoRoot + "/README.md", encoding: .utf8)
+        let ours = try loadTable1(repoRoot + "/results/fashion/lenet5/table1.csv")
+        guard let header = readme.range(of: "| bits | identity | relu | clipped |") else {
+            return XCTFail("the README has no Fashion-MNIST table")
+        }
+        var checked = 0
+        for line in readme[header.upperBound...].split(separator: "\n").dropFirst().prefix(2) {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            let bits = try XCTUnwrap(Int(cells[0]), String(line))
+            for (i, ste) in ["identity", "relu", "clipped"].enumerated() {
+                let r = try XCTUnwrap(ours[CellKey(dataset: "fashion-mnist", net: "lenet5", bits: bits, ste: ste)])
+                XCTAssertEqual(cells[i + 1], String(format: "%.2f ± %.2f", r.accuracyMean, r.accuracyStd), "\(bits)-bit \(ste)")
+                checked += 1
+            }
+        }
+        XCTAssertEqual(checked, 6)
     }
 }
