@@ -7,6 +7,7 @@ import Backends
 import Foundation
 import Kernels
 import NN
+import Storage
 import Training
 
 struct Bench: ParsableCommand {
@@ -122,7 +123,7 @@ struct Bench: ParsableCommand {
             let doc: [String: Any] = [
                 "backend": Compute.backend.name, "threads": threads, "batch": batch, "activation": "\(activation)",
                 "min_time": minTime, "reps": reps, "warmup": warmup, "results": rows,
-                "peak_rss_mib": peakResidentMiB(),
+                "peak_rss_mib": peakResidentMiB(), "code_version": codeVersion(), "machine": machineDescription(),
             ]
             let data = try JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json), options: .atomic)
