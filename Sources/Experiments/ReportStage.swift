@@ -45,6 +45,33 @@ public func collectRuns(_ config: ExperimentConfig, profile: String) throws -> [
     return out
 }
 
+/// The float nets the quantized cells start from, per (dataset, net): the final epoch of each pretrain's
+/// history.h5 (test accuracy on the test set in eval mode, mean training loss of the last epoch), over seeds.
+public struct FloatBaseline: Sendable {
+    public var dataset: String, net: String
+    public var accuracies: [Double], losses: [Double]
+}
+
+public func collectFloatBaselines(_ config: ExperimentConfig, profile: String) throws -> [FloatBaseline] {
+    let root = config.resultsRoot(profile: profile)
+    var out: [FloatBaseline] = []
+    let pretrains = config.allRuns().pretrains
+    for net in config.nets.keys.sorted() {
+        var b = FloatBaseline(dataset: config.nets[net]!.dataset, net: net, accuracies: [], losses: [])
+        for id in pretrains where id.net == net {
+            let path = "\(root)/\(id.folder)/history.h5"
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            let h = try History.read(from: try H5Reader(path: path))
+            guard let acc = h.testAccuracy.last, let loss = h.trainLoss.last,
+                h.epoch.count == (try config.runConfig(id, profile: profile)).totalEpochs else { continue }
+            b.accuracies.append(acc)
+            b.losses.append(loss)
+        }
+        if !b.accuracies.isEmpty { out.append(b) }
+    }
+    return out
+}
+
 /// Aggregates per cell over seeds. Diverged runs count as n but contribute no accuracy (reported apart).
 public func aggregateCells(_ runs: [RunID: RunRecord], lossKind: String = "train_loss_last_epoch") -> [CellKey: CellResult] {
     var groups: [CellKey: [RunRecord]] = [:]
@@ -82,6 +109,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
     let root = config.resultsRoot(profile: profile)
     let runs = try collectRuns(config, profile: profile)
     let cells = aggregateCells(runs)
+    let floats = try collectFloatBaselines(config, profile: profile)
     let reference = try config.reference.map(loadReference) ?? [:]
     try writeAtomically(([table1Header] + cells.keys.sorted().map { table1Line(cells[$0]!) }).joined(separator: "\n") + "\n",
         to: "\(root)/table1.csv")
@@ -137,6 +165,10 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
                 o.accuracyText, "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""),
                 (o.accuracyMean >= paper.accuracy ? "+" : "") + fmt(o.accuracyMean - paper.accuracy, 2),
                 "±" + fmt(o.accuracyTolerance, 2), r.accuracyVerdict!.rawValue]
+        } + floats.map { b in
+            let r = CellResult(key: CellKey(dataset: b.dataset, net: b.net, bits: 32, ste: "float"), accuracies: b.accuracies,
+                losses: b.losses, testTotal: 0, diverged: 0)
+            return [b.dataset, b.net, "float", "— (pretrained)", "—", r.accuracyText, "\(r.n)", "", "", "float baseline"]
         }, align: ["l", "l", "r", "l", "r", "r", "r", "r", "r", "l"])
     if !inputs.cifarPresent && config.nets.values.contains(where: { $0.dataset == "cifar10" }) {
         md += "\nCIFAR-10 rows: not run because CIFAR-10 is absent. Place the official `cifar-10-binary.tar.gz` "
@@ -157,6 +189,10 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
             }
             return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, sci(paper.trainLoss),
                 o.lossText, fmt(o.lossMean / paper.trainLoss, 2), r.lossVerdict!.rawValue]
+        } + floats.map { b in
+            let r = CellResult(key: CellKey(dataset: b.dataset, net: b.net, bits: 32, ste: "float"), accuracies: b.accuracies,
+                losses: b.losses, testTotal: 0, diverged: 0)
+            return [b.dataset, b.net, "float", "— (pretrained)", "—", r.lossText, "", "float baseline"]
         }, align: ["l", "l", "r", "l", "r", "r", "r", "l"])
     md += "\n## The paper's qualitative claims\n\n"
     md += markdownTable(header: ["claim", "verdict", "measured"], rows: claims.map {

@@ -135,6 +135,8 @@ final class TransferTests: XCTestCase {
         XCTAssertTrue(md.contains("## Test accuracy"), md)
         XCTAssertTrue(md.contains("| fashion-mnist | resnet20 | 2 | clipped | — |"), md)
         XCTAssertTrue(md.contains("not in the paper"))
+        // The float net the cell started from, from its pretrain history.
+        XCTAssertTrue(md.contains("| fashion-mnist | resnet20 | float | — (pretrained) | — |"), md)
         XCTAssertTrue(md.contains("1 cell the paper does not have** (fashion-mnist; STEs clipped)"), md)
         XCTAssertFalse(md.contains("mnist | lenet5"), "no rows of the paper's table: \(md)")
         XCTAssertTrue(md.contains("resnet20 2-bit: accuracy clipped ≥ relu ≥ identity | not run"), md)
