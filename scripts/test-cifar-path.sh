@@ -87,7 +87,7 @@ runs=$(ls -d results/runs/*/ results/repel/*/ | wc -l)
 [ "$runs" = 15 ] || fail "expected 12 cells and 3 repel runs, found $runs run folders"
 "$STE" report --config grid.yaml --profile paper >/dev/null || fail "report"
 for cell in "vgg11 | 2 | identity" "vgg11 | 4 | clipped" "resnet20 | 2 | clipped" "resnet20 | 4 | relu"; do
-  grep -q "^| cifar10 | $cell | [0-9.]* | [0-9.]* ± [0-9.]* | 1 |" results/REPORT.md || fail "REPORT.md lacks the cell $cell"
+  grep -q "^| cifar10 | $cell | [0-9.]* | [0-9.]* | 1 |" results/REPORT.md || fail "REPORT.md lacks the cell $cell"
 done
 for f in figures/table1-vgg11.svg figures/table1-resnet20.svg figures/repel-fig2.svg figures/repel-appendix-c.svg; do
   [ -s "results/$f" ] || fail "results/$f missing"
