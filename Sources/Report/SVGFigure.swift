@@ -244,18 +244,24 @@ public struct Figure: Sendable {
     /// Tick positions (in transformed units) and their labels.
     private func ticks(lo: Double, hi: Double, log: Bool) -> [(Double, String)] {
         if log && hi - lo < 1.5 {
-            // Less than ~1.5 decades: ticks at 1, 2, 5 (or every digit below half a decade) × 10^e.
-            let mantissas: [Double] = hi - lo < 0.5 ? [1, 2, 3, 4, 5, 6, 7, 8, 9] : [1, 2, 5]
-            var out: [(Double, String)] = []
-            for e in Int(floor(lo))...Int(ceil(hi)) {
-                for m in mantissas {
-                    let v = log10(m) + Double(e)
-                    guard v >= lo - 1e-9 && v <= hi + 1e-9 else { continue }
-                    let value = m * pow(10, Double(e))
-                    out.append((v, abs(e) >= 4 ? String(format: "%.0fe%d", m, e) : fmtPlain(value)))
+            // Less than ~1.5 decades: ticks at 1, 2, 5 × 10^e, or at every digit when that gives fewer than two
+            // (a range such as 0.12–0.38 holds only 0.2 of 1, 2, 5).
+            func ticksAt(_ mantissas: [Double]) -> [(Double, String)] {
+                var out: [(Double, String)] = []
+                for e in Int(floor(lo))...Int(ceil(hi)) {
+                    for m in mantissas {
+                        let v = log10(m) + Double(e)
+                        guard v >= lo - 1e-9 && v <= hi + 1e-9 else { continue }
+                        let value = m * pow(10, Double(e))
+                        out.append((v, abs(e) >= 4 ? String(format: "%.0fe%d", m, e) : fmtPlain(value)))
+                    }
                 }
+                return out
             }
-            if out.count >= 2 { return out }
+            let coarse = hi - lo < 0.5 ? [] : ticksAt([1, 2, 5])
+            if coarse.count >= 2 { return coarse }
+            let fine = ticksAt([1, 2, 3, 4, 5, 6, 7, 8, 9])
+            if fine.count >= 2 { return fine }
         }
         if log {
             let a = Int(floor(lo)), b = Int(ceil(hi))

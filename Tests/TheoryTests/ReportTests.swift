@@ -28,4 +28,13 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(svg.contains(">10</text>") && svg.contains(">100</text>") || svg.contains(">1e2</text>"))
         XCTAssertEqual(Figure(p).svg(), svg, "deterministic output")
     }
+
+    /// A log axis over half a decade that holds a single 1-2-5 value (0.12–0.38: only 0.2) still gets labelled
+    /// ticks, at every digit.
+    func testNarrowLogAxisGetsTicks() {
+        let p = Panel(title: "t", xLabel: "x", yLabel: "loss", series: [Series("a", x: [1, 2, 3], y: [0.38, 0.2, 0.12])],
+            logY: true)
+        let svg = Figure(p).svg()
+        for label in ["0.2", "0.3"] { XCTAssertTrue(svg.contains(">\(label)</text>"), "no tick \(label)") }
+    }
 }
