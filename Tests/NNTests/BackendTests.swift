@@ -33,7 +33,7 @@ final class BackendTests: XCTestCase {
     }
 
     func testOneDNNMatchesReference() throws {
-        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN unavailable") }
+        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN (libdnnl.so.2) could not be loaded; `make deps` installs libdnnl-dev") }
         // As the layers use it: LeNet conv1's forward and weights on the direct kernels.
         XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[0].0), [.forward, .backwardWeights])
         XCTAssertEqual(ConvolutionPasses.direct(for: Self.geometries[1].0), [.backwardData, .backwardWeights])  // 6→16

@@ -186,7 +186,7 @@ final class ChannelBlockedTests: XCTestCase {
     /// A convolution handed a blocked layout it does not compute in (block 8 where oneDNN chose 16, or the
     /// other way round) reorders it to NCHW and its gradient back: the same numbers as from NCHW.
     func testConvolutionTakesAForeignBlockedLayout() throws {
-        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN unavailable") }
+        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN (libdnnl.so.2) could not be loaded; `make deps` installs libdnnl-dev") }
         var rng = SplitMix64(seed: 9)
         let (a, b) = (Conv2d(16, 16, kernel: 3, padding: 1, rng: &rng), Conv2d(16, 16, kernel: 3, padding: 1, rng: &rng))
         b.weight.value.copy(from: a.weight.value)
@@ -219,7 +219,7 @@ final class ChannelBlockedTests: XCTestCase {
     }
 
     private func checkStepsMatchNCHW(batch: Int, _ make: (Activation) -> Network) throws {
-        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN unavailable") }
+        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN (libdnnl.so.2) could not be loaded; `make deps` installs libdnnl-dev") }
         let saved = Compute.backend
         defer { Compute.backend = saved }
         Compute.backend = dnnl
