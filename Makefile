@@ -140,7 +140,8 @@ DIFF       = $(if $(REFERENCE),$(STE) diff $(ROOT)/table1.csv $(REFERENCE),@echo
 # The theory and Schoenbauer reports, appended to the paper profile's report.
 # The main job (Table 1 at the paper protocol) also runs the theory and Schoenbauer experiments.
 MAIN_JOB := $(and $(filter paper,$(PROFILE)),$(filter experiments/table1.yaml,$(EXPERIMENT)))
-REPORT_SECTIONS := $(if $(MAIN_JOB),--section $(THEORY_MD) $(foreach f,simulation mnist mnist-small-lr,--section results/schoenbauer/$(f).md))
+REPORT_SECTIONS := $(if $(MAIN_JOB),--section $(THEORY_MD) $(foreach f,$(SCHOENBAUER_H5:.h5=.md),--section $(f)) \
+  $(foreach f,$(THEORY_H5) $(SCHOENBAUER_H5),--claims $(f)))
 GRID      := --config $(EXPERIMENT) --profile $(PROFILE)
 
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is

@@ -93,12 +93,18 @@ public struct ReportInputs {
     public var profile: String
     public var theorySection: String?
     public var cifarPresent: Bool
+    /// Result files of the other papers' experiments (results/theory/*.h5, results/schoenbauer/*.h5) whose claims
+    /// the summary tallies by outcome.
+    public var claimFiles: [String]
 
-    public init(config: ExperimentConfig, profile: String, theorySection: String?, cifarPresent: Bool) {
+    public init(config: ExperimentConfig, profile: String, theorySection: String?, cifarPresent: Bool,
+        claimFiles: [String] = [])
+    {
         self.config = config
         self.profile = profile
         self.theorySection = theorySection
         self.cifarPresent = cifarPresent
+        self.claimFiles = claimFiles
     }
 }
 
@@ -135,7 +141,8 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
             md += "Its numbers are not comparable with the paper's Table 1.\n\n"
         }
     }
-    md += summarySection(rows: rows, claims: claims, runs: runs, cifarPresent: inputs.cifarPresent)
+    md += summarySection(rows: rows, claims: claims, runs: runs, cifarPresent: inputs.cifarPresent,
+        otherClaims: try claimTallyLines(resultFiles: inputs.claimFiles))
     if let referencePath = config.reference {
         md += "## Table 1 (Yin et al., ICLR 2019): test accuracy\n\n"
         md += "Paper: Table 1 of the final version (= the submission's, number for number; `\(referencePath)`). Ours: mean ± sample std over seeds (n). "
@@ -212,7 +219,9 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
 
 /// The report's opening tally: cells by verdict, claims by outcome, what was not run and why, where the
 /// runs came from.
-func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: RunRecord], cifarPresent: Bool) -> String {
+func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: RunRecord], cifarPresent: Bool,
+    otherClaims: [String] = []) -> String
+{
     func tally(_ verdicts: [Verdict]) -> String {
         [Verdict.consistent, .lower, .higher].map { v in "\(verdicts.filter { $0 == v }.count) \(v.rawValue)" }
             .joined(separator: ", ")
@@ -231,6 +240,11 @@ func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: 
     }
     let held = claims.filter { $0.held == true }.count, notHeld = claims.filter { $0.held == false }.count
     s += "- **The paper's qualitative claims: \(held) held, \(notHeld) not held, \(claims.count - held - notHeld) not run.**\n"
+    if !otherClaims.isEmpty {
+        s += "- **The other experiments' claims**, by outcome (held; not held; outside the paper's hypotheses; "
+            + "unverifiable reconstruction — sections below give each claim's evidence and reason):\n"
+        s += otherClaims.map { "  " + $0 }.joined(separator: "\n") + "\n"
+    }
     let notRun = rows.filter { $0.ours == nil }
     if !notRun.isEmpty {
         let cifar = notRun.filter { $0.key.dataset == "cifar10" }.count

@@ -79,9 +79,7 @@ func runSchoenbauerExperiment<C: Codable>(
             inputs: [configPath] + extraInputs(config)
         ).write(to: writer)
         fragment = try body(config, context)
-        try writer.writeStrings("/claims/text", fragment.claims.map { $0.text })
-        try writer.write("/claims/held", fragment.claims.map { Int32($0.held ? 1 : 0) }, shape: [fragment.claims.count])
-        try writer.writeStrings("/claims/evidence", fragment.claims.map { $0.evidence })
+        try writeClaims(fragment.claims, to: writer)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         try writer.setAttribute("wall_seconds", .double(seconds), on: "/")
         try writer.commit()

@@ -101,9 +101,7 @@ func runExperiment<C: Codable>(
         writer.discard()
         throw error
     }
-    try writer.writeStrings("/claims/text", fragment.claims.map { $0.text })
-    try writer.write("/claims/held", fragment.claims.map { Int32($0.held ? 1 : 0) }, shape: [fragment.claims.count])
-    try writer.writeStrings("/claims/evidence", fragment.claims.map { $0.evidence })
+    try writeClaims(fragment.claims, to: writer)
     try writer.commit()
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
 

@@ -178,6 +178,9 @@ struct ReportCommand: ParsableCommand {
     @Option(name: [.customLong("section"), .customLong("theory")],
         help: "A Markdown section to append (theory and Schoenbauer reports); repeatable; missing files are skipped.")
     var sections: [String] = []
+    @Option(name: .customLong("claims"),
+        help: "A theory or Schoenbauer result file (.h5) whose claims the summary tallies by outcome; repeatable; missing files are skipped.")
+    var claimFiles: [String] = []
     @Option(help: "Unix time at which the `make reproduce` writing this report started (the Makefile passes it); the elapsed time is recorded in <root>/reproduce-timing.txt and shown in the report.")
     var reproduceStarted: Double?
     func run() throws {
@@ -191,7 +194,8 @@ struct ReportCommand: ParsableCommand {
             let section = texts.isEmpty ? nil : texts.joined(separator: "\n")
             let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
                 || FileManager.default.fileExists(atPath: "data/cifar10.h5")
-            try writeReport(ReportInputs(config: config, profile: grid.profile, theorySection: section, cifarPresent: cifar))
+            try writeReport(ReportInputs(config: config, profile: grid.profile, theorySection: section, cifarPresent: cifar,
+                claimFiles: claimFiles))
             print("wrote \(config.resultsRoot(profile: grid.profile))/REPORT.md")
         }
     }
