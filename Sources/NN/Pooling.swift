@@ -1,4 +1,4 @@
-// Shape layers: MaxPool2d(2) (PyTorch tie rule: first maximum in scan order), global average pooling
+// Shape layers: MaxPool2d(2) (PyTorch tie rule: first maximum in scan order), AvgPool2d(2), global average pooling
 // to [n, c] (adaptive_avg_pool2d(·, 1).flatten(1)), Flatten, and the ResNet option-A shortcut.
 import Kernels
 
@@ -43,6 +43,49 @@ public final class MaxPool2d: Layer {
                 maxPool2BackwardBlocked(dx.buffer, dy.readBuffer, argmax: $0, n: inputShape[0], c: inputShape[1],
                                         h: inputShape[2], w: inputShape[3], inputLayout: inputLayout,
                                         outputLayout: outputLayout)
+            }
+        }
+        return dx
+    }
+}
+
+/// AvgPool2d(2) (PyTorch nn.AvgPool2d(2), flax avg_pool with a 2×2 window and stride 2) on NCHW input with
+/// even height and width: each output is the mean of its 2×2 window, and backward spreads dy/4 over it.
+public final class AvgPool2d: Layer {
+    private var inputShape: [Int] = []
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
+    public init() {}
+
+    public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        precondition(x.rank == 4 && x.layout == .nchw && x.shape[2] % 2 == 0 && x.shape[3] % 2 == 0,
+                     "AvgPool2d needs NCHW with even height and width, got \(x.shape) in \(x.layout)")
+        let (planes, h, w) = (x.shape[0] * x.shape[1], x.shape[2], x.shape[3])
+        let y = output.get([x.shape[0], x.shape[1], h / 2, w / 2])
+        let (src, dst) = (x.pointer, y.pointer)
+        for p in 0..<planes {
+            let xp = src + p * h * w, yp = dst + p * (h / 2) * (w / 2)
+            for i in 0..<(h / 2) {
+                let r0 = xp + 2 * i * w, r1 = r0 + w, yr = yp + i * (w / 2)
+                for j in 0..<(w / 2) { yr[j] = 0.25 * ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1])) }
+            }
+        }
+        inputShape = x.shape
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        precondition(inputShape.count == 4, "AvgPool2d.backward without a forward")
+        let (planes, h, w) = (inputShape[0] * inputShape[1], inputShape[2], inputShape[3])
+        let dx = inputGrad.get(inputShape)  // every element written below
+        let (src, dst) = (dy.pointer, dx.pointer)
+        for p in 0..<planes {
+            let yp = src + p * (h / 2) * (w / 2), xp = dst + p * h * w
+            for i in 0..<(h / 2) {
+                let r0 = xp + 2 * i * w, r1 = r0 + w, yr = yp + i * (w / 2)
+                for j in 0..<(w / 2) {
+                    let g = 0.25 * yr[j]
+                    (r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]) = (g, g, g, g)
+                }
             }
         }
         return dx

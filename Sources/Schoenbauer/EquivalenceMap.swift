@@ -1,4 +1,4 @@
-// The equivalence map of Schoenbauer et al. 2024 (notes §4.3): training with a cyclical estimator Q̂′,
+// The equivalence map of Schoenbauer et al. 2024 (the paper's equivalence rule): training with a cyclical estimator Q̂′,
 // learning rate η and init w₀ under SGD ≈ training with the STE, learning rate αη and init M(w₀), where
 //   α = Δ / ∫_bin ds/Q̂′(s)      and      M(w) = w_b + α ∫_{w_b}^{w} ds/Q̂′(s)   (w_b a bin boundary).
 // Computed numerically for any estimator: composite Simpson over one period of the phase (the shape is the
@@ -43,20 +43,21 @@ public struct EquivalenceMap: Sendable {
         return cumulative[i] + Self.simpson(estimator, node, min(max(φ, 0), 1))
     }
 
-    /// ∫_{0}^{w} ds / Q̂′(s) in the clipping range of `q` (boundary w_b = 0), by periodicity.
+    /// ∫_{t}^{w} ds / Q̂′(s) from the threshold t = q.origin, in the clipping range of `q`, by periodicity.
     public func integral(to w: Double, _ q: WeightQuantizer) -> Double {
-        let x = w / q.step
+        let x = (w - q.origin) / q.step
         let k = x.rounded(.down)
         return q.step * (k * periodIntegral + phaseIntegral(x - k))
     }
 
-    /// M(w) = α ∫₀^w ds/Q̂′(s) = Δ·(k + J(φ)/I) inside the clipping range; the identity outside it, where
-    /// every estimator is 0 so the weight never moves in either run (M is continuous: it fixes the range
-    /// ends, which are bin boundaries).
+    /// M(w) = t + α ∫_t^w ds/Q̂′(s) = t + Δ·(k + J(φ)/I) inside the clipping range (t = q.origin, a threshold);
+    /// the identity outside it, where every estimator is 0 so the weight never moves in either run. M fixes every
+    /// threshold; it fixes the range ends too when they are thresholds (mid-rise) or, for the He-uniform
+    /// quantizer's half cells, when the shape is symmetric in its cell (J(½) = I/2), as every estimator here is.
     public func map(_ w: Double, _ q: WeightQuantizer) -> Double {
         guard q.contains(w) else { return w }
-        let x = w / q.step
+        let x = (w - q.origin) / q.step
         let k = x.rounded(.down)
-        return q.step * (k + phaseIntegral(x - k) / periodIntegral)
+        return q.origin + q.step * (k + phaseIntegral(x - k) / periodIntegral)
     }
 }

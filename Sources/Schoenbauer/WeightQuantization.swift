@@ -1,4 +1,4 @@
-// Weight quantization of a Network's Conv2d and Linear weights without touching the layers: the wrapper keeps
+// Weight quantization of a Network's Conv2d kernels without touching the layers: the wrapper keeps
 // latent float weights as their own `Parameter`s (these go to the optimizer), writes Q(latent) into the net's
 // weight tensors before each forward, and after the backward turns the net's weight gradients into latent
 // gradients through the estimator: latent.grad += weight.grad · Q̂′(latent). Biases and anything else stay float.
@@ -22,28 +22,24 @@ public final class WeightQuantization {
     /// Number of quantized weights.
     public let count: Int
 
-    /// Every Conv2d / Linear weight of `network` is quantized with `bits` bits; its Δ is
-    /// rangeScale · 2·max|w₀| / 2^b, so the clipping range is rangeScale times the initial weight range.
-    /// The latents start at the net's current weights.
-    public init(network: Network, bits: Int, rangeScale: Double, estimator: WeightEstimator) {
-        precondition(rangeScale > 0, "range scale \(rangeScale)")
-        var quantized: [ObjectIdentifier] = []
+    /// Every Conv2d weight (kernel) of `network` is quantized with the He-uniform quantizer of its fan-in and
+    /// `bits` bits (Schoenbauer et al.'s experiment files quantize the convolution kernels only); biases and dense
+    /// layers stay float. The latents start at the net's current weights.
+    public init(network: Network, bits: Int, estimator: WeightEstimator) {
+        var kernels: [ObjectIdentifier: Int] = [:]
         func walk(_ l: Layer) {
-            if let c = l as? Conv2d { quantized.append(ObjectIdentifier(c.weight.value)) }
-            if let f = l as? Linear { quantized.append(ObjectIdentifier(f.weight.value)) }
+            if let c = l as? Conv2d { kernels[ObjectIdentifier(c.weight.value)] = c.inChannels * c.kernel * c.kernel }
             for c in l.children { walk(c.layer) }
         }
         walk(network.root)
         var entries: [Entry] = []
         var floats: [Parameter] = []
         for p in network.parameters {
-            guard quantized.contains(ObjectIdentifier(p.value)) else { floats.append(p); continue }
-            var largest: Float = 0
-            for i in 0..<p.value.count { largest = max(largest, abs(p.value.pointer[i])) }
-            let step = rangeScale * 2 * Double(largest) / Double(1 << bits)
+            guard let fanIn = kernels[ObjectIdentifier(p.value)] else { floats.append(p); continue }
             let latent = Parameter(name: p.name, value: p.value.clone(), grad: Tensor(zeros: p.value.shape), decay: p.decay)
-            entries.append(Entry(weight: p, latent: latent, quantizer: WeightQuantizer(bits: bits, step: step)))
+            entries.append(Entry(weight: p, latent: latent, quantizer: WeightQuantizer(heUniformBits: bits, fanIn: fanIn)))
         }
+        precondition(!entries.isEmpty, "weight quantization: the network has no convolution")
         self.entries = entries
         self.estimator = estimator
         floatParameters = floats
@@ -99,8 +95,18 @@ public final class WeightQuantization {
         }
     }
 
-    /// Δ of every quantized weight, in `bins` order.
-    public func stepPerWeight() -> [Double] {
-        entries.flatMap { [Double](repeating: $0.quantizer.step, count: $0.latent.value.count) }
+    /// Every latent weight, tensors concatenated in `entries` order.
+    public func latents(into out: inout [Float]) {
+        if out.count != count { out = [Float](repeating: 0, count: count) }
+        var o = 0
+        for e in entries {
+            for i in 0..<e.latent.value.count { out[o + i] = e.latent.value.pointer[i] }
+            o += e.latent.value.count
+        }
+    }
+
+    /// The quantizer of every weight's tensor, in `bins` order, as an index into `entries`.
+    public func tensorIndexPerWeight() -> [Int] {
+        entries.indices.flatMap { [Int](repeating: $0, count: entries[$0].latent.value.count) }
     }
 }

@@ -1,6 +1,7 @@
-// Tests of the Schoenbauer et al. 2024 pieces: quantizer levels and clamping, estimator shapes and bounds,
-// the equivalence map (α and M against closed forms, boundaries fixed, monotone), and the weight-quantization
-// wrapper's forward/backward on a tiny Linear.
+// Tests of the Schoenbauer et al. 2024 pieces: quantizer levels and clamping (mid-rise and He-uniform), estimator
+// shapes and bounds, DSQ and its map against the authors' formulas, the equivalence map (α and M against closed
+// forms, boundaries fixed, monotone), the weight-quantization wrapper on a tiny convolution, the MNIST experiment's
+// schedule, change-point compression and pair metrics, and AvgPool2d.
 import Foundation
 import Kernels
 import NN
@@ -154,49 +155,41 @@ final class EquivalenceMapTests: XCTestCase {
 }
 
 final class WeightQuantizationTests: XCTestCase {
-    /// A tiny Linear 3→2 with bias: forward uses Q(latent); backward gives latent.grad = weight.grad·Q̂′(latent).
-    func testForwardBackwardOnTinyLinear() {
+    /// A 1×1 convolution 3→2 with bias (a Linear in disguise) and a dense layer: only the conv kernel is quantized,
+    /// with the He-uniform quantizer of fan-in 3; forward uses Q(latent); backward gives
+    /// latent.grad = weight.grad·Q̂′(latent).
+    func testForwardBackwardOnTinyConvolution() {
         var rng = SplitMix64(seed: 7)
-        let linear = Linear(3, 2, bias: true, rng: &rng)
-        let net = Network(name: "tiny", root: Sequential([linear]))
-        let latent: [Float] = [0.30, -0.10, 0.45, -0.55, 0.05, 0.20]
-        linear.weight.set(latent)
-        let estimator = WeightEstimator.cosine(amplitude: 0.6)
-        let wq = WeightQuantization(network: net, bits: 2, rangeScale: 1, estimator: estimator)
-        XCTAssertEqual(wq.entries.count, 1)
-        XCTAssertEqual(wq.floatParameters.map(\.name), ["0.bias"])
+        let conv = Conv2d(3, 2, kernel: 1, bias: true, rng: &rng)
+        let dense = Linear(2, 2, rng: &rng)
+        let net = Network(name: "tiny", root: Sequential([conv, Flatten(), dense]))
+        let m = Float(2.0).squareRoot()  // √(6/3)
+        let latent: [Float] = [0.3 * m, -0.1 * m, 0.45 * m, -0.55 * m, 0.05 * m, 0.2 * m]
+        conv.weight.set(latent)
+        let estimator = WeightEstimator.dsq(sharpness: 3)
+        let wq = WeightQuantization(network: net, bits: 2, estimator: estimator)
+        XCTAssertEqual(wq.entries.count, 1, "only the convolution kernel")
+        XCTAssertEqual(wq.floatParameters.count, 3, "conv bias, dense weight and bias stay float")
         let q = wq.entries[0].quantizer
-        XCTAssertEqual(q.step, 2 * 0.55 / 4, accuracy: 1e-7)
+        XCTAssertEqual(q.upper, Double(m), accuracy: 1e-6)
+        XCTAssertEqual(q.step, 2 * Double(m) / 3, accuracy: 1e-6)
         // A latent outside the range (clipped: estimator 0).
-        wq.entries[0].latent.value.pointer[5] = 0.9
+        wq.entries[0].latent.value.pointer[5] = 1.2 * m
         var lat = latent
-        lat[5] = 0.9
+        lat[5] = 1.2 * m
 
         wq.quantizeIntoNetwork()
         let quantized = lat.map { Float(q.quantize(Double($0))) }
-        XCTAssertEqual(linear.weight.value.array, quantized)
-        let x = Tensor([1, 2, -1, 0.5, -0.5, 2], shape: [2, 3])
-        let y = net.forward(x, training: true)
-        let b = linear.bias!.value.array
-        for n in 0..<2 {
-            for o in 0..<2 {
-                var expected = b[o]
-                for i in 0..<3 { expected += quantized[o * 3 + i] * x.array[n * 3 + i] }
-                XCTAssertEqual(y.array[n * 2 + o], expected, accuracy: 1e-5)
-            }
-        }
+        XCTAssertEqual(conv.weight.value.array, quantized)
+        let x = Tensor([1, 2, -1, 0.5, -0.5, 2], shape: [2, 3, 1, 1])
+        _ = net.forward(x, training: true)
         wq.zeroGrad(net)
         let dy = Tensor([1, -2, 0.5, 3], shape: [2, 2])
         net.backward(dy)
         wq.accumulateLatentGradients()
-        for o in 0..<2 {
-            for i in 0..<3 {
-                var dW: Float = 0
-                for n in 0..<2 { dW += dy.array[n * 2 + o] * x.array[n * 3 + i] }
-                XCTAssertEqual(linear.weight.grad.array[o * 3 + i], dW, accuracy: 1e-5)
-                let expected = dW * Float(estimator.derivative(Double(lat[o * 3 + i]), q))
-                XCTAssertEqual(wq.entries[0].latent.grad.array[o * 3 + i], expected, accuracy: 1e-5)
-            }
+        for i in 0..<6 {
+            let expected = conv.weight.grad.array[i] * Float(estimator.derivative(Double(lat[i]), q))
+            XCTAssertEqual(wq.entries[0].latent.grad.array[i], expected, accuracy: 1e-5)
         }
         XCTAssertEqual(wq.entries[0].latent.grad.array[5], 0)  // outside the range
         XCTAssertNotEqual(wq.entries[0].latent.grad.array[0], 0)
@@ -204,21 +197,169 @@ final class WeightQuantizationTests: XCTestCase {
         let before = wq.entries[0].latent.grad.array
         wq.accumulateLatentGradients()
         XCTAssertEqual(wq.entries[0].latent.grad.array, before.map { 2 * $0 })
-        // The latents are what the optimizer sees; the net's weight keeps Q(latent).
         XCTAssertEqual(wq.entries[0].latent.value.array, lat)
     }
 
-    func testBinsAndTransform() {
-        var rng = SplitMix64(seed: 3)
-        let net = Network(name: "tiny", root: Sequential([Linear(4, 2, bias: false, rng: &rng)]))
-        let wq = WeightQuantization(network: net, bits: 4, rangeScale: 1.25, estimator: .ste)
+    func testBinsAndTransformOnTheConvNet() {
+        let net = makeSchoenbauerConvNet(seed: 3)
+        let wq = WeightQuantization(network: net, bits: 2, estimator: .ste)
+        XCTAssertEqual(wq.entries.map { $0.latent.value.count }, [288, 18432], "the two convolution kernels")
+        XCTAssertEqual(wq.entries.map(\.quantizer.upper), [(6.0 / 9).squareRoot(), (6.0 / 288).squareRoot()])
+        var latents: [Float] = []
+        wq.latents(into: &latents)
+        for (i, t) in wq.tensorIndexPerWeight().enumerated() {
+            XCTAssertLessThanOrEqual(abs(Double(latents[i])), wq.entries[t].quantizer.upper, "He-uniform init inside [−m, m]")
+        }
         var before: [Int32] = []
         wq.bins(into: &before)
-        XCTAssertEqual(before.count, 8)
-        let map = EquivalenceMap(estimator: .cosine(amplitude: 0.8))
+        let map = EquivalenceMap(estimator: .dsq(sharpness: 10.0 / 3))
         wq.transformLatents { map.map($0, $1) }
         var after: [Int32] = []
         wq.bins(into: &after)
-        XCTAssertEqual(before, after, "M keeps every weight in its bin")
+        XCTAssertEqual(before, after, "M keeps every weight in its cell")
+        // Every level is used by the init, and the init is not already quantized.
+        XCTAssertEqual(Set(before).count, 4)
+    }
+}
+
+/// The He-uniform quantizer and DSQ against the formulas of Schoenbauer et al.'s experiment files.
+final class HeUniformAndDSQTests: XCTestCase {
+    func testHeUniformQuantizer() {
+        let q = WeightQuantizer(heUniformBits: 2, fanIn: 6)  // m = 1, Δ = 2/3
+        XCTAssertEqual(q.upper, 1, accuracy: 1e-15)
+        XCTAssertEqual(q.step, 2.0 / 3, accuracy: 1e-15)
+        let levels = q.levels
+        XCTAssertEqual(levels.count, 4)
+        for (l, e) in zip(levels, [-1, -1.0 / 3, 1.0 / 3, 1]) { XCTAssertEqual(l, e, accuracy: 1e-12) }
+        // Round to nearest, clip to [−m, m]: the files' Δ·round((clip(x) + m)/Δ) − m.
+        for x in stride(from: -1.5, through: 1.5, by: 0.0173) {
+            let expected = q.step * ((min(max(x, -1), 1) + 1) / q.step).rounded() - 1
+            XCTAssertEqual(q.quantize(x), expected, accuracy: 1e-12, "x = \(x)")
+        }
+        // The thresholds are the cell boundaries: origin + jΔ = −m + (j + ½)Δ.
+        XCTAssertEqual(q.origin, -1 + 1.0 / 3, accuracy: 1e-15)
+        XCTAssertEqual(q.bin(q.origin - 1e-9), -1)
+        XCTAssertEqual(q.bin(q.origin + 1e-9), 0)
+    }
+
+    /// Q̂′ is the derivative of the files' DSQ estimate φ(x) = (Δ/2)·s·tanh(k_n(x − m_i)), s = coth(k_nΔ/2), where
+    /// m_i is the threshold of x's bin between two levels; κ = k_nΔ.
+    func testDSQMatchesTheFilesEstimate() {
+        let q = WeightQuantizer(heUniformBits: 2, fanIn: 6)
+        let k = 2.5, kn = k / q.upper, κ = kn * q.step
+        let e = WeightEstimator.dsq(sharpness: κ)
+        func phi(_ x: Double) -> Double {
+            let i = ((x + q.upper) / q.step).rounded(.down)
+            let mi = -q.upper + (i + 0.5) * q.step
+            return q.step / 2 / tanh(κ / 2) * tanh(kn * (x - mi))
+        }
+        for x in stride(from: -0.97, through: 0.97, by: 0.031) {
+            let h = 1e-6
+            let numeric = (phi(x + h) - phi(x - h)) / (2 * h)
+            XCTAssertEqual(e.derivative(x, q), numeric, accuracy: 1e-6, "x = \(x)")
+        }
+        XCTAssertEqual(e.derivative(1.01, q), 0)
+        XCTAssertEqual(e.derivative(-1.01, q), 0)
+        // Mean 1 over a cell (φ rises by exactly Δ across it); largest at the thresholds.
+        var mean = 0.0
+        for i in 0..<10_000 { mean += e.shape(phase: (Double(i) + 0.5) / 10_000) }
+        XCTAssertEqual(mean / 10_000, 1, accuracy: 1e-6)
+        XCTAssertEqual(e.shape(phase: 0), e.bounds.high, accuracy: 1e-12)
+        XCTAssertEqual(e.shape(phase: 0.5), e.bounds.low, accuracy: 1e-12)
+    }
+
+    /// α and M against the files' closed forms: interval_integral = ∫_bin ds/Q̂′, lr_adjustment α = Δ/∫, and the
+    /// remap M(x) = α·(∫·(i − ⌊(2^b − 1)/2⌋) + (E + sinh E cosh E)/(s·Δ·k_n²)) with E = k_n(x − m_i).
+    func testDSQMapMatchesTheFilesRemap() {
+        let q = WeightQuantizer(heUniformBits: 2, fanIn: 6)
+        let kn = 5 / q.upper, κ = kn * q.step
+        let map = EquivalenceMap(estimator: .dsq(sharpness: κ), cells: 4096)
+        let s = 1 / tanh(κ / 2), end = κ / 2
+        let integral = (end + sinh(end) * cosh(end)) / s * 2 / (q.step * kn * kn)
+        let alpha = q.step / integral
+        XCTAssertEqual(map.alpha, alpha, accuracy: 1e-9)
+        XCTAssertLessThan(alpha, 0.9, "a sharp DSQ is far from the STE")
+        for x in stride(from: -0.99, through: 0.99, by: 0.0371) {
+            let i = ((x + q.upper) / q.step).rounded(.down)
+            let mi = -q.upper + (i + 0.5) * q.step
+            let E = kn * (x - mi)
+            let remap = alpha * (integral * (i - 1) + (E + sinh(E) * cosh(E)) / s / (q.step * kn * kn))
+            XCTAssertEqual(map.map(x, q), remap, accuracy: 1e-8, "x = \(x)")
+        }
+        XCTAssertEqual(map.map(-1, q), -1, accuracy: 1e-9, "a symmetric shape fixes the range ends")
+        XCTAssertEqual(map.map(1, q), 1, accuracy: 1e-9)
+    }
+}
+
+/// The MNIST experiment's pieces: schedule, change-point compression, pair metrics.
+final class MNISTExperimentPieceTests: XCTestCase {
+    func testWarmupCosineSchedule() {
+        XCTAssertEqual(warmupCosineRate(step: 0, total: 100, warmup: 10, peak: 0.1), 0)
+        XCTAssertEqual(warmupCosineRate(step: 5, total: 100, warmup: 10, peak: 0.1), 0.05, accuracy: 1e-15)
+        XCTAssertEqual(warmupCosineRate(step: 10, total: 100, warmup: 10, peak: 0.1), 0.1, accuracy: 1e-15)
+        XCTAssertEqual(warmupCosineRate(step: 55, total: 100, warmup: 10, peak: 0.1), 0.05, accuracy: 1e-12)
+        XCTAssertEqual(warmupCosineRate(step: 100, total: 100, warmup: 10, peak: 0.1), 0, accuracy: 1e-15)
+        XCTAssertEqual(warmupCosineRate(step: 0, total: 10, warmup: 0, peak: 0.1), 0.1, accuracy: 1e-15)
+    }
+
+    func testChangePointCompression() {
+        func seq(_ bins: [Int16]) -> [ChangePoint] { bins.enumerated().map { ChangePoint(step: Int32($0.offset), bin: $0.element) } }
+        XCTAssertEqual(compressedChangePoints(seq([0, 1, 0, 1])).map(\.bin), [0, 1])
+        XCTAssertEqual(compressedChangePoints(seq([0, 1, 0, 1])).map(\.step), [0, 3], "the last entry's step is kept")
+        XCTAssertEqual(compressedChangePoints(seq([0, 1, 0])).map(\.bin), [0, 1, 0], "three entries are not an oscillation")
+        XCTAssertEqual(compressedChangePoints(seq([0, 1, 0, 1, 0, 1])).map(\.bin), [0, 1])
+        XCTAssertEqual(compressedChangePoints(seq([2, 0, 1, 0, 1, 2])).map(\.bin), [2, 0, 1, 2])
+        XCTAssertEqual(compressedChangePoints(seq([0, 1, 2, 3])).map(\.bin), [0, 1, 2, 3])
+    }
+
+    func testPairMetricsOnHandMadeRuns() {
+        let q = WeightQuantizer(heUniformBits: 2, fanIn: 6)
+        let a = RunRecord(latents: [-0.9, 0.5, 0.0], changes: [
+            [ChangePoint(step: 0, bin: 0)],
+            [ChangePoint(step: 0, bin: 1), ChangePoint(step: 4, bin: 2)],
+            [ChangePoint(step: 0, bin: 1), ChangePoint(step: 2, bin: 2), ChangePoint(step: 3, bin: 1)],
+        ], distance: 2, predictions: [1, 2, 3, 4], accuracy: 50, lossCurve: [], steps: 10, seconds: 0)
+        var x = a
+        XCTAssertEqual(PairMetrics(a, x, quantizers: [q], tensorOf: [0, 0, 0], map: nil).values[0...5].map { $0 },
+            [1, 1, 1, 0, 0, 1])
+        x.latents[1] = -0.2  // now in cell 0, not 1
+        x.changes[1] = [ChangePoint(step: 0, bin: 1), ChangePoint(step: 6, bin: 2), ChangePoint(step: 8, bin: 1)]
+        x.changes[2] = [ChangePoint(step: 0, bin: 1), ChangePoint(step: 5, bin: 2), ChangePoint(step: 6, bin: 1)]
+        x.predictions = [1, 2, 0, 0]
+        let m = PairMetrics(a, x, quantizers: [q], tensorOf: [0, 0, 0], map: nil)
+        XCTAssertEqual(m.weightAgreement, 2.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(m.changePointAgreement, 2.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(m.compressedAgreement, 2.0 / 3, accuracy: 1e-12)
+        XCTAssertEqual(m.changePointError, (3.0 + 3.0) / 2, accuracy: 1e-12, "weight 2: |2 − 5| + |3 − 6| over 2 points")
+        XCTAssertEqual(m.alignmentError, 0.7 / q.upper / 2, accuracy: 1e-6)
+        XCTAssertEqual(m.inferenceAgreement, 0.5)
+    }
+}
+
+/// AvgPool2d against the definition, and its backward as the adjoint of its forward.
+final class AvgPoolTests: XCTestCase {
+    func testForwardAndAdjoint() {
+        var rng = SplitMix64(seed: 11)
+        let x = Tensor(zeros: [2, 3, 4, 6])
+        for i in 0..<x.count { x.pointer[i] = rng.nextGaussian() }
+        let pool = AvgPool2d()
+        let y = pool.forward(x, training: true)
+        XCTAssertEqual(y.shape, [2, 3, 2, 3])
+        let xs = x.array, ys = y.array
+        for p in 0..<6 {
+            for i in 0..<2 {
+                for j in 0..<3 {
+                    let b = p * 24 + 2 * i * 6 + 2 * j
+                    XCTAssertEqual(ys[p * 6 + i * 3 + j], (xs[b] + xs[b + 1] + xs[b + 6] + xs[b + 7]) / 4, accuracy: 1e-6)
+                }
+            }
+        }
+        let dy = Tensor(zeros: y.shape)
+        for i in 0..<dy.count { dy.pointer[i] = rng.nextGaussian() }
+        let dx = pool.backward(dy)
+        // ⟨dy, pool(x)⟩ = ⟨pool*(dy), x⟩
+        let lhs = zip(dy.array, ys).map { Double($0) * Double($1) }.reduce(0, +)
+        let rhs = zip(dx.array, xs).map { Double($0) * Double($1) }.reduce(0, +)
+        XCTAssertEqual(lhs, rhs, accuracy: 1e-5)
     }
 }
