@@ -33,10 +33,12 @@ struct SimulationConfig: Codable {
     /// Deterministic runs, smallest η: every bin on the way is first entered by (b) within
     /// crossingTolerance·(steps (a) needs to reach the target bin) of (a); (c) is the control.
     var crossingTolerance: Double
+    /// j of the Jitter control (the custom estimator against itself at η·(1 + j)): the floor for change-point agreement.
+    var jitter: Double
 
     enum CodingKeys: String, CodingKey {
         case seed, bits, step, targets, start, noise, time, lrs, estimators
-        case crossingTolerance = "crossing_tolerance"
+        case crossingTolerance = "crossing_tolerance", jitter
         case trajectoryLR = "trajectory_lr", mapCells = "map_cells", trackTolerance = "track_tolerance"
         case minSlope = "min_slope"
     }
@@ -46,6 +48,8 @@ struct SimulationConfig: Codable {
 struct SimulationRun {
     var w: [Double] = [], mapped: [Double] = [], u: [Double] = [], v: [Double] = []
     var binsA: [Int] = [], binsB: [Int] = [], binsC: [Int] = []
+    /// The Jitter control: the custom estimator again at η·(1 + j), same start and noise.
+    var binsJ: [Int] = []
 
     /// max_t |M(w_t) − u_t| / Δ.
     func mapGap(_ step: Double) -> Double { zip(mapped, u).map { abs($0 - $1) }.max()! / step }
@@ -60,9 +64,13 @@ struct SimulationRun {
     }
     /// Whether (a) and the other run visit the same sequence of quantized values once A–B–A–B chatter is removed
     /// (the compressed change-point agreement of the authors' MNIST metrics, for one weight), and the two lengths.
-    func compressedAgreement(_ other: [Int]) -> (agrees: Bool, lengthA: Int, lengthOther: Int) {
-        let a = compressedChangePoints(Self.changePoints(binsA)), o = compressedChangePoints(Self.changePoints(other))
-        return (a.count == o.count && zip(a, o).allSatisfy { $0.bin == $1.bin }, a.count, o.count)
+    /// `onlyTheEnd`: the sequences agree once each loses its last value (the runs end on different sides of a
+    /// chattering pair).
+    func compressedAgreement(_ other: [Int]) -> (agrees: Bool, lengthA: Int, lengthOther: Int, onlyTheEnd: Bool) {
+        let a = compressedChangePoints(Self.changePoints(binsA)).map(\.bin)
+        let o = compressedChangePoints(Self.changePoints(other)).map(\.bin)
+        let common = min(a.count, o.count) - 1
+        return (a == o, a.count, o.count, a != o && abs(a.count - o.count) <= 1 && Array(a.prefix(common)) == Array(o.prefix(common)))
     }
     /// |mean Q(w^a) − mean Q(x)| / Δ over the second half of the run (x: bins of run b or c).
     func meanLevelGap(_ other: [Int]) -> Double {
@@ -90,11 +98,11 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
     let q = WeightQuantizer(bits: c.bits, step: c.step)
     let steps = Int((c.time / lr).rounded())
     var rng = SplitMix64(seed: c.seed &+ RandomStream.synthetic.rawValue)
-    var (w, u, v) = (c.start, map.map(c.start, q), c.start)
+    var (w, u, v, z) = (c.start, map.map(c.start, q), c.start, c.start)
     var run = SimulationRun()
     func record() {
         run.w.append(w); run.mapped.append(map.map(w, q)); run.u.append(u); run.v.append(v)
-        run.binsA.append(q.bin(w)); run.binsB.append(q.bin(u)); run.binsC.append(q.bin(v))
+        run.binsA.append(q.bin(w)); run.binsB.append(q.bin(u)); run.binsC.append(q.bin(v)); run.binsJ.append(q.bin(z))
     }
     record()
     for _ in 0..<steps {
@@ -103,6 +111,7 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
         w -= lr * estimator.derivative(w, q) * gradient(w)
         u -= map.alpha * lr * WeightEstimator.ste.derivative(u, q) * gradient(u)
         v -= lr * WeightEstimator.ste.derivative(v, q) * gradient(v)
+        z -= lr * (1 + c.jitter) * estimator.derivative(z, q) * gradient(z)
         record()
     }
     return run
@@ -128,7 +137,7 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
         let smallest = lrs.last!
         let pct: (Double) -> String = { String(format: "%.4f", $0) }
         var trackEvidence: [String] = [], trackHeld = true
-        var agreeEvidence: [String] = [], agreeHeld = true, controlAgreeCount = 0, controlAgreeTotal = 0
+        var agreeEvidence: [String] = [], agreeCount = 0, jitterAgreeCount = 0, controlAgreeCount = 0, controlAgreeTotal = 0
         var slopeEvidence: [String] = [], slopeHeld = true
         var crossEvidence: [String] = [], crossHeld = true
         var controlEvidence: [String] = [], controlHeld = true
@@ -176,9 +185,12 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
                             let tolerance = c.trackTolerance * (1 + sigma * sigma / (c.step * c.step))
                             trackHeld = trackHeld && gap <= tolerance
                             trackEvidence.append("\(label): \(fmt(gap))Δ (limit \(fmt(tolerance))Δ)")
-                            let (agrees, la, lb) = run.compressedAgreement(run.binsB)
-                            agreeHeld = agreeHeld && agrees
-                            agreeEvidence.append("\(label): \(agrees ? "same" : "different") (\(la) vs \(lb) compressed change points)")
+                            let (agrees, la, lb, onlyTheEnd) = run.compressedAgreement(run.binsB)
+                            let jitterAgrees = run.compressedAgreement(run.binsJ).agrees
+                            if agrees { agreeCount += 1 }
+                            if jitterAgrees { jitterAgreeCount += 1 }
+                            agreeEvidence.append("\(label): \(agrees ? "same" : onlyTheEnd ? "different in the last value only" : "different") "
+                                + "(\(la) vs \(lb) compressed change points; Jitter \(jitterAgrees ? "same" : "different"))")
                             controlAgreeTotal += 1
                             if run.compressedAgreement(run.binsC).agrees { controlAgreeCount += 1 }
                             if sigma == 0 {
@@ -236,9 +248,9 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
                   held: trackHeld, evidence: trackEvidence.joined(separator: "; ")),
             Claim("… and the bins are entered at the same steps (deterministic runs, \(at); error ≤ \(fmt(c.crossingTolerance)) × steps to reach the target bin)",
                   held: crossHeld, evidence: crossEvidence.joined(separator: "; ")),
-            Claim("… and the quantized weight visits the same sequence of values: compressed change-point sequences (A–B–A–B chatter removed) agree (\(at))",
-                  held: agreeHeld, evidence: agreeEvidence.joined(separator: "; ")
-                      + "; plain STE (c) for comparison: \(controlAgreeCount) of \(controlAgreeTotal) agree"),
+            Claim("… and the quantized weight visits the same sequence of values: compressed change-point sequences (A–B–A–B chatter removed) agree with (a) at least as often as the Jitter control's (custom estimator at η·(1 + \(fmt(c.jitter)))) do (\(at))",
+                  held: agreeCount >= jitterAgreeCount, evidence: "mapped STE \(agreeCount) of \(controlAgreeTotal), Jitter \(jitterAgreeCount) of \(controlAgreeTotal), plain STE (c) \(controlAgreeCount) of \(controlAgreeTotal): "
+                      + agreeEvidence.joined(separator: "; ")),
             Claim("The gap shrinks as η → 0 at fixed time ηt (log-log slope ≥ \(fmt(c.minSlope)))",
                   held: slopeHeld, evidence: slopeEvidence.joined(separator: "; ")),
             Claim("Control: plain STE (η, w₀) does not follow the custom run (crossing error above the same limit and max |w_a − w_c| > 10 × the mapped gap; deterministic, \(at))",
