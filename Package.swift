@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
         // Experiment grids are YAML files.
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        // The papers' reference tables and our result tables (table1.csv, runs.csv, histories.csv) are CSV.
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
     ],
     targets: [
         // MARK: - System libraries (Debian: libhdf5-dev, zlib1g-dev, libopenblas-dev, libdnnl-dev)
@@ -52,7 +54,10 @@ let package = Package(
         // Experiment grids as data (YAML), run ids, the pipeline's stages.
         .target(
             name: "Experiments",
-            dependencies: ["Training", "NN", "Kernels", "Backends", "Storage", "Datasets", "Report", "Yams"]),
+            dependencies: [
+                "Training", "NN", "Kernels", "Backends", "Storage", "Datasets", "Report", "Yams",
+                .product(name: "CSV", package: "CSV.swift"),
+            ]),
         // Schoenbauer et al. 2024: weight quantization with custom gradient estimators vs the mapped STE.
         .target(name: "Schoenbauer", dependencies: ["NN", "Kernels", "Training", "Storage", "Datasets", "Report", "Yams"]),
 

@@ -119,6 +119,8 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
     let reference = try config.reference.map(loadReference) ?? [:]
     try writeAtomically(([table1Header] + cells.keys.sorted().map { table1Line(cells[$0]!) }).joined(separator: "\n") + "\n",
         to: "\(root)/table1.csv")
+    try writeAtomically(csvText(header: runsHeader, rows: runsRows(runs)), to: "\(root)/runs.csv")
+    try writeAtomically(csvText(header: historiesHeader, rows: historiesRows(runs)), to: "\(root)/histories.csv")
     let rows = compare(ours: cells, reference: reference)
     let repel = repelOutcomes(runs, config: config)
     let claimsPath = config.claims ?? config.reference?.replacingOccurrences(of: "-table1.csv", with: "-claims.csv") ?? ""

@@ -146,24 +146,5 @@ public func loadTable1(_ path: String) throws -> [CellKey: CellResult] {
     return out
 }
 
-func readCSV(_ path: String) throws -> [(Int, [String: String])] {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw ConfigError(file: path, key: "-", message: "cannot read the file")
-    }
-    var header: [String]? = nil
-    var rows: [(Int, [String: String])] = []
-    for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-        let line = raw.trimmingCharacters(in: .whitespaces)
-        if line.isEmpty || line.hasPrefix("#") { continue }
-        let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-        guard let h = header else { header = fields; continue }
-        guard fields.count >= h.count else {
-            throw ConfigError(file: path, key: "line \(i + 1)", message: "expected \(h.count) columns, found \(fields.count)")
-        }
-        rows.append((i + 1, Dictionary(uniqueKeysWithValues: zip(h, fields))))
-    }
-    return rows
-}
-
 func fmt(_ v: Double, _ digits: Int) -> String { v.isNaN ? "nan" : String(format: "%.\(digits)f", v) }
 func sci(_ v: Double) -> String { v.isNaN ? "nan" : String(format: "%.3e", v) }

@@ -91,7 +91,8 @@ func runSchoenbauerExperiment<C: Codable>(
 
     var md = "### \(fragment.title)\n\n"
     md += "`ste schoenbauer \(name) --config \(configPath) --out \(outPath)`; wall time "
-    md += "\(String(format: "%.1f", seconds)) s (\(threads) thread\(threads == 1 ? "" : "s"), release build, this machine).\n\n"
+    md += "\(String(format: "%.1f", seconds)) s (\(threads) thread\(threads == 1 ? "" : "s"), release build, "
+        + "\(machineDescription()), code version `\(codeVersion().prefix(12))`).\n\n"
     md += fragment.setting + "\n\n"
     md += claimsTable(fragment.claims) + "\n"
     if !fragment.body.isEmpty { md += fragment.body + "\n" }

@@ -141,5 +141,39 @@ final class TransferTests: XCTestCase {
         XCTAssertFalse(md.contains("mnist | lenet5"), "no rows of the paper's table: \(md)")
         XCTAssertTrue(md.contains("resnet20 2-bit: accuracy clipped ≥ relu ≥ identity | not run"), md)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "out/transfer/table1.csv"))
+        // The run's configuration and final metrics as one CSV row, its epochs as rows of histories.csv.
+        let runs = try readCSV("out/transfer/runs.csv")
+        XCTAssertEqual(runs.count, 1)
+        let row = runs[0].1
+        XCTAssertEqual(row["run_id"], "resnet20-a2-clipped-s0")
+        XCTAssertEqual(row["dataset"], "fashion-mnist")
+        XCTAssertEqual(row["bits"], "2")
+        XCTAssertEqual(row["test_total"], "32")
+        let eval = try H5Reader(path: "out/transfer/runs/resnet20-a2-clipped-s0/eval.h5")
+        XCTAssertEqual(Double(row["test_accuracy"] ?? ""), try eval.read("/test_accuracy", as: Double.self, shape: []).values[0])
+        XCTAssertTrue(row["machine"]?.contains(",") ?? false, "a quoted field with commas survives the round trip")
+        let histories = try readCSV("out/transfer/histories.csv")
+        XCTAssertEqual(histories.map { $0.1["run_id"] }, [String?](repeating: "resnet20-a2-clipped-s0", count: histories.count))
+        XCTAssertEqual(histories.map { $0.1["epoch"] }, (1...histories.count).map { "\($0)" })
+    }
+}
+
+final class CSVTests: XCTestCase {
+    func testReadingSkipsCommentsHonoursQuotesAndNamesTheBadLine() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("csv-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("t.csv").path
+        try "# a comment\nid,text\n1,\"a, b\"\n\n# another\n2,plain\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let rows = try readCSV(path)
+        XCTAssertEqual(rows.map { $0.0 }, [3, 6], "file line numbers")
+        XCTAssertEqual(rows.map { $0.1["text"] }, ["a, b", "plain"])
+        try "id,text,more\n1,x,y\n2,z\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try readCSV(path)) { error in
+            XCTAssertTrue("\(error)".contains("t.csv: line 3: expected 3 columns, found 2"), "\(error)")
+        }
+        // Written and read back: quotes, commas and newlines inside fields.
+        let text = csvText(header: ["a", "b"], rows: [["x,y", "say \"hi\""], ["1", "two\nlines"]])
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try readCSV(path).map { $0.1["b"] }, ["say \"hi\"", "two\nlines"])
     }
 }
