@@ -165,3 +165,65 @@ public func formatDiff(_ rows: [ComparisonRow]) -> String {
     }
     return s
 }
+
+// MARK: - Two of our tables
+
+/// One cell of two of our Table 1 files (run vs rerun, main vs ablation, two commits): B against A.
+public struct TableDiffRow: Codable, Sendable {
+    public var dataset: String, net: String, bits: Int, ste: String
+    public var nA: Int?, nB: Int?
+    public var accuracyA: Double?, accuracyB: Double?
+    /// B − A in percentage points, and the tolerance: √(tol_A² + tol_B²), each max(2·SE over seeds, 2·binomial SE).
+    public var difference: Double?, tolerance: Double?
+    public var lossA: Double?, lossB: Double?
+    /// "consistent", "lower" / "higher" (B against A), "only in A", "only in B".
+    public var verdict: String
+}
+
+/// Every cell of either table, in key order.
+public func compareTables(_ a: [CellKey: CellResult], _ b: [CellKey: CellResult]) -> [TableDiffRow] {
+    Set(a.filter { $0.value.n > 0 }.keys).union(b.filter { $0.value.n > 0 }.keys).sorted().map { key in
+        let (x, y) = (a[key].flatMap { $0.n > 0 ? $0 : nil }, b[key].flatMap { $0.n > 0 ? $0 : nil })
+        var row = TableDiffRow(dataset: key.dataset, net: key.net, bits: key.bits, ste: key.ste, nA: x?.n, nB: y?.n,
+            accuracyA: x?.accuracyMean, accuracyB: y?.accuracyMean, difference: nil, tolerance: nil,
+            lossA: x?.lossMean, lossB: y?.lossMean, verdict: x == nil ? "only in B" : "only in A")
+        if let x, let y {
+            let d = y.accuracyMean - x.accuracyMean
+            let tol = (x.accuracyTolerance * x.accuracyTolerance + y.accuracyTolerance * y.accuracyTolerance).squareRoot()
+            row.difference = d
+            row.tolerance = tol
+            row.verdict = abs(d) <= tol ? "consistent" : d < 0 ? "lower" : "higher"
+        }
+        return row
+    }
+}
+
+/// The terminal table of `ste diff A B` for two of our tables.
+public func formatTableDiff(_ rows: [TableDiffRow], a: String, b: String) -> String {
+    func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, width - text.count))
+        return right ? fill + text : text + fill
+    }
+    func acc(_ v: Double?, _ n: Int?) -> String { v.map { "\(fmt($0, 2)) (\(n!))" } ?? "—" }
+    var s = "A = \(a)\nB = \(b)\n"
+    s += [pad("dataset", 13), pad("net", 9), pad("bits", 4, right: true), pad("ste", 10), "|", pad("A acc % (n)", 13, right: true),
+        pad("B acc % (n)", 13, right: true), pad("B − A", 7, right: true), pad("tol", 6, right: true), pad("verdict", 11), "|",
+        pad("A loss", 10, right: true), pad("B loss", 10, right: true)].joined(separator: " ") + "\n"
+    s += String(repeating: "-", count: 122) + "\n"
+    for r in rows {
+        s += [pad(r.dataset, 13), pad(r.net, 9), pad("\(r.bits)", 4, right: true), pad(r.ste, 10), "|",
+            pad(acc(r.accuracyA, r.nA), 13, right: true), pad(acc(r.accuracyB, r.nB), 13, right: true),
+            pad(r.difference.map { ($0 >= 0 ? "+" : "") + fmt($0, 2) } ?? "", 7, right: true),
+            pad(r.tolerance.map { fmt($0, 2) } ?? "", 6, right: true), pad(r.verdict, 11), "|",
+            pad(r.lossA.map(sci) ?? "—", 10, right: true), pad(r.lossB.map(sci) ?? "—", 10, right: true)]
+            .joined(separator: " ") + "\n"
+    }
+    return s
+}
+
+/// Whether a CSV file is one of our Table 1 files (written by `ste report`) rather than a paper's reference table.
+public func isOurTable1(_ path: String) -> Bool {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return false }
+    return text.split(separator: "\n").first { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        .map { String($0).trimmingCharacters(in: .whitespaces) == table1Header } ?? false
+}

@@ -203,28 +203,71 @@ struct ReportCommand: ParsableCommand {
 
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compare our Table 1 with the paper's in the terminal.",
+        abstract: "Compare our Table 1 with the paper's, or two of our Table 1 files with each other.",
         discussion: """
-            Exit status 0 unless the comparison could not run; with --strict a cell whose verdict is not \
-            'consistent' is an error too.
+            B is the paper's reference table (experiments/reference/*-table1.csv) or another of our table1.csv files \
+            (a rerun, an ablation profile, another commit's results): the kind is read from its header. Against the \
+            paper, a cell is consistent when the paper value lies within max(2·SE over seeds, 2·binomial SE) of our \
+            mean; between two of ours, when |B − A| ≤ √(tol_A² + tol_B²). --json prints the rows as JSON instead.
+            Exit status 0 unless the comparison could not run; with --strict a cell that was run in both and is not \
+            'consistent' is an error too (exit 2).
 
-            Example: ste diff results/table1.csv experiments/reference/yin2019-table1.csv
+            Examples: ste diff results/table1.csv experiments/reference/yin2019-table1.csv
+                      ste diff results/table1.csv results/lenet5-caffe/table1.csv --json
             """)
     @Argument(help: "Our table (written by ste report).") var ours = "results/table1.csv"
-    @Argument(help: "The paper's table.") var reference = "experiments/reference/yin2019-table1.csv"
-    @Flag(help: "Fail when a cell that was run is not consistent with the paper.") var strict = false
+    @Argument(help: "The paper's table, or another of our tables.") var reference = "experiments/reference/yin2019-table1.csv"
+    @Flag(help: "Fail when a cell run in both is not consistent.") var strict = false
+    @Flag(help: "Print the rows as JSON.") var json = false
     func run() throws {
         var inconsistent = 0
         try stage {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            if isOurTable1(reference) {
+                let rows = compareTables(try loadTable1(ours), try loadTable1(reference))
+                inconsistent = rows.filter { $0.difference != nil && $0.verdict != "consistent" }.count
+                if json {
+                    print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+                    return
+                }
+                print(formatTableDiff(rows, a: ours, b: reference), terminator: "")
+                let both = rows.filter { $0.difference != nil }.count
+                print("\(both) cells in both tables; \(both - inconsistent) consistent, \(inconsistent) not; "
+                    + "\(rows.count - both) in one table only.")
+                return
+            }
             let rows = compare(ours: try loadTable1(ours), reference: try loadReference(reference))
-            print(formatDiff(rows), terminator: "")
             let paperRows = rows.filter { $0.paper != nil }
             inconsistent = paperRows.filter { $0.ours != nil && $0.accuracyVerdict != .consistent }.count
+            if json {
+                print(String(decoding: try encoder.encode(rows.map(PaperDiffRow.init)), as: UTF8.self))
+                return
+            }
+            print(formatDiff(rows), terminator: "")
             let run = paperRows.filter { $0.ours != nil }.count
             let extra = rows.count - paperRows.count
             print("\(run) of \(paperRows.count) cells of the paper run; \(run - inconsistent) consistent with the paper on "
                 + "accuracy, \(inconsistent) not" + (extra > 0 ? "; \(extra) cells not in the paper." : "."))
         }
         if strict && inconsistent > 0 { throw ExitCode(2) }
+    }
+}
+
+/// A row of `ste diff --json` against the paper.
+struct PaperDiffRow: Encodable {
+    var dataset: String, net: String, bits: Int, ste: String
+    var paperAccuracy: Double?, paperTrainLoss: Double?
+    var n: Int?, accuracyMean: Double?, accuracyStd: Double?, accuracyTolerance: Double?, trainLossMean: Double?
+    var accuracyVerdict: String, lossVerdict: String
+
+    init(_ r: ComparisonRow) {
+        (dataset, net, bits, ste) = (r.key.dataset, r.key.net, r.key.bits, r.key.ste)
+        (paperAccuracy, paperTrainLoss) = (r.paper?.accuracy, r.paper?.trainLoss)
+        (n, accuracyMean, accuracyStd) = (r.ours?.n, r.ours?.accuracyMean, r.ours?.accuracyStd)
+        (accuracyTolerance, trainLossMean) = (r.ours?.accuracyTolerance, r.ours?.lossMean)
+        let missing = r.paper == nil ? "not in the paper" : "not run"
+        accuracyVerdict = r.accuracyVerdict?.rawValue ?? missing
+        lossVerdict = r.lossVerdict?.rawValue ?? missing
     }
 }

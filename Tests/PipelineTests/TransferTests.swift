@@ -177,3 +177,31 @@ final class CSVTests: XCTestCase {
         XCTAssertEqual(try readCSV(path).map { $0.1["b"] }, ["say \"hi\"", "two\nlines"])
     }
 }
+
+final class TableDiffTests: XCTestCase {
+    /// Two of our tables: a cell within √(tol_A² + tol_B²) is consistent, one outside is lower / higher (B against
+    /// A), cells of one table only are named; a table1.csv is told from a paper's reference table by its header.
+    func testTwoOfOurTables() throws {
+        let key = { (ste: String) in CellKey(dataset: "mnist", net: "lenet5", bits: 2, ste: ste) }
+        let a: [CellKey: CellResult] = [
+            key("relu"): CellResult(key: key("relu"), accuracies: [99.0, 99.2, 99.1], losses: [0.01, 0.01, 0.01], testTotal: 10_000),
+            key("clipped"): CellResult(key: key("clipped"), accuracies: [99.0, 99.1, 99.2], losses: [0.01, 0.01, 0.01], testTotal: 10_000),
+            key("identity"): CellResult(key: key("identity"), accuracies: [98.0], losses: [0.02], testTotal: 10_000),
+        ]
+        let b: [CellKey: CellResult] = [
+            key("relu"): CellResult(key: key("relu"), accuracies: [99.05, 99.15, 99.1], losses: [0.01, 0.01, 0.01], testTotal: 10_000),
+            key("clipped"): CellResult(key: key("clipped"), accuracies: [97.0, 97.1, 97.2], losses: [0.03, 0.03, 0.03], testTotal: 10_000),
+            key("log_tailed"): CellResult(key: key("log_tailed"), accuracies: [99.0], losses: [0.01], testTotal: 10_000),
+        ]
+        let rows = Dictionary(uniqueKeysWithValues: compareTables(a, b).map { ($0.ste, $0) })
+        XCTAssertEqual(rows["relu"]?.verdict, "consistent")
+        XCTAssertEqual(rows["clipped"]?.verdict, "lower")
+        XCTAssertEqual(rows["clipped"]?.difference ?? 0, -2, accuracy: 1e-9)
+        XCTAssertEqual(rows["identity"]?.verdict, "only in A")
+        XCTAssertEqual(rows["log_tailed"]?.verdict, "only in B")
+        let tolA = a[key("relu")]!.accuracyTolerance, tolB = b[key("relu")]!.accuracyTolerance
+        XCTAssertEqual(rows["relu"]?.tolerance ?? 0, (tolA * tolA + tolB * tolB).squareRoot(), accuracy: 1e-12)
+        XCTAssertTrue(isOurTable1(repoRoot + "/results/table1.csv"))
+        XCTAssertFalse(isOurTable1(repoRoot + "/experiments/reference/yin2019-table1.csv"))
+    }
+}
