@@ -9,7 +9,8 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public let file: String
     public let key: String
     public let message: String
-    public var description: String { "\(file): \(key): \(message)" }
+    /// An empty key: the message concerns the whole file.
+    public var description: String { key.isEmpty ? "\(file): \(message)" : "\(file): \(key): \(message)" }
 }
 
 /// Learning-rate schedule of one phase.
@@ -149,11 +150,11 @@ public struct ExperimentConfig: Equatable, Sendable {
 
     public static func load(_ path: String) throws -> ExperimentConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigError(file: path, key: "-", message: "cannot read the file")
+            throw ConfigError(file: path, key: "", message: FileManager.default.fileExists(atPath: path) ? "cannot read the file (permissions, or not UTF-8 text)" : "no such file")
         }
         let root: Any?
         do { root = try Yams.load(yaml: text) } catch {
-            throw ConfigError(file: path, key: "-", message: "not valid YAML: \(error)")
+            throw ConfigError(file: path, key: "", message: "not valid YAML: \(error)")
         }
         return try ConfigParser(file: path).parseExperiment(root)
     }

@@ -34,11 +34,11 @@ public struct SlurmSettings: Equatable, Sendable {
     /// Reads a settings file (the defaults above fill what it leaves out).
     public static func load(_ path: String) throws -> SlurmSettings {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConfigError(file: path, key: "-", message: "cannot read the file")
+            throw ConfigError(file: path, key: "", message: FileManager.default.fileExists(atPath: path) ? "cannot read the file (permissions, or not UTF-8 text)" : "no such file")
         }
         let root: Any?
         do { root = try Yams.load(yaml: text) } catch {
-            throw ConfigError(file: path, key: "-", message: "not valid YAML: \(error)")
+            throw ConfigError(file: path, key: "", message: "not valid YAML: \(error)")
         }
         var s = SlurmSettings()
         if root == nil { return s }

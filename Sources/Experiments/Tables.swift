@@ -9,7 +9,8 @@ import Foundation
 /// are skipped. A row with fewer fields than the header is an error naming the file and the line.
 func readCSV(_ path: String) throws -> [(Int, [String: String])] {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw ConfigError(file: path, key: "-", message: "cannot read the file")
+        throw ConfigError(file: path, key: "", message: FileManager.default.fileExists(atPath: path)
+            ? "cannot read the file (permissions, or not UTF-8 text)" : "no such file")
     }
     var kept: [String] = [], lineNumbers: [Int] = []
     for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

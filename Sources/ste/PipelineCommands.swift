@@ -82,7 +82,7 @@ struct Plan: ParsableCommand {
     var make: String?
     @Flag(help: "List the runs instead of printing Make rules.")
     var list = false
-    @Flag(help: "Write the runs that are not complete as Slurm job arrays and submit them (see SlurmCommands.swift).")
+    @Flag(help: "Write the runs that are not complete as Slurm job arrays and submit them (docs/cluster.md).")
     var slurm = false
     @OptionGroup(title: "Slurm (with --slurm)") var slurmOptions: SlurmOptions
 

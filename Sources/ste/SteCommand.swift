@@ -1,5 +1,6 @@
 // The `ste` executable: one subcommand per pipeline stage.
 import ArgumentParser
+import Foundation
 import Storage
 
 @main
@@ -14,6 +15,17 @@ struct Ste: ParsableCommand {
 
     static func main() {
         prepareHDF5ForProcess()  // before any HDF5 call (see Storage/H5Types.swift)
-        main(nil)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            // Help, --version and exit codes the stages chose (they printed their own message) as ArgumentParser
+            // does; every other error with one spelling, "error: …", whether the parser or a stage raised it.
+            if error is ExitCode || exitCode(for: error) == .success { exit(withError: error) }
+            let message = fullMessage(for: error)
+            let text = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
+            FileHandle.standardError.write(Data("error: \(text)\n".utf8))
+            Foundation.exit(exitCode(for: error).rawValue)
+        }
     }
 }
