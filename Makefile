@@ -152,13 +152,26 @@ GRID      := --config $(EXPERIMENT) --profile $(PROFILE)
 # only needed, and only built, for pipeline goals.
 NON_PIPELINE_GOALS := help deps build test clean data fetch theory schoenbauer schoenbauer-full bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
   data/fashion-mnist.h5
+# `make -n …` is a dry run: make would still remake a missing or stale plan (and so build the binary and
+# install packages), so a dry run reads the plan only if it exists and never remakes it.
+DRY_RUN_MAKE := $(findstring n,$(firstword -$(MAKEFLAGS)))
 ifneq ($(filter-out $(NON_PIPELINE_GOALS) results/theory/% results/schoenbauer/% data/raw/%,$(or $(MAKECMDGOALS),help)),)
+ifneq ($(DRY_RUN_MAKE),)
+ifneq ($(wildcard $(PLAN)),)
+include $(PLAN)
+else
+$(info dry run: no plan yet: $(PLAN) is written by `ste plan` once the binary is built; `make build` and then `make -n reproduce` lists every run)
+endif
+else
 include $(PLAN)
 endif
+endif
 
+ifeq ($(DRY_RUN_MAKE),)
 $(PLAN): $(EXPERIMENT) $(BIN) $(wildcard data/raw/cifar-10-binary.tar.gz)
 	@mkdir -p $(@D)
 	$(STE) plan $(GRID) --make $@
+endif
 
 # Cells are independent runs: on 2 cores, two 1-thread cells at once train faster than one 2-thread
 # cell (LeNet-5's layers are too small to thread well; README "Performance"). JOBS cells run at once,
