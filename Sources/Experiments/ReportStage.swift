@@ -91,18 +91,20 @@ public func aggregateCells(_ runs: [RunID: RunRecord], lossKind: String = "train
 public struct ReportInputs {
     public var config: ExperimentConfig
     public var profile: String
-    public var theorySection: String?
+    /// Markdown reports of the other experiments (results/theory/REPORT-theory.md, results/schoenbauer/*.md): linked
+    /// from a section of their own, each with its title; missing files are skipped.
+    public var sectionFiles: [String]
     public var cifarPresent: Bool
     /// Result files of the other papers' experiments (results/theory/*.h5, results/schoenbauer/*.h5) whose claims
     /// the summary tallies by outcome.
     public var claimFiles: [String]
 
-    public init(config: ExperimentConfig, profile: String, theorySection: String?, cifarPresent: Bool,
+    public init(config: ExperimentConfig, profile: String, sectionFiles: [String] = [], cifarPresent: Bool,
         claimFiles: [String] = [])
     {
         self.config = config
         self.profile = profile
-        self.theorySection = theorySection
+        self.sectionFiles = sectionFiles
         self.cifarPresent = cifarPresent
         self.claimFiles = claimFiles
     }
@@ -214,9 +216,33 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
     }
     md += "\n## Protocol\n\n" + protocolSection(config)
     md += "\n## Runs and their provenance\n\n" + runsSection(runs, root: root)
-    if let theory = inputs.theorySection { md += "\n" + theory }
+    md += otherExperimentsSection(inputs.sectionFiles, root: root)
     try writeAtomically(md, to: "\(root)/REPORT.md")
     return md
+}
+
+/// The other experiments' reports as links with their titles (the summary tallies their claims; the evidence is in
+/// the linked files, which keeps this report short enough to read).
+func otherExperimentsSection(_ files: [String], root: String) -> String {
+    let present = files.filter { FileManager.default.fileExists(atPath: $0) }
+    guard !present.isEmpty else { return "" }
+    var s = "\n## Theory and Schoenbauer experiments\n\n"
+    s += "Each linked report gives the setting, every claim with its outcome and evidence, tables and figures.\n\n"
+    for path in present {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let title = text.split(separator: "\n").first { $0.hasPrefix("#") }
+            .map { $0.drop { $0 == "#" }.trimmingCharacters(in: .whitespaces) } ?? path
+        s += "- [\(title)](\(relativePath(path, from: root)))\n"
+    }
+    return s
+}
+
+/// `path` relative to the folder `root` (both relative to the working directory).
+func relativePath(_ path: String, from root: String) -> String {
+    let p = path.split(separator: "/").map(String.init), r = root.split(separator: "/").map(String.init)
+    var common = 0
+    while common < min(p.count, r.count), p[common] == r[common] { common += 1 }
+    return (Array(repeating: "..", count: r.count - common) + p[common...]).joined(separator: "/")
 }
 
 /// The report's opening tally: cells by verdict, claims by outcome, what was not run and why, where the
@@ -244,7 +270,8 @@ func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: 
     s += "- **The paper's qualitative claims: \(held) held, \(notHeld) not held, \(claims.count - held - notHeld) not run.**\n"
     if !otherClaims.isEmpty {
         s += "- **The other experiments' claims**, by outcome (held; not held; outside the paper's hypotheses; "
-            + "unverifiable reconstruction — sections below give each claim's evidence and reason):\n"
+            + "unverifiable reconstruction — the reports linked under \"Theory and Schoenbauer experiments\" give each "
+            + "claim's evidence and reason):\n"
         s += otherClaims.map { "  " + $0 }.joined(separator: "\n") + "\n"
     }
     let notRun = rows.filter { $0.ours == nil }

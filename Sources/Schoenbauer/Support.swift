@@ -98,8 +98,7 @@ func runSchoenbauerExperiment<C: Codable>(
     if !fragment.body.isEmpty { md += fragment.body + "\n" }
     for path in context.figures {
         let file = URL(fileURLWithPath: path).lastPathComponent
-        let relative = path.range(of: "results/").map { String(path[$0.upperBound...]) } ?? path
-        md += "![\(file)](\(relative))\n\n"
+        md += "![\(file)](\(file))\n\n"  // the figure sits next to the Markdown file
     }
     let mdPath = context.stem + ".md"
     do {

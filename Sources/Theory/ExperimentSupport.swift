@@ -113,7 +113,7 @@ func runExperiment<C: Codable>(
     if !fragment.body.isEmpty { md += fragment.body + "\n" }
     for path in context.figures {
         let file = URL(fileURLWithPath: path).lastPathComponent
-        md += "![\(file)](\(relativeFigurePath(path)))\n\n"
+        md += "![\(file)](\(file))\n\n"  // the figure sits next to the fragment and REPORT-theory.md
     }
     do {
         try md.write(toFile: context.markdownPath, atomically: true, encoding: .utf8)
@@ -123,11 +123,6 @@ func runExperiment<C: Codable>(
     return seconds
 }
 
-/// Figures are referenced relative to results/ (where REPORT.md lives) when they are under it.
-func relativeFigurePath(_ path: String) -> String {
-    if let r = path.range(of: "results/") { return String(path[r.upperBound...]) }
-    return path
-}
 
 /// Maps 0..<count on `threads` threads; results are stored by index, so the output does not depend on
 /// scheduling.

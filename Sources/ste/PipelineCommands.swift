@@ -176,7 +176,7 @@ struct ReportCommand: ParsableCommand {
             """)
     @OptionGroup var grid: GridOptions
     @Option(name: [.customLong("section"), .customLong("theory")],
-        help: "A Markdown section to append (theory and Schoenbauer reports); repeatable; missing files are skipped.")
+        help: "A Markdown report to link from the report (theory and Schoenbauer); repeatable; missing files are skipped.")
     var sections: [String] = []
     @Option(name: .customLong("claims"),
         help: "A theory or Schoenbauer result file (.h5) whose claims the summary tallies by outcome; repeatable; missing files are skipped.")
@@ -190,11 +190,9 @@ struct ReportCommand: ParsableCommand {
                 try recordReproduceTiming(root: config.resultsRoot(profile: grid.profile), started: started,
                     alsoRan: sections.isEmpty ? nil : "theory and Schoenbauer experiments")
             }
-            let texts = sections.compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
-            let section = texts.isEmpty ? nil : texts.joined(separator: "\n")
             let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
                 || FileManager.default.fileExists(atPath: "data/cifar10.h5")
-            try writeReport(ReportInputs(config: config, profile: grid.profile, theorySection: section, cifarPresent: cifar,
+            try writeReport(ReportInputs(config: config, profile: grid.profile, sectionFiles: sections, cifarPresent: cifar,
                 claimFiles: claimFiles))
             print("wrote \(config.resultsRoot(profile: grid.profile))/REPORT.md")
         }
