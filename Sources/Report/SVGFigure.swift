@@ -14,9 +14,12 @@ public struct Series: Sendable {
     public var dashed: Bool
     public var markers: Bool
     public var lineWidth: Double
+    /// 1 = opaque; thin per-seed lines behind a mean use less.
+    public var opacity: Double
 
+    /// A series with an empty name is drawn but not listed in the legend.
     public init(_ name: String, x: [Double], y: [Double], color: String? = nil, dashed: Bool = false,
-        markers: Bool = false, lineWidth: Double = 1.6)
+        markers: Bool = false, lineWidth: Double = 1.6, opacity: Double = 1)
     {
         precondition(x.count == y.count, "series \(name): \(x.count) x values vs \(y.count) y values")
         self.name = name
@@ -26,6 +29,7 @@ public struct Series: Sendable {
         self.dashed = dashed
         self.markers = markers
         self.lineWidth = lineWidth
+        self.opacity = opacity
     }
 }
 
@@ -33,7 +37,13 @@ public struct Series: Sendable {
 public struct ReferenceLine: Sendable {
     public var y: Double
     public var label: String
-    public init(y: Double, label: String = "") { self.y = y; self.label = label }
+    /// nil: grey.
+    public var color: String?
+    public init(y: Double, label: String = "", color: String? = nil) {
+        self.y = y
+        self.label = label
+        self.color = color
+    }
 }
 
 public struct Panel: Sendable {
@@ -48,7 +58,8 @@ public struct Panel: Sendable {
     public var yRange: ClosedRange<Double>?
     public var references: [ReferenceLine]
     public var showLegend: Bool
-    /// Legend in the bottom-right corner instead of the top-right one.
+    /// Legend in the bottom-right corner; otherwise the corner of the plot area that covers the fewest data
+    /// points and reference lines.
     public var legendBottom: Bool
 
     public init(title: String, xLabel: String, yLabel: String, series: [Series], logX: Bool = false,
@@ -185,12 +196,12 @@ public struct Figure: Sendable {
             + "width=\"\(f(right - left))\" height=\"\(f(bottom - top))\"/></clipPath>\n"
         out += "<g clip-path=\"url(#\(clipID))\">\n"
         for r in p.references where usable(r.y, log: p.logY) {
-            let Y = sy(ty(r.y))
+            let Y = sy(ty(r.y)), color = r.color ?? "#555"
             out += "<line x1=\"\(f(left))\" y1=\"\(f(Y))\" x2=\"\(f(right))\" y2=\"\(f(Y))\" "
-                + "stroke=\"#555\" stroke-width=\"1\" stroke-dasharray=\"2,3\"/>\n"
+                + "stroke=\"\(color)\" stroke-width=\"1\" stroke-dasharray=\"2,3\"/>\n"
             if !r.label.isEmpty {
                 out += "<text x=\"\(f(left + 4))\" y=\"\(f(Y - 3))\" font-size=\"9\" "
-                    + "fill=\"#555\">\(escapeXML(r.label))</text>\n"
+                    + "fill=\"\(color)\">\(escapeXML(r.label))</text>\n"
             }
         }
         for (k, s) in p.series.enumerated() {
@@ -206,8 +217,9 @@ public struct Figure: Sendable {
             let dash = s.dashed ? " stroke-dasharray=\"6,4\"" : ""
             for seg in segments where seg.count >= 2 {
                 let pts = seg.map { "\(f($0.0)),\(f($0.1))" }.joined(separator: " ")
+                let alpha = s.opacity < 1 ? " stroke-opacity=\"\(f(s.opacity))\"" : ""
                 out += "<polyline points=\"\(pts)\" fill=\"none\" stroke=\"\(color)\" "
-                    + "stroke-width=\"\(f(s.lineWidth))\"\(dash) stroke-linejoin=\"round\"/>\n"
+                    + "stroke-width=\"\(f(s.lineWidth))\"\(dash)\(alpha) stroke-linejoin=\"round\"/>\n"
             }
             if s.markers || segments.allSatisfy({ $0.count < 2 }) {
                 for seg in segments {
@@ -224,7 +236,23 @@ public struct Figure: Sendable {
             let longest = named.map { $0.element.name.count }.max() ?? 0
             let lw = min(Double(longest) * 5.8 + 34, right - left - 8)
             let lh = Double(named.count) * 14 + 6
-            let lx = right - lw - 4, ly = p.legendBottom ? bottom - lh - 4 : top + 4
+            // The corner whose box covers the fewest drawn points (reference lines count as points across the
+            // width); ties keep the first of top right, bottom right, top left, bottom left.
+            var drawn: [(Double, Double)] = []
+            for s in p.series {
+                for (a, b) in zip(s.x, s.y) where usable(a, log: p.logX) && usable(b, log: p.logY) {
+                    drawn.append((sx(tx(a)), sy(ty(b))))
+                }
+            }
+            for r in p.references where usable(r.y, log: p.logY) {
+                for k in 0...20 { drawn.append((left + (right - left) * Double(k) / 20, sy(ty(r.y)))) }
+            }
+            let corners = [(right - lw - 4, top + 4), (right - lw - 4, bottom - lh - 4), (left + 4, top + 4),
+                (left + 4, bottom - lh - 4)]
+            func covered(_ c: (Double, Double)) -> Int {
+                drawn.filter { $0.0 >= c.0 - 3 && $0.0 <= c.0 + lw + 3 && $0.1 >= c.1 - 3 && $0.1 <= c.1 + lh + 3 }.count
+            }
+            let (lx, ly) = p.legendBottom ? corners[1] : corners.min { covered($0) < covered($1) }!
             out += "<rect x=\"\(f(lx))\" y=\"\(f(ly))\" width=\"\(f(lw))\" height=\"\(f(lh))\" "
                 + "fill=\"white\" fill-opacity=\"0.85\" stroke=\"#bbb\"/>\n"
             for (row, (k, s)) in named.enumerated() {
@@ -316,4 +344,32 @@ public struct ReportError: Error, CustomStringConvertible {
 func escapeXML(_ s: String) -> String {
     s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
         .replacingOccurrences(of: ">", with: "&gt;")
+}
+
+/// The SVG converter used for PNG copies of the figures, when one is installed (Debian: librsvg2-bin).
+public let svgConverter: String? = {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+        let path = "\(dir)/rsvg-convert"
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    return nil
+}()
+
+/// Writes <name>.png beside <name>.svg (white background, written under a temporary name and renamed) when
+/// rsvg-convert is installed; does nothing otherwise.
+public func writePNG(ofSVG svgPath: String) throws {
+    guard let converter = svgConverter else { return }
+    let png = (svgPath.hasSuffix(".svg") ? String(svgPath.dropLast(4)) : svgPath) + ".png"
+    let dir = (png as NSString).deletingLastPathComponent
+    let tmp = (dir.isEmpty ? "" : dir + "/") + "." + (png as NSString).lastPathComponent + ".tmp-\(getpid())"
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: converter)
+    process.arguments = ["-b", "white", svgPath, "-o", tmp]
+    process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+    do { try process.run() } catch { throw ReportError("\(png): cannot run \(converter): \(error)") }
+    process.waitUntilExit()
+    guard process.terminationStatus == 0, rename(tmp, png) == 0 else {
+        unlink(tmp)
+        throw ReportError("\(png): \(converter) could not convert \(svgPath) (exit \(process.terminationStatus))")
+    }
 }
