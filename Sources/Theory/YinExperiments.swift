@@ -277,7 +277,7 @@ public func runYinCGD(configPath: String, outPath: String, threads: Int) throws 
         let recorded = Array(stride(from: 0, through: c.iterations, by: c.record_every))
         var rows: [[String]] = []
         var claims: [Claim] = []
-        var medianLoss: [Series] = [], fracGlobal: [Series] = [], minCos: [Series] = []
+        var medianLoss: [Series] = [], fracGlobal: [Series] = [], minCos: [Series] = [], increaseByNorm: [Series] = []
         var minInners: [STE: Double] = [:], theorem1: [STE: [Claim]] = [:]
         for ste in c.stes {
             let runs = parallelMap(c.starts, threads: ctx.threads) { s -> Trajectory in
@@ -321,17 +321,31 @@ public func runYinCGD(configPath: String, outPath: String, threads: Int) throws 
             minCos.append(Series(ste.label, x: xs, y: recorded.map { i in
                 minDefined(runs.map { $0.cosine[i] })
             }))
+            // Theorem 1's STEs: one marker per run with an f increase, at (min‖wᵗ‖, largest increase), so the split
+            // by c_w shows at a glance.
+            if ste != .identity {
+                let byNorm = runs.filter { lossIncreased($0.loss) }.map { ($0.wNorm.min()!, largestIncrease($0.loss)) }
+                    .sorted { $0.0 < $1.0 }
+                increaseByNorm.append(Series(ste.label, x: byNorm.map { $0.0 }, y: byNorm.map { $0.1 },
+                    color: Figure.palette[c.stes.firstIndex(of: ste)!], markers: true, lineWidth: 0))
+            }
         }
+        let increases = increaseByNorm.flatMap { $0.y }, norms = increaseByNorm.flatMap { $0.x }
+        increaseByNorm.append(Series("c_w", x: [c.c_w, c.c_w], y: [increases.min() ?? 1e-12, increases.max() ?? 1],
+            color: "#555", dashed: true, lineWidth: 1))
         try ctx.save(Figure(title: "Coarse gradient descent (Algorithm 1), m=\(c.m), n=\(c.n), η=\(fmt(c.eta)), "
             + "\(c.starts) random starts",
             panels: [
                 Panel(title: "median population loss", xLabel: "iteration", yLabel: "f(v, w)",
                     series: medianLoss, logY: true),
+                Panel(title: "ReLU, clipped ReLU: runs where f increased", xLabel: "min over t of ‖wᵗ‖",
+                    yLabel: "largest one-step increase of f", series: increaseByNorm, logX: true, logY: true,
+                    xRange: (min(norms.min() ?? c.c_w, c.c_w) / 2)...(max(norms.max() ?? c.c_w, c.c_w) * 10)),
                 Panel(title: "fraction at the global minimum", xLabel: "iteration",
                     yLabel: "fraction of starts", series: fracGlobal, yRange: 0...1, legendBottom: true),
                 Panel(title: "min over starts of cos∠(E g_μ, ∇_w f)", xLabel: "iteration",
                     yLabel: "cosine", series: minCos, references: [ReferenceLine(y: 0, label: "0")]),
-            ], columns: 3, panelWidth: 400))
+            ], columns: 2, panelWidth: 460))
 
         for ste in c.stes where ste != .identity {
             claims.append(Claim("⟨E g_μ, ∇_w f⟩ ≥ 0 along every trajectory for the \(ste.label) STE "
