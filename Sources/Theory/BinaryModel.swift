@@ -1,4 +1,4 @@
-// The two-linear-layer model with binary activation of Yin et al. 2019 (notes §1.6), generalised to a
+// The two-linear-layer model with binary activation of Yin et al. 2019 (final version, §2–3), generalised to a
 // teacher that is a sum of K binary units: y(Z; v, w) = vᵀσ(Zw), y*(Z) = Σₖ cₖᵀσ(Z bₖ), ‖bₖ‖ = 1,
 // Z ∈ ℝ^{m×n} i.i.d. N(0,1), σ(x) = 1{x>0}, ℓ = ½(y − y*)². K = 1 is Yin's realizable model; K > 1 is
 // the misspecified model used for Gongyo & Ishikawa 2021 (the student has one filter).
@@ -7,9 +7,9 @@
 //   g_μ = Σᵢ zᵢ μ′(zᵢ·w) vᵢ (vᵀσ(Zw) − y*),
 //   E g_μ = ‖v‖² E₁ + ½(S² − ‖v‖²) E₀ − Σₖ [qₖ Eₖ + ½(S sₖ − qₖ) E₀],
 // with S = 𝟙ᵀv, sₖ = 𝟙ᵀcₖ, qₖ = vᵀcₖ and the one-row expectations E₁ = E[z μ′(z·w) σ(z·w)],
-// E₀ = E[z μ′(z·w)], Eₖ = E[z μ′(z·w) σ(z·bₖ)]. For ReLU these give Yin's Lemma 4, for identity Lemma 7.
-// The clipped-ReLU (μ = min(max(x,0),c)) expectations are our own derivation [I], checked against Monte
-// Carlo in TheoryTests: with u = z·ŵ, a = c/‖w‖, θ = ∠(w, bₖ), e⊥ = unit(bₖ − cosθ ŵ):
+// E₀ = E[z μ′(z·w)], Eₖ = E[z μ′(z·w) σ(z·bₖ)]. For ReLU these give Yin's Lemma 4, for identity Lemma 9.
+// The clipped-ReLU (μ = min(max(x,0),c)) expectations are our own derivation [I] (the final version states
+// its clipped-ReLU results as Lemmas 7–8), checked against Monte Carlo in TheoryTests: with u = z·ŵ, a = c/‖w‖, θ = ∠(w, bₖ), e⊥ = unit(bₖ − cosθ ŵ):
 //   E₁ = E₀ = A ŵ, A = (1 − e^{−a²/2})/√(2π),
 //   Eₖ = K₁ ŵ + K₂ e⊥, K₁ = 1/(2√(2π)) − φ(a)Φ(a cotθ) + cosθ(Φ(a/sinθ) − ½)/√(2π),
 //                      K₂ = sinθ (Φ(a/sinθ) − ½)/√(2π).

@@ -1,8 +1,8 @@
-// Gongyo & Ishikawa 2021 (notes §3): scale symmetry and STEs. Their model is unknown [N]; we use the binary
-// two-linear-layer model of Yin 2019 with a misspecified teacher: y* = Σₖ σ(zᵀbₖ), b₁, b₂, b₃ the standard
-// basis of ℝ³ (m = 1 row), student y = v σ(zᵀw) with one filter — no (v, w) represents y*. The loss is
-// invariant to the scale of w (binary σ). gongyo-scale trains it with Algorithm 1; gongyo-misspecified
-// locates the stationary points of f and the zeros of each STE's expected coarse gradient.
+// Gongyo & Ishikawa 2021 ("Proper straight-through estimator", OpenReview hEiwVblq4P; abstract only): scale symmetry
+// and STEs. Their model is unknown [N]; we use the binary two-linear-layer model of Yin 2019 with a misspecified
+// teacher: y* = Σₖ σ(zᵀbₖ), b₁, b₂, b₃ the standard basis of ℝ³ (m = 1 row), student y = v σ(zᵀw) with one filter —
+// no (v, w) represents y*. The loss is invariant to the scale of w (binary σ). gongyo-scale trains it with Algorithm
+// 1; gongyo-misspecified locates the stationary points of f and the zeros of each STE's expected coarse gradient.
 import Foundation
 import Kernels
 import Report

@@ -1,29 +1,43 @@
-// The two-linear-layer classifier of Long, Yin & Xin 2021 as we reconstruct it (notes §2, setting [N]):
-// logits = V σ_α(W x), W ∈ ℝ^{h×n}, V ∈ ℝ^{K×h}, σ_α the b-bit quantized ReLU (levels {0, α, …, Lα}),
-// softmax cross-entropy loss, trained by coarse gradient descent: the backward pass through σ_α uses the
-// STE's μ′ (identity, ReLU, clipped ReLU at Lα, log-tailed ReLU). No biases. Float32, raw-pointer loops
-// with SIMD8 for the input-dimension dot products (n = 784 on MNIST).
+// The two-linear-layer classifier of Long, Yin & Xin 2021 as we reconstruct it (arXiv 2011.11256, abstract only;
+// setting [N]): logits = V σ_α(W x), W ∈ ℝ^{h×n}, V ∈ ℝ^{K×h}, σ_α the b-bit quantized ReLU (levels {0, α, …, Lα}),
+// softmax cross-entropy or multi-class hinge loss, trained by coarse gradient descent: the backward pass through σ_α uses the STE's μ′
+// (identity, ReLU, clipped ReLU at Lα, log-tailed ReLU). No biases. Float32, raw-pointer loops with SIMD8 for the
+// input-dimension dot products (n = 784 on MNIST).
 import Foundation
 import Kernels
+
+/// The training loss on the logits z of a sample with label y.
+public enum TwoLayerLoss: String, Codable, Sendable {
+    /// −log softmax(z)_y: its infimum 0 is not attained (the weights grow without bound).
+    case crossEntropy = "cross_entropy"
+    /// Σ_{c≠y} max(0, 1 + z_c − z_y) (Weston–Watkins multi-class hinge): 0, with a vanishing (coarse) gradient, as
+    /// soon as every margin z_y − z_c is ≥ 1, so a global minimum is a point where coarse gradient descent stops.
+    case hinge
+}
 
 final class QuantizedTwoLayerNet {
     let n: Int, h: Int, k: Int
     let quantizer: QuantizedReLU
     let ste: STE
+    let loss: TwoLayerLoss
     // Raw buffers (not arrays): the per-sample loops below must not pay for exclusivity checks or
     // copy-on-write on class-held arrays.
     let W: UnsafeMutablePointer<Float>, V: UnsafeMutablePointer<Float>
     private let gW: UnsafeMutablePointer<Float>, gV: UnsafeMutablePointer<Float>
     private let mW: UnsafeMutablePointer<Float>, mV: UnsafeMutablePointer<Float>
     private let pre: UnsafeMutablePointer<Float>, act: UnsafeMutablePointer<Float>
-    private let logits: UnsafeMutablePointer<Float>, dAct: UnsafeMutablePointer<Float>
+    private let logits: UnsafeMutablePointer<Float>, dLogits: UnsafeMutablePointer<Float>
+    private let dAct: UnsafeMutablePointer<Float>
 
-    init(n: Int, h: Int, k: Int, quantizer: QuantizedReLU, ste: STE, rng: inout SplitMix64) {
+    init(n: Int, h: Int, k: Int, quantizer: QuantizedReLU, ste: STE, loss: TwoLayerLoss = .crossEntropy,
+        rng: inout SplitMix64)
+    {
         self.n = n
         self.h = h
         self.k = k
         self.quantizer = quantizer
         self.ste = ste
+        self.loss = loss
         func buffer(_ count: Int) -> UnsafeMutablePointer<Float> {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
             p.initialize(repeating: 0, count: count)
@@ -39,16 +53,17 @@ final class QuantizedTwoLayerNet {
         act = buffer(h)
         dAct = buffer(h)
         logits = buffer(k)
+        dLogits = buffer(k)
         // Rows of W ~ N(0, I/n): pre-activations ≈ N(0, 1) for standardised inputs, the scale α assumes.
         for i in 0..<(h * n) { W[i] = Float(rng.normal() / Double(n).squareRoot()) }
         for i in 0..<(k * h) { V[i] = Float(rng.normal() / Double(h).squareRoot()) }
     }
 
     deinit {
-        for p in [W, V, gW, gV, mW, mV, pre, act, dAct, logits] { p.deallocate() }
+        for p in [W, V, gW, gV, mW, mV, pre, act, dAct, logits, dLogits] { p.deallocate() }
     }
 
-    /// Forward one sample; returns (loss, predicted class) and leaves pre/act/logits (softmax in logits).
+    /// Forward one sample; returns (loss, predicted class) and leaves pre/act and ∂loss/∂logits in dLogits.
     @inline(__always)
     private func forward(_ x: UnsafePointer<Float>, label: Int) -> (Float, Int) {
         for j in 0..<h { pre[j] = dotSIMD(W + j * n, x, n) }
@@ -60,14 +75,33 @@ final class QuantizedTwoLayerNet {
             logits[c] = s
             if s > logits[best] { best = c }
         }
-        let mx = logits[best]
-        var z: Float = 0
-        for c in 0..<k {
-            logits[c] = exp(logits[c] - mx)
-            z += logits[c]
+        switch loss {
+        case .crossEntropy:
+            let mx = logits[best]
+            var z: Float = 0
+            for c in 0..<k {
+                logits[c] = exp(logits[c] - mx)
+                z += logits[c]
+            }
+            for c in 0..<k {
+                logits[c] /= z
+                dLogits[c] = logits[c]
+            }
+            dLogits[label] -= 1
+            return (-log(max(logits[label], 1e-30)), best)
+        case .hinge:
+            var l: Float = 0
+            dLogits[label] = 0
+            for c in 0..<k where c != label {
+                let violation = 1 + logits[c] - logits[label]
+                dLogits[c] = violation > 0 ? 1 : 0
+                if violation > 0 {
+                    l += violation
+                    dLogits[label] -= 1
+                }
+            }
+            return (l, best)
         }
-        for c in 0..<k { logits[c] /= z }
-        return (-log(max(logits[label], 1e-30)), best)
     }
 
     /// Mean loss and accuracy over samples (no update).
@@ -97,10 +131,9 @@ final class QuantizedTwoLayerNet {
             let (l, p) = forward(xs, label: label)
             loss += Double(l)
             if p == label { correct += 1 }
-            logits[label] -= 1  // now ∂loss/∂logits
             for j in 0..<h { dAct[j] = 0 }
             for c in 0..<k {
-                let d = logits[c]
+                let d = dLogits[c]
                 for j in 0..<h {
                     gV[c * h + j] += d * act[j]
                     dAct[j] += d * V[c * h + j]

@@ -39,8 +39,8 @@ public enum STE: String, CaseIterable, Codable, Sendable {
     }
 }
 
-/// The b-bit quantized ReLU of the authors' code (notes §1.5): levels {0, α, …, Lα}, L = 2ᵇ − 1,
-/// σ(x) = min(⌈x/α⌉, L)·α for x > 0, 0 otherwise.
+/// The b-bit quantized ReLU of Yin et al. 2019, rounding up as the authors' public code does: levels
+/// {0, α, …, Lα}, L = 2ᵇ − 1, σ(x) = min(⌈x/α⌉, L)·α for x > 0, 0 otherwise.
 public struct QuantizedReLU: Sendable {
     public let bits: Int
     public let alpha: Double

@@ -1,6 +1,7 @@
 // Yin et al. 2019's closed forms for the realizable model y* = v*ᵀσ(Zw*), ‖w*‖ = 1, written exactly as in
-// the paper (notes §1.6): Lemma 1 (f), Lemma 2 (∇f), Lemma 4 (E g_relu), Lemma 5, Lemma 7 (E g_id),
-// Lemma 8, the spurious minimizers and Proposition 1 (saddles). `BinaryTeacherModel` is the general
+// the paper (arXiv 1903.05662v4, the ICLR 2019 final version, §3): Lemma 1 (f), Lemma 2 (∇f), Lemma 4
+// (E g_relu), Lemma 5, Lemma 9 (E g_id), Lemma 10, the spurious minimizers and Proposition 1 (saddles). Lemma
+// numbers are the final version's (its submission numbered the identity-STE Lemmas 9–10 as 7–8). `BinaryTeacherModel` is the general
 // version used by the experiments; the tests check both against Monte Carlo and each other.
 import Foundation
 
@@ -57,7 +58,7 @@ public struct Yin2019: Sendable {
         return g
     }
 
-    /// Lemma 7: E[g_id].
+    /// Lemma 9: E[g_id].
     public func expectedIdentityGradient(v: [Double], w: [Double]) -> [Double] {
         let r = norm(w)
         let s2pi = (2 * Double.pi).squareRoot()
@@ -70,7 +71,7 @@ public struct Yin2019: Sendable {
         return sin(angle(w, wStar)) / (2 * pow(2 * Double.pi, 1.5) * norm(w)) * q * q
     }
 
-    /// Lemma 8: ⟨E g_id, ∂f/∂w⟩ = sinθ/((√(2π))³‖w‖)·(vᵀv*)².
+    /// Lemma 10: ⟨E g_id, ∂f/∂w⟩ = sinθ/((√(2π))³‖w‖)·(vᵀv*)².
     public func identityCorrelation(v: [Double], w: [Double]) -> Double {
         2 * reluCorrelation(v: v, w: w)
     }

@@ -38,11 +38,11 @@ final class ClosedFormTests: XCTestCase {
             let grelu = yin.expectedReluGradient(v: v, w: w)
             let gclip = model.expectedCoarseGradient(.clippedRelu, v: v, w: w)
             for j in 0..<6 {
-                assertAgrees(gid[j], mc.coarseW[0][j], "Lemma 7 E g_id[\(j)]")
+                assertAgrees(gid[j], mc.coarseW[0][j], "Lemma 9 E g_id[\(j)]")
                 assertAgrees(grelu[j], mc.coarseW[1][j], "Lemma 4 E g_relu[\(j)]")
                 assertAgrees(gclip[j], mc.coarseW[2][j], "clipped ReLU E g_crelu[\(j)]")
             }
-            assertAgrees(yin.identityCorrelation(v: v, w: w), mc.projection[0], "Lemma 8")
+            assertAgrees(yin.identityCorrelation(v: v, w: w), mc.projection[0], "Lemma 10")
             assertAgrees(yin.reluCorrelation(v: v, w: w), mc.projection[1], "Lemma 5")
             XCTAssertGreaterThanOrEqual(yin.reluCorrelation(v: v, w: w), 0)
             // The clipped-ReLU correlation (K₂ term) is ≥ 0 as well.
