@@ -134,8 +134,8 @@ public func runLongSynthetic(configPath: String, outPath: String, threads: Int) 
             rows += try recordLongSynthetic(s, config: c, ctx: ctx, panels: &panels)
         }
         try ctx.save(Figure(title: "Coarse gradient descent, \(data.classes) classes in orthogonal subspaces "
-            + "(\(c.bits)-bit, h = \(c.student_hidden), \(c.loss.rawValue) loss, \(c.starts) starts)",
-            panels: panels, columns: 2, panelWidth: 460))
+            + "(\(c.bits)-bit, h = \(c.student_hidden), \(c.starts) starts; one row per step size and loss)",
+            panels: panels, columns: 2, panelWidth: 540))
 
         let claims = [
             Claim("The task is non-linear classification: every class's convex hull contains the origin, so no "
