@@ -56,6 +56,36 @@ public enum STE: String, Sendable, CaseIterable, Codable {
     public func derivative(at x: Float, top: Float) -> Float {
         withDerivative(top: top) { d in d(SIMD8(repeating: x))[0] }
     }
+
+    /// The same rules in scalar Float and Double arithmetic, for the theory experiments' small models (their
+    /// closed forms need Double); KernelsTests checks them against the 8-lane table at and around every kink.
+    @inline(__always) public func derivative(_ x: Float, clip top: Float) -> Float {
+        switch self {
+        case .identity: return 1
+        case .relu: return x > 0 ? 1 : 0
+        case .clipped: return x > 0 && x <= top ? 1 : 0
+        case .logTailed: return x <= 0 ? 0 : x <= top ? 1 : 1 / (1 + (x - top))
+        }
+    }
+
+    @inline(__always) public func derivative(_ x: Double, clip top: Double) -> Double {
+        switch self {
+        case .identity: return 1
+        case .relu: return x > 0 ? 1 : 0
+        case .clipped: return x > 0 && x <= top ? 1 : 0
+        case .logTailed: return x <= 0 ? 0 : x <= top ? 1 : 1 / (1 + (x - top))
+        }
+    }
+
+    /// The name in figures and tables: "identity", "ReLU", "clipped ReLU", "log-tailed ReLU".
+    public var label: String {
+        switch self {
+        case .identity: return "identity"
+        case .relu: return "ReLU"
+        case .clipped: return "clipped ReLU"
+        case .logTailed: return "log-tailed ReLU"
+        }
+    }
 }
 
 /// A quantizer: b bits, resolution α (fixed during training, paper §4), rounding.

@@ -101,11 +101,11 @@ public struct BinaryTeacherModel: Sendable {
         switch ste {
         case .identity: (e1, e0) = (c0, 0)
         case .relu: (e1, e0) = (c0, c0)
-        case .clippedRelu:
+        case .clipped:
             let a = clip / r
             let A = -expm1(-0.5 * a * a) * c0
             (e1, e0) = (A, A)
-        case .logTailedRelu:
+        case .logTailed:
             preconditionFailure("no closed form for the log-tailed STE in the binary model")
         }
         var g = scaled(wHat, vv * e1 + 0.5 * (S * S - vv) * e0)
@@ -121,12 +121,12 @@ public struct BinaryTeacherModel: Sendable {
                 // cos(θ/2)·unit(ŵ + b) = ((1 + cosθ)ŵ + sinθ e⊥)/2
                 axpy(-q * c0 * 0.5 * (1 + cosT), wHat, &g)
                 axpy(-q * c0 * 0.5 * sinT, perp, &g)
-            case .clippedRelu:
+            case .clipped:
                 let a = clip / r
                 let (k1, k2) = clippedRowExpectation(a: a, cosT: cosT, sinT: sinT)
                 axpy(-q * k1, wHat, &g)
                 axpy(-q * k2, perp, &g)
-            case .logTailedRelu: break
+            case .logTailed: break
             }
         }
         return g

@@ -101,7 +101,7 @@ public func runGongyoScale(configPath: String, outPath: String, threads: Int) th
             ], columns: 2, panelWidth: 460))
 
         var claims: [Claim] = []
-        for ste in c.stes where ste != .clippedRelu {
+        for ste in c.stes where ste != .clipped {
             let r = result[ste]!
             claims.append(Claim("The \(ste.label) STE keeps the scale symmetry (E g(v, s·w) = E g(v, w)) and so "
                 + "leaves ‖w‖ undetermined: ‖w‖ keeps drifting, no run settles.",
@@ -110,11 +110,11 @@ public func runGongyoScale(configPath: String, outPath: String, threads: Int) th
                     + "\(fmtFraction(r.converged, c.starts)); smallest relative ‖w‖ change over the last 10 % "
                     + "of iterations \(fmt(r.drift))"))
         }
-        if let r = result[.clippedRelu] {
+        if let r = result[.clipped] {
             let spread = (r.finalNorms.max()! - r.finalNorms.min()!) / quantile(r.finalNorms, 0.5)
             claims.append(Claim("The clipped ReLU STE breaks the scale symmetry and settles at a finite scale.",
-                held: invariance[.clippedRelu]! > 1e-3 && r.converged == c.starts && r.finalNorms.allSatisfy { $0.isFinite },
-                evidence: "max ‖E g(v,s·w) − E g(v,w)‖ = \(fmt(invariance[.clippedRelu]!)); converged "
+                held: invariance[.clipped]! > 1e-3 && r.converged == c.starts && r.finalNorms.allSatisfy { $0.isFinite },
+                evidence: "max ‖E g(v,s·w) − E g(v,w)‖ = \(fmt(invariance[.clipped]!)); converged "
                     + "\(fmtFraction(r.converged, c.starts)); final ‖w‖ ∈ [\(fmt(r.finalNorms.min()!)), "
                     + "\(fmt(r.finalNorms.max()!))] (relative spread \(fmt(spread)))"))
         }
@@ -248,7 +248,7 @@ public func runGongyoMisspecified(configPath: String, outPath: String, threads: 
         func coarseResidual(_ ste: STE) -> ([Double]) -> [Double] {
             { w in
                 let g = model.expectedCoarseGradient(ste, v: vOf(w), w: w)
-                guard ste == .clippedRelu else { return g }
+                guard ste == .clipped else { return g }
                 let (t, r) = split(g, w)
                 let rho = norm(w), up = max(rho, 1)
                 return add(scaled(t, up), scaled(w.map { $0 / rho }, r * up * up))
@@ -281,8 +281,8 @@ public func runGongyoMisspecified(configPath: String, outPath: String, threads: 
         let stationary = search(trueResidual, normalize: true, scales: [1])
         var steRoots: [STE: [Root]] = [:]
         for ste in c.stes {
-            steRoots[ste] = search(coarseResidual(ste), normalize: ste != .clippedRelu,
-                scales: ste == .clippedRelu ? c.start_scales : [1]).roots
+            steRoots[ste] = search(coarseResidual(ste), normalize: ste != .clipped,
+                scales: ste == .clipped ? c.start_scales : [1]).roots
         }
 
         // Distances (radians between directions): stationary → nearest STE zero, STE zero → nearest stationary.
@@ -295,7 +295,7 @@ public func runGongyoMisspecified(configPath: String, outPath: String, threads: 
             for ste in c.stes {
                 let d = nearest(s.w, steRoots[ste]!)
                 var cell = d.isFinite ? fmt(d) : "no zero found"
-                if ste == .clippedRelu, let r = steRoots[ste]!.min(by: { angle($0.w, s.w) < angle($1.w, s.w) }),
+                if ste == .clipped, let r = steRoots[ste]!.min(by: { angle($0.w, s.w) < angle($1.w, s.w) }),
                     d < 1e-6 { cell += " (‖w‖ = \(fmt(norm(r.w))))" }
                 row.append(cell)
             }
@@ -307,14 +307,14 @@ public func runGongyoMisspecified(configPath: String, outPath: String, threads: 
             forward[ste] = stationary.roots.map { nearest($0.w, steRoots[ste]!) }.max() ?? 0
             reverse[ste] = steRoots[ste]!.map { nearest($0.w, stationary.roots) }.max() ?? 0
         }
-        if let f = forward[.clippedRelu], let r = reverse[.clippedRelu] {
+        if let f = forward[.clipped], let r = reverse[.clipped] {
             claims.append(Claim("All stationary points of f coincide with the zeros of the clipped ReLU STE's expected "
                 + "coarse gradient.",
                 held: !stationary.roots.isEmpty && f < 1e-6 && r < 1e-6,
-                evidence: "\(stationary.roots.count) isolated stationary directions, \(steRoots[.clippedRelu]!.count) "
+                evidence: "\(stationary.roots.count) isolated stationary directions, \(steRoots[.clipped]!.count) "
                     + "clipped-ReLU zeros; max distance stationary → zero \(fmt(f)) rad, zero → stationary \(fmt(r)) rad"))
         }
-        for ste in c.stes where ste != .clippedRelu {
+        for ste in c.stes where ste != .clipped {
             let f = forward[ste]!, r = reverse[ste]!
             claims.append(Claim("Some stationary points are not zeros of the \(ste.label) STE's expected coarse gradient.",
                 held: f > 1e-3 || r > 1e-3,

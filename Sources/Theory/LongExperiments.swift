@@ -285,10 +285,10 @@ func longSyntheticClaims(small: LongSyntheticSetting, large: LongSyntheticSettin
     for (ste, runs) in small.runs {
         let allKept = keptCount(runs) == runs.count
         switch ste {
-        case .relu, .clippedRelu:
+        case .relu, .clipped:
             claims.append(scored("Coarse gradient descent with the \(ste.label) STE (monotone) " + claimTail,
                 ste: ste, runs: runs))
-        case .logTailedRelu:
+        case .logTailed:
             claims.append(scored("(The project's addition: the log-tailed ReLU STE is not in the paper.) Coarse "
                 + "gradient descent with the log-tailed ReLU STE (monotone) " + claimTail, ste: ste, runs: runs))
         case .identity:
@@ -422,7 +422,7 @@ public func runLongMNIST(configPath: String, outPath: String, threads: Int) thro
                 series: accSeries, legendBottom: true))
             for ste in c.stes where ste != .identity {
                 let r = runs[configs.firstIndex { $0.0 == b && $0.1 == ste }!]
-                let ours = ste == .logTailedRelu ? "(The project's addition: the log-tailed ReLU STE is not in the "
+                let ours = ste == .logTailed ? "(The project's addition: the log-tailed ReLU STE is not in the "
                     + "paper.) " : ""
                 claims.append(Claim(ours + "\(bits)-bit, \(ste.label) STE: coarse gradient descent trains the "
                     + "quantized network (training loss falls; test accuracy > 90 %) [criterion ours; the paper's MNIST "

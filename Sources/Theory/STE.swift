@@ -1,43 +1,8 @@
-// Straight-through estimators as backward rules μ′(x) for a quantized (staircase) or binary activation.
-// identity: μ(x) = x; relu: μ(x) = max(x, 0); clipped relu: μ(x) = min(max(x, 0), c) with c the top
-// level (c = 1 for the binary σ(x) = 1{x>0}, c = Lα for the b-bit quantized ReLU); log-tailed relu
-// (Cai et al. 2017, HWGQ): μ(x) = x on (0, c], c + log(x − c + 1) above — monotone, derivative 1/(x−c+1).
+// The theory experiments' quantized activation. Their STEs are the engine's (Kernels.STE: identity, relu, clipped,
+// log-tailed; one vocabulary in every config), used through its scalar rules μ′(x) with the top level c = Lα of
+// the b-bit quantized ReLU, or c = 1 for the binary σ(x) = 1{x>0}.
 import Foundation
-
-public enum STE: String, CaseIterable, Codable, Sendable {
-    case identity
-    case relu
-    case clippedRelu = "clipped_relu"
-    case logTailedRelu = "log_tailed_relu"
-
-    /// μ′(x) for an activation whose top level is `clip`.
-    @inline(__always) public func derivative(_ x: Double, clip: Double) -> Double {
-        switch self {
-        case .identity: return 1
-        case .relu: return x > 0 ? 1 : 0
-        case .clippedRelu: return x > 0 && x <= clip ? 1 : 0
-        case .logTailedRelu: return x <= 0 ? 0 : x <= clip ? 1 : 1 / (x - clip + 1)
-        }
-    }
-
-    @inline(__always) public func derivative(_ x: Float, clip: Float) -> Float {
-        switch self {
-        case .identity: return 1
-        case .relu: return x > 0 ? 1 : 0
-        case .clippedRelu: return x > 0 && x <= clip ? 1 : 0
-        case .logTailedRelu: return x <= 0 ? 0 : x <= clip ? 1 : 1 / (x - clip + 1)
-        }
-    }
-
-    public var label: String {
-        switch self {
-        case .identity: return "identity"
-        case .relu: return "ReLU"
-        case .clippedRelu: return "clipped ReLU"
-        case .logTailedRelu: return "log-tailed ReLU"
-        }
-    }
-}
+import Kernels
 
 /// The b-bit quantized ReLU of Yin et al. 2019, rounding up as the authors' public code does: levels
 /// {0, α, …, Lα}, L = 2ᵇ − 1, σ(x) = min(⌈x/α⌉, L)·α for x > 0, 0 otherwise.

@@ -296,7 +296,7 @@ public func runYinCGD(configPath: String, outPath: String, threads: Int) throws 
             let insideIncreases = split.inside.filter { increased[$0] }.count
             let converged = runs.filter { $0.coarseNorm.last! < 1e-6 }.count
             minInners[ste] = minInner
-            if ste == .relu || ste == .clippedRelu { theorem1[ste] = theorem1Claims(ste: ste, runs: runs, cW: c.c_w) }
+            if ste == .relu || ste == .clipped { theorem1[ste] = theorem1Claims(ste: ste, runs: runs, cW: c.c_w) }
             rows.append([
                 ste.label, fmtFraction(global, c.starts), fmtFraction(spurious, c.starts),
                 fmt(quantile(finalLoss, 0.5)), fmt(quantile(finalLoss, 0.9)), fmt(quantile(finalTheta, 0.5)),
@@ -473,7 +473,7 @@ public func runYinSpurious(configPath: String, outPath: String, threads: Int) th
                 let left = finals.filter { $0 > c.leave_factor * c.perturbation }.count
                 if ste == .identity { idLeft += left }
                 if ste == .relu { reluStayed += c.starts - left; reluLeft += left }
-                if ste == .clippedRelu { crLeft += left }
+                if ste == .clipped { crLeft += left }
                 trajRows.append([
                     "\(m)", ste.label, fmt(quantile(finals, 0.5)), fmt(finals.max()!),
                     fmtFraction(left, c.starts), fmt(quantile(runs.map { $0.loss.last! }, 0.5)),
@@ -511,7 +511,7 @@ public func runYinSpurious(configPath: String, outPath: String, threads: Int) th
                 held: idLeft == total && reluLeft == 0,
                 evidence: "left (final distance > \(fmt(c.leave_factor))× perturbation): identity "
                     + "\(fmtFraction(idLeft, total)), ReLU \(fmtFraction(reluLeft, total))"
-                    + (c.stes.contains(.clippedRelu) ? ", clipped ReLU \(fmtFraction(crLeft, total))" : "")),
+                    + (c.stes.contains(.clipped) ? ", clipped ReLU \(fmtFraction(crLeft, total))" : "")),
         ]
         let setting = """
             Lemma 9 / Theorem 1 check (final version's numbering). For each m in \(c.ms), \

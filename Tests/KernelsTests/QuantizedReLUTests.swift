@@ -135,3 +135,21 @@ final class QuantizedReLUTests: XCTestCase {
         XCTAssertNil(defaultAlpha(bits: 3))
     }
 }
+
+/// The scalar STE rules (theory experiments) against the 8-lane table (kernels), at and around every kink.
+final class ScalarSTERulesTests: XCTestCase {
+    func testScalarRulesMatchTheTable() {
+        let top: Float = 3 * 0.6511
+        var xs: [Float] = [-1, 0, 1, top, 2 * top, 1e-7, -1e-7]
+        for k in [Float(0), top] { xs += [k.nextDown, k.nextUp, k.nextDown.nextDown, k.nextUp.nextUp] }
+        for ste in STE.allCases {
+            for x in xs {
+                XCTAssertEqual(ste.derivative(x, clip: top), ste.derivative(at: x, top: top), "\(ste) at \(x)")
+                XCTAssertEqual(Float(ste.derivative(Double(x), clip: Double(top))), ste.derivative(at: x, top: top),
+                    accuracy: 1e-6, "\(ste) (Double) at \(x)")
+            }
+        }
+        XCTAssertEqual(STE.allCases.map(\.rawValue), ["identity", "relu", "clipped", "log-tailed"],
+            "the names every config, run id and result file uses")
+    }
+}

@@ -2,6 +2,7 @@
 // Tolerance: |closed − MC| ≤ 5 standard errors of the MC mean + 1e-12 per component (a correct formula
 // fails with probability < 1e-6 per component; the seeds are fixed, so the outcome is deterministic).
 import struct Kernels.SplitMix64
+import Kernels
 import XCTest
 
 @testable import Theory
@@ -30,13 +31,13 @@ final class ClosedFormTests: XCTestCase {
             let w = rng.normals(6, scale: point == 0 ? 0.4 : 1.3)
             let (_, gw) = yin.gradient(v: v, w: w)
             let mc = model.monteCarlo(
-                v: v, w: w, stes: [.identity, .relu, .clippedRelu], direction: gw, samples: samples, rng: &rng)
+                v: v, w: w, stes: [.identity, .relu, .clipped], direction: gw, samples: samples, rng: &rng)
             assertAgrees(yin.loss(v: v, w: w), mc.loss, "Lemma 1 f")
             let gv = yin.gradient(v: v, w: w).v
             for i in 0..<4 { assertAgrees(gv[i], mc.gradV[i], "Lemma 2 ∂f/∂v[\(i)]") }
             let gid = yin.expectedIdentityGradient(v: v, w: w)
             let grelu = yin.expectedReluGradient(v: v, w: w)
-            let gclip = model.expectedCoarseGradient(.clippedRelu, v: v, w: w)
+            let gclip = model.expectedCoarseGradient(.clipped, v: v, w: w)
             for j in 0..<6 {
                 assertAgrees(gid[j], mc.coarseW[0][j], "Lemma 9 E g_id[\(j)]")
                 assertAgrees(grelu[j], mc.coarseW[1][j], "Lemma 4 E g_relu[\(j)]")
@@ -85,7 +86,7 @@ final class ClosedFormTests: XCTestCase {
             for (a, b) in pairs { for i in 0..<a.count { XCTAssertEqual(a[i], b[i], accuracy: 1e-12) } }
             // Clipped ReLU → ReLU as the clip level grows.
             let far = BinaryTeacherModel(vStar: yin.vStar, wStar: yin.wStar, clip: 1e6)
-            let gc = far.expectedCoarseGradient(.clippedRelu, v: v, w: w)
+            let gc = far.expectedCoarseGradient(.clipped, v: v, w: w)
             let gr = yin.expectedReluGradient(v: v, w: w)
             for i in 0..<4 { XCTAssertEqual(gc[i], gr[i], accuracy: 1e-10) }
         }
@@ -98,11 +99,11 @@ final class ClosedFormTests: XCTestCase {
         for scale in [0.3, 1.0, 3.0] {
             let v = rng.normals(2)
             let w = rng.normals(3).map { $0 * scale }
-            let mc = model.monteCarlo(v: v, w: w, stes: [.identity, .relu, .clippedRelu], samples: samples, rng: &rng)
+            let mc = model.monteCarlo(v: v, w: w, stes: [.identity, .relu, .clipped], samples: samples, rng: &rng)
             assertAgrees(model.loss(v: v, w: w), mc.loss, "f (K = 3)")
             let gv = model.gradientV(v: v, w: w)
             for i in 0..<2 { assertAgrees(gv[i], mc.gradV[i], "∂f/∂v[\(i)] (K = 3)") }
-            for (t, ste) in [STE.identity, .relu, .clippedRelu].enumerated() {
+            for (t, ste) in [STE.identity, .relu, .clipped].enumerated() {
                 let g = model.expectedCoarseGradient(ste, v: v, w: w)
                 for j in 0..<3 { assertAgrees(g[j], mc.coarseW[t][j], "E g_\(ste.rawValue)[\(j)] (K = 3)") }
             }
@@ -181,8 +182,8 @@ final class ClosedFormTests: XCTestCase {
             let b = model.expectedCoarseGradient(ste, v: v, w: scaled(w, 5))
             for j in 0..<4 { XCTAssertEqual(a[j], b[j], accuracy: 1e-13) }
         }
-        let a = model.expectedCoarseGradient(.clippedRelu, v: v, w: w)
-        let b = model.expectedCoarseGradient(.clippedRelu, v: v, w: scaled(w, 5))
+        let a = model.expectedCoarseGradient(.clipped, v: v, w: w)
+        let b = model.expectedCoarseGradient(.clipped, v: v, w: scaled(w, 5))
         XCTAssertGreaterThan(norm(sub(a, b)), 1e-3)
     }
 
@@ -195,8 +196,8 @@ final class ClosedFormTests: XCTestCase {
         XCTAssertEqual(q(0.51), 1.0)
         XCTAssertEqual(q(1.2), 1.5)
         XCTAssertEqual(q(9.0), 1.5)
-        XCTAssertEqual(STE.clippedRelu.derivative(1.5, clip: q.top), 1)
-        XCTAssertEqual(STE.clippedRelu.derivative(1.6, clip: q.top), 0)
-        XCTAssertEqual(STE.logTailedRelu.derivative(2.5, clip: q.top), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(STE.clipped.derivative(1.5, clip: q.top), 1)
+        XCTAssertEqual(STE.clipped.derivative(1.6, clip: q.top), 0)
+        XCTAssertEqual(STE.logTailed.derivative(2.5, clip: q.top), 0.5, accuracy: 1e-12)
     }
 }

@@ -3,6 +3,7 @@
 // minimum as a fixed point of coarse gradient descent, and the outcomes the claims get.
 import struct Kernels.SplitMix64
 import Report
+import Kernels
 import XCTest
 
 @testable import Theory
@@ -56,7 +57,7 @@ final class LongSyntheticTests: XCTestCase {
         let data = try makeSubspaceData(pairsPerClass: [5, 5, 5], subspaceDim: 2, seed: 4, source: "small.yaml")
         let n = data.n, h = 2 * n, q = QuantizedReLU(bits: 2, alpha: 0.6511)
         var rng = SplitMix64(seed: 1)
-        for ste in [STE.relu, .clippedRelu, .logTailedRelu] {
+        for ste in [STE.relu, .clipped, .logTailed] {
             let net = QuantizedTwoLayerNet(n: n, h: h, k: 3, quantizer: q, ste: ste, loss: .hinge, rng: &rng)
             for r in 0..<h {
                 for j in 0..<n { net.W[r * n + j] = j == r / 2 ? (r % 2 == 0 ? 1 : -1) : 0 }
@@ -100,20 +101,20 @@ final class LongSyntheticTests: XCTestCase {
         let lost = run([9, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1], [3, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0.1])
         let blewUp = run([9, 5, 7, 8, 9, 9, 8, 9, 9, 9, 9], [3, 4, 5, 5, 6, 6, 6, 6, 6, 6, 7])
         let c = LongSyntheticConfig(seed: 0, pairs_per_class: [1, 1, 1], subspace_dim: 1, student_hidden: 4,
-            loss: .hinge, other_loss: nil, bits: 2, alpha: 0.65, stes: [.identity, .relu, .clippedRelu], starts: 2, lr: 0.05,
+            loss: .hinge, other_loss: nil, bits: 2, alpha: 0.65, stes: [.identity, .relu, .clipped], starts: 2, lr: 0.05,
             iterations: 10, large_lr: 2, large_lr_iterations: 10, tail_fraction: 0.1, record_every: 1,
             linear_iterations: 1, linear_lr: 1)
         let small = LongSyntheticSetting(name: "small_step", loss: .hinge, lr: 0.05, iterations: 10,
-            runs: [(.identity, [lost, lost]), (.relu, [good, good]), (.clippedRelu, [good, lost])])
+            runs: [(.identity, [lost, lost]), (.relu, [good, good]), (.clipped, [good, lost])])
         let large = LongSyntheticSetting(name: "large_step", loss: .hinge, lr: 2, iterations: 10,
-            runs: [(.relu, [blewUp, good]), (.clippedRelu, [blewUp, blewUp])])
+            runs: [(.relu, [blewUp, good]), (.clipped, [blewUp, blewUp])])
         let claims = longSyntheticClaims(small: small, large: large, config: c)
         XCTAssertEqual(claims.map(\.outcome), [.unverifiable, .held, .notHeld, .held, .outsideHypotheses])
         XCTAssertTrue(claims[3].text.hasSuffix("(runs that did not diverge)."))
         XCTAssertTrue(claims[4].reason.contains("in 3 of 4 runs the loss ended above where it started"), claims[4].reason)
         // With the other loss beside it: the same outcome stays; a different one makes the claim unverifiable.
         let other = LongSyntheticSetting(name: "small_step_cross_entropy", loss: .crossEntropy, lr: 0.05, iterations: 10,
-            runs: [(.relu, [good, lost]), (.clippedRelu, [lost, lost])])
+            runs: [(.relu, [good, lost]), (.clipped, [lost, lost])])
         let both = longSyntheticClaims(small: small, large: large, otherLoss: other, config: c)
         XCTAssertEqual(both.map(\.outcome), [.unverifiable, .unverifiable, .notHeld, .held, .outsideHypotheses])
         XCTAssertTrue(both[1].reason.contains("held under the hinge loss, not held under the cross entropy loss"), both[1].reason)

@@ -1,4 +1,5 @@
 // The SVG figure and Markdown helpers of the Report module (used by the theory and pipeline reports).
+import Kernels
 import XCTest
 
 @testable import Report

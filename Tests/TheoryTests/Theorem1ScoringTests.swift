@@ -2,6 +2,7 @@
 // that hypothesis; its claims are held / not held on the runs inside it, and outside the paper's hypotheses on the
 // others, whatever those runs did.
 import Report
+import Kernels
 import XCTest
 
 @testable import Theory
@@ -33,7 +34,7 @@ final class Theorem1ScoringTests: XCTestCase {
     func testIncreaseInsideTheHypothesesIsNotHeld() {
         let up = trajectory(loss: [3, 3.5, 1], wNorm: [1, 0.9, 0.7])
         let stuck = trajectory(loss: [3, 2, 1], wNorm: [1, 0.9, 0.7], finalGradient: 0.1)
-        let claims = theorem1Claims(ste: .clippedRelu, runs: [up, stuck], cW: 0.1)
+        let claims = theorem1Claims(ste: .clipped, runs: [up, stuck], cW: 0.1)
         XCTAssertEqual(claims.map(\.outcome), [.notHeld, .notHeld], "no run outside: no outside claim")
     }
 
