@@ -25,13 +25,14 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full bench peer report diff run repel smoke-check clean help
+.PHONY: all deps build test reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make reproduce   data -> pretrain -> train -> eval -> report -> diff (MNIST rows by default)"
 	@echo "make test        build and run every test (includes the smoke pipeline)"
 	@echo "make run RUN=lenet5-a2-clipped-s0   one cell;  make report;  make diff;  make theory;  make schoenbauer [-full];  make bench"
+	@echo "make reproduce SET=\"nets.lenet5.train.lr=0.05\"   override any config key (own results folder); make sweep SWEEP=nets.lenet5.train.lr=0.01,0.05"
 	@echo "make slurm       submit the grid as Slurm job arrays (DRY_RUN=1 previews); make slurm-status"
 	@echo "make bench       our train/eval img/s next to the PyTorch peer's (BENCH_ROUNDS=2 interleaved rounds)"
 	@echo "Variables: PROFILE=paper|smoke THREADS=$(THREADS) CONFIG=$(CONFIG); reproduce: JOBS=$(JOBS) cells at once, REPRODUCE_THREADS=1 each"
@@ -138,19 +139,24 @@ $(SCHOENBAUER_MNIST): results/schoenbauer/%.h5: experiments/schoenbauer/%.yaml d
 
 # The results folder and the paper's table come from the plan (the config's `results:` and `reference:`).
 ROOT       = $(or $(PLAN_ROOT),$(if $(filter paper,$(PROFILE)),results,results/$(PROFILE)))
-PLAN      := .plan/$(notdir $(basename $(EXPERIMENT)))-$(PROFILE).mk
+# SET="key.path=value …": overrides of the config (`ste --set`), e.g. SET="nets.lenet5.train.lr=0.05"; the runs
+# then live in <root>/set-<overrides>/ with their own plan. `make sweep SWEEP=key.path=v1,v2,…` reproduces once per
+# value (each a SET of its own, beside any SET given).
+SET       ?=
+SET_ID    := $(if $(strip $(SET)),-set-$(shell printf '%s' '$(strip $(SET))' | sha256sum | cut -c1-12))
+PLAN      := .plan/$(notdir $(basename $(EXPERIMENT)))-$(PROFILE)$(SET_ID).mk
 REFERENCE  = $(PLAN_REFERENCE)
 DIFF       = $(if $(REFERENCE),$(STE) diff $(ROOT)/table1.csv $(REFERENCE),@echo "no paper table to diff against ($(EXPERIMENT))")
 # The theory and Schoenbauer reports, appended to the paper profile's report.
 # The main job (Table 1 at the paper protocol) also runs the theory and Schoenbauer experiments.
-MAIN_JOB := $(and $(filter paper,$(PROFILE)),$(filter experiments/table1.yaml,$(EXPERIMENT)))
+MAIN_JOB := $(and $(filter paper,$(PROFILE)),$(filter experiments/table1.yaml,$(EXPERIMENT)),$(if $(strip $(SET)),,yes))
 REPORT_SECTIONS := $(if $(MAIN_JOB),--section $(THEORY_MD) $(foreach f,$(SCHOENBAUER_H5:.h5=.md),--section $(f)) \
   $(foreach f,$(THEORY_H5) $(SCHOENBAUER_H5),--claims $(f)))
-GRID      := --config $(EXPERIMENT) --profile $(PROFILE)
+GRID      := --config $(EXPERIMENT) --profile $(PROFILE) $(foreach s,$(SET),--set '$(s)')
 
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is
 # only needed, and only built, for pipeline goals.
-NON_PIPELINE_GOALS := help deps build test clean data fetch theory schoenbauer schoenbauer-full bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
+NON_PIPELINE_GOALS := help deps build test clean data fetch theory schoenbauer schoenbauer-full sweep bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
   data/fashion-mnist.h5
 # `make -n …` is a dry run: make would still remake a missing or stale plan (and so build the binary and
 # install packages), so a dry run reads the plan only if it exists and never remakes it.
@@ -194,6 +200,13 @@ reproduce-all: $(PLAN_EVALS) $(if $(MAIN_JOB),theory schoenbauer)
 	$(STE) report $(GRID) $(REPORT_SECTIONS) $(if $(wildcard $(ROOT)/reproduce-started.txt),--reproduce-started $$(cut -d' ' -f1 $(ROOT)/reproduce-started.txt))
 	$(DIFF)
 
+comma := ,
+SWEEP_KEY    = $(firstword $(subst =, ,$(SWEEP)))
+SWEEP_VALUES = $(subst $(comma), ,$(patsubst $(SWEEP_KEY)=%,%,$(SWEEP)))
+sweep:
+	@test -n "$(SWEEP_VALUES)" || { echo "usage: make sweep SWEEP=key.path=v1,v2,… [SET=…] [PROFILE=…] (e.g. SWEEP=nets.lenet5.train.lr=0.01,0.05)"; exit 2; }
+	$(foreach v,$(SWEEP_VALUES),$(MAKE) --no-print-directory reproduce SET="$(strip $(SET) $(SWEEP_KEY)=$(v))" && ) true
+
 RUN_KIND = $(if $(findstring -from-,$(RUN)),repel,$(if $(shell echo '$(RUN)' | grep -E -- '-a[0-9]+-'),runs,pretrain))
 run:
 	@test -n "$(RUN)" || { echo "usage: make run RUN=<run id>, e.g. RUN=lenet5-a2-clipped-s0"; exit 2; }
@@ -216,11 +229,25 @@ repel: $(filter $(ROOT)/repel/%,$(PLAN_EVALS))
 # End-to-end check run by `make test`: the whole pipeline on the smoke profiles, from scratch: Table 1 (LeNet-5,
 # MNIST) and the Fashion-MNIST transfer (VGG-11 and ResNet-20 with their repel runs, real data, tiny subsets).
 smoke-check: | $(BIN)
-	rm -rf results/smoke .plan/table1-smoke.mk
+	rm -rf results/smoke .plan/table1-smoke*.mk
 	$(MAKE) --no-print-directory reproduce PROFILE=smoke
 	@for f in results/smoke/REPORT.md results/smoke/table1.csv results/smoke/figures/table1-lenet5.svg results/smoke/figures/repel-fig2.svg results/smoke/figures/repel-appendix-c.svg; do \
 	  test -s $$f || { echo "smoke-check: $$f missing"; exit 1; }; done
 	@echo "smoke-check: 1 passed, 0 failed"
+	# A new STE (beyond the paper's three) through overrides, in a folder of its own: every table, figure and diff
+	# shows it, and the paper runs above are untouched. Then a sweep of one key writes one folder per value.
+	$(MAKE) --no-print-directory reproduce PROFILE=smoke SET="stes=[identity,relu,clipped,log-tailed]" JOBS=2
+	@r=results/smoke/set-stes-identityreluclippedlog-tailed; \
+	  grep -q '^mnist,lenet5,2,log-tailed,' $$r/table1.csv && grep -q '| log-tailed |.*not in the paper' $$r/REPORT.md \
+	  && grep -q 'log-tailed STE' $$r/figures/table1-lenet5.svg && grep -q ',train,mnist,lenet5,4,log-tailed,' $$r/runs.csv \
+	  && $(STE) diff $$r/table1.csv experiments/reference/yin2019-table1.csv | grep -q 'log-tailed.*not in the paper' \
+	  && $(STE) diff results/smoke/table1.csv $$r/table1.csv | grep -q 'log-tailed.*only in B' \
+	  && ! grep -q log-tailed results/smoke/table1.csv \
+	  || { echo "smoke-check: the log-tailed STE added by SET is missing from a table, figure or diff of $$r"; exit 1; }
+	$(MAKE) --no-print-directory sweep PROFILE=smoke SWEEP=nets.lenet5.train.lr=0.02,0.2 JOBS=2
+	@for v in 0.02 0.2; do grep -q "\"lr\":$$v" results/smoke/set-nets.lenet5.train.lr-$$v/stamps/lenet5-a2-clipped-s0.json \
+	  && test -s results/smoke/set-nets.lenet5.train.lr-$$v/REPORT.md || { echo "smoke-check: sweep value $$v missing"; exit 1; }; done
+	@echo "smoke-check: overrides and sweeps passed (a new STE in every table, figure and diff; one folder per swept value)"
 	rm -rf results/fashion/smoke .plan/fashion-smoke.mk
 	$(MAKE) --no-print-directory reproduce EXPERIMENT=experiments/fashion.yaml PROFILE=smoke
 	@for f in results/fashion/smoke/REPORT.md results/fashion/smoke/table1.csv results/fashion/smoke/figures/repel-fig2.svg results/fashion/smoke/figures/repel-appendix-c.svg; do \

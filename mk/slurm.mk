@@ -27,6 +27,7 @@ SLURM_DATA = $(PLAN_DATA)
 
 .PHONY: slurm slurm-status slurm-report
 slurm: $(PLAN) $(if $(DRY_RUN),,$(SLURM_DATA)) | $(BIN)
+	@test -z "$(strip $(SET))" || { echo "error: make slurm does not take SET yet: put the overrides in a profile's set: list (experiments/*.yaml) and use PROFILE=<it>"; exit 2; }
 	$(STE) plan $(GRID) --slurm $(SLURM_FLAGS)
 
 slurm-status: | $(BIN)

@@ -145,18 +145,43 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// `-claims.csv` sibling when it exists.
     public var claims: String? = nil
 
-    /// Results root of a profile: `<results>` for the paper protocol, `<results>/<profile>` otherwise.
-    public func resultsRoot(profile: String) -> String { profile == "paper" ? results : "\(results)/\(profile)" }
+    /// Command-line overrides (`key.path=value`) applied to the file, in order; they select their own results folder.
+    public var overrides: [String] = []
 
-    public static func load(_ path: String) throws -> ExperimentConfig {
+    /// Results root of a profile: `<results>` for the paper protocol, `<results>/<profile>` otherwise, and below it
+    /// `set-<overrides>` when keys were overridden, so a variant never writes into the runs it varies.
+    public func resultsRoot(profile: String) -> String {
+        let base = profile == "paper" ? results : "\(results)/\(profile)"
+        return overrides.isEmpty ? base : "\(base)/\(overrideFolder(overrides))"
+    }
+
+    /// Reads the file, applies the profile's `set:` list and then `overrides` (each `key.path=value`, the value in
+    /// YAML: `nets.lenet5.train.lr=0.05`, `seeds=[0,1]`), and parses the result with the file's usual checks.
+    public static func load(_ path: String, profile: String = "paper", overrides: [String] = []) throws -> ExperimentConfig {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ConfigError(file: path, key: "", message: FileManager.default.fileExists(atPath: path) ? "cannot read the file (permissions, or not UTF-8 text)" : "no such file")
         }
-        let root: Any?
+        var root: Any?
         do { root = try Yams.load(yaml: text) } catch {
             throw ConfigError(file: path, key: "", message: "not valid YAML: \(error)")
         }
-        return try ConfigParser(file: path).parseExperiment(root)
+        // A profile's `set:` list is a named override set: applied to the file before parsing, like --set.
+        var sets: [String] = []
+        if profile != "paper", let top = root as? [String: Any], let profiles = top["profiles"] as? [String: Any],
+            let p = profiles[profile] as? [String: Any], let list = p["set"]
+        {
+            guard let strings = list as? [String] else {
+                throw ConfigError(file: path, key: "profiles.\(profile).set", message: "expected a list of key.path=value strings")
+            }
+            sets = strings
+        }
+        for (i, assignment) in (sets + overrides).enumerated() {
+            let source = i < sets.count ? "profiles.\(profile).set" : "--set"
+            root = try applyOverride(assignment, to: root, file: path, source: source)
+        }
+        var config = try ConfigParser(file: path).parseExperiment(root)
+        config.overrides = overrides
+        return config
     }
 
     /// The protocol after applying a profile ("paper" is the identity).
@@ -191,6 +216,39 @@ public struct ExperimentConfig: Equatable, Sendable {
         out.profiles = [profile: p]
         return out
     }
+}
+
+/// `key.path=value` applied to a YAML tree: every mapping on the path must exist (a typo is an error naming the
+/// known keys); the last key may be new (the parser then checks it as it checks the file). The value is YAML.
+func applyOverride(_ assignment: String, to root: Any?, file: String, source: String) throws -> Any? {
+    guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {
+        throw ConfigError(file: file, key: source, message: "'\(assignment)' is not key.path=value")
+    }
+    let path = assignment[..<eq].split(separator: ".").map(String.init)
+    let text = String(assignment[assignment.index(after: eq)...])
+    let value: Any?
+    do { value = try Yams.load(yaml: text) } catch {
+        throw ConfigError(file: file, key: source, message: "'\(text)' is not a YAML value: \(error)")
+    }
+    func set(_ node: Any?, _ rest: ArraySlice<String>, _ done: [String]) throws -> Any? {
+        guard let key = rest.first else { return value }
+        guard var dict = node as? [String: Any] else {
+            throw ConfigError(file: file, key: source, message: "'\(done.joined(separator: "."))' is not a mapping, so '\(assignment)' cannot set a key in it")
+        }
+        if rest.count > 1 && dict[key] == nil {
+            throw ConfigError(file: file, key: source, message: "no key '\((done + [key]).joined(separator: "."))' in the file (known at that level: \(dict.keys.sorted().joined(separator: ", ")))")
+        }
+        dict[key] = try set(dict[key], rest.dropFirst(), done + [key])
+        return dict
+    }
+    return try set(root, path[...], [])
+}
+
+/// The folder of an override set: `set-` and the assignments, `=` as `-`, joined by `+`, other characters dropped.
+public func overrideFolder(_ overrides: [String]) -> String {
+    let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
+    return "set-" + overrides.map { String($0.replacingOccurrences(of: "=", with: "-").filter { allowed.contains($0) }) }
+        .joined(separator: "+")
 }
 
 /// Strict YAML → struct conversion with key-naming errors.
@@ -403,7 +461,7 @@ struct ConfigParser {
     }
 
     func parseProfile(_ key: String, _ value: Any, nets: [String: NetSpec]) throws -> ProfileSpec {
-        let m = try map(value, key, allowed: ["ablation", "about", "nets", "seeds", "bits", "stes", "train_subset", "test_subset",
+        let m = try map(value, key, allowed: ["ablation", "about", "set", "nets", "seeds", "bits", "stes", "train_subset", "test_subset",
             "pretrain_epochs", "train_epochs", "repel_net", "repel_warmup_epochs", "lenet5_widths", "train_lr"], required: [])
         var p = ProfileSpec()
         p.ablation = try m["ablation"].map { try string($0, "\(key).ablation") }

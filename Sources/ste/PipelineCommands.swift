@@ -12,8 +12,13 @@ struct GridOptions: ParsableArguments {
     @Option(help: "paper (the protocol as stated) or a profile of the config file, e.g. smoke.")
     var profile = "paper"
 
+    @Option(name: .customLong("set"), help: ArgumentHelp(
+        "Override one key of the config: key.path=value (value in YAML), e.g. nets.lenet5.train.lr=0.05; repeatable. "
+            + "The runs then live in their own folder, <results root>/set-<overrides>.", valueName: "key=value"))
+    var overrides: [String] = []
+
     func load() throws -> ExperimentConfig {
-        try ExperimentConfig.load(config).resolved(profile: profile)
+        try ExperimentConfig.load(config, profile: profile, overrides: overrides).resolved(profile: profile)
     }
 }
 

@@ -120,6 +120,46 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// --set overrides any key (the value in YAML) before the usual checks, selects a results folder of its own,
+    /// and is carried into every Make rule of the plan; a profile's `set:` list is a named override set.
+    func testOverridesAndProfileSets() throws {
+        let base = try ExperimentConfig.load("experiments/table1.yaml")
+        let c = try ExperimentConfig.load("experiments/table1.yaml", overrides: ["nets.lenet5.train.lr=0.05", "seeds=[0, 1]"])
+        XCTAssertEqual(c.nets["lenet5"]!.train.lr, 0.05)
+        XCTAssertEqual(c.seeds, [0, 1])
+        XCTAssertEqual(c.nets["resnet20"], base.nets["resnet20"], "nothing else changes")
+        XCTAssertEqual(c.resultsRoot(profile: "paper"), "results/set-nets.lenet5.train.lr-0.05+seeds-0,1".filter { $0 != "," })
+        XCTAssertEqual(base.resultsRoot(profile: "paper"), "results")
+        let smoke = try ExperimentConfig.load("experiments/table1.yaml", profile: "smoke", overrides: ["stes=[relu, log-tailed]"])
+            .resolved(profile: "smoke")
+        XCTAssertEqual(smoke.stes, [.relu, .logTailed])
+        XCTAssertEqual(smoke.resultsRoot(profile: "smoke"), "results/smoke/set-stes-relulog-tailed")
+        let plan = try Plan(config: smoke, profile: "smoke").makefile(cifarPresent: false)
+        XCTAssertTrue(plan.contains("PLAN_ROOT := results/smoke/set-stes-relulog-tailed\n"), plan)
+        XCTAssertTrue(plan.contains("--profile smoke --set 'stes=[relu, log-tailed]' --run lenet5-a2-log-tailed-s0"), plan)
+        // The same checks as the file: a typo on the path, a bad value, a malformed assignment.
+        for (assignment, expected) in [
+            ("nets.lenet6.train.lr=0.1", "--set: no key 'nets.lenet6' in the file (known at that level: lenet5, resnet20, vgg11)"),
+            ("nets.lenet5.train.lr=fast", "nets.lenet5.train.lr: expected a number"),
+            ("nets.lenet5.train.learning_rate=0.1", "nets.lenet5.train.learning_rate: unknown key"),
+            ("stes=[relu, clipt]", "stes[1]: unknown STE 'clipt'"),
+            ("lr", "--set: 'lr' is not key.path=value"),
+        ] {
+            XCTAssertThrowsError(try ExperimentConfig.load("experiments/table1.yaml", overrides: [assignment])) { error in
+                XCTAssertTrue("\(error)".contains(expected), "expected '\(expected)' in '\(error)'")
+            }
+        }
+        // A profile whose set: list overrides keys the fixed profile keys do not cover.
+        let text = try String(contentsOfFile: "experiments/table1.yaml", encoding: .utf8)
+            .replacingOccurrences(of: "  smoke:                         # the whole pipeline",
+                with: "  lowmom:\n    set: [nets.lenet5.train.momentum=0.5]\n  smoke:                         # the whole pipeline")
+        try text.write(toFile: dir + "/sets.yaml", atomically: true, encoding: .utf8)
+        let lowmom = try ExperimentConfig.load(dir + "/sets.yaml", profile: "lowmom").resolved(profile: "lowmom")
+        XCTAssertEqual(lowmom.nets["lenet5"]!.train.momentum, 0.5)
+        XCTAssertEqual(lowmom.resultsRoot(profile: "lowmom"), "results/lowmom", "a profile's set needs no folder of its own")
+        XCTAssertEqual(try ExperimentConfig.load(dir + "/sets.yaml").nets["lenet5"]!.train.momentum, 0.9, "only that profile")
+    }
+
     func testRunIDsRoundTripAndRejectGarbage() {
         for text in ["lenet5-s0", "lenet5-a2-clipped-s0", "resnet20-a4-identity-from-clipped-s2", "vgg11-a4-log-tailed-s1"] {
             XCTAssertEqual(RunID(text).map { "\($0)" }, text)
