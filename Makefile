@@ -39,13 +39,33 @@ help:
 
 # MARK: - Setup ---------------------------------------------------------------------------------
 
-# Installs the Debian packages when one is missing (the machine user is root; sudo otherwise).
+# Installs the Debian packages when one is missing (as root, or through sudo). With NO_APT=1, or where there is no
+# apt-get / no way to become root (a cluster, a RHEL-family system, a container built elsewhere), it installs
+# nothing: it checks that pkg-config finds HDF5, OpenBLAS and zlib and that the oneDNN 2.x header is there, and
+# lists what is missing (module load …, PKG_CONFIG_PATH, CPATH / LIBRARY_PATH; docs/cluster.md).
+NO_APT ?=
 deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:" $$missing; \
-	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	@if [ "$(NO_APT)" != 1 ] && command -v apt-get >/dev/null && command -v dpkg-query >/dev/null \
+	     && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; }; then \
+	  missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	else \
+	  missing=""; \
+	  for pc in hdf5 openblas zlib; do pkg-config --exists $$pc 2>/dev/null || missing="$$missing $$pc(pkg-config)"; done; \
+	  printf '#include <oneapi/dnnl/dnnl.h>\n#if DNNL_VERSION_MAJOR != 2\n#error\n#endif\n' \
+	    | $(or $(CC),cc) -E -x c - >/dev/null 2>&1 || missing="$$missing oneDNN-2.x(oneapi/dnnl/dnnl.h)"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "error: missing:$$missing — nothing was installed (NO_APT=1, or no apt-get / root here)."; \
+	    echo "  Debian/Ubuntu: apt-get install $(DEB_PACKAGES)"; \
+	    echo "  RHEL family: dnf install hdf5-devel openblas-devel zlib-devel pkgconf, and oneDNN 2.x from source or a module"; \
+	    echo "  modules: module load hdf5 openblas onednn/2 (PKG_CONFIG_PATH, CPATH, LIBRARY_PATH); or the container (docs/cluster.md)"; \
+	    exit 1; \
+	  fi; \
+	  echo "deps: HDF5, OpenBLAS, zlib (pkg-config) and oneDNN 2.x found; nothing installed (NO_APT)"; \
 	fi
 
 SOURCES := Package.swift $(shell find Sources -name '*.swift' -o -name '*.h' -o -name '*.modulemap' 2>/dev/null)
@@ -65,6 +85,7 @@ test: deps
 	$(SWIFT) test
 	$(MAKE) --no-print-directory smoke-check
 	scripts/test-load.sh
+	scripts/test-deps.sh
 	scripts/test-faults.sh
 	scripts/test-cifar-path.sh
 	scripts/test-slurm.sh --local-table results/smoke/table1.csv

@@ -24,11 +24,17 @@ let package = Package(
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
     ],
     targets: [
-        // MARK: - System libraries (Debian: libhdf5-dev, zlib1g-dev, libopenblas-dev, libdnnl-dev)
-        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
-        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        // MARK: - System libraries, found through pkg-config where the library ships a .pc file (HDF5, zlib,
+        // OpenBLAS; PKG_CONFIG_PATH points at a cluster module's); oneDNN 2.x by its header and -ldnnl.
+        .systemLibrary(
+            name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"]), .yum(["hdf5-devel"])]),
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"]), .yum(["zlib-devel"])]),
+        .systemLibrary(
+            name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"]), .yum(["openblas-devel"])]),
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // MARK: - Libraries
         // Tensor type and the CPU kernels oneDNN lacks (quantizer + STE, loss, optimizer updates).
@@ -78,7 +84,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels", "Report"]),
         .testTarget(name: "SchoenbauerTests", dependencies: ["Schoenbauer", "Kernels", "NN"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Experiments", "Storage", "Kernels", "Backends", "Training"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Experiments", "Storage", "Kernels", "Backends", "Training", "Report"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,6 +1,10 @@
-/* HDF5 (Debian serial flavour). Swift cannot import the H5T_ and H5P_ class macros (they expand to
-   (H5open(), X_g)) nor the H5F_ACC_* flags, so they are wrapped as inline functions here. */
-#include <hdf5/serial/hdf5.h>
+/* HDF5, found through pkg-config (hdf5.pc: Debian's serial flavour, RHEL's hdf5-devel, a module's own .pc via
+   PKG_CONFIG_PATH), which supplies the include path and the library. Swift cannot import the H5T_ and H5P_ class
+   macros (they expand to (H5open(), X_g)) nor the H5F_ACC_* flags, so they are wrapped as inline functions here. */
+#include <hdf5.h>
+#if H5_VERS_MAJOR != 1 || H5_VERS_MINOR < 10
+#error "ste-repro needs HDF5 1.10 or later (1.x); the hdf5.pc pkg-config found points at an older one"
+#endif
 static inline hid_t shim_H5T_NATIVE_FLOAT(void)  { return H5T_NATIVE_FLOAT; }
 static inline hid_t shim_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t shim_H5T_NATIVE_UINT8(void)  { return H5T_NATIVE_UINT8; }
