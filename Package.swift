@@ -53,10 +53,10 @@ let package = Package(
         .target(name: "NN", dependencies: ["Kernels", "Backends", "Storage"]),
         // Optimizers, schedules, data feeding, checkpoints, the training loop.
         .target(name: "Training", dependencies: ["NN", "Kernels", "Storage", "Datasets"]),
-        // SVG figures, Markdown tables, verdicts.
-        .target(name: "Report", dependencies: ["Storage"]),
+        // SVG figures, Markdown tables, claims and their outcomes, the experiment harness of theory and Schoenbauer.
+        .target(name: "Report", dependencies: ["Storage", "Yams"]),
         // The seed papers' theory experiments (Yin 2019 two-linear-layer model, Long 2021, Gongyo 2021).
-        .target(name: "Theory", dependencies: ["Storage", "Report", "Kernels", "Yams"]),
+        .target(name: "Theory", dependencies: ["Storage", "Report", "Kernels"]),
         // Experiment grids as data (YAML), run ids, the pipeline's stages.
         .target(
             name: "Experiments",
@@ -65,7 +65,7 @@ let package = Package(
                 .product(name: "CSV", package: "CSV.swift"),
             ]),
         // Schoenbauer et al. 2024: weight quantization with custom gradient estimators vs the mapped STE.
-        .target(name: "Schoenbauer", dependencies: ["NN", "Kernels", "Training", "Storage", "Datasets", "Report", "Yams"]),
+        .target(name: "Schoenbauer", dependencies: ["NN", "Kernels", "Training", "Storage", "Datasets", "Report"]),
 
         // MARK: - Executable
         .executableTarget(

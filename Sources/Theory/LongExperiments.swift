@@ -339,7 +339,7 @@ public struct LongMNISTConfig: Codable {
 }
 
 public func runLongMNIST(configPath: String, outPath: String, threads: Int) throws {
-    let dataPath = try loadConfig(LongMNISTConfig.self, from: configPath).data
+    let dataPath = try loadExperimentConfig(LongMNISTConfig.self, from: configPath).data
     try runExperiment(name: "long-mnist", configType: LongMNISTConfig.self, configPath: configPath,
         outPath: outPath, threads: threads, extraInputs: [dataPath])
     { c, ctx in
