@@ -359,7 +359,7 @@ public func runLongMNIST(configPath: String, outPath: String, threads: Int) thro
         var orderRng = SplitMix64(seed: c.seed, stream: 1)
         let orders: [[Int]] = (0..<c.epochs).map { _ in
             var o = Array(0..<nTrain)
-            for i in stride(from: nTrain - 1, to: 0, by: -1) { o.swapAt(i, orderRng.int(below: i + 1)) }
+            for i in stride(from: nTrain - 1, to: 0, by: -1) { o.swapAt(i, orderRng.next(below: i + 1)) }
             return o
         }
         let configs = c.bits.indices.flatMap { b in c.stes.map { (b, $0) } }

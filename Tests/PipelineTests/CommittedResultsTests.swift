@@ -5,8 +5,22 @@ import Foundation
 import XCTest
 
 @testable import Experiments
+import Report
 
 final class CommittedResultsTests: XCTestCase {
+    /// The README's claim tallies (between its "claim tallies" markers) are those of the committed theory and
+    /// Schoenbauer result files, line for line.
+    func testReadmeClaimTalliesQuoteTheResultFiles() throws {
+        let readme = try String(contentsOfFile: repoRoot + "/README.md", encoding: .utf8)
+        guard let start = readme.range(of: "<!-- claim tallies"), let end = readme.range(of: "<!-- end of claim tallies -->")
+        else { return XCTFail("the README has no claim tallies") }
+        let quoted = readme[start.upperBound..<end.lowerBound].split(separator: "\n").filter { $0.hasPrefix("- ") }.map(String.init)
+        let theory = ["yin-fig1", "yin-cgd", "yin-spurious", "long-synthetic", "long-mnist", "gongyo-scale", "gongyo-misspecified"]
+            .map { repoRoot + "/results/theory/\($0).h5" }
+        let schoenbauer = ["simulation", "mnist", "mnist-full"].map { repoRoot + "/results/schoenbauer/\($0).h5" }
+        XCTAssertEqual(quoted, try claimTallyLines(resultFiles: theory + schoenbauer))
+    }
+
     /// Each row of the README's "Results at a glance" table — `| bits | STE | paper % | ours % | verdict | …` —
     /// quotes results/table1.csv (mean ± std to 2 decimals) and the verdict computed from it.
     func testReadmeTable1QuotesTheCommittedResults() throws {

@@ -148,7 +148,7 @@ final class ClosedFormTests: XCTestCase {
         var rng = SplitMix64(seed: 5)
         var seen = (with: 0, without: 0)
         for _ in 0..<300 {
-            let m = 2 + rng.int(below: 6)
+            let m = 2 + rng.next(below: 6)
             let shift = rng.normal()
             let yin = Yin2019(vStar: rng.normals(m).map { $0 + shift }, wStar: rng.unitVector(4))
             let saddle = yin.saddle()
