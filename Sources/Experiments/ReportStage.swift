@@ -159,29 +159,39 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
         md += "The protocol of Yin et al. (ICLR 2019) transferred to \(datasets) (`\(config.file)`): the paper has no "
         md += "results on this data, so there is no paper column and no per-cell verdict. Ours: mean ± sample std over seeds (n).\n\n"
     }
-    md += markdownTable(header: ["dataset", "net", "bits", "STE", "paper %", "ours %", "n", "diff", "tolerance", "verdict"],
+    // Each seed's accuracy beside the mean (seed order), so a reader sees the spread without opening runs.csv.
+    var perSeed: [CellKey: String] = [:]
+    for (key, group) in Dictionary(grouping: runs.filter { $0.key.kind == .train && !$0.value.diverged }, by: { r in
+        CellKey(dataset: r.value.config.dataset, net: r.key.net, bits: r.key.bits!, ste: r.key.ste!.rawValue)
+    }) {
+        perSeed[key] = group.sorted { $0.key.seed < $1.key.seed }.map { fmt($0.value.eval["test_accuracy"]!, 2) }
+            .joined(separator: ", ")
+    }
+    md += markdownTable(header: ["dataset", "net", "bits", "STE", "paper %", "ours %", "n", "per seed", "diff", "tolerance",
+        "verdict"],
         rows: rows.map { r in
             guard let paper = r.paper else {
                 let o = r.ours!
                 return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, "—",
-                    o.accuracyText, "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""),
+                    o.accuracyText, "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""), perSeed[r.key] ?? "",
                     "", "", "not in the paper"]
             }
             guard let o = r.ours else {
                 let why = r.key.dataset == "cifar10" && !inputs.cifarPresent
                     ? "not run: CIFAR-10 absent"
                     : "not run (`make run RUN=\(r.key.net)-a\(r.key.bits)-\(r.key.ste)-s\(config.seeds.first ?? 0)`)"
-                return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(paper.accuracy, 2), why, "0", "", "", ""]
+                return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(paper.accuracy, 2), why, "0", "", "", "", ""]
             }
             return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(paper.accuracy, 2),
-                o.accuracyText, "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""),
+                o.accuracyText, "\(o.n)" + (o.diverged > 0 ? " (+\(o.diverged) diverged)" : ""), perSeed[r.key] ?? "",
                 (o.accuracyMean >= paper.accuracy ? "+" : "") + fmt(o.accuracyMean - paper.accuracy, 2),
                 "±" + fmt(o.accuracyTolerance, 2), r.accuracyVerdict!.rawValue]
         } + floats.map { b in
             let r = CellResult(key: CellKey(dataset: b.dataset, net: b.net, bits: 32, ste: "float"), accuracies: b.accuracies,
                 losses: b.losses, testTotal: 0, diverged: 0)
-            return [b.dataset, b.net, "float", "— (pretrained)", "—", r.accuracyText, "\(r.n)", "", "", "float baseline"]
-        }, align: ["l", "l", "r", "l", "r", "r", "r", "r", "r", "l"])
+            return [b.dataset, b.net, "float", "— (pretrained)", "—", r.accuracyText, "\(r.n)",
+                b.accuracies.map { fmt($0, 2) }.joined(separator: ", "), "", "", "float baseline"]
+        }, align: ["l", "l", "r", "l", "r", "r", "r", "r", "r", "r", "l"])
     if !inputs.cifarPresent && config.nets.values.contains(where: { $0.dataset == "cifar10" }) {
         md += "\nCIFAR-10 rows: not run because CIFAR-10 is absent. Place the official `cifar-10-binary.tar.gz` "
         md += "(MD5 c32a1d4ab5d03f1284b67883e8d87530) in `data/raw/` (or let `ste fetch cifar10` download it where a "
