@@ -5,7 +5,8 @@
 //   SGD with momentum:  Default   DSQ (η, w₀)  vs  STE with learning-rate factor α and init M(w₀)
 //                       No warp   DSQ (η, w₀)  vs  STE (η, w₀)                   (the files' "no warp" control)
 //                       Jitter    DSQ (η, w₀)  vs  DSQ (η·(1+j), w₀)             (the noise floor)
-//                       Scaledown the Default pair at η·s for 1/s times the steps (the η → 0 check)
+//                       Scaledown the Default pair at η·s for 1/s times the steps (the η → 0 check), with its own
+//                                 Jitter floor at η·s
 //   Adam, per β₂:       Default   DSQ (η, w₀)  vs  STE (η, w₀)  (Adam needs no map), Jitter and Scaledown as above.
 // Learning rate: linear warm-up from 0, then cosine decay to 0. Metrics on the convolution kernels at the end:
 // quantized-weight agreement, exact and compressed change-point-sequence agreement, average change-point error,
@@ -293,6 +294,9 @@ func comparisons(_ c: SchoenbauerMNISTConfig, seed: UInt64) -> [Comparison] {
             out.append(Comparison(family: "sgd", name: "scaledown-\(fmt(f))", lrScale: f,
                 reference: spec("sgd", 0, custom: true, lr: f, steps: 1 / f),
                 other: spec("sgd", 0, custom: false, mapped: true, lr: f, steps: 1 / f)))
+            out.append(Comparison(family: "sgd", name: "jitter-\(fmt(f))", lrScale: f,
+                reference: spec("sgd", 0, custom: true, lr: f, steps: 1 / f),
+                other: spec("sgd", 0, custom: true, lr: f * (1 + c.jitter), steps: 1 / f)))
         }
     }
     if let ad = c.adam {
@@ -305,6 +309,9 @@ func comparisons(_ c: SchoenbauerMNISTConfig, seed: UInt64) -> [Comparison] {
                 out.append(Comparison(family: family, name: "scaledown-\(fmt(f))", lrScale: f,
                     reference: spec("adam", b2, custom: true, lr: f, steps: 1 / f),
                     other: spec("adam", b2, custom: false, lr: f, steps: 1 / f)))
+                out.append(Comparison(family: family, name: "jitter-\(fmt(f))", lrScale: f,
+                    reference: spec("adam", b2, custom: true, lr: f, steps: 1 / f),
+                    other: spec("adam", b2, custom: true, lr: f * (1 + c.jitter), steps: 1 / f)))
             }
         }
     }
