@@ -290,6 +290,18 @@ public struct Figure: Sendable {
             if coarse.count >= 2 { return coarse }
             let fine = ticksAt([1, 2, 3, 4, 5, 6, 7, 8, 9])
             if fine.count >= 2 { return fine }
+            // Narrower than one digit step (e.g. 0.0175–0.0245): evenly spaced values, placed on the log axis.
+            let (a, b) = (pow(10, lo), pow(10, hi))
+            let raw = (b - a) / 4
+            let mag = pow(10, floor(log10(raw)))
+            let step = [1.0, 2.0, 2.5, 5.0, 10.0].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
+            var v = ceil(a / step) * step
+            var out: [(Double, String)] = []
+            while v <= b * (1 + 1e-12) {
+                out.append((log10(v), formatTick(v, step: step)))
+                v += step
+            }
+            if out.count >= 2 { return out }
         }
         if log {
             let a = Int(floor(lo)), b = Int(ceil(hi))

@@ -114,15 +114,23 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
     for (k, family) in families.enumerated() {
         guard let t = trend(family) ?? disagreement(family, "default").map({ ([(1.0, $0)], (0.0, 0.0)) }) else { continue }
         let x = t.levels.map(\.0)
-        var series = [Series("Default pair, seed mean", x: x, y: t.levels.map { meanAndSE($0.1).mean },
-            color: Figure.palette[k % Figure.palette.count], markers: true)]
-        for s in 0..<n {
-            series.append(Series("seed \(c.seeds[s])", x: x, y: t.levels.map { $0.1[s] }, color: "#999999", dashed: true))
+        var series = [Series("Default pair (thin: each seed)", x: x, y: t.levels.map { meanAndSE($0.1).mean },
+            color: Figure.palette[k % Figure.palette.count], markers: true, lineWidth: 2)]
+        for s in 0..<n {  // each seed thin and unlabelled behind the mean
+            series.append(Series("", x: x, y: t.levels.map { $0.1[s] }, color: Figure.palette[k % Figure.palette.count],
+                lineWidth: 0.8, opacity: 0.45))
         }
-        let floor = disagreement(family, "jitter").map { meanAndSE($0).mean }
+        // The Jitter floor at each η where it was measured (DSQ against itself at η·(1 + j)).
+        let floors = t.levels.map { level -> Double in
+            let name = level.0 == 1 ? "jitter" : "jitter-\(fmt(level.0))"
+            return disagreement(family, name).map { meanAndSE($0).mean } ?? .nan
+        }
+        if floors.contains(where: { !$0.isNaN }) {
+            series.append(Series("Jitter floor (DSQ vs DSQ at η·(1+j))", x: x, y: floors, color: "#333333", dashed: true,
+                markers: true))
+        }
         panels.append(Panel(title: "\(family): DSQ vs STE", xLabel: "learning rate η / base η (steps × base η / η)",
-            yLabel: "quantized-weight disagreement", series: series, logX: true, logY: true,
-            references: floor.map { [ReferenceLine(y: $0, label: "Jitter floor at base η")] } ?? []))
+            yLabel: "quantized-weight disagreement", series: series, logX: true, logY: true))
     }
     if !panels.isEmpty {
         try ctx.save(Figure(title: "Disagreement of the Default pair as η → 0 at equal training time ηt", panels: panels,
