@@ -243,7 +243,7 @@ func otherExperimentsSection(_ files: [String], root: String) -> String {
         let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         let title = text.split(separator: "\n").first { $0.hasPrefix("#") }
             .map { $0.drop { $0 == "#" }.trimmingCharacters(in: .whitespaces) } ?? path
-        s += "- [\(title)](\(relativePath(path, from: root)))\n"
+        s += "- [\(title)](\(relativePath(path, from: root))) (`\(URL(fileURLWithPath: path).lastPathComponent)`)\n"
     }
     return s
 }
