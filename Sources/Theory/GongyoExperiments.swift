@@ -35,7 +35,7 @@ public struct GongyoScaleConfig: Codable {
     public var grad_tol: Double
 }
 
-public func runGongyoScale(configPath: String, outPath: String, threads: Int) throws {
+@Sendable public func runGongyoScale(configPath: String, outPath: String, threads: Int) throws {
     try runExperiment(name: "gongyo-scale", configType: GongyoScaleConfig.self, configPath: configPath,
         outPath: outPath, threads: threads)
     { c, ctx in
@@ -226,7 +226,7 @@ func fibonacciSphere(_ count: Int) -> [[Double]] {
     }
 }
 
-public func runGongyoMisspecified(configPath: String, outPath: String, threads: Int) throws {
+@Sendable public func runGongyoMisspecified(configPath: String, outPath: String, threads: Int) throws {
     try runExperiment(name: "gongyo-misspecified", configType: GongyoMisspecifiedConfig.self,
         configPath: configPath, outPath: outPath, threads: threads)
     { c, ctx in

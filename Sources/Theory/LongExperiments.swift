@@ -95,7 +95,7 @@ struct LongSyntheticSetting {
     var runs: [(ste: STE, runs: [LongSyntheticRun])]
 }
 
-public func runLongSynthetic(configPath: String, outPath: String, threads: Int) throws {
+@Sendable public func runLongSynthetic(configPath: String, outPath: String, threads: Int) throws {
     try runExperiment(name: "long-synthetic", configType: LongSyntheticConfig.self, configPath: configPath,
         outPath: outPath, threads: threads)
     { c, ctx in
@@ -338,7 +338,7 @@ public struct LongMNISTConfig: Codable {
     public var loss_window: Int
 }
 
-public func runLongMNIST(configPath: String, outPath: String, threads: Int) throws {
+@Sendable public func runLongMNIST(configPath: String, outPath: String, threads: Int) throws {
     let dataPath = try loadExperimentConfig(LongMNISTConfig.self, from: configPath).data
     try runExperiment(name: "long-mnist", configType: LongMNISTConfig.self, configPath: configPath,
         outPath: outPath, threads: threads, extraInputs: [dataPath])

@@ -115,7 +115,7 @@ public struct YinFig1Config: Codable {
     public var w_scale: Double
 }
 
-public func runYinFig1(configPath: String, outPath: String, threads: Int) throws {
+@Sendable public func runYinFig1(configPath: String, outPath: String, threads: Int) throws {
     try runExperiment(name: "yin-fig1", configType: YinFig1Config.self, configPath: configPath, outPath: outPath,
         threads: threads)
     { c, ctx in
@@ -263,7 +263,7 @@ public struct YinCGDConfig: Codable {
     public var record_every: Int
 }
 
-public func runYinCGD(configPath: String, outPath: String, threads: Int) throws {
+@Sendable public func runYinCGD(configPath: String, outPath: String, threads: Int) throws {
     try runExperiment(name: "yin-cgd", configType: YinCGDConfig.self, configPath: configPath, outPath: outPath,
         threads: threads)
     { c, ctx in
@@ -402,7 +402,7 @@ public struct YinSpuriousConfig: Codable {
     public var leave_factor: Double
 }
 
-public func runYinSpurious(configPath: String, outPath: String, threads: Int) throws {
+@Sendable public func runYinSpurious(configPath: String, outPath: String, threads: Int) throws {
     try runExperiment(name: "yin-spurious", configType: YinSpuriousConfig.self, configPath: configPath,
         outPath: outPath, threads: threads)
     { c, ctx in
