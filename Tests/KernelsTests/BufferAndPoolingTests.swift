@@ -38,20 +38,28 @@ final class BufferAndPoolingTests: XCTestCase {
         }
         let spec = QuantizerSpec(bits: 2, alpha: 0.6511)
         let shape = BatchNormShape(n: 4, c: 3, spatial: 19)
-        let mean = [Float](repeating: 0.1, count: 3), invstd = [Float](repeating: 1.3, count: 3)
+        // Buffers that outlive the closures below (a pointer taken from an array argument dangles after the call).
+        func stable(_ values: [Float]) -> UnsafeBufferPointer<Float> {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: values.count)
+            _ = b.initialize(from: values)
+            return UnsafeBufferPointer(b)
+        }
+        let dyB = stable(dy), xB = stable(x)
+        let meanB = stable([Float](repeating: 0.1, count: 3)), invstdB = stable([Float](repeating: 1.3, count: 3))
+        defer { for b in [dyB, xB, meanB, invstdB] { b.deallocate() } }
         let kernels: [(String, (UnsafeMutableBufferPointer<Float>, Bool) -> Void)] = [
-            ("relu", { d, a in reluBackward(d, UnsafeBufferPointer(start: dy, count: n), UnsafeBufferPointer(start: x, count: n), accumulate: a) }),
+            ("relu", { d, a in reluBackward(d, dyB, xB, accumulate: a) }),
             ("qrelu", { d, a in
-                quantizedReLUBackward(d, UnsafeBufferPointer(start: dy, count: n), UnsafeBufferPointer(start: x, count: n),
+                quantizedReLUBackward(d, dyB, xB,
                                       spec: spec, ste: .clipped, accumulate: a) }),
             ("bn-train", { d, a in
-                batchNormBackwardTraining(d, dweight: nil, dbias: nil, UnsafeBufferPointer(start: dy, count: n),
-                                          UnsafeBufferPointer(start: x, count: n), mean: UnsafeBufferPointer(start: mean, count: 3),
-                                          invstd: UnsafeBufferPointer(start: invstd, count: 3), weight: nil, shape: shape,
+                batchNormBackwardTraining(d, dweight: nil, dbias: nil, dyB,
+                                          xB, mean: meanB,
+                                          invstd: invstdB, weight: nil, shape: shape,
                                           accumulate: a) }),
             ("bn-eval", { d, a in
-                batchNormBackwardInference(d, UnsafeBufferPointer(start: dy, count: n),
-                                           runningVar: UnsafeBufferPointer(start: invstd, count: 3), weight: nil,
+                batchNormBackwardInference(d, dyB,
+                                           runningVar: invstdB, weight: nil,
                                            shape: shape, eps: 1e-5, accumulate: a) }),
         ]
         for (name, kernel) in kernels {

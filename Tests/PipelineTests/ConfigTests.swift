@@ -15,7 +15,7 @@ final class ConfigTests: XCTestCase {
     override func setUpWithError() throws {
         dir = NSTemporaryDirectory() + "config-tests-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        FileManager.default.changeCurrentDirectoryPath(repoRoot)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
     }
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }

@@ -20,7 +20,7 @@ final class FaultTests: XCTestCase {
         savedDirectory = FileManager.default.currentDirectoryPath
         dir = NSTemporaryDirectory() + "fault-tests-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        FileManager.default.changeCurrentDirectoryPath(dir)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
         try TinyGrid.writeDataset("tiny.h5", train: 96, test: 40)
         try TinyGrid.writeGrid("grid.yaml", lr: 0.01)
         clearSignal()
@@ -28,7 +28,7 @@ final class FaultTests: XCTestCase {
 
     override func tearDownWithError() throws {
         clearSignal()
-        FileManager.default.changeCurrentDirectoryPath(savedDirectory)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(savedDirectory))
         try? FileManager.default.removeItem(atPath: dir)
     }
 

@@ -14,13 +14,13 @@ final class ResumeTests: XCTestCase {
         savedDirectory = FileManager.default.currentDirectoryPath
         dir = NSTemporaryDirectory() + "resume-tests-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        FileManager.default.changeCurrentDirectoryPath(dir)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
         try TinyGrid.writeDataset("tiny.h5", train: 96, test: 40)
         try writeTinyGrid("grid.yaml", lr: 0.01)
     }
 
     override func tearDownWithError() throws {
-        FileManager.default.changeCurrentDirectoryPath(savedDirectory)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(savedDirectory))
         try? FileManager.default.removeItem(atPath: dir)
     }
 

@@ -12,11 +12,11 @@ final class SlurmTests: XCTestCase {
     override func setUpWithError() throws {
         dir = NSTemporaryDirectory() + "slurm-tests-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        FileManager.default.changeCurrentDirectoryPath(repoRoot)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
     }
 
     override func tearDownWithError() throws {
-        FileManager.default.changeCurrentDirectoryPath(repoRoot)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
         try? FileManager.default.removeItem(atPath: dir)
     }
 
@@ -166,14 +166,14 @@ final class SlurmTests: XCTestCase {
     func touch(_ path: String, _ seconds: Int) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
             withIntermediateDirectories: true)
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: Data()) }
+        if !FileManager.default.fileExists(atPath: path) { XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data())) }
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: Double(seconds))],
             ofItemAtPath: path)
     }
 
     func testCompletenessFollowsMakesRule() throws {
         let config = try ExperimentConfig.load("experiments/table1.yaml").resolved(profile: "smoke")
-        FileManager.default.changeCurrentDirectoryPath(dir)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
         let files = RunFiles(config: config, profile: "smoke")
         let pre = RunID("lenet5-s0")!, cell = RunID("lenet5-a2-clipped-s0")!
         try touch("data/mnist.h5", 100)
@@ -200,7 +200,7 @@ final class SlurmTests: XCTestCase {
 
     func testStatusFromFoldersExitFilesAndQueue() throws {
         let config = try ExperimentConfig.load("experiments/table1.yaml").resolved(profile: "smoke")
-        FileManager.default.changeCurrentDirectoryPath(dir)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
         let all = config.allRuns()
         let sub = "results/smoke/slurm/20260101-000000"
         try FileManager.default.createDirectory(atPath: sub + "/exit", withIntermediateDirectories: true)

@@ -14,11 +14,11 @@ final class TransferTests: XCTestCase {
     override func setUpWithError() throws {
         dir = NSTemporaryDirectory() + "transfer-tests-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        FileManager.default.changeCurrentDirectoryPath(repoRoot)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
     }
 
     override func tearDownWithError() throws {
-        FileManager.default.changeCurrentDirectoryPath(repoRoot)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
         try? FileManager.default.removeItem(atPath: dir)
     }
 
@@ -86,7 +86,7 @@ final class TransferTests: XCTestCase {
     /// ResNet-20 on 28×28 grey images padded to 32×32: pretrain, a quantized cell and its eval, then a report
     /// without a paper table (its cells are "not in the paper", the claims file scores what it can).
     func testOneChannelResNetTrainsOnPaddedImagesAndIsReportedWithoutAPaperTable() throws {
-        FileManager.default.changeCurrentDirectoryPath(dir)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
         try TinyGrid.writeDataset("tiny.h5", train: 64, test: 32)
         let phase = """
                   epochs: 1

@@ -123,7 +123,7 @@ final class StorageTests: XCTestCase {
         XCTAssertThrowsError(try H5Reader(path: dir + "/absent.h5")) { error in
             XCTAssertEqual("\(error)", "\(dir!)/absent.h5: file does not exist")
         }
-        FileManager.default.createFile(atPath: dir + "/text.h5", contents: Data("not hdf5".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/text.h5", contents: Data("not hdf5".utf8)))
         XCTAssertThrowsError(try H5Reader(path: dir + "/text.h5")) { error in
             XCTAssertEqual("\(error)", "\(dir!)/text.h5: not an HDF5 file (8 bytes, no HDF5 signature at its start)")
         }
@@ -137,7 +137,7 @@ final class StorageTests: XCTestCase {
 
     func testProvenanceIsRecorded() throws {
         let input = dir + "/input.bin"
-        FileManager.default.createFile(atPath: input, contents: Data("abc".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: input, contents: Data("abc".utf8)))
         let path = dir + "/prov.h5"
         let w = try H5Writer(path: path)
         try Provenance(stage: "unit-test", configuration: "{\"k\": 1}", inputs: [input],
