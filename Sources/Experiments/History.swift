@@ -136,26 +136,33 @@ public func currentResidentMiB() -> Double {
     return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
 }
 
-/// One line per epoch: live (rewritten in place) on a terminal, plain lines otherwise, nothing when quiet.
+/// Progress on stderr, one whole line at a time and each starting with the run id, so the lines of cells trained in
+/// parallel never overwrite or split each other, in a terminal and in a log alike: a line per epoch, and within a long
+/// epoch a line every `interval` seconds (every 60 s by default; STE_PROGRESS=1 makes it every 5 s). Nothing when quiet.
 public struct ProgressLine {
     let quiet: Bool
-    let live = isatty(STDERR_FILENO) != 0
+    public static let interval: Double = ProcessInfo.processInfo.environment["STE_PROGRESS"] == "1" ? 5 : 60
 
     public init(quiet: Bool) { self.quiet = quiet }
+
+    func write(_ line: String) {
+        guard !quiet else { return }
+        FileHandle.standardError.write(Data((line + "\n").utf8))  // one write: whole lines from parallel processes
+    }
 
     public func epoch(run: String, epoch: Int, of total: Int, loss: Double, accuracy: Double, testAccuracy: Double,
         imagesPerSecond: Double, secondsLeft: Double)
     {
-        guard !quiet else { return }
         let eta = secondsLeft >= 3600 ? String(format: "%.1fh", secondsLeft / 3600)
             : secondsLeft >= 60 ? String(format: "%.1fm", secondsLeft / 60) : String(format: "%.0fs", secondsLeft)
-        let line = "\(run) epoch \(epoch)/\(total)  loss " + String(format: "%.4f", loss)
+        write("\(run) epoch \(epoch)/\(total)  loss " + String(format: "%.4f", loss)
             + "  acc " + String(format: "%.2f", accuracy) + "%  test " + String(format: "%.2f", testAccuracy)
-            + "%  " + String(format: "%.0f", imagesPerSecond) + " img/s  ETA " + eta
-        if live {
-            FileHandle.standardError.write(Data(("\r\u{1B}[K" + line + (epoch == total ? "\n" : "")).utf8))
-        } else if !live && ProcessInfo.processInfo.environment["STE_PROGRESS"] == "1" {
-            FileHandle.standardError.write(Data((line + "\n").utf8))
-        }
+            + "%  " + String(format: "%.0f", imagesPerSecond) + " img/s  ETA " + eta)
+    }
+
+    /// Within an epoch: batches done, the running mean loss and the throughput so far.
+    public func step(run: String, epoch: Int, of total: Int, batch: Int, of batches: Int, loss: Double, imagesPerSecond: Double) {
+        write("\(run) epoch \(epoch)/\(total)  batch \(batch)/\(batches)  loss " + String(format: "%.4f", loss) + "  "
+            + String(format: "%.0f", imagesPerSecond) + " img/s")
     }
 }

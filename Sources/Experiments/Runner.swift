@@ -192,6 +192,7 @@ public final class RunExecutor {
                 totalEpochs: spec.epochs)
             optimizer.learningRate = lr
             let start = Date()
+            var lastProgress = start
             var lossSum = 0.0, correct = 0, seen = 0
             var dlogits: Tensor? = nil
             for i in 0..<trainBatcher.batchesPerEpoch {
@@ -215,6 +216,12 @@ public final class RunExecutor {
                 lossSum += Double(loss) * Double(batch.count)
                 correct += right
                 seen += batch.count
+                if !quiet, Date().timeIntervalSince(lastProgress) >= ProgressLine.interval, i + 1 < trainBatcher.batchesPerEpoch {
+                    lastProgress = Date()
+                    ProgressLine(quiet: quiet).step(run: config.runID, epoch: epoch + 1, of: total, batch: i + 1,
+                        of: trainBatcher.batchesPerEpoch, loss: lossSum / Double(seen),
+                        imagesPerSecond: Double(seen) / Date().timeIntervalSince(start))
+                }
             }
             let trainSeconds = Date().timeIntervalSince(start)
             let test = evaluate(network, testBatcher)
