@@ -226,10 +226,39 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
         for (title, file) in figures { md += "![\(title)](\(file))\n\n" }
     }
     md += "\n## Protocol\n\n" + protocolSection(config)
+    let choices = choiceMarks((try? String(contentsOfFile: config.file, encoding: .utf8)) ?? "")
+    if !choices.isEmpty {
+        md += "\n## Where the paper is silent: the project's choices\n\n"
+        md += "Every value `\(config.file)` marks `# choice:`, with its reason (read from the file, so the list cannot go stale).\n\n"
+        md += markdownTable(header: ["key", "value", "why"], rows: choices.map { [$0.key, $0.value, $0.reason] })
+    }
     md += "\n## Runs and their provenance\n\n" + runsSection(runs, root: root)
     md += otherExperimentsSection(inputs.sectionFiles, root: root)
     try writeAtomically(md, to: "\(root)/REPORT.md")
     return md
+}
+
+/// The `# choice:` marks of a YAML config: each marked line's dotted key path (from the indentation of the keys
+/// above it), its value and the reason after the mark. Lines inside a profile are included with their profile path.
+func choiceMarks(_ text: String) -> [(key: String, value: String, reason: String)] {
+    var stack: [(indent: Int, key: String)] = []
+    var out: [(key: String, value: String, reason: String)] = []
+    for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        let line = String(raw)
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty, !trimmed.hasPrefix("#"), let colon = trimmed.firstIndex(of: ":") else { continue }
+        let indent = line.prefix { $0 == " " }.count
+        var key = String(trimmed[..<colon]).trimmingCharacters(in: .whitespaces)
+        if key.hasPrefix("- ") { key = String(key.dropFirst(2)) }
+        while let last = stack.last, last.indent >= indent { stack.removeLast() }
+        stack.append((indent, key))
+        guard let mark = line.range(of: "# choice:") else { continue }
+        let value = line[line.index(after: line.index(line.startIndex, offsetBy: indent + trimmed.distance(from: trimmed.startIndex, to: colon)))..<mark.lowerBound]
+            .trimmingCharacters(in: .whitespaces)
+        out.append((stack.map(\.key).joined(separator: "."), value,
+            String(line[mark.upperBound...]).trimmingCharacters(in: .whitespaces)))
+    }
+    return out
 }
 
 /// The other experiments' reports as links with their titles (the summary tallies their claims; the evidence is in

@@ -120,6 +120,27 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// The report's list of the project's choices comes from the config's `# choice:` marks, with dotted key paths.
+    func testChoiceMarksWithTheirKeyPaths() {
+        let text = """
+            seeds: [0, 1]                # choice: a spread
+            bits: [2]                    # paper
+            nets:
+              lenet5:
+                train:
+                  weight_decay: 1.0e-4   # choice: the authors' code
+              vgg11:
+                pretrain:                # choice: the usual recipe
+                  epochs: 200
+            """
+        let marks = choiceMarks(text)
+        XCTAssertEqual(marks.map(\.key), ["seeds", "nets.lenet5.train.weight_decay", "nets.vgg11.pretrain"])
+        XCTAssertEqual(marks.map(\.value), ["[0, 1]", "1.0e-4", ""])
+        XCTAssertEqual(marks.map(\.reason), ["a spread", "the authors' code", "the usual recipe"])
+        let shipped = choiceMarks((try? String(contentsOfFile: "experiments/table1.yaml", encoding: .utf8)) ?? "")
+        XCTAssertTrue(shipped.contains { $0.key == "nets.lenet5.train.weight_decay" && $0.value == "1.0e-4" }, "\(shipped)")
+    }
+
     /// --set overrides any key (the value in YAML) before the usual checks, selects a results folder of its own,
     /// and is carried into every Make rule of the plan; a profile's `set:` list is a named override set.
     func testOverridesAndProfileSets() throws {
