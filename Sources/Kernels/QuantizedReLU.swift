@@ -57,18 +57,9 @@ public enum STE: String, Sendable, CaseIterable, Codable {
         withDerivative(top: top) { d in d(SIMD8(repeating: x))[0] }
     }
 
-    /// The same rules in scalar Float and Double arithmetic, for the theory experiments' small models (their
+    /// The same rules in scalar arithmetic (Float or Double), for the theory experiments' small models (their
     /// closed forms need Double); KernelsTests checks them against the 8-lane table at and around every kink.
-    @inline(__always) public func derivative(_ x: Float, clip top: Float) -> Float {
-        switch self {
-        case .identity: return 1
-        case .relu: return x > 0 ? 1 : 0
-        case .clipped: return x > 0 && x <= top ? 1 : 0
-        case .logTailed: return x <= 0 ? 0 : x <= top ? 1 : 1 / (1 + (x - top))
-        }
-    }
-
-    @inline(__always) public func derivative(_ x: Double, clip top: Double) -> Double {
+    @inline(__always) public func derivative<T: BinaryFloatingPoint>(_ x: T, clip top: T) -> T {
         switch self {
         case .identity: return 1
         case .relu: return x > 0 ? 1 : 0
