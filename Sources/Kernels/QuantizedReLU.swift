@@ -59,7 +59,7 @@ public enum STE: String, Sendable, CaseIterable, Codable {
 
     /// The same rules in scalar arithmetic (Float or Double), for the theory experiments' small models (their
     /// closed forms need Double); KernelsTests checks them against the 8-lane table at and around every kink.
-    @inline(__always) public func derivative<T: BinaryFloatingPoint>(_ x: T, clip top: T) -> T {
+    @inlinable @inline(__always) public func derivative<T: BinaryFloatingPoint>(_ x: T, clip top: T) -> T {
         switch self {
         case .identity: return 1
         case .relu: return x > 0 ? 1 : 0
