@@ -36,6 +36,6 @@ public func failureLines(for error: Error) -> [String] {
         }
         return lines
     default:
-        return ["error: \(error)"]
+        return ["error: \(readableError(error))"]
     }
 }

@@ -8,6 +8,7 @@
 // matches them. Decoding goes through MNIST's validated IDX reader (`MNIST.swift`).
 import Crypto
 import Foundation
+import Storage
 
 /// Where Debian's dataset-fashion-mnist package installs the four files.
 public let fashionMNISTSystemDir = "/usr/share/datasets/fashion-mnist"
@@ -84,7 +85,7 @@ private func contentProblem(_ path: String, expected: String) throws -> String? 
 private func copyVerified(_ source: String, to path: String, expected: String) throws {
     let folder = (path as NSString).deletingLastPathComponent
     do {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try makeDirectories(folder)
     } catch {
         throw DatasetError(file: path, "cannot create the folder \(folder): \(error.localizedDescription)")
     }

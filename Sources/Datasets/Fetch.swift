@@ -4,6 +4,7 @@
 // error says which file is missing, where to get it and where to put it.
 import Crypto
 import Foundation
+import Storage
 
 // MARK: - Pinned checksums and mirrors
 
@@ -171,7 +172,7 @@ private func downloadVerified(
 ) throws {
     let folder = (path as NSString).deletingLastPathComponent
     do {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try makeDirectories(folder)
     } catch {
         throw DatasetError(
             file: path, "cannot create the folder \(folder): \(error.localizedDescription)")

@@ -20,7 +20,7 @@ public struct Plan {
     /// Writes each run's stamp when its content differs from what is on disk.
     public func writeStamps() throws {
         let runs = config.allRuns()
-        try FileManager.default.createDirectory(atPath: "\(root)/stamps", withIntermediateDirectories: true)
+        try makeDirectories("\(root)/stamps")
         for id in runs.pretrains + runs.cells + runs.repel {
             let json = try config.runConfig(id, profile: profile).canonicalJSON() + "\n"
             let path = stampPath(id)
@@ -55,31 +55,4 @@ public struct Plan {
         }
         return out
     }
-}
-
-/// Writes text to a temporary name in the same folder, then renames it into place; a failure (full disk,
-/// permission, read-only filesystem) names the file and the operating system's reason and leaves nothing.
-public func writeAtomically(_ text: String, to path: String) throws {
-    let dir = (path as NSString).deletingLastPathComponent
-    if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-    let tmp = (dir.isEmpty ? "" : dir + "/") + "." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
-    func fail(_ what: String, _ e: Int32) -> StorageError {
-        unlink(tmp)
-        var cause = String(cString: strerror(e)).lowercased() + " (errno \(e))"
-        if e == ENOSPC || e == EDQUOT, let free = freeBytes(dir.isEmpty ? "." : dir) {
-            cause += "; the write needed \(text.utf8.count) bytes; \(free) bytes free in \(dir.isEmpty ? "." : dir)"
-        }
-        return StorageError(file: path, "\(what): \(cause)")
-    }
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw fail("cannot create \(tmp)", errno) }
-    let bytes = Array(text.utf8)
-    var written = 0
-    while written < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-        if n < 0 { if errno == EINTR { continue }; let e = errno; close(fd); throw fail("writing failed", e) }
-        written += n
-    }
-    guard close(fd) == 0 else { throw fail("writing failed", errno) }
-    guard rename(tmp, path) == 0 else { throw fail("cannot rename \(tmp) to the final name", errno) }
 }

@@ -128,7 +128,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
     let claimsPath = config.claims ?? config.reference?.replacingOccurrences(of: "-table1.csv", with: "-claims.csv") ?? ""
     let claims = !claimsPath.isEmpty && FileManager.default.fileExists(atPath: claimsPath)
         ? try evaluateClaims(claimsPath, ours: cells, repel: repel, repelNetOverride: config.profiles[profile]?.repelNet) : []
-    try FileManager.default.createDirectory(atPath: "\(root)/figures", withIntermediateDirectories: true)
+    try makeDirectories("\(root)/figures")
     let figures = try writeFigures(runs, config: config, root: root, profile: profile, reference: reference,
         floats: floats, cells: cells)
 

@@ -142,7 +142,7 @@ public final class RunExecutor {
     }
 
     public func run() throws -> RunOutcome {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try makeDirectories(directory)
         let lock = try RunLock(directory: directory, run: config.runID, quiet: quiet)
         defer { withExtendedLifetime(lock) {} }
         let data = try LoadedData(config)

@@ -5,6 +5,7 @@
 // local run would (`make <root>/<folder>/<id>/eval.h5`), so a cluster run and a local rerun agree.
 // Runs whose eval.h5 is up to date (by Make's own rule: no prerequisite newer) are not submitted again.
 import Foundation
+import Storage
 
 /// Make's view of a run's files: is its checkpoint / eval.h5 up to date? Mirrors the rules `ste plan`
 /// writes: checkpoint.h5 ← stamp, data, parent checkpoint; eval.h5 ← checkpoint.h5.
@@ -272,7 +273,7 @@ public struct SlurmPlan {
     /// Writes the manifests, scripts and submit.sh (and creates logs/ and exit/).
     public func write() throws {
         for sub in ["logs", "exit"] {
-            try FileManager.default.createDirectory(atPath: "\(folder)/\(sub)", withIntermediateDirectories: true)
+            try makeDirectories("\(folder)/\(sub)")
         }
         for job in jobs {
             if job.stage != .report { try writeAtomically(manifest(job), to: "\(folder)/\(job.manifestName)") }

@@ -4,6 +4,7 @@ import ArgumentParser
 import Backends
 import Experiments
 import Foundation
+import Storage
 
 struct GridOptions: ParsableArguments {
     @Option(help: "The experiment grid (YAML).")
@@ -54,7 +55,7 @@ func stage(_ body: () throws -> Void) throws {
         FileHandle.standardError.write(Data("\n\(e)\n".utf8))
         throw ExitCode(e.exitStatus)
     } catch {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        FileHandle.standardError.write(Data("error: \(readableError(error))\n".utf8))
         throw ExitCode.failure
     }
 }

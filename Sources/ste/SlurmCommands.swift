@@ -3,6 +3,7 @@
 import ArgumentParser
 import Experiments
 import Foundation
+import Storage
 
 struct SlurmOptions: ParsableArguments {
     @Option(help: "Cluster settings (YAML); command-line options override it. A missing default file means defaults.")
