@@ -35,13 +35,17 @@ public func evaluateRun(_ config: RunConfig, resultsRoot: String) throws -> Eval
     let data = try LoadedData(config)
     let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
         lenet5Widths: config.lenet5Widths, inputChannels: data.train.channels)
-    try Checkpoint.restore(from: checkpoint, network: network, optimizer: nil)
+    let engine = CPUEngine(network: network)
+    try Checkpoint.restore(from: checkpoint, network: engine.hostState().network, optimizer: nil)
+    engine.hostStateChanged()
     var result = EvalResult(trainLossFullPass: .nan, trainAccuracyFullPass: .nan,
         trainLossLastEpoch: history.trainLoss.last ?? .nan, testLoss: .nan, testAccuracy: .nan, testCorrect: 0,
         testTotal: data.test.count, diverged: diverged)
     if !diverged {
-        let train = evaluate(network, try makeBatcher(data.train, config, batchSize: config.evalBatchSize, training: false))
-        let test = evaluate(network, try makeBatcher(data.test, config, batchSize: config.evalBatchSize, training: false))
+        let train = engine.evaluate(try makeBatcher(data.train, config, batchSize: config.evalBatchSize, training: false),
+            batchStatistics: false)
+        let test = engine.evaluate(try makeBatcher(data.test, config, batchSize: config.evalBatchSize, training: false),
+            batchStatistics: false)
         result.trainLossFullPass = train.loss
         result.trainAccuracyFullPass = train.accuracy
         result.testLoss = test.loss

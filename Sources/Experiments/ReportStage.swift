@@ -3,6 +3,7 @@
 import Foundation
 import Report
 import Storage
+import Training
 
 public struct RunRecord: Sendable {
     public var id: RunID

@@ -83,30 +83,12 @@ func schedule(_ phase: PhaseSpec) -> LearningRateSchedule {
     }
 }
 
-func makeOptimizer(_ phase: PhaseSpec, _ network: Network) -> Optimizer {
-    phase.optimizer == "adam"
-        ? Adam(parameters: network.parameters, learningRate: phase.lr, weightDecay: phase.weightDecay)
-        : SGD(parameters: network.parameters, learningRate: phase.lr, momentum: phase.momentum,
-            weightDecay: phase.weightDecay)
-}
-
-/// Mean loss (no weight decay), accuracy (%) and counts of `network` over a split, BN in eval mode.
-func evaluate(_ network: Network, _ batcher: Batcher, training: Bool = false) -> (loss: Double, accuracy: Double,
-    correct: Int, total: Int)
-{
-    var lossSum = 0.0, correct = 0, total = 0
-    for i in 0..<batcher.batchesPerEpoch {
-        let batch = batcher.batch(epoch: 0, index: i)
-        let logits = network.forward(batch.x, training: training)
-        let (loss, right) = batch.labels.withUnsafeBufferPointer {
-            softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: batch.count,
-                classes: logits.shape[1], dlogits: nil)
-        }
-        lossSum += Double(loss) * Double(batch.count)
-        correct += right
-        total += batch.count
-    }
-    return (lossSum / Double(total), 100 * Double(correct) / Double(total), correct, total)
+/// A grid phase as the trainer's typed phase.
+func trainingPhase(_ phase: PhaseSpec) -> TrainingPhase {
+    TrainingPhase(epochs: phase.epochs, optimizer: phase.optimizer == "adam"
+        ? .adam(learningRate: phase.lr, weightDecay: phase.weightDecay)
+        : .sgd(learningRate: phase.lr, momentum: phase.momentum, weightDecay: phase.weightDecay),
+        schedule: schedule(phase))
 }
 
 public final class RunExecutor {
@@ -148,10 +130,13 @@ public final class RunExecutor {
         let data = try LoadedData(config)
         let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
             lenet5Widths: config.lenet5Widths, inputChannels: data.train.channels)
-        var history = History()
-        var optimizer: Optimizer = makeOptimizer(config.phases[0], network)
+        let phases = config.phases.map(trainingPhase)
+        let engine = CPUEngine(network: network, optimizer: phases[0].optimizer)
+        let trainer = Trainer(engine: engine, phases: phases,
+            trainBatches: try makeBatcher(data.train, config, batchSize: config.phases[0].batchSize, training: true),
+            testBatches: try makeBatcher(data.test, config, batchSize: config.evalBatchSize, training: false),
+            label: config.runID, quiet: quiet)
         var startEpoch = 0
-        var phaseOfOptimizer = 0
         if FileManager.default.fileExists(atPath: resumePath) {
             let reader = try H5Reader(path: resumePath)
             guard try reader.stringAttribute("configuration") == config.canonicalJSON() else {
@@ -159,11 +144,12 @@ public final class RunExecutor {
                     "resume state was written by a different configuration; delete \(directory) to start over")
             }
             startEpoch = Int(try reader.attribute("epoch").intValue ?? 0)
-            history = try History.read(from: reader)
+            let history = try History.read(from: reader)
             try checkResumable(reader, history)
-            phaseOfOptimizer = phaseIndex(ofEpoch: max(0, startEpoch - 1)).phase
-            optimizer = makeOptimizer(config.phases[phaseOfOptimizer], network)
-            try Checkpoint.restore(from: resumePath, network: network, optimizer: optimizer)
+            trainer.prepareToContinue(after: startEpoch, history: history)
+            let host = engine.hostState()
+            try Checkpoint.restore(from: resumePath, network: host.network, optimizer: host.optimizer)
+            engine.hostStateChanged()
             if !quiet {
                 FileHandle.standardError.write(Data("\(config.runID): resuming after epoch \(startEpoch) of \(config.totalEpochs) (\(resumePath))\n".utf8))
             }
@@ -171,100 +157,44 @@ public final class RunExecutor {
             guard FileManager.default.fileExists(atPath: initFrom) else {
                 throw ConfigError(file: initFrom, key: "initFrom", message: "the checkpoint this run starts from is missing")
             }
-            try Checkpoint.restore(from: initFrom, network: network, optimizer: nil)
+            try Checkpoint.restore(from: initFrom, network: engine.hostState().network, optimizer: nil)
+            engine.hostStateChanged()
         }
-        let trainBatcher = try makeBatcher(data.train, config, batchSize: config.phases[0].batchSize, training: true)
-        let testBatcher = try makeBatcher(data.test, config, batchSize: config.evalBatchSize, training: false)
         if config.kind == RunID.Kind.repel.rawValue && startEpoch == 0 && measuresStart {
-            (history.startTrainLoss, history.startTestAccuracy) = measureStart(network, trainBatcher, testBatcher)
+            // The starting point, measured as the epochs are: the mean mini-batch loss of one pass over the training
+            // set in train mode (batch statistics, running statistics left as they were) and the test accuracy.
+            trainer.history.startTrainLoss = engine.evaluate(trainer.trainBatches, batchStatistics: true).loss
+            trainer.history.startTestAccuracy = engine.evaluate(trainer.testBatches, batchStatistics: false).accuracy
         }
-        var wall = history.wallSeconds.last ?? 0
-        var epochsThisProcess = 0
         let total = config.totalEpochs
-        for epoch in startEpoch..<total {
-            let (phase, epochInPhase) = phaseIndex(ofEpoch: epoch)
-            if phase != phaseOfOptimizer {  // repel runs: a new phase starts with a fresh optimizer, as a new run would
-                optimizer = makeOptimizer(config.phases[phase], network)
-                phaseOfOptimizer = phase
+        var epochsThisProcess = 0
+        trainer.beforeStep = { [unowned self] epoch, batch in
+            testPoint?(epoch, batch)
+            if let sig = interruptSignal {
+                throw Interrupted(run: config.runID, signal: sig, epoch: epoch, total: total, saved: epoch - 1)
             }
-            let spec = config.phases[phase]
-            let lr = schedule(spec).rate(epoch: epochInPhase, step: 0, stepsPerEpoch: trainBatcher.batchesPerEpoch,
-                totalEpochs: spec.epochs)
-            optimizer.learningRate = lr
-            let start = Date()
-            var lastProgress = start
-            var lossSum = 0.0, correct = 0, seen = 0
-            var dlogits: Tensor? = nil
-            for i in 0..<trainBatcher.batchesPerEpoch {
-                testPoint?(epoch + 1, i)
-                if let sig = interruptSignal {
-                    throw Interrupted(run: config.runID, signal: sig, epoch: epoch + 1, total: total, saved: epoch)
-                }
-                let batch = trainBatcher.batch(epoch: epoch, index: i)
-                network.zeroGrad()
-                let logits = network.forward(batch.x, training: true)
-                if dlogits?.shape != logits.shape { dlogits = Tensor(zeros: logits.shape) }
-                let (loss, right) = batch.labels.withUnsafeBufferPointer {
-                    softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: batch.count,
-                        classes: logits.shape[1], dlogits: dlogits!.buffer)
-                }
-                guard loss.isFinite else {
-                    return try finishDiverged(network, optimizer, history, epoch: epoch + 1, wall: wall)
-                }
-                network.backward(dlogits!)
-                optimizer.step()
-                lossSum += Double(loss) * Double(batch.count)
-                correct += right
-                seen += batch.count
-                if !quiet, Date().timeIntervalSince(lastProgress) >= ProgressLine.interval, i + 1 < trainBatcher.batchesPerEpoch {
-                    lastProgress = Date()
-                    ProgressLine(quiet: quiet).step(run: config.runID, epoch: epoch + 1, of: total, batch: i + 1,
-                        of: trainBatcher.batchesPerEpoch, loss: lossSum / Double(seen),
-                        imagesPerSecond: Double(seen) / Date().timeIntervalSince(start))
-                }
-            }
-            let trainSeconds = Date().timeIntervalSince(start)
-            let test = evaluate(network, testBatcher)
-            wall += Date().timeIntervalSince(start)
-            history.append(epoch: epoch + 1, trainLoss: lossSum / Double(seen), trainAccuracy: 100 * Double(correct) / Double(seen),
-                testLoss: test.loss, testAccuracy: test.accuracy, lr: lr, wall: wall,
-                imagesPerSecond: Double(seen) / trainSeconds)
-            ProgressLine(quiet: quiet).epoch(run: config.runID, epoch: epoch + 1, of: total,
-                loss: lossSum / Double(seen), accuracy: 100 * Double(correct) / Double(seen), testAccuracy: test.accuracy,
-                imagesPerSecond: Double(seen) / trainSeconds,
-                secondsLeft: wall / Double(epoch + 1 - startEpoch + (history.count - (epoch + 1 - startEpoch)) ) * Double(total - epoch - 1))
-            history.record(epoch: epoch + 1, under: setting)
-            try writeState(resumePath, network, optimizer, history, epoch: epoch + 1, diverged: nil)
+        }
+        trainer.epochEnded = { [unowned self, unowned trainer] epoch in
+            trainer.history.record(epoch: epoch, under: setting)
+            try writeState(resumePath, engine, trainer.history, epoch: epoch, diverged: nil)
             epochsThisProcess += 1
-            if let sig = interruptSignal, epoch + 1 < total {  // after the write in progress has been committed
-                throw Interrupted(run: config.runID, signal: sig, epoch: epoch + 2, total: total, saved: epoch + 1)
+            if let sig = interruptSignal, epoch < total {  // after the write in progress has been committed
+                throw Interrupted(run: config.runID, signal: sig, epoch: epoch + 1, total: total, saved: epoch)
             }
-            if let stop = stopAfterEpochs, epochsThisProcess >= stop, epoch + 1 < total {
-                return RunOutcome(epochs: epoch + 1, diverged: false, divergedEpoch: nil, wallSeconds: wall)
-            }
+            if let stop = stopAfterEpochs, epochsThisProcess >= stop, epoch < total { return false }
+            return true
         }
-        try writeFinal(network, optimizer, history, epoch: total, diverged: nil)
-        return RunOutcome(epochs: total, diverged: false, divergedEpoch: nil, wallSeconds: wall)
-    }
-
-    /// A repel run's starting point, measured as its epochs are: the mean mini-batch loss of one pass over
-    /// the training set in train mode (batch statistics), and the test accuracy. No step is taken and the BN
-    /// running statistics are restored afterwards, so the run continues exactly as without the measurement.
-    func measureStart(_ network: Network, _ train: Batcher, _ test: Batcher) -> (Double, Double) {
-        let saved = network.buffers.map { $0.value.clone() }
-        var lossSum = 0.0, seen = 0
-        for i in 0..<train.batchesPerEpoch {
-            let batch = train.batch(epoch: 0, index: i)
-            let logits = network.forward(batch.x, training: true)
-            let (loss, _) = batch.labels.withUnsafeBufferPointer {
-                softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: batch.count, classes: logits.shape[1],
-                    dlogits: nil)
-            }
-            lossSum += Double(loss) * Double(batch.count)
-            seen += batch.count
+        switch try trainer.train(from: startEpoch) {
+        case .completed:
+            try writeFinal(engine, trainer.history, epoch: total, diverged: nil)
+            return RunOutcome(epochs: total, diverged: false, divergedEpoch: nil, wallSeconds: trainer.wallSeconds)
+        case .stopped(let epoch):
+            return RunOutcome(epochs: epoch, diverged: false, divergedEpoch: nil, wallSeconds: trainer.wallSeconds)
+        case .diverged(let epoch):
+            if !quiet { FileHandle.standardError.write(Data("\n\(config.runID): loss is not finite in epoch \(epoch): recorded as diverged\n".utf8)) }
+            try writeFinal(engine, trainer.history, epoch: epoch, diverged: epoch)
+            return RunOutcome(epochs: epoch, diverged: true, divergedEpoch: epoch, wallSeconds: trainer.wallSeconds)
         }
-        for (buffer, copy) in zip(network.buffers, saved) { buffer.value.copy(from: copy) }
-        return (lossSum / Double(seen), evaluate(network, test).accuracy)
     }
 
     /// SHA-256 of the parent checkpoint's tensors (parameters and BN statistics; not the file's bytes, which
@@ -306,25 +236,7 @@ public final class RunExecutor {
             + "output then records each segment), or \(startOver)")
     }
 
-    /// Phase index and epoch within that phase of a global epoch (from 0).
-    func phaseIndex(ofEpoch epoch: Int) -> (phase: Int, epoch: Int) {
-        var e = epoch
-        for (i, p) in config.phases.enumerated() {
-            if e < p.epochs { return (i, e) }
-            e -= p.epochs
-        }
-        return (config.phases.count - 1, config.phases.last!.epochs - 1)
-    }
-
-    private func finishDiverged(_ network: Network, _ optimizer: Optimizer, _ history: History, epoch: Int, wall: Double)
-        throws -> RunOutcome
-    {
-        if !quiet { FileHandle.standardError.write(Data("\n\(config.runID): loss is not finite in epoch \(epoch): recorded as diverged\n".utf8)) }
-        try writeFinal(network, optimizer, history, epoch: epoch, diverged: epoch)
-        return RunOutcome(epochs: epoch, diverged: true, divergedEpoch: epoch, wallSeconds: wall)
-    }
-
-    private func attributes(epoch: Int, diverged: Int?, optimizer: Optimizer) -> [String: AttributeValue] {
+    private func attributes(epoch: Int, diverged: Int?) -> [String: AttributeValue] {
         var a: [String: AttributeValue] = [
             "run_id": .string(config.runID), "net": .string(config.net),
             "diverged": .int(diverged == nil ? 0 : 1), "diverged_epoch": .int(Int64(diverged ?? 0)),
@@ -341,30 +253,29 @@ public final class RunExecutor {
         return a
     }
 
-    private func writeState(_ path: String, _ network: Network, _ optimizer: Optimizer, _ history: History, epoch: Int,
-        diverged: Int?) throws
+    private func writeState(_ path: String, _ engine: TrainingEngine, _ history: History, epoch: Int, diverged: Int?)
+        throws
     {
         let parent = try parentDigest()
+        let (network, optimizer) = engine.hostState()
         try Checkpoint.save(to: path, network: network, optimizer: optimizer, stage: config.kind,
-            configuration: config.canonicalJSON(), seed: UInt64(config.seed), epoch: epoch, step: optimizer.stepCount,
+            configuration: config.canonicalJSON(), seed: UInt64(config.seed), epoch: epoch, step: optimizer?.stepCount ?? 0,
             inputs: provenanceInputs(), libraries: libraryVersions()) { w in
-            try w.setAttributes(self.attributes(epoch: epoch, diverged: diverged, optimizer: optimizer))
+            try w.setAttributes(self.attributes(epoch: epoch, diverged: diverged))
             if let parent { try w.setAttribute("parent_tensor_sha256", .string(parent)) }
             try history.write(to: w)
             self.testPoint?(epoch, nil)
         }
     }
 
-    private func writeFinal(_ network: Network, _ optimizer: Optimizer, _ history: History, epoch: Int, diverged: Int?)
-        throws
-    {
+    private func writeFinal(_ engine: TrainingEngine, _ history: History, epoch: Int, diverged: Int?) throws {
         let h = try H5Writer(path: historyPath)
         try Provenance(stage: config.kind, configuration: config.canonicalJSON(), inputs: provenanceInputs(),
             libraries: libraryVersions()).write(to: h)
-        try h.setAttributes(attributes(epoch: epoch, diverged: diverged, optimizer: optimizer))
+        try h.setAttributes(attributes(epoch: epoch, diverged: diverged))
         try history.write(to: h)
         try h.commit()
-        try writeState(checkpointPath, network, optimizer, history, epoch: epoch, diverged: diverged)
+        try writeState(checkpointPath, engine, history, epoch: epoch, diverged: diverged)
         unlink(resumePath)
     }
 

@@ -2,6 +2,7 @@
 // one; a NaN loss is recorded as divergence. Runs on a tiny synthetic MNIST-shaped dataset.
 import Foundation
 import Storage
+import Training
 import XCTest
 
 @testable import Experiments

@@ -1,4 +1,4 @@
-// Per-epoch training history of a run (history.h5), and the progress line printed while training.
+// Per-epoch training history of a run (history.h5), and the progress lines the training loop prints.
 import Foundation
 import Storage
 
@@ -32,6 +32,11 @@ public struct History: Sendable, Equatable {
         public var threads: Int
         public var device: String
         public var codeVersion: String
+
+        public init(firstEpoch: Int, lastEpoch: Int, threads: Int, device: String, codeVersion: String) {
+            (self.firstEpoch, self.lastEpoch, self.threads, self.device, self.codeVersion) =
+                (firstEpoch, lastEpoch, threads, device, codeVersion)
+        }
 
         public var description: String {
             "epochs \(firstEpoch)–\(lastEpoch): \(threads) thread\(threads == 1 ? "" : "s"), device \(device), code \(codeVersion)"
