@@ -51,27 +51,37 @@ let package = Package(
         .target(name: "Backends", dependencies: ["Kernels", "CDNNL", "COpenBLAS"]),
         // Layers with forward and backward side by side, and the three nets.
         .target(name: "NN", dependencies: ["Kernels", "Backends", "Storage"]),
-        // Optimizers, schedules, data feeding, checkpoints, the training loop.
-        .target(name: "Training", dependencies: ["NN", "Kernels", "Storage", "Datasets"]),
-        // SVG figures, Markdown tables, claims and their outcomes, the experiment harness of theory and Schoenbauer.
-        .target(name: "Report", dependencies: ["Storage", "Yams"]),
+        // The training loop (Trainer) and the engine seam it drives (TrainingEngine; CPUEngine is the first engine),
+        // optimizers, schedules, data feeding, checkpoints, the per-epoch history.
+        .target(name: "Training", dependencies: ["NN", "Kernels", "Storage"]),
+        // The experiment harness every experiment shares: config reading, claims and their outcomes, result files with
+        // provenance, Markdown tables, SVG figures.
+        .target(name: "Harness", dependencies: ["Storage", "Yams"]),
         // The seed papers' theory experiments (Yin 2019 two-linear-layer model, Long 2021, Gongyo 2021).
-        .target(name: "Theory", dependencies: ["Storage", "Report", "Kernels"]),
-        // Experiment grids as data (YAML), run ids, the pipeline's stages.
+        .target(name: "Theory", dependencies: ["Storage", "Harness", "Kernels"]),
+        // Experiment grids as data (YAML), run ids, overrides and sweeps, the plan (Make rules), and the stages that run
+        // one cell of the grid: pretrain / train (through the Trainer) and eval.
         .target(
             name: "Experiments",
+            dependencies: ["Training", "NN", "Kernels", "Backends", "Storage", "Datasets", "Yams"]),
+        // The report stage: the grid's run files → table1.csv, runs.csv, histories.csv, REPORT.md and figures; the
+        // comparison with the papers' tables and claims, and `ste diff` between two tables.
+        .target(
+            name: "Report",
             dependencies: [
-                "Training", "NN", "Kernels", "Backends", "Storage", "Datasets", "Report", "Yams",
-                .product(name: "CSV", package: "CSV.swift"),
+                "Experiments", "Harness", "Training", "Storage", .product(name: "CSV", package: "CSV.swift"),
             ]),
+        // The grid on a Slurm cluster: job-array scripts, settings, and the status of submitted tasks.
+        .target(name: "Cluster", dependencies: ["Experiments", "Storage"]),
         // Schoenbauer et al. 2024: weight quantization with custom gradient estimators vs the mapped STE.
-        .target(name: "Schoenbauer", dependencies: ["NN", "Kernels", "Training", "Storage", "Datasets", "Report"]),
+        .target(name: "Schoenbauer", dependencies: ["NN", "Kernels", "Training", "Storage", "Datasets", "Harness"]),
 
         // MARK: - Executable
         .executableTarget(
             name: "ste",
             dependencies: [
-                "Storage", "Datasets", "Training", "NN", "Theory", "Experiments", "Report", "Backends", "Schoenbauer",
+                "Storage", "Datasets", "Training", "NN", "Theory", "Experiments", "Report", "Cluster", "Harness", "Backends",
+                "Schoenbauer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -82,9 +92,11 @@ let package = Package(
         .testTarget(
             name: "NNTests", dependencies: ["NN", "Kernels", "Backends", "Storage", "Training"],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels", "Report"]),
+        .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels", "Harness"]),
         .testTarget(name: "SchoenbauerTests", dependencies: ["Schoenbauer", "Kernels", "NN"]),
-        .testTarget(name: "PipelineTests", dependencies: ["Experiments", "Storage", "Kernels", "Backends", "Training", "Report"]),
+        .testTarget(
+            name: "PipelineTests",
+            dependencies: ["Experiments", "Report", "Cluster", "Harness", "Storage", "Kernels", "Backends", "Training"]),
     ],
     swiftLanguageModes: [.v5]
 )

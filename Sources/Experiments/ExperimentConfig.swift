@@ -9,6 +9,7 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public let file: String
     public let key: String
     public let message: String
+    public init(file: String, key: String, message: String) { (self.file, self.key, self.message) = (file, key, message) }
     /// An empty key: the message concerns the whole file.
     public var description: String { key.isEmpty ? "\(file): \(message)" : "\(file): \(key): \(message)" }
 }
@@ -252,12 +253,14 @@ public func overrideFolder(_ overrides: [String]) -> String {
 }
 
 /// Strict YAML → struct conversion with key-naming errors.
-struct ConfigParser {
-    let file: String
+/// Typed reads of a parsed YAML tree; every error names the file and the key path (also used by the Slurm settings).
+public struct ConfigParser {
+    public let file: String
+    public init(file: String) { self.file = file }
 
-    func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message: message) }
+    public func fail(_ key: String, _ message: String) -> ConfigError { ConfigError(file: file, key: key, message: message) }
 
-    func map(_ value: Any?, _ key: String, allowed: [String], required: [String]) throws -> [String: Any] {
+    public func map(_ value: Any?, _ key: String, allowed: [String], required: [String]) throws -> [String: Any] {
         guard let dict = value as? [String: Any] else { throw fail(key, "expected a mapping") }
         for k in dict.keys where !allowed.contains(k) {
             throw fail(key.isEmpty ? k : "\(key).\(k)", "unknown key (allowed: \(allowed.joined(separator: ", ")))")
@@ -266,30 +269,30 @@ struct ConfigParser {
         return dict
     }
 
-    func int(_ v: Any?, _ key: String, positive: Bool = true) throws -> Int {
+    public func int(_ v: Any?, _ key: String, positive: Bool = true) throws -> Int {
         guard let i = v as? Int else { throw fail(key, "expected an integer, found \(String(describing: v ?? "nothing"))") }
         if positive && i <= 0 { throw fail(key, "must be positive, found \(i)") }
         return i
     }
 
-    func double(_ v: Any?, _ key: String) throws -> Double {
+    public func double(_ v: Any?, _ key: String) throws -> Double {
         if let d = v as? Double { return d }
         if let i = v as? Int { return Double(i) }
         throw fail(key, "expected a number, found \(String(describing: v ?? "nothing"))")
     }
 
-    func string(_ v: Any?, _ key: String) throws -> String {
+    public func string(_ v: Any?, _ key: String) throws -> String {
         guard let s = v as? String else { throw fail(key, "expected a string") }
         return s
     }
 
-    func bits(_ v: Any?, _ key: String) throws -> Int {
+    public func bits(_ v: Any?, _ key: String) throws -> Int {
         let b = try int(v, key)
         guard (1...8).contains(b) else { throw fail(key, "bits must be in 1...8, found \(b)") }
         return b
     }
 
-    func ste(_ v: Any?, _ key: String) throws -> STE {
+    public func ste(_ v: Any?, _ key: String) throws -> STE {
         let s = try string(v, key)
         guard let rule = STE(rawValue: s) else {
             throw fail(key, "unknown STE '\(s)' (known: \(STE.allCases.map(\.rawValue).joined(separator: ", ")))")
@@ -297,12 +300,12 @@ struct ConfigParser {
         return rule
     }
 
-    func list(_ v: Any?, _ key: String) throws -> [Any] {
+    public func list(_ v: Any?, _ key: String) throws -> [Any] {
         guard let l = v as? [Any], !l.isEmpty else { throw fail(key, "expected a non-empty list") }
         return l
     }
 
-    func parseExperiment(_ root: Any?) throws -> ExperimentConfig {
+    public func parseExperiment(_ root: Any?) throws -> ExperimentConfig {
         let top = try map(root, "", allowed: ["experiment", "reference", "seeds", "bits", "stes", "quantizer", "nets",
             "repel", "profiles", "results", "claims"], required: ["experiment", "seeds", "bits", "stes", "quantizer", "nets"])
         let reference = try top["reference"].map { try string($0, "reference") }
@@ -387,7 +390,7 @@ struct ConfigParser {
             })
     }
 
-    func parseNet(_ name: String, _ value: Any) throws -> NetSpec {
+    public func parseNet(_ name: String, _ value: Any) throws -> NetSpec {
         let key = "nets.\(name)"
         let m = try map(value, key, allowed: ["dataset", "data", "augment", "normalize", "eval_batch_size", "pretrain",
             "train", "pad_to"], required: ["dataset", "data", "augment", "normalize", "pretrain", "train"])
@@ -419,7 +422,7 @@ struct ConfigParser {
             train: try parsePhase("\(key).train", m["train"]), padTo: padTo)
     }
 
-    func parsePhase(_ key: String, _ value: Any?) throws -> PhaseSpec {
+    public func parsePhase(_ key: String, _ value: Any?) throws -> PhaseSpec {
         let m = try map(value, key, allowed: ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
             "schedule"], required: ["epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "schedule"])
         let optimizer = try string(m["optimizer"], "\(key).optimizer")
@@ -460,7 +463,7 @@ struct ConfigParser {
                 milestoneEpochs: milestoneEpochs))
     }
 
-    func parseProfile(_ key: String, _ value: Any, nets: [String: NetSpec]) throws -> ProfileSpec {
+    public func parseProfile(_ key: String, _ value: Any, nets: [String: NetSpec]) throws -> ProfileSpec {
         let m = try map(value, key, allowed: ["ablation", "about", "set", "nets", "seeds", "bits", "stes", "train_subset", "test_subset",
             "pretrain_epochs", "train_epochs", "repel_net", "repel_warmup_epochs", "lenet5_widths", "train_lr"], required: [])
         var p = ProfileSpec()

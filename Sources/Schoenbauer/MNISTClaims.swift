@@ -4,7 +4,7 @@
 // more than twice the standard error of the per-seed difference; at a scaled-down η the floor is measured at that η. An η → 0 trend is judged on seed means: the
 // disagreement at the smallest η is below that at the base η by more than twice the SE of the per-seed difference.
 import Foundation
-import Report
+import Harness
 
 /// Mean and standard error over seeds (SE 0 for one seed).
 func meanAndSE(_ xs: [Double]) -> (mean: Double, se: Double) {

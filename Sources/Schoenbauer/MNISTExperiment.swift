@@ -27,7 +27,7 @@ import Foundation
 import Datasets
 import Kernels
 import NN
-import Report
+import Harness
 import Storage
 import Training
 

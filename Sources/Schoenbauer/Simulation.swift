@@ -6,7 +6,7 @@
 // η → 0 at a fixed training time ηt; (c) is the control without the learning-rate and init change.
 import Foundation
 import Kernels
-import Report
+import Harness
 import Storage
 
 struct SimulationConfig: Codable {

@@ -1,8 +1,8 @@
-// The Schoenbauer experiments on the shared harness (Report/ExperimentHarness.swift: config, provenance, claims,
+// The Schoenbauer experiments on the shared harness (Harness/ExperimentHarness.swift: config, provenance, claims,
 // result file and Markdown section), their registry, and a log-log slope they share.
 import Dispatch
 import Foundation
-import Report
+import Harness
 import Storage
 
 /// A Schoenbauer experiment's report section and context (the shared harness's types).
@@ -19,7 +19,7 @@ public let schoenbauerExperiments: [SchoenbauerExperimentEntry] = [
     .init(name: "mnist", run: runSchoenbauerMNIST),
 ]
 
-/// Runs one experiment through the shared harness (Report/ExperimentHarness.swift); returns the wall time in seconds.
+/// Runs one experiment through the shared harness (Harness/ExperimentHarness.swift); returns the wall time in seconds.
 func runSchoenbauerExperiment<C: Codable>(
     name: String, configType: C.Type, configPath: String, outPath: String, threads: Int,
     extraInputs: @escaping (C) -> [String] = { _ in [] }, validate: (C) throws -> Void,

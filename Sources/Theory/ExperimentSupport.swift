@@ -1,14 +1,14 @@
-// The theory experiments on the shared harness (Report/ExperimentHarness.swift: config, provenance, claims, result
+// The theory experiments on the shared harness (Harness/ExperimentHarness.swift: config, provenance, claims, result
 // file and Markdown section), and small helpers they share: a deterministic parallel map and quantiles.
 import Dispatch
 import Foundation
-import Report
+import Harness
 import Storage
 
 /// A theory experiment's report section (the shared harness's type).
 public typealias Fragment = ExperimentSection
 
-/// Runs one theory experiment through the shared harness (Report/ExperimentHarness.swift).
+/// Runs one theory experiment through the shared harness (Harness/ExperimentHarness.swift).
 func runExperiment<C: Codable>(
     name: String, configType: C.Type, configPath: String, outPath: String, threads: Int,
     extraInputs: [String] = [], body: (C, ExperimentContext) throws -> Fragment

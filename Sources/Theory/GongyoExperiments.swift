@@ -5,7 +5,7 @@
 // 1; gongyo-misspecified locates the stationary points of f and the zeros of each STE's expected coarse gradient.
 import Foundation
 import Kernels
-import Report
+import Harness
 
 public struct GongyoModelConfig: Codable {
     /// Teacher filters (normalised) and their output weights (m = 1).

@@ -11,7 +11,7 @@
 // every setting ours as well.
 import Foundation
 import Kernels
-import Report
+import Harness
 import Storage
 
 // MARK: - long-synthetic

@@ -10,7 +10,7 @@
 // Also here: the linear baseline that measures non-separability, and the per-start "perfect and kept" score.
 import Foundation
 import Kernels
-import Report
+import Harness
 
 /// K classes in orthogonal coordinate blocks of ℝ^{Kd}, samples in antipodal pairs, grouped by class.
 public struct SubspaceData: Sendable {

@@ -1,6 +1,6 @@
 // The theory experiments in report order, and the report that concatenates their Markdown fragments.
 import Foundation
-import Report
+import Harness
 
 public struct TheoryExperimentEntry: Sendable {
     public let name: String

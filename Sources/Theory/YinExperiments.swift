@@ -6,7 +6,7 @@
 // gives [N]; the configs state ours.
 import Foundation
 import Kernels
-import Report
+import Harness
 
 // MARK: - Algorithm 1
 

@@ -2,7 +2,9 @@
 // Each `run()` is glue: parse, load, call the Experiments library, report errors.
 import ArgumentParser
 import Backends
+import Cluster
 import Experiments
+import Report
 import Foundation
 import Storage
 

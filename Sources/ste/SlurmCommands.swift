@@ -1,7 +1,9 @@
 // Slurm scale-out: the options of `ste plan --slurm` (write and submit the grid as job arrays) and
 // `ste status` (a table of every run's state). The logic lives in Experiments (Slurm*.swift).
 import ArgumentParser
+import Cluster
 import Experiments
+import Report
 import Foundation
 import Storage
 

@@ -4,8 +4,10 @@
 import Foundation
 import XCTest
 
+@testable import Cluster
 @testable import Experiments
-import Report
+@testable import Report
+import Harness
 
 final class CommittedResultsTests: XCTestCase {
     /// The README's claim tallies (between its "claim tallies" markers) are those of the committed theory and

@@ -3,7 +3,9 @@
 import Foundation
 import XCTest
 
+@testable import Cluster
 @testable import Experiments
+@testable import Report
 
 /// The repository root (the tests read experiments/ from it).
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

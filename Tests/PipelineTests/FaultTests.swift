@@ -10,7 +10,9 @@ import Storage
 import Training
 import XCTest
 
+@testable import Cluster
 @testable import Experiments
+@testable import Report
 
 final class FaultTests: XCTestCase {
     var dir: String!

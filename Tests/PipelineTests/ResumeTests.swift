@@ -5,7 +5,9 @@ import Storage
 import Training
 import XCTest
 
+@testable import Cluster
 @testable import Experiments
+@testable import Report
 
 final class ResumeTests: XCTestCase {
     var dir: String!

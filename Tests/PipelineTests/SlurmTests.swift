@@ -4,7 +4,9 @@
 import Foundation
 import XCTest
 
+@testable import Cluster
 @testable import Experiments
+@testable import Report
 
 final class SlurmTests: XCTestCase {
     var dir: String!

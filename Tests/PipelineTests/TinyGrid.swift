@@ -3,7 +3,9 @@
 import Foundation
 import Storage
 
+@testable import Cluster
 @testable import Experiments
+@testable import Report
 
 enum TinyGrid {
     /// Class-dependent blobs so training has something to learn; deterministic bytes.

@@ -6,7 +6,9 @@ import Storage
 import XCTest
 
 @testable import Datasets
+@testable import Cluster
 @testable import Experiments
+@testable import Report
 
 final class TransferTests: XCTestCase {
     var dir: String!

@@ -2,7 +2,7 @@
 // by the two-layer quantized net), the "perfect and kept over the last 10 %" score on hand-made curves, the hinge
 // minimum as a fixed point of coarse gradient descent, and the outcomes the claims get.
 import struct Kernels.SplitMix64
-import Report
+import Harness
 import Kernels
 import XCTest
 

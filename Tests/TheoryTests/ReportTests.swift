@@ -2,7 +2,7 @@
 import Kernels
 import XCTest
 
-@testable import Report
+@testable import Harness
 
 final class ReportTests: XCTestCase {
     func testMarkdownTable() {

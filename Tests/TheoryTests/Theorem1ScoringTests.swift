@@ -1,7 +1,7 @@
 // yin-cgd: Theorem 1 (Yin et al. 2019, final version) assumes ‖wᵗ‖ ≥ c_w at every iterate. The runs are split by
 // that hypothesis; its claims are held / not held on the runs inside it, and outside the paper's hypotheses on the
 // others, whatever those runs did.
-import Report
+import Harness
 import Kernels
 import XCTest
 

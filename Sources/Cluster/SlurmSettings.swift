@@ -2,7 +2,9 @@
 // partition, account, per-net time limits, CPUs / memory / GPUs per task, the array concurrency cap
 // (%N), extra #SBATCH lines and a shell preamble (module loads). Unknown keys and malformed values are
 // rejected with the key and the file named, like the experiment grid.
+import Experiments
 import Foundation
+import Storage
 import Yams
 
 public struct SlurmSettings: Equatable, Sendable {

@@ -1,6 +1,7 @@
 // `ste status`: the state of every run of the grid, from the run folders (eval.h5, checkpoint.h5's
 // `diverged` attribute, resume.h5), the submission folders `ste plan --slurm` wrote (manifests, job ids,
 // task exit files) and, when Slurm's commands are on the PATH, squeue and scontrol. No database.
+import Experiments
 import Foundation
 import Storage
 

@@ -4,7 +4,9 @@
 // Training loss is compared on a log scale: consistent when within max(2·SE over seeds of log10(loss),
 // log10(2)) — a factor of two — of the paper value (the project's choice: the paper gives one run, and
 // losses of 1e-3 move by that much between seeds).
+import Experiments
 import Foundation
+import Storage
 
 public struct CellKey: Hashable, Comparable, Sendable {
     public var dataset: String

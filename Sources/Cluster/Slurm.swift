@@ -4,6 +4,7 @@
 // task picks its run id from a manifest line by SLURM_ARRAY_TASK_ID and runs the same Make target a
 // local run would (`make <root>/<folder>/<id>/eval.h5`), so a cluster run and a local rerun agree.
 // Runs whose eval.h5 is up to date (by Make's own rule: no prerequisite newer) are not submitted again.
+import Experiments
 import Foundation
 import Storage
 

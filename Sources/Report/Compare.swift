@@ -1,6 +1,8 @@
 // Side-by-side comparison of this project's Table 1 with the paper's, and the paper's qualitative
 // claims checked on our numbers. Shared by `ste report` (Markdown) and `ste diff` (terminal).
+import Experiments
 import Foundation
+import Storage
 
 public struct ComparisonRow: Sendable {
     public var key: CellKey

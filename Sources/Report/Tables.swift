@@ -3,7 +3,10 @@
 // table1.csv (per cell), runs.csv (one row per run: its configuration and final metrics) and histories.csv (one row
 // per run and epoch).
 import CSV
+import Experiments
 import Foundation
+import Training
+import Storage
 
 /// The data rows of a CSV file with a header row, each with its line number in the file; comment and blank lines
 /// are skipped. A row with fewer fields than the header is an error naming the file and the line.

@@ -1,7 +1,8 @@
 // The report stage: every eval.h5 / history.h5 of the grid → results/table1.csv, results/REPORT.md
 // and SVG figures. Numbers and verdicts are computed here from the files, never typed by hand.
+import Experiments
 import Foundation
-import Report
+import Harness
 import Storage
 import Training
 
@@ -153,7 +154,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
         md += "## Table 1 (Yin et al., ICLR 2019): test accuracy\n\n"
         md += "Paper: Table 1 of the final version (= the submission's, number for number; `\(referencePath)`). Ours: mean ± sample std over seeds (n). "
         md += "Verdict: *consistent* when the paper value lies within max(2·SE over seeds, 2·binomial SE of the test set) of our mean "
-        md += "(`Sources/Experiments/Verdict.swift`), else *lower* / *higher*.\n\n"
+        md += "(`Sources/Report/Verdict.swift`), else *lower* / *higher*.\n\n"
     } else {
         let datasets = Set(config.nets.values.map(\.dataset)).sorted().joined(separator: ", ")
         md += "## Test accuracy\n\n"
