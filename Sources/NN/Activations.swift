@@ -1,5 +1,6 @@
 // The activation layers: `QReLU`, the net's activation slot (float ReLU for pretraining or the b-bit
 // quantized ReLU with an STE backward, kernels in Kernels/QuantizedReLU.swift), and a plain `ReLU`.
+// After a batch norm the slot runs fused into it (BatchNormActivation.swift).
 import Kernels
 
 /// The activation slot of the nets; `Network.setActivation` swaps what it computes.
@@ -7,20 +8,10 @@ public final class QReLU: Layer {
     public var activation: Activation
     private var input: Tensor?
     private var output = ReusableTensor(), inputGrad = ReusableTensor()
-    /// The latest forward ran inside the preceding BatchNorm's pass (`BatchNorm.forward(_:training:then:)`),
-    /// which then also runs this layer's backward.
-    private(set) var skipsBackward = false
 
     public init(_ activation: Activation) { self.activation = activation }
 
-    /// Called by a BatchNorm that computed this activation in its own pass.
-    func forwardWasFused() {
-        skipsBackward = true
-        input = nil
-    }
-
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        skipsBackward = false
         let y = output.get(x.shape, layout: x.layout)
         switch activation {
         case .float: reluForward(y.buffer, x.readBuffer)
@@ -31,7 +22,6 @@ public final class QReLU: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        precondition(!skipsBackward, "QReLU.backward: its forward was fused into the BatchNorm before it")
         guard let x = input else { preconditionFailure("QReLU.backward without a training forward") }
         input = nil  // the forward's cache is consumed: the producer may reuse that buffer next step
         let dx = inputGrad.get(x.shape, layout: x.layout)

@@ -5,11 +5,31 @@ import Kernels
 
 public final class Sequential: Layer {
     public let layers: [(name: String, layer: Layer)]
+    /// What forward and backward run: `layers`, except that a BatchNorm directly followed by a QReLU is one
+    /// `BatchNormActivation` (the fusion pass; the pair keeps its two names and positions in `layers`).
+    let steps: [(label: String?, layer: Layer)]
 
     /// Children named by position, as nn.Sequential.
-    public init(_ layers: [Layer]) { self.layers = layers.enumerated().map { ("\($0.offset)", $0.element) } }
+    public convenience init(_ layers: [Layer]) { self.init(named: layers.enumerated().map { ("\($0.offset)", $0.element) }) }
     /// Children with attribute names (the nets' top level: "features", "classifier", …).
-    public init(named layers: [(String, Layer)]) { self.layers = layers.map { (name: $0.0, layer: $0.1) } }
+    public init(named layers: [(String, Layer)]) {
+        self.layers = layers.map { (name: $0.0, layer: $0.1) }
+        steps = Sequential.fused(layers.map(\.1))
+    }
+
+    static func fused(_ layers: [Layer]) -> [(label: String?, layer: Layer)] {
+        var steps: [(label: String?, layer: Layer)] = [], i = 0
+        while i < layers.count {
+            if let bn = layers[i] as? BatchNorm, i + 1 < layers.count, let act = layers[i + 1] as? QReLU {
+                steps.append((label: "BatchNorm+QReLU", layer: BatchNormActivation(bn, act)))
+                i += 2
+            } else {
+                steps.append((label: nil, layer: layers[i]))
+                i += 1
+            }
+        }
+        return steps
+    }
 
     public var children: [(name: String, layer: Layer)] { layers }
     public var parameters: [Parameter] { layers.flatMap { l in l.layer.parameters.map { $0.prefixed(l.name) } } }
@@ -17,35 +37,14 @@ public final class Sequential: Layer {
         layers.flatMap { l in l.layer.buffers.map { (name: l.name + "." + $0.name, value: $0.value) } }
     }
 
-    /// A BatchNorm directly followed by a QReLU runs as one fused step (BatchNorm.forward(_:training:then:)).
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        var h = x, i = 0
-        while i < layers.count {
-            let layer = layers[i].layer
-            if let bn = layer as? BatchNorm, i + 1 < layers.count, let act = layers[i + 1].layer as? QReLU {
-                h = LayerTimer.forward(bn, h, label: "BatchNorm+QReLU") { bn.forward($0, training: training, then: act) }
-                i += 2
-            } else {
-                h = LayerTimer.forward(layer, h) { layer.forward($0, training: training) }
-                i += 1
-            }
+        steps.reduce(x) { h, step in
+            LayerTimer.forward(step.layer, h, label: step.label) { step.layer.forward($0, training: training) }
         }
-        return h
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        var g = dy, i = layers.count - 1
-        while i >= 0 {
-            let layer = layers[i].layer
-            if let act = layer as? QReLU, i > 0, let bn = layers[i - 1].layer as? BatchNorm {
-                g = LayerTimer.backward(bn, g) { bn.backward($0, through: act) }
-                i -= 2
-            } else {
-                g = LayerTimer.backward(layer, g) { layer.backward($0) }
-                i -= 1
-            }
-        }
-        return g
+        steps.reversed().reduce(dy) { g, step in LayerTimer.backward(step.layer, g) { step.layer.backward($0) } }
     }
 }
 
@@ -57,11 +56,13 @@ public final class BasicBlock: Layer {
     public let bn1: BatchNorm, bn2: BatchNorm
     public let act1: QReLU, act2: QReLU
     public let shortcut: ShortcutOptionA?
+    /// bn1 + act1, and bn2 + the residual add + act2, each in one pass.
+    private let normAct1: BatchNormActivation, normAct2: BatchNormActivation
     private var sum = ReusableTensor()
     /// bn2, the residual add and act2 in one pass (false: the three in turn; tests compare the two).
     public var fusesResidual = true
-    /// The residual of the latest fused forward, for the backward's recomputed pre-activation.
-    private var fusedResidual: Tensor?
+    /// Whether the latest forward ended in the fused pass.
+    private var endedFused = false
     /// The shortcut's output layout when it differs from the conv branch's (both branches keep oneDNN's
     /// channel-blocked layout, but oneDNN may compute a geometry in NCHW): the residual is reordered.
     private var shortcutLayout = ActivationLayout.nchw
@@ -75,6 +76,8 @@ public final class BasicBlock: Layer {
         act1 = QReLU(activation)
         act2 = QReLU(activation)
         shortcut = (stride != 1 || inChannels != outChannels) ? ShortcutOptionA(pad: (outChannels - inChannels) / 2) : nil
+        normAct1 = BatchNormActivation(bn1, act1)
+        normAct2 = BatchNormActivation(bn2, act2)
     }
 
     public var children: [(name: String, layer: Layer)] {
@@ -86,14 +89,14 @@ public final class BasicBlock: Layer {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        let h = bn1.forward(conv1.forward(x, training: training), training: training, then: act1)
+        let h = normAct1.forward(conv1.forward(x, training: training), training: training)
         let c = conv2.forward(h, training: training)
         let shortcutOutput = shortcut?.forward(x, training: training) ?? x
         shortcutLayout = shortcutOutput.layout
         let s = shortcutOutput.converted(to: c.layout, reusing: &residualInBranchLayout)
-        fusedResidual = nil
-        if fusesResidual, let y = bn2.forward(c, training: training, adding: s, then: act2) {
-            fusedResidual = training ? s : nil
+        endedFused = false
+        if fusesResidual, let y = normAct2.forward(c, training: training, adding: s) {
+            endedFused = true
             return y
         }
         let o = bn2.forward(c, training: training)
@@ -105,15 +108,14 @@ public final class BasicBlock: Layer {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let dsum: Tensor
-        if act2.skipsBackward {
-            guard let s = fusedResidual else { preconditionFailure("QReLU.backward without a training forward") }
-            dsum = bn2.activationGradient(dy, residual: s, through: act2)
-            fusedResidual = nil
+        let dsum: Tensor, dbranch: Tensor
+        if endedFused {
+            (dsum, dbranch) = normAct2.backwardWithResidual(dy)
         } else {
             dsum = act2.backward(dy)
+            dbranch = bn2.backward(dsum)
         }
-        let dx = conv1.backward(bn1.backward(conv2.backward(bn2.backward(dsum)), through: act1))
+        let dx = conv1.backward(normAct1.backward(conv2.backward(dbranch)))
         let dshortcut = dsum.converted(to: shortcutLayout, reusing: &gradientInShortcutLayout)
         let dskip = shortcut?.backward(dshortcut) ?? dshortcut
         precondition(dx.layout == dskip.layout, "BasicBlock: branch gradients in \(dx.layout) and \(dskip.layout)")

@@ -2,18 +2,16 @@
 // eps 1e-5, momentum 0.1, biased batch variance to normalise, unbiased variance into running_var,
 // running statistics in eval. The paper uses it WITHOUT scale and shift (affine off) before every
 // quantized activation; affine on is supported (weight 1, bias 0 at init, as PyTorch).
+// `BatchNorm` is the plain layer; the batch norm fused with the quantized activation after it is
+// `BatchNormActivation` (BatchNormActivation.swift). Both compute through one `BatchNormPass`, where the
+// kernels' calls are written once.
 import Kernels
 
 public final class BatchNorm: Layer {
     public let channels: Int, eps: Float, momentum: Float
     public let weight: Parameter?, bias: Parameter?
     public let runningMean: Tensor, runningVar: Tensor
-    private var input: Tensor?
-    private var trainingMode = false
-    /// The quantized activation the latest forward applied in its own pass (nil: none).
-    private var fusedActivation: (spec: QuantizerSpec, ste: STE)?
-    private let mean: Tensor, invstd: Tensor
-    private var output = ReusableTensor(), inputGrad = ReusableTensor(), sumGrad = ReusableTensor()
+    private var pass: BatchNormPass
 
     public init(_ channels: Int, affine: Bool = false, eps: Float = 1e-5, momentum: Float = 0.1) {
         (self.channels, self.eps, self.momentum) = (channels, eps, momentum)
@@ -22,118 +20,84 @@ public final class BatchNorm: Layer {
         bias = affine ? Parameter(name: "bias", shape: [channels]) : nil
         runningMean = Tensor(zeros: [channels])
         runningVar = Tensor(repeating: 1, shape: [channels])
-        mean = Tensor(zeros: [channels])
-        invstd = Tensor(zeros: [channels])
+        pass = BatchNormPass(channels: channels)
     }
 
     public var parameters: [Parameter] { [weight, bias].compactMap { $0 } }
     public var buffers: [(name: String, value: Tensor)] { [("running_mean", runningMean), ("running_var", runningVar)] }
 
-    private func shape(of x: Tensor) -> BatchNormShape {
-        precondition((x.rank == 2 || x.rank == 4) && x.shape[1] == channels && (x.rank == 4 || x.layout == .nchw),
-                     "BatchNorm(\(channels)) got \(x.shape) in \(x.layout)")
-        return BatchNormShape(n: x.shape[0], c: channels, spatial: x.rank == 4 ? x.shape[2] * x.shape[3] : 1,
-                              layout: x.layout)
-    }
-
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        normalize(x, training: training, quantizer: nil)
+        pass.forward(x, of: self, training: training, quantizer: nil)
     }
 
-    /// This layer followed by `activation` (the next layer of the net), as one pass over memory when the
-    /// activation is a quantized ReLU: the pair's output, bit-identical to calling the two layers in turn.
-    /// Its backward is `backward(_:through:)` with the same activation.
-    public func forward(_ x: Tensor, training: Bool, then activation: QReLU) -> Tensor {
-        guard case .quantized(let spec, let ste) = activation.activation else {
-            return activation.forward(forward(x, training: training), training: training)
-        }
-        let y = normalize(x, training: training, quantizer: spec)
-        fusedActivation = training ? (spec, ste) : nil
-        activation.forwardWasFused()
-        return y
-    }
-
-    /// act(this layer's output + residual) in one pass when `activation` is a quantized ReLU (the ResNet
-    /// block's end); bit-identical to BatchNorm, add, QReLU in turn. The backward starts with
-    /// `activationGradient(_:residual:through:)`, then this layer's `backward` and the residual's.
-    public func forward(_ x: Tensor, training: Bool, adding residual: Tensor, then activation: QReLU) -> Tensor? {
-        guard x.rank == 4, residual.shape == x.shape, residual.layout == x.layout,
-              case .quantized(let spec, _) = activation.activation else {
-            return nil
-        }
-        let y = normalize(x, training: training, quantizer: spec, residual: residual)
-        activation.forwardWasFused()
-        return y
-    }
-
-    /// dy·STE'(pre-activation) after `forward(_:training:adding:then:)`: the gradient at the residual sum
-    /// (what the activation's backward would return), recomputing the sum from this layer's saved input.
-    public func activationGradient(_ dy: Tensor, residual: Tensor, through activation: QReLU) -> Tensor {
-        guard let x = input, trainingMode, case .quantized(let spec, let ste) = activation.activation else {
-            preconditionFailure("QReLU.backward without a training forward")
-        }
-        precondition(dy.layout == x.layout && residual.layout == x.layout, "BatchNorm: gradient layouts differ from the input's")
-        let d = sumGrad.get(x.shape, layout: x.layout)
-        batchNormResidualActivationGradient(d.buffer, dy.readBuffer, x.readBuffer, residual: residual.readBuffer,
-                                            mean: mean.readBuffer, invstd: invstd.readBuffer,
-                                            weight: weight?.value.readBuffer, bias: bias?.value.readBuffer,
-                                            shape: shape(of: x), spec: spec, ste: ste)
-        return d
-    }
-
-    /// The backward of `forward(_:training:then:)`: `dy` is the gradient at the activation's output.
-    public func backward(_ dy: Tensor, through activation: QReLU) -> Tensor {
-        guard activation.skipsBackward else { return backward(activation.backward(dy)) }
-        guard let fused = fusedActivation else { preconditionFailure("QReLU.backward without a training forward") }
-        return normalizeBackward(dy, activation: fused)
-    }
-
-    private func normalize(_ x: Tensor, training: Bool, quantizer: QuantizerSpec?, residual: Tensor? = nil) -> Tensor {
-        let s = shape(of: x)
-        let y = output.get(x.shape, layout: x.layout)
-        if training {
-            batchNormForwardTraining(y.buffer, mean: mean.buffer, invstd: invstd.buffer, x.readBuffer,
-                                     runningMean: runningMean.buffer, runningVar: runningVar.buffer,
-                                     weight: weight?.value.readBuffer, bias: bias?.value.readBuffer,
-                                     shape: s, eps: eps, momentum: momentum, quantizer: quantizer,
-                                     residual: residual?.readBuffer)
-        } else {
-            batchNormForwardInference(y.buffer, x.readBuffer, runningMean: runningMean.readBuffer,
-                                      runningVar: runningVar.readBuffer, weight: weight?.value.readBuffer,
-                                      bias: bias?.value.readBuffer, shape: s, eps: eps, quantizer: quantizer,
-                                      residual: residual?.readBuffer)
-        }
-        input = x
-        trainingMode = training
-        fusedActivation = nil
-        return y
-    }
-
-    public func backward(_ dy: Tensor) -> Tensor {
-        precondition(fusedActivation == nil, "BatchNorm: the forward was fused with its activation; use backward(_:through:)")
-        return normalizeBackward(dy, activation: nil)
-    }
-
-    private func normalizeBackward(_ dy: Tensor, activation: (spec: QuantizerSpec, ste: STE)?) -> Tensor {
-        guard let x = input else { preconditionFailure("BatchNorm.backward without a forward") }
-        input = nil  // consumed: the producer may reuse that buffer next step
-        fusedActivation = nil
-        let s = shape(of: x)
-        precondition(dy.layout == x.layout, "BatchNorm.backward: dy in \(dy.layout), input was \(x.layout)")
-        let dx = inputGrad.get(x.shape, layout: x.layout)
-        if trainingMode {
-            batchNormBackwardTraining(dx.buffer, dweight: weight?.grad.buffer, dbias: bias?.grad.buffer, dy.readBuffer,
-                                      x.readBuffer, mean: mean.readBuffer, invstd: invstd.readBuffer,
-                                      weight: weight?.value.readBuffer, shape: s, accumulate: false,
-                                      activation: activation, bias: bias?.value.readBuffer)
-        } else {
-            precondition(weight == nil, "BatchNorm: backward after an eval forward is only for affine off")
-            batchNormBackwardInference(dx.buffer, dy.readBuffer, runningVar: runningVar.readBuffer, weight: nil,
-                                       shape: s, eps: eps, accumulate: false)
-        }
-        return dx
-    }
+    public func backward(_ dy: Tensor) -> Tensor { pass.backward(dy, of: self, activation: nil) }
 }
 
 public typealias BatchNorm2d = BatchNorm
 public typealias BatchNorm1d = BatchNorm
+
+/// One batch-norm forward and what its backward needs (the input, the batch mean and 1/std, the mode), for
+/// the parameters and running statistics of a `BatchNorm`. A quantizer given to the forward is applied in
+/// the same pass over memory (Kernels/BatchNorm.swift), and its STE then masks the backward's dy.
+struct BatchNormPass {
+    let mean: Tensor, invstd: Tensor
+    private var output = ReusableTensor(), inputGrad = ReusableTensor()
+    private(set) var input: Tensor?
+    private(set) var trainingMode = false
+
+    init(channels: Int) {
+        mean = Tensor(zeros: [channels])
+        invstd = Tensor(zeros: [channels])
+    }
+
+    func shape(of x: Tensor, _ norm: BatchNorm) -> BatchNormShape {
+        precondition((x.rank == 2 || x.rank == 4) && x.shape[1] == norm.channels && (x.rank == 4 || x.layout == .nchw),
+                     "BatchNorm(\(norm.channels)) got \(x.shape) in \(x.layout)")
+        return BatchNormShape(n: x.shape[0], c: norm.channels, spatial: x.rank == 4 ? x.shape[2] * x.shape[3] : 1,
+                              layout: x.layout)
+    }
+
+    /// y = BN(x) (+ residual), then σ of that when `quantizer` is given.
+    mutating func forward(_ x: Tensor, of norm: BatchNorm, training: Bool, quantizer: QuantizerSpec?,
+                          residual: Tensor? = nil) -> Tensor {
+        let s = shape(of: x, norm)
+        let y = output.get(x.shape, layout: x.layout)
+        if training {
+            batchNormForwardTraining(y.buffer, mean: mean.buffer, invstd: invstd.buffer, x.readBuffer,
+                                     runningMean: norm.runningMean.buffer, runningVar: norm.runningVar.buffer,
+                                     weight: norm.weight?.value.readBuffer, bias: norm.bias?.value.readBuffer,
+                                     shape: s, eps: norm.eps, momentum: norm.momentum, quantizer: quantizer,
+                                     residual: residual?.readBuffer)
+        } else {
+            batchNormForwardInference(y.buffer, x.readBuffer, runningMean: norm.runningMean.readBuffer,
+                                      runningVar: norm.runningVar.readBuffer, weight: norm.weight?.value.readBuffer,
+                                      bias: norm.bias?.value.readBuffer, shape: s, eps: norm.eps, quantizer: quantizer,
+                                      residual: residual?.readBuffer)
+        }
+        input = x
+        trainingMode = training
+        return y
+    }
+
+    /// dx of the latest forward (which must not have added a residual). With `activation` (the forward's
+    /// quantizer), `dy` is the gradient at the quantizer's output.
+    mutating func backward(_ dy: Tensor, of norm: BatchNorm, activation: (spec: QuantizerSpec, ste: STE)?) -> Tensor {
+        guard let x = input else { preconditionFailure("BatchNorm.backward without a forward") }
+        input = nil  // consumed: the producer may reuse that buffer next step
+        let s = shape(of: x, norm)
+        precondition(dy.layout == x.layout, "BatchNorm.backward: dy in \(dy.layout), input was \(x.layout)")
+        let dx = inputGrad.get(x.shape, layout: x.layout)
+        if trainingMode {
+            batchNormBackwardTraining(dx.buffer, dweight: norm.weight?.grad.buffer, dbias: norm.bias?.grad.buffer,
+                                      dy.readBuffer, x.readBuffer, mean: mean.readBuffer, invstd: invstd.readBuffer,
+                                      weight: norm.weight?.value.readBuffer, shape: s, accumulate: false,
+                                      activation: activation, bias: norm.bias?.value.readBuffer)
+        } else {
+            precondition(norm.weight == nil, "BatchNorm: backward after an eval forward is only for affine off")
+            precondition(activation == nil, "QReLU.backward without a training forward")
+            batchNormBackwardInference(dx.buffer, dy.readBuffer, runningVar: norm.runningVar.readBuffer, weight: nil,
+                                       shape: s, eps: norm.eps, accumulate: false)
+        }
+        return dx
+    }
+}

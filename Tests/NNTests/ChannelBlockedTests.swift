@@ -130,32 +130,33 @@ final class ChannelBlockedTests: XCTestCase {
                         }
                     }
                     let (actA, actB) = (QReLU(activation), QReLU(activation))
-                    let ya = bnA.forward(x, training: true, then: actA)
-                    let yb = bnB.forward(blocked(x, block), training: true, then: actB)
+                    let (pairA, pairB) = (BatchNormActivation(bnA, actA), BatchNormActivation(bnB, actB))
+                    let ya = pairA.forward(x, training: true)
+                    let yb = pairB.forward(blocked(x, block), training: true)
                     XCTAssertEqual(yb.layout, .channelBlocked(block))
                     assertClose(plain(yb), ya.array, rtol: 1e-5, atol: 1e-6, "forward \(what)")
                     assertClose(bnB.runningMean.array, bnA.runningMean.array, rtol: 1e-6, atol: 1e-7, "running mean \(what)")
                     assertClose(bnB.runningVar.array, bnA.runningVar.array, rtol: 1e-6, atol: 1e-7, "running var \(what)")
-                    let dxb = bnB.backward(blocked(dy, block), through: actB)
+                    let dxb = pairB.backward(blocked(dy, block))
                     XCTAssertEqual(dxb.layout, .channelBlocked(block))
-                    assertClose(plain(dxb), bnA.backward(dy, through: actA).array, rtol: 1e-4, atol: 1e-5, "backward \(what)")
+                    assertClose(plain(dxb), pairA.backward(dy).array, rtol: 1e-4, atol: 1e-5, "backward \(what)")
                     if affine {
                         assertClose(bnB.weight!.grad.array, bnA.weight!.grad.array, rtol: 1e-4, atol: 1e-5, "dweight \(what)")
                         assertClose(bnB.bias!.grad.array, bnA.bias!.grad.array, rtol: 1e-4, atol: 1e-5, "dbias \(what)")
                     }
                     // Eval: per-channel constants from the (now equal up to rounding) running statistics.
                     bnB.runningMean.copy(from: bnA.runningMean); bnB.runningVar.copy(from: bnA.runningVar)
-                    let ea = bnA.forward(x, training: false, then: actA)
-                    let eb = bnB.forward(blocked(x, block), training: false, then: actB)
+                    let ea = pairA.forward(x, training: false)
+                    let eb = pairB.forward(blocked(x, block), training: false)
                     XCTAssertEqual(plain(eb), ea.array, "eval \(what)")
                     // The block end: bn + residual + quantizer, and the gradient at the sum.
                     guard case .quantized = activation else { continue }
                     let residual = gaussian(x.shape, &rng)
-                    let ra = bnA.forward(x, training: true, adding: residual, then: actA)!
-                    let rb = bnB.forward(blocked(x, block), training: true, adding: blocked(residual, block), then: actB)!
+                    let ra = pairA.forward(x, training: true, adding: residual)!
+                    let rb = pairB.forward(blocked(x, block), training: true, adding: blocked(residual, block))!
                     assertClose(plain(rb), ra.array, rtol: 1e-5, atol: 1e-6, "residual forward \(what)")
-                    let ga = bnA.activationGradient(dy, residual: residual, through: actA)
-                    let gb = bnB.activationGradient(blocked(dy, block), residual: blocked(residual, block), through: actB)
+                    let ga = pairA.backwardWithResidual(dy).sum
+                    let gb = pairB.backwardWithResidual(blocked(dy, block)).sum
                     assertClose(plain(gb), ga.array, rtol: 1e-5, atol: 1e-6, "residual gradient \(what)")
                 }
             }
@@ -172,11 +173,12 @@ final class ChannelBlockedTests: XCTestCase {
                     let x = blocked(gaussian([2, 16, 8, 4], &rng), block), dy = blocked(gaussian([2, 16, 8, 4], &rng), block)
                     let (a, b) = (BatchNorm(16), BatchNorm(16))
                     let (qa, qb) = (QReLU(activation), QReLU(activation))
-                    let fused = a.forward(x, training: true, then: qa)
+                    let pair = BatchNormActivation(a, qa)
+                    let fused = pair.forward(x, training: true)
                     let twoLayers = qb.forward(b.forward(x, training: true), training: true)
                     XCTAssertEqual(twoLayers.layout, .channelBlocked(block))
                     XCTAssertEqual(bits(fused), bits(twoLayers), "forward block \(block) \(ste) \(rounding)")
-                    XCTAssertEqual(bits(a.backward(dy, through: qa)), bits(b.backward(qb.backward(dy))),
+                    XCTAssertEqual(bits(pair.backward(dy)), bits(b.backward(qb.backward(dy))),
                                    "backward block \(block) \(ste) \(rounding)")
                 }
             }

@@ -1,5 +1,5 @@
-// The fused BatchNorm + quantized-ReLU step (BatchNorm.forward(_:training:then:) and
-// backward(_:through:)) against the two layers run one after the other: outputs, input gradients,
+// The fused BatchNorm + quantized-ReLU layer (NN/BatchNormActivation.swift) against the two layers run one
+// after the other: outputs, input gradients,
 // affine gradients and running statistics must be BIT-identical, for every STE and rounding, with and
 // without affine, on planes whose size is and is not a multiple of the 8-lane vector, and with inputs
 // that normalise to exactly 0 (the STE kink where ReLU-type rules block).
@@ -30,17 +30,18 @@ final class FusionTests: XCTestCase {
                             }
                         }
                         let (fusedAct, plainAct) = (QReLU(.quantized(spec, ste)), QReLU(.quantized(spec, ste)))
+                        let pair = BatchNormActivation(fusedBN, fusedAct)
                         let what = "\(h)×\(w) \(ste) \(rounding) affine \(affine)"
 
                         for training in [true, false] {
-                            let fused = fusedBN.forward(x, training: training, then: fusedAct)
+                            let fused = pair.forward(x, training: training)
                             let plain = plainAct.forward(plainBN.forward(x, training: training), training: training)
                             XCTAssertEqual(bits(fused), bits(plain), "forward \(what) training \(training)")
                         }
                         // A training step: dx, affine gradients and running statistics.
-                        _ = fusedBN.forward(x, training: true, then: fusedAct)
+                        _ = pair.forward(x, training: true)
                         _ = plainAct.forward(plainBN.forward(x, training: true), training: true)
-                        let dxFused = fusedBN.backward(dy, through: fusedAct)
+                        let dxFused = pair.backward(dy)
                         let dxPlain = plainBN.backward(plainAct.backward(dy))
                         XCTAssertEqual(bits(dxFused), bits(dxPlain), "backward \(what)")
                         if affine {
@@ -73,12 +74,13 @@ final class FusionTests: XCTestCase {
                     for rows in [true, false] {
                         batchNormRowKernels = rows
                         let bn = BatchNorm(c, affine: affine), act = QReLU(activation)
+                        let pair = BatchNormActivation(bn, act)
                         if affine {
                             for ch in 0..<c { bn.weight!.value[ch] = 0.5 + Float(ch) / 64; bn.bias!.value[ch] = Float(ch % 3) / 10 }
                         }
-                        let y = bits(bn.forward(x, training: true, then: act))
-                        let dx = bits(bn.backward(dy, through: act))
-                        let eval = bits(bn.forward(x, training: false, then: act))
+                        let y = bits(pair.forward(x, training: true))
+                        let dx = bits(pair.backward(dy))
+                        let eval = bits(pair.forward(x, training: false))
                         results.append([y, dx, eval, bits(bn.runningMean), bits(bn.runningVar)]
                                        + (affine ? [bits(bn.weight!.grad), bits(bn.bias!.grad)] : []))
                         if rows, case .quantized = activation {   // fused vs the two layers
@@ -110,9 +112,10 @@ final class FusionTests: XCTestCase {
         for ste in STE.allCases {
             let (a, b) = (BatchNorm(2), BatchNorm(2))
             let (qa, qb) = (QReLU(.quantized(spec, ste)), QReLU(.quantized(spec, ste)))
-            XCTAssertEqual(bits(a.forward(x, training: true, then: qa)),
+            let pair = BatchNormActivation(a, qa)
+            XCTAssertEqual(bits(pair.forward(x, training: true)),
                            bits(qb.forward(b.forward(x, training: true), training: true)), "\(ste)")
-            XCTAssertEqual(bits(a.backward(dy, through: qa)), bits(b.backward(qb.backward(dy))), "\(ste)")
+            XCTAssertEqual(bits(pair.backward(dy)), bits(b.backward(qb.backward(dy))), "\(ste)")
         }
     }
 
@@ -153,24 +156,31 @@ final class FusionTests: XCTestCase {
         }
     }
 
-    /// Sequential fuses a BatchNorm directly followed by a QReLU and nothing else; the QReLU's own
-    /// backward then refuses to run (its forward happened inside the BatchNorm).
+    /// Sequential's fusion pass turns a BatchNorm directly followed by a QReLU into one BatchNormActivation
+    /// and nothing else; the pair keeps its names, so parameters and buffers (checkpoint names) are unchanged;
+    /// the fused net computes what the layers in turn compute, float activation included.
     func testSequentialFusesOnlyBatchNormThenQReLU() {
         let spec = QuantizerSpec(bits: 4, alpha: 0.1946)
-        let act = QReLU(.quantized(spec, .clipped)), bn = BatchNorm(2)
+        let act = QReLU(.quantized(spec, .clipped)), bn = BatchNorm(2, affine: true)
         let net = Sequential([bn, act, ReLU()])
+        XCTAssertEqual(net.steps.count, 2)
+        XCTAssertTrue(net.steps[0].layer is BatchNormActivation)
+        XCTAssertTrue(net.steps[1].layer is ReLU)
+        XCTAssertEqual(net.parameters.map(\.name), ["0.weight", "0.bias"])
+        XCTAssertEqual(net.buffers.map(\.name), ["0.running_mean", "0.running_var"])
+        XCTAssertEqual(Sequential([ReLU(), bn, ReLU(), act]).steps.count, 4, "no pair, no fusion")
+        XCTAssertTrue(Sequential([BatchNorm(4), act]).steps[0].layer is BatchNormActivation, "BatchNorm1d fuses too")
         let x = Tensor((0..<32).map { Float($0) / 7 - 2 }, shape: [2, 2, 2, 4])
-        _ = net.forward(x, training: true)
-        XCTAssertTrue(act.skipsBackward)
-        _ = net.backward(Tensor(repeating: 1, shape: [2, 2, 2, 4]))
-        // Float activation: the two layers run one after the other.
-        act.activation = .float
-        _ = net.forward(x, training: true)
-        XCTAssertFalse(act.skipsBackward)
-        // A 2-D input (BatchNorm1d) fuses too.
-        act.activation = .quantized(spec, .clipped)
-        let flat = Sequential([BatchNorm(4), act])
-        _ = flat.forward(Tensor((0..<8).map { Float($0) }, shape: [2, 4]), training: true)
-        XCTAssertTrue(act.skipsBackward)
+        let dy = Tensor((0..<32).map { Float($0 % 5) - 2 }, shape: [2, 2, 2, 4])
+        for activation in [Activation.float, .quantized(spec, .clipped), .quantized(spec, .relu)] {
+            let (fusedBN, fusedAct) = (BatchNorm(2), QReLU(activation))
+            let (plainBN, plainAct, relu) = (BatchNorm(2), QReLU(activation), ReLU())
+            let fusedNet = Sequential([fusedBN, fusedAct, ReLU()])
+            XCTAssertEqual(bits(fusedNet.forward(x, training: true)),
+                           bits(relu.forward(plainAct.forward(plainBN.forward(x, training: true), training: true), training: true)),
+                           "\(activation)")
+            XCTAssertEqual(bits(fusedNet.backward(dy)), bits(plainBN.backward(plainAct.backward(relu.backward(dy)))),
+                           "\(activation)")
+        }
     }
 }
