@@ -86,17 +86,22 @@ let package = Package(
             ]),
 
         // MARK: - Tests
-        .testTarget(name: "StorageTests", dependencies: ["Storage"]),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Storage", "CZlib"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        // What the test targets share: temporary folders, the repository root, random tensors, bit patterns,
+        // closeness with tolerances.
+        .target(name: "TestSupport", dependencies: ["Kernels"], path: "Tests/TestSupport"),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport", "Storage", "CZlib"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(
-            name: "NNTests", dependencies: ["NN", "Kernels", "Backends", "Storage", "Training"],
+            name: "NNTests", dependencies: ["NN", "TestSupport", "Kernels", "Backends", "Storage", "Training"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels", "Harness"]),
         .testTarget(name: "SchoenbauerTests", dependencies: ["Schoenbauer", "Kernels", "NN"]),
         .testTarget(
             name: "PipelineTests",
-            dependencies: ["Experiments", "Report", "Cluster", "Harness", "Storage", "Kernels", "Backends", "Training"]),
+            dependencies: [
+                "Experiments", "Report", "Cluster", "Harness", "Storage", "Kernels", "Backends", "Training", "TestSupport",
+            ]),
     ],
     swiftLanguageModes: [.v5]
 )

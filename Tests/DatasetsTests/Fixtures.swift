@@ -5,6 +5,7 @@ import CZlib
 import Datasets
 import Foundation
 import Storage
+import TestSupport
 import XCTest
 
 /// gzip-compresses `bytes` in memory with zlib (level 6, gzip wrapper).
@@ -138,12 +139,8 @@ func readFile(_ path: String) -> [UInt8] {
     [UInt8](FileManager.default.contents(atPath: path) ?? Data())
 }
 
-/// A fresh folder under the system temp folder.
-func makeTemporaryFolder(_ label: String) -> String {
-    let path = NSTemporaryDirectory() + "ste-datasets-\(label)-\(UUID().uuidString)"
-    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    return path
-}
+/// A fresh folder under the system temp folder (removed by the test that made it).
+func makeTemporaryFolder(_ label: String) -> String { try! TemporaryFolder("datasets-\(label)").path }
 
 func folderEntries(_ path: String) -> [String] {
     ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()

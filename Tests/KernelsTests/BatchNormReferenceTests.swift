@@ -4,28 +4,12 @@
 // eval. The two differ by rounding only, so the comparison has tolerances; the fused quantizer's output is
 // compared exactly wherever the reference pre-activation is not within 1e-4 of a decision point, and the
 // inputs are nudged off the STE's kinks (0 and L·α) so that the mask is the same on both sides.
+import TestSupport
 import XCTest
 
 @testable import Kernels
 
 final class BatchNormReferenceTests: XCTestCase {
-    private func assertClose(_ a: [Float], _ b: [Double], rtol: Double, atol: Double, _ what: String,
-                             file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        var worst = 0.0, at = -1
-        for (i, (x, y)) in zip(a, b).enumerated() {
-            let excess = abs(Double(x) - y) - (atol + rtol * abs(y))
-            if excess > worst { (worst, at) = (excess, i) }
-        }
-        XCTAssertEqual(at, -1, "\(what): element \(at) is \(at >= 0 ? a[at] : 0), reference \(at >= 0 ? b[at] : 0)",
-                       file: file, line: line)
-    }
-
-    private func toLayout(_ t: Tensor, _ layout: ActivationLayout) -> Tensor {
-        var buffer = ReusableTensor()
-        return t.converted(to: layout, reusing: &buffer).clone()
-    }
-
     func testFastKernelsMatchThePlainReference() {
         var rng = SplitMix64(seed: 29)
         let spec = QuantizerSpec(bits: 2, alpha: 0.5, rounding: .ceil)
@@ -60,7 +44,7 @@ final class BatchNormReferenceTests: XCTestCase {
                         for j in near { x[j] += 0.01 }
                     }
                     // Fast kernels.
-                    let xt = toLayout(Tensor(x, shape: tensorShape), layout)
+                    let xt = inLayout(Tensor(x, shape: tensorShape), layout)
                     let y = Tensor(uninitialized: tensorShape), mean = Tensor(zeros: [c]), invstd = Tensor(zeros: [c])
                     let runningMean = Tensor(repeating: 0.2, shape: [c]), runningVar = Tensor(repeating: 1.5, shape: [c])
                     let w = weight.map { Tensor($0, shape: [c]) }, b = bias.map { Tensor($0, shape: [c]) }
@@ -74,7 +58,7 @@ final class BatchNormReferenceTests: XCTestCase {
                     assertClose(invstd.array, reference.invstd, rtol: 1e-5, atol: 1e-6, "invstd \(what)")
                     assertClose(runningMean.array, refMean.map(Double.init), rtol: 1e-5, atol: 1e-6, "running mean \(what)")
                     assertClose(runningVar.array, refVar.map(Double.init), rtol: 1e-5, atol: 1e-6, "running var \(what)")
-                    let yPlain = toLayout(y, .nchw).array
+                    let yPlain = nchwValues(y)
                     if quantizer != nil {
                         var compared = 0
                         for j in 0..<shape.count {
@@ -97,11 +81,11 @@ final class BatchNormReferenceTests: XCTestCase {
                     let dx = Tensor(uninitialized: tensorShape)
                     dx.layout = layout
                     let dweight = affine ? Tensor(zeros: [c]) : nil, dbias = affine ? Tensor(zeros: [c]) : nil
-                    let dyt = toLayout(Tensor(dy, shape: tensorShape), layout)
+                    let dyt = inLayout(Tensor(dy, shape: tensorShape), layout)
                     batchNormBackwardTraining(dx.buffer, dweight: dweight?.buffer, dbias: dbias?.buffer, dyt.readBuffer,
                         xt.readBuffer, mean: mean.readBuffer, invstd: invstd.readBuffer, weight: w?.readBuffer,
                         shape: fastShape, accumulate: false, activation: ste.map { (spec, $0) }, bias: b?.readBuffer)
-                    assertClose(toLayout(dx, .nchw).array, r.dx, rtol: 1e-4, atol: 1e-5, "dx \(what)")
+                    assertClose(nchwValues(dx), r.dx, rtol: 1e-4, atol: 1e-5, "dx \(what)")
                     if affine {
                         assertClose(dweight!.array, r.dweight, rtol: 1e-4, atol: 1e-4, "dweight \(what)")
                         assertClose(dbias!.array, r.dbias, rtol: 1e-4, atol: 1e-4, "dbias \(what)")
@@ -114,7 +98,7 @@ final class BatchNormReferenceTests: XCTestCase {
                         eps: 1e-5, quantizer: nil)
                     let eRef = batchNormReferenceForwardInference(x, shape: shape, weight: weight, bias: bias, eps: 1e-5,
                         runningMean: runningMean.array, runningVar: runningVar.array)
-                    assertClose(toLayout(e, .nchw).array, eRef, rtol: 1e-5, atol: 1e-5, "eval \(what)")
+                    assertClose(nchwValues(e), eRef, rtol: 1e-5, atol: 1e-5, "eval \(what)")
                 }
             }
         }

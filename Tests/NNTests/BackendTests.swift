@@ -4,6 +4,7 @@
 // float32, so the error grows with the number of terms summed (≈ √K·ε relative to the magnitude).
 import Backends
 import Kernels
+import TestSupport
 import XCTest
 
 final class BackendTests: XCTestCase {
@@ -19,7 +20,9 @@ final class BackendTests: XCTestCase {
 
     func random(_ count: Int, _ rng: inout SplitMix64) -> [Float] { (0..<count).map { _ in rng.nextGaussian() } }
 
-    func assertClose(_ got: [Float], _ expected: [Float], rtol: Float, atol: Float, _ what: String) {
+    /// Closeness relative to the largest expected magnitude (a convolution's sums cancel: elementwise relative
+    /// tolerances would fail on the small outputs).
+    func assertCloseAtScale(_ got: [Float], _ expected: [Float], rtol: Float, atol: Float, _ what: String) {
         XCTAssertEqual(got.count, expected.count, what)
         let scale = expected.map(abs).max() ?? 0
         var worst = (index: -1, diff: Float(0))
@@ -93,8 +96,8 @@ final class BackendTests: XCTestCase {
             DirectConvolution.backwardWeightsOverChannels(shape, input: x, outputGrad: dy, weightGrad: &dw, biasGrad: &db)
             reference.convolution(g, bias: true).backwardWeights(input: x, outputGrad: dy, weightGrad: &rw, biasGrad: &rb)
             let terms = Float(g.batch * g.outHeight * g.outWidth)
-            assertClose(dw, rw, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "weights over channels \(g)")
-            assertClose(db, rb, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "bias over channels \(g)")
+            assertCloseAtScale(dw, rw, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "weights over channels \(g)")
+            assertCloseAtScale(db, rb, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "bias over channels \(g)")
         }
         XCTAssertFalse(DirectConvolution.supportsChannelVectors(Self.geometries[0].0.directShape!), "6 outputs")
     }
@@ -121,8 +124,8 @@ final class BackendTests: XCTestCase {
         }
         let two = gradients(workers: 2)
         XCTAssertEqual(two, gradients(workers: 2))
-        assertClose(gradients(workers: 1), two, rtol: 1e-5, atol: 1e-6, "1 vs 2 workers \(g)")
-        assertClose(gradients(workers: 3), two, rtol: 1e-5, atol: 1e-6, "3 vs 2 workers \(g)")
+        assertCloseAtScale(gradients(workers: 1), two, rtol: 1e-5, atol: 1e-6, "1 vs 2 workers \(g)")
+        assertCloseAtScale(gradients(workers: 3), two, rtol: 1e-5, atol: 1e-6, "3 vs 2 workers \(g)")
     }
 
     /// Every pass of `backend` against the reference, alone and as the layer calls them.
@@ -160,14 +163,14 @@ final class BackendTests: XCTestCase {
             let f = run(fast), s = run(slow)
             let k = Float(g.inChannels * g.kernel * g.kernel)
             let terms = Float(g.batch * g.outHeight * g.outWidth)
-            assertClose(f.y, s.y, rtol: 1e-6 * k.squareRoot(), atol: 1e-6, "forward \(g) [\(fast.implementation)]")
-            assertClose(f.dx, s.dx, rtol: 1e-6 * Float(g.outChannels * g.kernel * g.kernel).squareRoot(), atol: 1e-6,
+            assertCloseAtScale(f.y, s.y, rtol: 1e-6 * k.squareRoot(), atol: 1e-6, "forward \(g) [\(fast.implementation)]")
+            assertCloseAtScale(f.dx, s.dx, rtol: 1e-6 * Float(g.outChannels * g.kernel * g.kernel).squareRoot(), atol: 1e-6,
                         "backward-data \(g)")
-            assertClose(f.dw, s.dw, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "backward-weights \(g)")
-            assertClose(f.db, s.db, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "backward-bias \(g)")
-            assertClose(f.dx2, s.dx, rtol: 1e-6 * Float(g.outChannels * g.kernel * g.kernel).squareRoot(), atol: 1e-6,
+            assertCloseAtScale(f.dw, s.dw, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "backward-weights \(g)")
+            assertCloseAtScale(f.db, s.db, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "backward-bias \(g)")
+            assertCloseAtScale(f.dx2, s.dx, rtol: 1e-6 * Float(g.outChannels * g.kernel * g.kernel).squareRoot(), atol: 1e-6,
                         "combined backward dx \(g)")
-            assertClose(f.dw2, s.dw, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "combined backward dw \(g)")
+            assertCloseAtScale(f.dw2, s.dw, rtol: 1e-6 * terms.squareRoot(), atol: 1e-6, "combined backward dw \(g)")
             XCTAssertTrue(f.y.allSatisfy(\.isFinite) && f.dx.allSatisfy(\.isFinite) && f.dw.allSatisfy(\.isFinite))
         }
     }
@@ -200,7 +203,7 @@ final class BackendTests: XCTestCase {
                 }
             }
         }
-        assertClose(y, expected, rtol: 1e-6, atol: 1e-6, "reference forward vs direct loops")
+        assertCloseAtScale(y, expected, rtol: 1e-6, atol: 1e-6, "reference forward vs direct loops")
     }
 
     /// The kernels' loops give bit-identical results on Dispatch workers and on oneDNN's OpenMP pool
@@ -263,7 +266,7 @@ final class BackendTests: XCTestCase {
                             }
                         }
                     }
-                    assertClose(got, expected, rtol: 1e-4, atol: 1e-4,
+                    assertCloseAtScale(got, expected, rtol: 1e-4, atol: 1e-4,
                                 "workers \(workers) transposeA \(transposeA) transposeB \(transposeB)")
                 }
             }

@@ -7,29 +7,15 @@ import Backends
 import Kernels
 @testable import NN
 import Training
+import TestSupport
 import XCTest
 
 final class ChannelBlockedTests: XCTestCase {
-    func bits(_ t: Tensor) -> [UInt32] { (0..<t.count).map { t[$0].bitPattern } }
-
-    func gaussian(_ shape: [Int], _ rng: inout SplitMix64) -> Tensor {
-        Tensor((0..<shape.reduce(1, *)).map { _ in rng.nextGaussian() }, shape: shape)
-    }
-
-    /// `t` as NCHW values (a copy when blocked).
-    func plain(_ t: Tensor) -> [Float] {
-        var buffer = ReusableTensor()
-        return t.converted(to: .nchw, reusing: &buffer).array
-    }
-
-    func blocked(_ t: Tensor, _ block: Int) -> Tensor {
-        var buffer = ReusableTensor()
-        return t.converted(to: .channelBlocked(block), reusing: &buffer).clone()
-    }
+    func blocked(_ t: Tensor, _ block: Int) -> Tensor { inLayout(t, .channelBlocked(block)) }
 
     func testLayoutConversionRoundTripsAndIndexes() {
         var rng = SplitMix64(seed: 1)
-        let x = gaussian([2, 32, 3, 8], &rng)
+        let x = gaussianTensor([2, 32, 3, 8], &rng)
         for block in [8, 16] {
             let b = blocked(x, block)
             XCTAssertEqual(b.layout, .channelBlocked(block))
@@ -38,15 +24,15 @@ final class ChannelBlockedTests: XCTestCase {
             }
             var buffer = ReusableTensor()
             let other = b.converted(to: .channelBlocked(24 - block), reusing: &buffer)
-            XCTAssertEqual(plain(other), x.array, "block \(block) → \(24 - block)")
-            XCTAssertEqual(plain(b), x.array)
+            XCTAssertEqual(nchwValues(other), x.array, "block \(block) → \(24 - block)")
+            XCTAssertEqual(nchwValues(b), x.array)
         }
         // Planes the SIMD tiles do not cover (2×2): element by element.
-        let small = gaussian([2, 16, 2, 2], &rng)
+        let small = gaussianTensor([2, 16, 2, 2], &rng)
         var buffer = ReusableTensor()
         let smallBlocked = small.converted(to: .channelBlocked(16), reusing: &buffer)
         XCTAssertEqual(smallBlocked[smallBlocked.layout.index(1, 5, 3, channels: 16, spatial: 4)], small[(16 + 5) * 4 + 3])
-        XCTAssertEqual(plain(smallBlocked), small.array)
+        XCTAssertEqual(nchwValues(smallBlocked), small.array)
     }
 
     /// Max pooling on a channel-blocked input, output blocked (8×8 → 4×4: 16 pixels) or NCHW (odd 5×5 →
@@ -59,12 +45,12 @@ final class ChannelBlockedTests: XCTestCase {
                 let (a, b) = (MaxPool2d(), MaxPool2d())
                 let ya = a.forward(x, training: true), yb = b.forward(blocked(x, block), training: true)
                 XCTAssertEqual(yb.layout, blockedOutput ? .channelBlocked(block) : .nchw, "\(h)×\(w) block \(block)")
-                XCTAssertEqual(plain(yb), ya.array, "forward \(h)×\(w) block \(block)")
-                let dy = gaussian(ya.shape, &rng)
+                XCTAssertEqual(nchwValues(yb), ya.array, "forward \(h)×\(w) block \(block)")
+                let dy = gaussianTensor(ya.shape, &rng)
                 let dyb = blockedOutput ? blocked(dy, block) : dy
                 let dxb = b.backward(dyb)
                 XCTAssertEqual(dxb.layout, .channelBlocked(block))
-                XCTAssertEqual(plain(dxb), a.backward(dy).array, "backward \(h)×\(w) block \(block)")
+                XCTAssertEqual(nchwValues(dxb), a.backward(dy).array, "backward \(h)×\(w) block \(block)")
             }
         }
     }
@@ -72,43 +58,43 @@ final class ChannelBlockedTests: XCTestCase {
     /// A blocked input whose subsampled output the Kernels cannot hold blocked (2×2 planes): NCHW out.
     func testShortcutFallsBackToNCHWForSmallPlanes() {
         var rng = SplitMix64(seed: 7)
-        let x = gaussian([2, 16, 4, 4], &rng)
+        let x = gaussianTensor([2, 16, 4, 4], &rng)
         let (a, b) = (ShortcutOptionA(pad: 8), ShortcutOptionA(pad: 8))
         let ya = a.forward(x, training: true), yb = b.forward(blocked(x, 16), training: true)
         XCTAssertEqual(yb.layout, .nchw)
         XCTAssertEqual(yb.array, ya.array)
-        let dy = gaussian(ya.shape, &rng)
+        let dy = gaussianTensor(ya.shape, &rng)
         let dx = b.backward(dy)
         XCTAssertEqual(dx.layout, .channelBlocked(16))
-        XCTAssertEqual(plain(dx), a.backward(dy).array)
+        XCTAssertEqual(nchwValues(dx), a.backward(dy).array)
     }
 
     func testShortcutAndPoolingAreExactInBlockedLayout() {
         var rng = SplitMix64(seed: 2)
         for block in [8, 16] {
-            let x = gaussian([3, 16, 8, 8], &rng)
+            let x = gaussianTensor([3, 16, 8, 8], &rng)
             let (a, b) = (ShortcutOptionA(pad: 8), ShortcutOptionA(pad: 8))
             let ya = a.forward(x, training: true), yb = b.forward(blocked(x, block), training: true)
             XCTAssertEqual(yb.layout, .channelBlocked(block))
-            XCTAssertEqual(plain(yb), ya.array, "shortcut forward, block \(block)")
-            let dy = gaussian(ya.shape, &rng)
-            XCTAssertEqual(plain(b.backward(blocked(dy, block))), a.backward(dy).array, "shortcut backward, block \(block)")
+            XCTAssertEqual(nchwValues(yb), ya.array, "shortcut forward, block \(block)")
+            let dy = gaussianTensor(ya.shape, &rng)
+            XCTAssertEqual(nchwValues(b.backward(blocked(dy, block))), a.backward(dy).array, "shortcut backward, block \(block)")
             if block == 8 {   // a pad that splits 8-channel groups: the element-wise path
                 let (a4, b4) = (ShortcutOptionA(pad: 4), ShortcutOptionA(pad: 4))
                 let y4 = a4.forward(x, training: true)
-                XCTAssertEqual(plain(b4.forward(blocked(x, 8), training: true)), y4.array, "shortcut pad 4 forward")
-                let d4 = gaussian(y4.shape, &rng)
-                XCTAssertEqual(plain(b4.backward(blocked(d4, 8))), a4.backward(d4).array, "shortcut pad 4 backward")
+                XCTAssertEqual(nchwValues(b4.forward(blocked(x, 8), training: true)), y4.array, "shortcut pad 4 forward")
+                let d4 = gaussianTensor(y4.shape, &rng)
+                XCTAssertEqual(nchwValues(b4.backward(blocked(d4, 8))), a4.backward(d4).array, "shortcut pad 4 backward")
             }
 
             let (p, q) = (GlobalAvgPool(), GlobalAvgPool())
             let pa = p.forward(x, training: true), pb = q.forward(blocked(x, block), training: true)
             XCTAssertEqual(pb.layout, .nchw)
-            XCTAssertEqual(bits(pb), bits(pa), "pool forward, block \(block)")
-            let dp = gaussian(pa.shape, &rng)
+            XCTAssertEqual(bitPatterns(pb), bitPatterns(pa), "pool forward, block \(block)")
+            let dp = gaussianTensor(pa.shape, &rng)
             let gb = q.backward(dp)
             XCTAssertEqual(gb.layout, .channelBlocked(block))
-            XCTAssertEqual(plain(gb), p.backward(dp).array, "pool backward, block \(block)")
+            XCTAssertEqual(nchwValues(gb), p.backward(dp).array, "pool backward, block \(block)")
         }
     }
 
@@ -121,7 +107,7 @@ final class ChannelBlockedTests: XCTestCase {
             for affine in [false, true] {
                 for activation in [Activation.float] + STE.allCases.map({ Activation.quantized(spec, $0) }) {
                     let what = "block \(block) affine \(affine) \(activation)"
-                    let x = gaussian([3, 32, 4, 6], &rng), dy = gaussian([3, 32, 4, 6], &rng)
+                    let x = gaussianTensor([3, 32, 4, 6], &rng), dy = gaussianTensor([3, 32, 4, 6], &rng)
                     let (bnA, bnB) = (BatchNorm(32, affine: affine), BatchNorm(32, affine: affine))
                     if affine {
                         for ch in 0..<32 {
@@ -134,12 +120,12 @@ final class ChannelBlockedTests: XCTestCase {
                     let ya = pairA.forward(x, training: true)
                     let yb = pairB.forward(blocked(x, block), training: true)
                     XCTAssertEqual(yb.layout, .channelBlocked(block))
-                    assertClose(plain(yb), ya.array, rtol: 1e-5, atol: 1e-6, "forward \(what)")
+                    assertClose(nchwValues(yb), ya.array, rtol: 1e-5, atol: 1e-6, "forward \(what)")
                     assertClose(bnB.runningMean.array, bnA.runningMean.array, rtol: 1e-6, atol: 1e-7, "running mean \(what)")
                     assertClose(bnB.runningVar.array, bnA.runningVar.array, rtol: 1e-6, atol: 1e-7, "running var \(what)")
                     let dxb = pairB.backward(blocked(dy, block))
                     XCTAssertEqual(dxb.layout, .channelBlocked(block))
-                    assertClose(plain(dxb), pairA.backward(dy).array, rtol: 1e-4, atol: 1e-5, "backward \(what)")
+                    assertClose(nchwValues(dxb), pairA.backward(dy).array, rtol: 1e-4, atol: 1e-5, "backward \(what)")
                     if affine {
                         assertClose(bnB.weight!.grad.array, bnA.weight!.grad.array, rtol: 1e-4, atol: 1e-5, "dweight \(what)")
                         assertClose(bnB.bias!.grad.array, bnA.bias!.grad.array, rtol: 1e-4, atol: 1e-5, "dbias \(what)")
@@ -148,16 +134,16 @@ final class ChannelBlockedTests: XCTestCase {
                     bnB.runningMean.copy(from: bnA.runningMean); bnB.runningVar.copy(from: bnA.runningVar)
                     let ea = pairA.forward(x, training: false)
                     let eb = pairB.forward(blocked(x, block), training: false)
-                    XCTAssertEqual(plain(eb), ea.array, "eval \(what)")
+                    XCTAssertEqual(nchwValues(eb), ea.array, "eval \(what)")
                     // The block end: bn + residual + quantizer, and the gradient at the sum.
                     guard case .quantized = activation else { continue }
-                    let residual = gaussian(x.shape, &rng)
+                    let residual = gaussianTensor(x.shape, &rng)
                     let ra = pairA.forward(x, training: true, adding: residual)!
                     let rb = pairB.forward(blocked(x, block), training: true, adding: blocked(residual, block))!
-                    assertClose(plain(rb), ra.array, rtol: 1e-5, atol: 1e-6, "residual forward \(what)")
+                    assertClose(nchwValues(rb), ra.array, rtol: 1e-5, atol: 1e-6, "residual forward \(what)")
                     let ga = pairA.backwardWithResidual(dy).sum
                     let gb = pairB.backwardWithResidual(blocked(dy, block)).sum
-                    assertClose(plain(gb), ga.array, rtol: 1e-5, atol: 1e-6, "residual gradient \(what)")
+                    assertClose(nchwValues(gb), ga.array, rtol: 1e-5, atol: 1e-6, "residual gradient \(what)")
                 }
             }
         }
@@ -170,15 +156,15 @@ final class ChannelBlockedTests: XCTestCase {
             for ste in STE.allCases {
                 for rounding in Rounding.allCases {
                     let activation = Activation.quantized(QuantizerSpec(bits: 2, alpha: 0.5, rounding: rounding), ste)
-                    let x = blocked(gaussian([2, 16, 8, 4], &rng), block), dy = blocked(gaussian([2, 16, 8, 4], &rng), block)
+                    let x = blocked(gaussianTensor([2, 16, 8, 4], &rng), block), dy = blocked(gaussianTensor([2, 16, 8, 4], &rng), block)
                     let (a, b) = (BatchNorm(16), BatchNorm(16))
                     let (qa, qb) = (QReLU(activation), QReLU(activation))
                     let pair = BatchNormActivation(a, qa)
                     let fused = pair.forward(x, training: true)
                     let twoLayers = qb.forward(b.forward(x, training: true), training: true)
                     XCTAssertEqual(twoLayers.layout, .channelBlocked(block))
-                    XCTAssertEqual(bits(fused), bits(twoLayers), "forward block \(block) \(ste) \(rounding)")
-                    XCTAssertEqual(bits(pair.backward(dy)), bits(b.backward(qb.backward(dy))),
+                    XCTAssertEqual(bitPatterns(fused), bitPatterns(twoLayers), "forward block \(block) \(ste) \(rounding)")
+                    XCTAssertEqual(bitPatterns(pair.backward(dy)), bitPatterns(b.backward(qb.backward(dy))),
                                    "backward block \(block) \(ste) \(rounding)")
                 }
             }
@@ -194,17 +180,17 @@ final class ChannelBlockedTests: XCTestCase {
         b.weight.value.copy(from: a.weight.value)
         (a.backend, b.backend) = (dnnl, dnnl)
         b.keepsChannelBlocks = true
-        let x = gaussian([2, 16, 8, 8], &rng)
+        let x = gaussianTensor([2, 16, 8, 8], &rng)
         let native = b.forward(x, training: false).layout
         let nativeBlock = try XCTUnwrap(native.block, "oneDNN computes this convolution in NCHW here")
         let foreign = nativeBlock == 16 ? 8 : 16
         let ya = a.forward(x, training: true), yb = b.forward(blocked(x, foreign), training: true)
         XCTAssertEqual(yb.layout, native)
-        XCTAssertEqual(plain(yb), ya.array)
-        let dy = gaussian(ya.shape, &rng)
+        XCTAssertEqual(nchwValues(yb), ya.array)
+        let dy = gaussianTensor(ya.shape, &rng)
         let dxb = b.backward(blocked(dy, nativeBlock))
         XCTAssertEqual(dxb.layout, .channelBlocked(foreign))
-        XCTAssertEqual(plain(dxb), a.backward(dy).array)
+        XCTAssertEqual(nchwValues(dxb), a.backward(dy).array)
         XCTAssertEqual(b.weight.grad.array, a.weight.grad.array)
     }
 
@@ -230,7 +216,7 @@ final class ChannelBlockedTests: XCTestCase {
             let (blockedNet, nchwNet) = (make(activation), make(activation))
             nchwNet.setKeepsChannelBlocks(false)
             var rng = SplitMix64(seed: 6)
-            let x = gaussian([batch, 3, 32, 32], &rng)
+            let x = gaussianTensor([batch, 3, 32, 32], &rng)
             let labels: [Int32] = Array([3, 1, 4, 1].prefix(batch))
             // The blocked path must actually run: the first layer hands its output over channel-blocked.
             var first: Layer = blockedNet.root

@@ -6,17 +6,19 @@ import Kernels
 import NN
 import Storage
 import Training
+import TestSupport
 import XCTest
 
 final class CheckpointTests: XCTestCase {
     var folder: String!
+    var temporary: TemporaryFolder!
 
     override func setUpWithError() throws {
-        folder = NSTemporaryDirectory() + "ckpt-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        temporary = try TemporaryFolder("ckpt")
+        folder = temporary.path
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+    override func tearDownWithError() throws { temporary.remove() }
 
     private func batcher() throws -> Batcher {
         let data = syntheticDataset(count: 40, channels: 1, height: 28, width: 28, seed: 3)

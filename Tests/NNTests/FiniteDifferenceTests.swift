@@ -5,14 +5,10 @@
 import Backends
 import Kernels
 import NN
+import TestSupport
 import XCTest
 
 final class FiniteDifferenceTests: XCTestCase {
-    func gaussian(_ shape: [Int], _ rng: inout SplitMix64) -> Tensor {
-        let t = Tensor(zeros: shape)
-        for i in 0..<t.count { t[i] = rng.nextGaussian() }
-        return t
-    }
 
     func dot(_ a: Tensor, _ b: Tensor) -> Double {
         precondition(a.count == b.count)
@@ -26,11 +22,11 @@ final class FiniteDifferenceTests: XCTestCase {
     func checkVJP(_ layer: Layer, input x: Tensor, eps: Float, seed: UInt64, training: Bool = true,
                   tolerance: Double = 2e-3, _ what: String) -> (Double, Double) {
         var rng = SplitMix64(seed: seed)
-        let tx = gaussian(x.shape, &rng)
+        let tx = gaussianTensor(x.shape, &rng)
         let params = layer.parameters
-        let tp = params.map { gaussian($0.value.shape, &rng) }
+        let tp = params.map { gaussianTensor($0.value.shape, &rng) }
         let y = layer.forward(x, training: training)
-        let c = gaussian(y.shape, &rng)
+        let c = gaussianTensor(y.shape, &rng)
         for p in params { p.grad.zero() }
         let dx = layer.backward(c)
         var vjp = dot(tx, dx)
@@ -64,7 +60,7 @@ final class FiniteDifferenceTests: XCTestCase {
                                                   (16, 32, 3, 2, 1, false, 8), (3, 8, 3, 1, 1, true, 9)] {
                 let conv = Conv2d(cin, cout, kernel: k, stride: s, padding: p, bias: bias, rng: &rng)
                 conv.backend = backend
-                checkVJP(conv, input: gaussian([3, cin, h, h], &rng), eps: 1e-2, seed: 10,
+                checkVJP(conv, input: gaussianTensor([3, cin, h, h], &rng), eps: 1e-2, seed: 10,
                          "conv \(cin)→\(cout) k\(k) s\(s) p\(p) bias \(bias) [\(backend.name)]")
             }
         }
@@ -73,7 +69,7 @@ final class FiniteDifferenceTests: XCTestCase {
     func testLinear() {
         var rng = SplitMix64(seed: 2)
         for bias in [false, true] {
-            checkVJP(Linear(40, 12, bias: bias, rng: &rng), input: gaussian([5, 40], &rng), eps: 1e-2, seed: 11,
+            checkVJP(Linear(40, 12, bias: bias, rng: &rng), input: gaussianTensor([5, 40], &rng), eps: 1e-2, seed: 11,
                      "linear bias \(bias)")
         }
     }
@@ -83,14 +79,14 @@ final class FiniteDifferenceTests: XCTestCase {
         for affine in [false, true] {
             let bn2 = BatchNorm(4, affine: affine)
             if affine { for p in bn2.parameters { for i in 0..<p.value.count { p.value[i] += 0.3 * rng.nextGaussian() } } }
-            checkVJP(bn2, input: gaussian([6, 4, 5, 3], &rng), eps: 1e-3, seed: 12, "BatchNorm2d affine \(affine)")
-            checkVJP(BatchNorm(7, affine: affine), input: gaussian([9, 7], &rng), eps: 1e-3, seed: 13,
+            checkVJP(bn2, input: gaussianTensor([6, 4, 5, 3], &rng), eps: 1e-3, seed: 12, "BatchNorm2d affine \(affine)")
+            checkVJP(BatchNorm(7, affine: affine), input: gaussianTensor([9, 7], &rng), eps: 1e-3, seed: 13,
                      "BatchNorm1d affine \(affine)")
         }
         // Eval mode: a fixed affine map of x.
         let bn = BatchNorm(4)
-        _ = bn.forward(gaussian([8, 4, 3, 3], &rng), training: true)
-        checkVJP(bn, input: gaussian([2, 4, 3, 3], &rng), eps: 1e-2, seed: 14, training: false, "BatchNorm2d eval")
+        _ = bn.forward(gaussianTensor([8, 4, 3, 3], &rng), training: true)
+        checkVJP(bn, input: gaussianTensor([2, 4, 3, 3], &rng), eps: 1e-2, seed: 14, training: false, "BatchNorm2d eval")
     }
 
     func testMaxPoolWithoutTies() {
@@ -104,9 +100,9 @@ final class FiniteDifferenceTests: XCTestCase {
 
     func testGlobalAvgPoolAndShortcut() {
         var rng = SplitMix64(seed: 5)
-        checkVJP(GlobalAvgPool(), input: gaussian([3, 5, 4, 4], &rng), eps: 1e-2, seed: 16, "global avg pool")
-        checkVJP(ShortcutOptionA(pad: 4), input: gaussian([2, 8, 8, 8], &rng), eps: 1e-2, seed: 17, "option-A shortcut")
-        checkVJP(Flatten(), input: gaussian([2, 3, 2, 2], &rng), eps: 1e-2, seed: 18, "flatten")
+        checkVJP(GlobalAvgPool(), input: gaussianTensor([3, 5, 4, 4], &rng), eps: 1e-2, seed: 16, "global avg pool")
+        checkVJP(ShortcutOptionA(pad: 4), input: gaussianTensor([2, 8, 8, 8], &rng), eps: 1e-2, seed: 17, "option-A shortcut")
+        checkVJP(Flatten(), input: gaussianTensor([2, 3, 2, 2], &rng), eps: 1e-2, seed: 18, "flatten")
     }
 
     /// A whole float stack (conv → BN → maxpool → flatten → linear), backward through Sequential.
@@ -114,7 +110,7 @@ final class FiniteDifferenceTests: XCTestCase {
         var rng = SplitMix64(seed: 6)
         let net = Sequential([Conv2d(2, 4, kernel: 3, padding: 1, rng: &rng), BatchNorm(4), MaxPool2d(), Flatten(),
                               Linear(4 * 4 * 4, 5, rng: &rng)])
-        checkVJP(net, input: gaussian([4, 2, 8, 8], &rng), eps: 1e-3, seed: 19, tolerance: 5e-3,
+        checkVJP(net, input: gaussianTensor([4, 2, 8, 8], &rng), eps: 1e-3, seed: 19, tolerance: 5e-3,
                  "conv-bn-pool-linear stack (max pool winners may flip under ε: looser)")
     }
 }

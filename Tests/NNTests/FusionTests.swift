@@ -5,11 +5,10 @@
 // that normalise to exactly 0 (the STE kink where ReLU-type rules block).
 @testable import Kernels
 @testable import NN
+import TestSupport
 import XCTest
 
 final class FusionTests: XCTestCase {
-    func bits(_ t: Tensor) -> [UInt32] { (0..<t.count).map { t[$0].bitPattern } }
-
     func testFusedStepIsBitIdenticalToTheTwoLayers() {
         var rng = SplitMix64(seed: 11)
         for (h, w) in [(4, 4), (5, 5), (10, 10)] {
@@ -36,20 +35,20 @@ final class FusionTests: XCTestCase {
                         for training in [true, false] {
                             let fused = pair.forward(x, training: training)
                             let plain = plainAct.forward(plainBN.forward(x, training: training), training: training)
-                            XCTAssertEqual(bits(fused), bits(plain), "forward \(what) training \(training)")
+                            XCTAssertEqual(bitPatterns(fused), bitPatterns(plain), "forward \(what) training \(training)")
                         }
                         // A training step: dx, affine gradients and running statistics.
                         _ = pair.forward(x, training: true)
                         _ = plainAct.forward(plainBN.forward(x, training: true), training: true)
                         let dxFused = pair.backward(dy)
                         let dxPlain = plainBN.backward(plainAct.backward(dy))
-                        XCTAssertEqual(bits(dxFused), bits(dxPlain), "backward \(what)")
+                        XCTAssertEqual(bitPatterns(dxFused), bitPatterns(dxPlain), "backward \(what)")
                         if affine {
-                            XCTAssertEqual(bits(fusedBN.weight!.grad), bits(plainBN.weight!.grad), "dweight \(what)")
-                            XCTAssertEqual(bits(fusedBN.bias!.grad), bits(plainBN.bias!.grad), "dbias \(what)")
+                            XCTAssertEqual(bitPatterns(fusedBN.weight!.grad), bitPatterns(plainBN.weight!.grad), "dweight \(what)")
+                            XCTAssertEqual(bitPatterns(fusedBN.bias!.grad), bitPatterns(plainBN.bias!.grad), "dbias \(what)")
                         }
-                        XCTAssertEqual(bits(fusedBN.runningMean), bits(plainBN.runningMean), "running mean \(what)")
-                        XCTAssertEqual(bits(fusedBN.runningVar), bits(plainBN.runningVar), "running var \(what)")
+                        XCTAssertEqual(bitPatterns(fusedBN.runningMean), bitPatterns(plainBN.runningMean), "running mean \(what)")
+                        XCTAssertEqual(bitPatterns(fusedBN.runningVar), bitPatterns(plainBN.runningVar), "running var \(what)")
                     }
                 }
             }
@@ -78,19 +77,19 @@ final class FusionTests: XCTestCase {
                         if affine {
                             for ch in 0..<c { bn.weight!.value[ch] = 0.5 + Float(ch) / 64; bn.bias!.value[ch] = Float(ch % 3) / 10 }
                         }
-                        let y = bits(pair.forward(x, training: true))
-                        let dx = bits(pair.backward(dy))
-                        let eval = bits(pair.forward(x, training: false))
-                        results.append([y, dx, eval, bits(bn.runningMean), bits(bn.runningVar)]
-                                       + (affine ? [bits(bn.weight!.grad), bits(bn.bias!.grad)] : []))
+                        let y = bitPatterns(pair.forward(x, training: true))
+                        let dx = bitPatterns(pair.backward(dy))
+                        let eval = bitPatterns(pair.forward(x, training: false))
+                        results.append([y, dx, eval, bitPatterns(bn.runningMean), bitPatterns(bn.runningVar)]
+                                       + (affine ? [bitPatterns(bn.weight!.grad), bitPatterns(bn.bias!.grad)] : []))
                         if rows, case .quantized = activation {   // fused vs the two layers
                             let (plainBN, plainAct) = (BatchNorm(c, affine: affine), QReLU(activation))
                             if affine {
                                 for ch in 0..<c { plainBN.weight!.value[ch] = 0.5 + Float(ch) / 64; plainBN.bias!.value[ch] = Float(ch % 3) / 10 }
                             }
-                            XCTAssertEqual(bits(plainAct.forward(plainBN.forward(x, training: true), training: true)), y,
+                            XCTAssertEqual(bitPatterns(plainAct.forward(plainBN.forward(x, training: true), training: true)), y,
                                            "fused forward \(what)")
-                            XCTAssertEqual(bits(plainBN.backward(plainAct.backward(dy))), dx, "fused backward \(what)")
+                            XCTAssertEqual(bitPatterns(plainBN.backward(plainAct.backward(dy))), dx, "fused backward \(what)")
                         }
                     }
                     for (k, name) in ["forward", "dx", "eval", "running mean", "running var", "dweight", "dbias"]
@@ -113,9 +112,9 @@ final class FusionTests: XCTestCase {
             let (a, b) = (BatchNorm(2), BatchNorm(2))
             let (qa, qb) = (QReLU(.quantized(spec, ste)), QReLU(.quantized(spec, ste)))
             let pair = BatchNormActivation(a, qa)
-            XCTAssertEqual(bits(pair.forward(x, training: true)),
-                           bits(qb.forward(b.forward(x, training: true), training: true)), "\(ste)")
-            XCTAssertEqual(bits(pair.backward(dy)), bits(b.backward(qb.backward(dy))), "\(ste)")
+            XCTAssertEqual(bitPatterns(pair.forward(x, training: true)),
+                           bitPatterns(qb.forward(b.forward(x, training: true), training: true)), "\(ste)")
+            XCTAssertEqual(bitPatterns(pair.backward(dy)), bitPatterns(b.backward(qb.backward(dy))), "\(ste)")
         }
     }
 
@@ -138,18 +137,18 @@ final class FusionTests: XCTestCase {
                         let shape = [2, inChannels, 10, 10]
                         let x = Tensor((0..<shape.reduce(1, *)).map { _ in rng.nextGaussian() }, shape: shape)
                         let yf = fused.forward(x, training: true), yp = plain.forward(x, training: true)
-                        XCTAssertEqual(bits(yf), bits(yp), "forward \(what) step \(step)")
+                        XCTAssertEqual(bitPatterns(yf), bitPatterns(yp), "forward \(what) step \(step)")
                         let dy = Tensor((0..<yf.count).map { _ in rng.nextGaussian() }, shape: yf.shape)
-                        XCTAssertEqual(bits(fused.backward(dy)), bits(plain.backward(dy)), "dx \(what) step \(step)")
+                        XCTAssertEqual(bitPatterns(fused.backward(dy)), bitPatterns(plain.backward(dy)), "dx \(what) step \(step)")
                         for (a, b) in zip(fused.parameters, plain.parameters) {
-                            XCTAssertEqual(bits(a.grad), bits(b.grad), "\(a.name) grad \(what) step \(step)")
+                            XCTAssertEqual(bitPatterns(a.grad), bitPatterns(b.grad), "\(a.name) grad \(what) step \(step)")
                         }
                         for (a, b) in zip(fused.buffers, plain.buffers) {
-                            XCTAssertEqual(bits(a.value), bits(b.value), "\(a.name) \(what) step \(step)")
+                            XCTAssertEqual(bitPatterns(a.value), bitPatterns(b.value), "\(a.name) \(what) step \(step)")
                         }
                     }
                     let x = Tensor((0..<(2 * inChannels * 100)).map { _ in rng.nextGaussian() }, shape: [2, inChannels, 10, 10])
-                    XCTAssertEqual(bits(fused.forward(x, training: false)), bits(plain.forward(x, training: false)),
+                    XCTAssertEqual(bitPatterns(fused.forward(x, training: false)), bitPatterns(plain.forward(x, training: false)),
                                    "eval \(what)")
                 }
             }
@@ -176,10 +175,10 @@ final class FusionTests: XCTestCase {
             let (fusedBN, fusedAct) = (BatchNorm(2), QReLU(activation))
             let (plainBN, plainAct, relu) = (BatchNorm(2), QReLU(activation), ReLU())
             let fusedNet = Sequential([fusedBN, fusedAct, ReLU()])
-            XCTAssertEqual(bits(fusedNet.forward(x, training: true)),
-                           bits(relu.forward(plainAct.forward(plainBN.forward(x, training: true), training: true), training: true)),
+            XCTAssertEqual(bitPatterns(fusedNet.forward(x, training: true)),
+                           bitPatterns(relu.forward(plainAct.forward(plainBN.forward(x, training: true), training: true), training: true)),
                            "\(activation)")
-            XCTAssertEqual(bits(fusedNet.backward(dy)), bits(plainBN.backward(plainAct.backward(relu.backward(dy)))),
+            XCTAssertEqual(bitPatterns(fusedNet.backward(dy)), bitPatterns(plainBN.backward(plainAct.backward(relu.backward(dy)))),
                            "\(activation)")
         }
     }

@@ -8,6 +8,7 @@ import Kernels
 import NN
 import Storage
 import Training
+import TestSupport
 import XCTest
 
 // MARK: - Fixture helpers (shared by the NN parity tests)
@@ -32,42 +33,14 @@ func tensor(_ r: H5Reader, _ path: String) throws -> Tensor {
     return Tensor(values, shape: shape.isEmpty ? [1] : shape)
 }
 
-/// |got − expected| ≤ atol + rtol·|expected| elementwise (NaN fails). Prints the max difference
-/// always (for the report) and the five worst elements (index, got, expected) on failure.
-@discardableResult
-func assertClose(
-    _ got: [Float], _ expected: [Float], rtol: Float, atol: Float, _ name: String,
-    file: StaticString = #filePath, line: UInt = #line
-) -> Float {
-    guard got.count == expected.count else {
-        XCTFail("\(name): \(got.count) elements, expected \(expected.count)", file: file, line: line)
-        return .infinity
-    }
-    var maxDiff: Float = 0
-    var bad: [(index: Int, excess: Float)] = []
-    for i in 0..<got.count {
-        let diff = abs(got[i] - expected[i])
-        if !(diff <= atol + rtol * abs(expected[i])) { bad.append((i, diff.isNaN ? .infinity : diff - atol - rtol * abs(expected[i]))) }
-        if diff.isNaN { maxDiff = .nan } else if !maxDiff.isNaN { maxDiff = max(maxDiff, diff) }
-    }
-    if bad.isEmpty {
-        print("TENSOR OK \(name): max |diff| \(maxDiff) over \(got.count) (rtol \(rtol), atol \(atol))")
-    } else {
-        let worst = bad.sorted { $0.excess > $1.excess }.prefix(5)
-            .map { "[\($0.index)] got \(got[$0.index]) expected \(expected[$0.index])" }.joined(separator: "; ")
-        XCTFail("\(name): \(bad.count) of \(got.count) elements off (max |diff| \(maxDiff), rtol \(rtol), atol \(atol)); worst: \(worst)",
-                file: file, line: line)
-    }
-    return maxDiff
-}
-
-func assertClose(
+/// A tensor against a PyTorch fixture tensor, elementwise (TestSupport's assertClose), its largest difference printed.
+func assertMatchesFixture(
     _ got: Tensor, _ r: H5Reader, _ path: String, rtol: Float, atol: Float,
     file: StaticString = #filePath, line: UInt = #line
 ) throws {
     let expected = try r.read(path, as: Float.self)
     XCTAssertEqual(got.count, expected.values.count, "\(path): shape \(got.shape) vs \(expected.shape)", file: file, line: line)
-    assertClose(got.array, expected.values, rtol: rtol, atol: atol, path, file: file, line: line)
+    assertClose(got.array, expected.values, rtol: rtol, atol: atol, path, log: true, file: file, line: line)
 }
 
 /// Default tolerances (ENGINE.md): forward 1e-5 rel + 1e-6 abs, gradients 1e-4 rel + 1e-5 abs.
@@ -115,11 +88,11 @@ final class LayerParityTests: XCTestCase {
                 conv.weight.set(try floats(r, "\(g)/weight"))
                 if hasBias { conv.bias!.set(try floats(r, "\(g)/bias")) }
                 let y = conv.forward(try tensor(r, "\(g)/x"), training: true)
-                try assertClose(y, r, "\(g)/y", rtol: Tol.forward.rtol, atol: Tol.forward.atol)
+                try assertMatchesFixture(y, r, "\(g)/y", rtol: Tol.forward.rtol, atol: Tol.forward.atol)
                 let dx = conv.backward(try tensor(r, "\(g)/dy"))
-                try assertClose(dx, r, "\(g)/dx", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol)
-                try assertClose(conv.weight.grad, r, "\(g)/dweight", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol)
-                if hasBias { try assertClose(conv.bias!.grad, r, "\(g)/dbias", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol) }
+                try assertMatchesFixture(dx, r, "\(g)/dx", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol)
+                try assertMatchesFixture(conv.weight.grad, r, "\(g)/dweight", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol)
+                if hasBias { try assertMatchesFixture(conv.bias!.grad, r, "\(g)/dbias", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol) }
                 print("  (conv2d \(name) on \(backendName))")
             }
         }
@@ -132,11 +105,11 @@ final class LayerParityTests: XCTestCase {
             let lin = Linear(7, 5, bias: name == "bias", rng: &rng)
             lin.weight.set(try floats(r, "\(g)/weight"))
             if let b = lin.bias { b.set(try floats(r, "\(g)/bias")) }
-            try assertClose(lin.forward(try tensor(r, "\(g)/x"), training: true), r, "\(g)/y",
+            try assertMatchesFixture(lin.forward(try tensor(r, "\(g)/x"), training: true), r, "\(g)/y",
                             rtol: Tol.forward.rtol, atol: Tol.forward.atol)
-            try assertClose(lin.backward(try tensor(r, "\(g)/dy")), r, "\(g)/dx", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol)
-            try assertClose(lin.weight.grad, r, "\(g)/dweight", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol)
-            if let b = lin.bias { try assertClose(b.grad, r, "\(g)/dbias", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol) }
+            try assertMatchesFixture(lin.backward(try tensor(r, "\(g)/dy")), r, "\(g)/dx", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol)
+            try assertMatchesFixture(lin.weight.grad, r, "\(g)/dweight", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol)
+            if let b = lin.bias { try assertMatchesFixture(b.grad, r, "\(g)/dbias", rtol: Tol.gradient.rtol, atol: Tol.gradient.atol) }
         }
     }
 
@@ -148,11 +121,11 @@ final class LayerParityTests: XCTestCase {
                 let bn = BatchNorm(x.shape[1])
                 bn.runningMean.copy(from: try tensor(r, "\(g)/running_mean_before"))
                 bn.runningVar.copy(from: try tensor(r, "\(g)/running_var_before"))
-                try assertClose(bn.forward(x, training: mode == "train"), r, "\(g)/y",
+                try assertMatchesFixture(bn.forward(x, training: mode == "train"), r, "\(g)/y",
                                 rtol: Tol.forward.rtol, atol: Tol.forward.atol)
-                try assertClose(bn.runningMean, r, "\(g)/running_mean_after", rtol: Tol.forward.rtol, atol: Tol.forward.atol)
-                try assertClose(bn.runningVar, r, "\(g)/running_var_after", rtol: Tol.forward.rtol, atol: Tol.forward.atol)
-                try assertClose(bn.backward(try tensor(r, "\(g)/dy")), r, "\(g)/dx",
+                try assertMatchesFixture(bn.runningMean, r, "\(g)/running_mean_after", rtol: Tol.forward.rtol, atol: Tol.forward.atol)
+                try assertMatchesFixture(bn.runningVar, r, "\(g)/running_var_after", rtol: Tol.forward.rtol, atol: Tol.forward.atol)
+                try assertMatchesFixture(bn.backward(try tensor(r, "\(g)/dy")), r, "\(g)/dx",
                                 rtol: Tol.gradient.rtol, atol: Tol.gradient.atol)
             }
         }
@@ -166,8 +139,8 @@ final class LayerParityTests: XCTestCase {
             ("avgpool_global", GlobalAvgPool(), 1e-6, 1e-7), ("shortcut_optionA", ShortcutOptionA(pad: 2), 0, 0),
         ]
         for (name, layer, rtol, atol) in layers {
-            try assertClose(layer.forward(try tensor(r, "/\(name)/x"), training: true), r, "/\(name)/y", rtol: rtol, atol: atol)
-            try assertClose(layer.backward(try tensor(r, "/\(name)/dy")), r, "/\(name)/dx", rtol: rtol, atol: atol)
+            try assertMatchesFixture(layer.forward(try tensor(r, "/\(name)/x"), training: true), r, "/\(name)/y", rtol: rtol, atol: atol)
+            try assertMatchesFixture(layer.backward(try tensor(r, "/\(name)/dy")), r, "/\(name)/dx", rtol: rtol, atol: atol)
         }
     }
 
@@ -197,9 +170,9 @@ final class LayerParityTests: XCTestCase {
                     let alpha = try r.attribute("alpha", on: g).doubleValue!
                     XCTAssertEqual(Float(alpha), defaultAlpha(bits: bits))
                     let layer = QReLU(.quantized(QuantizerSpec(bits: bits, alpha: Float(alpha), rounding: rounding), ste))
-                    try assertClose(layer.forward(try tensor(r, "\(g)/x"), training: true), r, "\(g)/y", rtol: 0, atol: 0)
+                    try assertMatchesFixture(layer.forward(try tensor(r, "\(g)/x"), training: true), r, "\(g)/y", rtol: 0, atol: 0)
                     let dxTol: Float = ste == .logTailed ? 2.5e-7 : 0
-                    try assertClose(layer.backward(try tensor(r, "\(g)/dy")), r, "\(g)/dx", rtol: dxTol, atol: 0)
+                    try assertMatchesFixture(layer.backward(try tensor(r, "\(g)/dy")), r, "\(g)/dx", rtol: dxTol, atol: 0)
                     cases += 1
                 }
             }

@@ -11,6 +11,7 @@ import Kernels
 import NN
 import Storage
 import Training
+import TestSupport
 import XCTest
 
 final class NetParityTests: XCTestCase {
@@ -85,31 +86,31 @@ final class NetParityTests: XCTestCase {
         let labels = try r.read("\(g)/labels", as: Int64.self).values.map { Int32($0) }
         let sgd = SGD(parameters: network.parameters, learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4)
         let (logits, loss) = trainStep(network, x, labels, sgd)
-        try assertClose(logits, r, "\(g)/logits", rtol: Self.logits.rtol, atol: Self.logits.atol, file: file, line: line)
+        try assertMatchesFixture(logits, r, "\(g)/logits", rtol: Self.logits.rtol, atol: Self.logits.atol, file: file, line: line)
         assertClose([loss], try floats(r, "\(g)/loss"), rtol: 1e-5, atol: 0, "\(g)/loss", file: file, line: line)
         for p in network.parameters {
-            try assertClose(p.grad, r, "\(g)/grads/\(p.name)", rtol: Self.grads.rtol, atol: Self.grads.atol, file: file, line: line)
+            try assertMatchesFixture(p.grad, r, "\(g)/grads/\(p.name)", rtol: Self.grads.rtol, atol: Self.grads.atol, file: file, line: line)
         }
         for p in network.parameters {
-            try assertClose(p.value, r, "\(g)/params_after/\(p.name)", rtol: Self.params.rtol, atol: Self.params.atol,
+            try assertMatchesFixture(p.value, r, "\(g)/params_after/\(p.name)", rtol: Self.params.rtol, atol: Self.params.atol,
                             file: file, line: line)
         }
         for b in network.buffers {
-            try assertClose(b.value, r, "\(g)/buffers_after/\(b.name)", rtol: Self.buffers.rtol, atol: Self.buffers.atol,
+            try assertMatchesFixture(b.value, r, "\(g)/buffers_after/\(b.name)", rtol: Self.buffers.rtol, atol: Self.buffers.atol,
                             file: file, line: line)
         }
-        try assertClose(network.forward(x, training: false), r, "\(g)/eval_logits", rtol: Self.logits.rtol,
+        try assertMatchesFixture(network.forward(x, training: false), r, "\(g)/eval_logits", rtol: Self.logits.rtol,
                         atol: Self.logits.atol, file: file, line: line)
         let steps = Int(try r.attribute("steps", on: g).intValue!)
         if steps >= 2 {
             let (_, loss2) = trainStep(network, x, labels, sgd)
             assertClose([loss2], try floats(r, "\(g)/loss2"), rtol: 1e-4, atol: 0, "\(g)/loss2", file: file, line: line)
             for p in network.parameters {
-                try assertClose(p.value, r, "\(g)/params_after2/\(p.name)", rtol: Self.params.rtol,
+                try assertMatchesFixture(p.value, r, "\(g)/params_after2/\(p.name)", rtol: Self.params.rtol,
                                 atol: Self.params.atol, file: file, line: line)
             }
             for b in network.buffers {
-                try assertClose(b.value, r, "\(g)/buffers_after2/\(b.name)", rtol: Self.buffers.rtol,
+                try assertMatchesFixture(b.value, r, "\(g)/buffers_after2/\(b.name)", rtol: Self.buffers.rtol,
                                 atol: Self.buffers.atol, file: file, line: line)
             }
         }

@@ -2,6 +2,7 @@
 // rows are checked against results/table1.csv (written by `ste report` from the committed eval files), the
 // Fashion-MNIST LeNet-5 table against results/fashion/lenet5/table1.csv.
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Cluster
@@ -13,22 +14,22 @@ final class CommittedResultsTests: XCTestCase {
     /// The README's claim tallies (between its "claim tallies" markers) are those of the committed theory and
     /// Schoenbauer result files, line for line.
     func testReadmeClaimTalliesQuoteTheResultFiles() throws {
-        let readme = try String(contentsOfFile: repoRoot + "/README.md", encoding: .utf8)
+        let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
         guard let start = readme.range(of: "<!-- claim tallies"), let end = readme.range(of: "<!-- end of claim tallies -->")
         else { return XCTFail("the README has no claim tallies") }
         let quoted = readme[start.upperBound..<end.lowerBound].split(separator: "\n").filter { $0.hasPrefix("- ") }.map(String.init)
         let theory = ["yin-fig1", "yin-cgd", "yin-spurious", "long-synthetic", "long-mnist", "gongyo-scale", "gongyo-misspecified"]
-            .map { repoRoot + "/results/theory/\($0).h5" }
-        let schoenbauer = ["simulation", "mnist", "mnist-full"].map { repoRoot + "/results/schoenbauer/\($0).h5" }
+            .map { repositoryRoot + "/results/theory/\($0).h5" }
+        let schoenbauer = ["simulation", "mnist", "mnist-full"].map { repositoryRoot + "/results/schoenbauer/\($0).h5" }
         XCTAssertEqual(quoted, try claimTallyLines(resultFiles: theory + schoenbauer))
     }
 
     /// Each row of the README's "Results at a glance" table — `| bits | STE | paper % | ours % | verdict | …` —
     /// quotes results/table1.csv (mean ± std to 2 decimals) and the verdict computed from it.
     func testReadmeTable1QuotesTheCommittedResults() throws {
-        let readme = try String(contentsOfFile: repoRoot + "/README.md", encoding: .utf8)
-        let ours = try loadTable1(repoRoot + "/results/table1.csv")
-        let reference = try loadReference(repoRoot + "/experiments/reference/yin2019-table1.csv")
+        let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
+        let ours = try loadTable1(repositoryRoot + "/results/table1.csv")
+        let reference = try loadReference(repositoryRoot + "/experiments/reference/yin2019-table1.csv")
         var checked = 0
         for line in readme.split(separator: "\n") where line.hasPrefix("| 2 |") || line.hasPrefix("| 4 |") {
             let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -47,8 +48,8 @@ final class CommittedResultsTests: XCTestCase {
     /// The README's Fashion-MNIST LeNet-5 table — `| bits | identity | relu | clipped |` — quotes
     /// results/fashion/lenet5/table1.csv.
     func testReadmeFashionTableQuotesTheCommittedResults() throws {
-        let readme = try String(contentsOfFile: repoRoot + "/README.md", encoding: .utf8)
-        let ours = try loadTable1(repoRoot + "/results/fashion/lenet5/table1.csv")
+        let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
+        let ours = try loadTable1(repositoryRoot + "/results/fashion/lenet5/table1.csv")
         guard let header = readme.range(of: "| bits | identity | relu | clipped |") else {
             return XCTFail("the README has no Fashion-MNIST table")
         }

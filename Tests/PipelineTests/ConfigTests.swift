@@ -1,26 +1,24 @@
 // The experiment grid as data: strict parsing, rejection messages naming the key and the file,
 // run ids, stamps, and the verdict rule.
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Cluster
 @testable import Experiments
 @testable import Report
 
-/// The repository root (the tests read experiments/ from it).
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-
 final class ConfigTests: XCTestCase {
     var dir: String!
+    var temporary: TemporaryFolder!
 
     override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "config-tests-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
+        temporary = try TemporaryFolder("config-tests")
+        dir = temporary.path
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repositoryRoot))
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+    override func tearDownWithError() throws { temporary.remove() }
 
     func testShippedGridLoadsWithThePaperProtocol() throws {
         let c = try ExperimentConfig.load("experiments/table1.yaml")

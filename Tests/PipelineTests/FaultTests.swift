@@ -8,6 +8,7 @@ import Backends
 import Kernels
 import Storage
 import Training
+import TestSupport
 import XCTest
 
 @testable import Cluster
@@ -16,13 +17,11 @@ import XCTest
 
 final class FaultTests: XCTestCase {
     var dir: String!
-    var savedDirectory: String!
+    var temporary: TemporaryFolder!
 
     override func setUpWithError() throws {
-        savedDirectory = FileManager.default.currentDirectoryPath
-        dir = NSTemporaryDirectory() + "fault-tests-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
+        temporary = try TemporaryFolder("fault-tests", entered: true)
+        dir = temporary.path
         try TinyGrid.writeDataset("tiny.h5", train: 96, test: 40)
         try TinyGrid.writeGrid("grid.yaml", lr: 0.01)
         clearSignal()
@@ -30,8 +29,7 @@ final class FaultTests: XCTestCase {
 
     override func tearDownWithError() throws {
         clearSignal()
-        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(savedDirectory))
-        try? FileManager.default.removeItem(atPath: dir)
+        temporary.remove()
     }
 
     let cell = "lenet5-a2-clipped-s0"

@@ -3,6 +3,7 @@
 import Foundation
 import Storage
 import Training
+import TestSupport
 import XCTest
 
 @testable import Cluster
@@ -11,20 +12,17 @@ import XCTest
 
 final class ResumeTests: XCTestCase {
     var dir: String!
-    var savedDirectory: String!
+    var temporary: TemporaryFolder!
 
     override func setUpWithError() throws {
-        savedDirectory = FileManager.default.currentDirectoryPath
-        dir = NSTemporaryDirectory() + "resume-tests-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
+        temporary = try TemporaryFolder("resume-tests", entered: true)
+        dir = temporary.path
         try TinyGrid.writeDataset("tiny.h5", train: 96, test: 40)
         try writeTinyGrid("grid.yaml", lr: 0.01)
     }
 
     override func tearDownWithError() throws {
-        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(savedDirectory))
-        try? FileManager.default.removeItem(atPath: dir)
+        temporary.remove()
     }
 
     func writeTinyGrid(_ path: String, lr: Double, repel: String = "") throws {

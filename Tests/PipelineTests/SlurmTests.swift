@@ -2,6 +2,7 @@
 // dependencies down to the array task), cluster settings, Make's up-to-date rule for skipping complete
 // runs, and the status table from run folders, exit files and squeue/scontrol output.
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Cluster
@@ -10,16 +11,17 @@ import XCTest
 
 final class SlurmTests: XCTestCase {
     var dir: String!
+    var temporary: TemporaryFolder!
 
     override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "slurm-tests-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
+        temporary = try TemporaryFolder("slurm-tests")
+        dir = temporary.path
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repositoryRoot))
     }
 
     override func tearDownWithError() throws {
-        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
-        try? FileManager.default.removeItem(atPath: dir)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repositoryRoot))
+        temporary.remove()
     }
 
     func paperPlan(settings: SlurmSettings? = nil) throws -> (ExperimentConfig, SlurmPlan) {

@@ -2,6 +2,7 @@
 // training stages: resume, repel runs, fault injection.
 import Foundation
 import Storage
+import TestSupport
 
 @testable import Cluster
 @testable import Experiments
@@ -41,7 +42,7 @@ enum TinyGrid {
             """
         let text = """
             experiment: resume-test
-            reference: \(repoRoot)/experiments/reference/yin2019-table1.csv
+            reference: \(repositoryRoot)/experiments/reference/yin2019-table1.csv
             seeds: [0]
             bits: [2]
             stes: [clipped]

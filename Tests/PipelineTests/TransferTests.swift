@@ -3,6 +3,7 @@
 // itself, the 1-channel deep nets through train + eval, and a report whose cells the paper does not have.
 import Foundation
 import Storage
+import TestSupport
 import XCTest
 
 @testable import Datasets
@@ -12,16 +13,17 @@ import XCTest
 
 final class TransferTests: XCTestCase {
     var dir: String!
+    var temporary: TemporaryFolder!
 
     override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "transfer-tests-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
+        temporary = try TemporaryFolder("transfer-tests")
+        dir = temporary.path
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repositoryRoot))
     }
 
     override func tearDownWithError() throws {
-        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repoRoot))
-        try? FileManager.default.removeItem(atPath: dir)
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(repositoryRoot))
+        temporary.remove()
     }
 
     func testFashionGridKeepsThePaperScheduleInItsOwnFolder() throws {
@@ -102,7 +104,7 @@ final class TransferTests: XCTestCase {
         try """
             experiment: transfer-test
             results: out/transfer
-            claims: \(repoRoot)/experiments/reference/yin2019-claims.csv
+            claims: \(repositoryRoot)/experiments/reference/yin2019-claims.csv
             seeds: [0]
             bits: [2]
             stes: [clipped]
@@ -203,7 +205,7 @@ final class TableDiffTests: XCTestCase {
         XCTAssertEqual(rows["log_tailed"]?.verdict, "only in B")
         let tolA = a[key("relu")]!.accuracyTolerance, tolB = b[key("relu")]!.accuracyTolerance
         XCTAssertEqual(rows["relu"]?.tolerance ?? 0, (tolA * tolA + tolB * tolB).squareRoot(), accuracy: 1e-12)
-        XCTAssertTrue(isOurTable1(repoRoot + "/results/table1.csv"))
-        XCTAssertFalse(isOurTable1(repoRoot + "/experiments/reference/yin2019-table1.csv"))
+        XCTAssertTrue(isOurTable1(repositoryRoot + "/results/table1.csv"))
+        XCTAssertFalse(isOurTable1(repositoryRoot + "/experiments/reference/yin2019-table1.csv"))
     }
 }

@@ -1,19 +1,21 @@
 // Tests of the plain-file helpers: folders created by many writers at once (a Slurm array's tasks),
 // a folder path blocked by a file, and Foundation's file errors told as path and reason.
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Storage
 
 final class FilesTests: XCTestCase {
     var dir: String!
+    var temporary: TemporaryFolder!
 
     override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "files-tests-\(UUID().uuidString)"
-        try makeDirectories(dir)
+        temporary = try TemporaryFolder("files-tests")
+        dir = temporary.path
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+    override func tearDownWithError() throws { temporary.remove() }
 
     /// Sixteen threads create the same deep tree at once, many times over; none may fail.
     func testConcurrentCreationOfOneTreeNeverFails() throws {

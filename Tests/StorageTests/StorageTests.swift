@@ -1,19 +1,21 @@
 // Tests of the HDF5 tensor store: round trips of every dtype and rank, attributes, byte
 // reproducibility, atomic writes, error messages, and a read-back by HDF5's own h5dump.
 import Foundation
+import TestSupport
 import XCTest
 
 @testable import Storage
 
 final class StorageTests: XCTestCase {
     var dir: String!
+    var temporary: TemporaryFolder!
 
     override func setUpWithError() throws {
-        dir = NSTemporaryDirectory() + "storage-tests-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        temporary = try TemporaryFolder("storage-tests")
+        dir = temporary.path
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+    override func tearDownWithError() throws { temporary.remove() }
 
     private func roundTrip<T: H5Element & Equatable>(_ type: T.Type, make: (Int) -> T) throws {
         for shape in [[], [5], [3, 4], [2, 3, 4], [2, 1, 3, 2], [1, 2, 1, 2, 3]] {
