@@ -20,7 +20,9 @@ public struct EvalResult: Sendable {
     public var diverged: Bool
 }
 
-public func evaluateRun(_ config: RunConfig, resultsRoot: String) throws -> EvalResult {
+public func evaluateRun(_ config: RunConfig, resultsRoot: String, makeEngine: EngineFactory = cpuEngineFactory) throws
+    -> EvalResult
+{
     let dir = "\(resultsRoot)/\(RunID(config.runID)!.folder)"
     let lock = try RunLock(directory: dir, run: config.runID)
     defer { withExtendedLifetime(lock) {} }
@@ -35,7 +37,7 @@ public func evaluateRun(_ config: RunConfig, resultsRoot: String) throws -> Eval
     let data = try LoadedData(config)
     let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
         lenet5Widths: config.lenet5Widths, inputChannels: data.train.channels)
-    let engine = CPUEngine(network: network)
+    let engine = makeEngine(network, nil)
     try Checkpoint.restore(from: checkpoint, network: engine.hostState().network, optimizer: nil)
     engine.hostStateChanged()
     var result = EvalResult(trainLossFullPass: .nan, trainAccuracyFullPass: .nan,
@@ -58,6 +60,7 @@ public func evaluateRun(_ config: RunConfig, resultsRoot: String) throws -> Eval
         libraries: libraryVersions()).write(to: w)
     try w.setAttributes([
         "run_id": .string(config.runID), "net": .string(config.net), "seed": .int(Int64(config.seed)),
+        "device": .string(engine.device),
         "diverged": .int(diverged ? 1 : 0),
         "diverged_epoch": try reader.attribute("diverged_epoch"),
         "epochs": .int(Int64(history.count)),

@@ -83,6 +83,10 @@ func schedule(_ phase: PhaseSpec) -> LearningRateSchedule {
     }
 }
 
+/// Makes a training engine over a network (nil optimizer: evaluation only).
+public typealias EngineFactory = (_ network: Network, _ optimizer: OptimizerSpec?) -> TrainingEngine
+public let cpuEngineFactory: EngineFactory = { CPUEngine(network: $0, optimizer: $1) }
+
 /// A grid phase as the trainer's typed phase.
 func trainingPhase(_ phase: PhaseSpec) -> TrainingPhase {
     TrainingPhase(epochs: phase.epochs, optimizer: phase.optimizer == "adam"
@@ -102,8 +106,11 @@ public final class RunExecutor {
     /// Continue a resume state written under another thread count, device or code version (the output then
     /// lists each segment); a changed parent checkpoint is refused regardless.
     public var resumeAnyway = false
-    /// The device this engine computes on (recorded in each segment).
-    public var device = "cpu"
+    /// Builds the engine the run computes on: the CPU engine, unless a caller plugs in another (the loop and
+    /// the files do not change). Its `device` is recorded in every history segment.
+    public var makeEngine: EngineFactory = cpuEngineFactory
+    /// The device of the engine of the latest `run()`.
+    public private(set) var device = "cpu"
     /// Test hook: called at each training step (epoch from 1, batch index) and while each resume state is
     /// being written (batch nil), e.g. to deliver a signal there.
     var testPoint: ((_ epoch: Int, _ batch: Int?) -> Void)?
@@ -131,7 +138,8 @@ public final class RunExecutor {
         let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
             lenet5Widths: config.lenet5Widths, inputChannels: data.train.channels)
         let phases = config.phases.map(trainingPhase)
-        let engine = CPUEngine(network: network, optimizer: phases[0].optimizer)
+        let engine = makeEngine(network, phases[0].optimizer)
+        device = engine.device
         let trainer = Trainer(engine: engine, phases: phases,
             trainBatches: try makeBatcher(data.train, config, batchSize: config.phases[0].batchSize, training: true),
             testBatches: try makeBatcher(data.test, config, batchSize: config.evalBatchSize, training: false),
@@ -240,7 +248,7 @@ public final class RunExecutor {
         var a: [String: AttributeValue] = [
             "run_id": .string(config.runID), "net": .string(config.net),
             "diverged": .int(diverged == nil ? 0 : 1), "diverged_epoch": .int(Int64(diverged ?? 0)),
-            "threads": .int(Int64(computeThreads())),
+            "threads": .int(Int64(computeThreads())), "device": .string(device),
         ]
         if let b = config.activation.bits {
             a["bits"] = .int(Int64(b))

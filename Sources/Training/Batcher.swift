@@ -19,6 +19,8 @@ public struct Batch {
     /// Dataset indices of the rows, in order.
     public let indices: [Int]
     public var count: Int { labels.count }
+
+    public init(x: Tensor, labels: [Int32], indices: [Int]) { (self.x, self.labels, self.indices) = (x, labels, indices) }
 }
 
 public enum BatcherError: Error, CustomStringConvertible, Equatable {

@@ -1,6 +1,7 @@
 // `ste bench`: training and eval throughput of the three nets on synthetic data, the protocol of the
-// PyTorch peer (tools/peer/ste_torch.py): one fixed N(0,1) batch with uniform labels, train step =
-// zero grads, forward, softmax cross-entropy, backward, SGD (lr 0.01, momentum 0.9, wd 1e-4); eval
+// PyTorch peer (tools/peer/ste_torch.py): one fixed N(0,1) batch with uniform labels, train step = the
+// training loop's (CPUEngine.trainStep: zero grads, forward, softmax cross-entropy, backward, SGD with
+// lr 0.01, momentum 0.9, wd 1e-4); eval
 // step = forward with BN in eval mode; warm-up steps, then repetitions of ≥ min-time and ≥ 5 steps.
 import ArgumentParser
 import Backends
@@ -91,18 +92,10 @@ struct Bench: ParsableCommand {
             let x = Tensor(zeros: [batch] + shape)
             for i in 0..<x.count { x[i] = rng.nextGaussian() }
             let labels = (0..<batch).map { _ in Int32(rng.next(below: 10)) }
-            let optimizer = SGD(parameters: net.parameters, learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4)
-            let dlogits = Tensor(zeros: [batch, 10])
-            func trainStep() {
-                net.zeroGrad()
-                let logits = net.forward(x, training: true)
-                _ = labels.withUnsafeBufferPointer {
-                    softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: batch, classes: 10,
-                                        dlogits: dlogits.buffer)
-                }
-                net.backward(dlogits)
-                optimizer.step()
-            }
+            // The step the training loop runs (Training/Engine.swift): zero grads, forward, loss, backward, update.
+            let engine = CPUEngine(network: net, optimizer: .sgd(learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4))
+            let steps = Batch(x: x, labels: labels, indices: Array(0..<batch))
+            func trainStep() { _ = engine.trainStep(steps) }
             func evalStep() { _ = net.forward(x, training: false) }
             let train = time(trainStep), eval = time(evalStep)
             let loader = try loaderImagesPerSecond(shape: shape, augment: shape[0] == 3)
