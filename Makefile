@@ -20,12 +20,17 @@ STE := $(BIN)
 # Recorded in every output file (Storage.codeVersion).
 export STE_CODE_VERSION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo -dirty)
 export STE_THREADS := $(THREADS)
+# DEVICE=cpu|cuda|auto: the engine of pretrain / train / eval (cuda: an NVIDIA GPU, libraries found at run time);
+# TF32=1: TF32 tensor-core math on the GPU (recorded with the device).
+DEVICE ?= cpu
+export STE_DEVICE := $(DEVICE)
+export STE_TF32 := $(TF32)
 # RESUME_ANYWAY=1: continue resume states written under another thread count, device or code version.
 export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help
+.PHONY: all deps build test reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
 .DEFAULT_GOAL := help
 
 help:
@@ -285,22 +290,26 @@ smoke-check: | $(BIN)
 # recorded eager baseline of tools/peer/README.md stands in (batch 128 only).
 PEER        ?= tools/peer/ste_torch.py
 PEER_PYTHON ?= $(HOME)/.venv-peer/bin/python
-PEER_COMPILE ?= default
+# DEVICE=cuda: our CUDA engine and the peer on the same GPU (--device cuda), the peer eager and under
+# torch.compile(mode="reduce-overhead", CUDA graphs), at the Table 2 batch sizes (LeNet-5 64, the others 128).
+PEER_COMPILE ?= $(if $(filter cuda,$(DEVICE)),reduce-overhead,default)
 BENCH_NETS  ?= lenet5 resnet20 vgg11
 BENCH_ROUNDS ?= 2
+BENCH_BATCHES_lenet5 = $(if $(filter cuda,$(DEVICE)),64,64 128)
+BENCH_DEVICE = $(if $(filter cuda,$(DEVICE)),--device cuda)
 
 # Rounds interleave ours, eager PyTorch and compiled PyTorch per net and batch; the summary pools every
 # repetition of every round.
 bench: $(BIN)
 	@mkdir -p results/bench && rm -f results/bench/*.json
 	@for round in $$(seq 1 $(BENCH_ROUNDS)); do for net in $(BENCH_NETS); do \
-	  for batch in $$(case $$net in lenet5) echo 64 128;; *) echo 128;; esac); do \
+	  for batch in $$(case $$net in lenet5) echo $(BENCH_BATCHES_lenet5);; *) echo 128;; esac); do \
 	  echo "== round $$round: $$net, batch $$batch"; \
-	  $(STE) bench --nets $$net --batch $$batch --threads $(THREADS) --json results/bench/ste-$$net-b$$batch-r$$round.json | tail -n 1; \
+	  $(STE) bench --nets $$net --batch $$batch --threads $(THREADS) $(BENCH_DEVICE) --json results/bench/ste-$$net-b$$batch-r$$round.json | tail -n 1; \
 	  if [ -x "$(PEER_PYTHON)" ]; then \
-	    $(PEER_PYTHON) $(PEER) --threads $(THREADS) --nets $$net --batches $$batch --reps 3 \
+	    $(PEER_PYTHON) $(PEER) --threads $(THREADS) $(BENCH_DEVICE) --nets $$net --batches $$batch --reps 3 \
 	      --json results/bench/torch-$$net-b$$batch-r$$round.json | grep "^| $$net" | sed 's/^/eager    /'; \
-	    $(PEER_PYTHON) $(PEER) --threads $(THREADS) --nets $$net --batches $$batch --reps 3 --compile $(PEER_COMPILE) \
+	    $(PEER_PYTHON) $(PEER) --threads $(THREADS) $(BENCH_DEVICE) --nets $$net --batches $$batch --reps 3 --compile $(PEER_COMPILE) \
 	      --json results/bench/torchc-$$net-b$$batch-r$$round.json | grep "^| $$net" | sed 's/^/compiled /'; \
 	  fi; done; done; done
 	@[ -x "$(PEER_PYTHON)" ] || echo "PyTorch peer not runnable here ($(PEER_PYTHON); \`make peer\` installs it): ratios use the recorded eager baseline of tools/peer/README.md"
@@ -313,7 +322,19 @@ $(PEER_PYTHON):
 	python3 -m venv $(HOME)/.venv-peer
 	$(HOME)/.venv-peer/bin/pip install --quiet torch numpy h5py
 
+# The GPU machine has no Swift toolchain and none of the Debian libraries: a binary with the Swift runtime linked in
+# and the libraries it loads, compressed (scripts/gpu-bundle.sh; about 20 MiB). scripts/gpu-check.sh runs the
+# CUDA engine's checks there with it.
+gpu-bundle: gpu/bundle.tar.xz
+gpu/bundle.tar.xz: $(SOURCES) | deps
+	$(SWIFT) build -c release --product ste --static-swift-stdlib --scratch-path .build/static
+	scripts/gpu-bundle.sh .build/static/release/ste $@
+
+# On a GPU machine with the bundle in gpu/: the engine's checks, a smoke pipeline on the GPU, the benchmark.
+gpu-check:
+	scripts/gpu-check.sh
+
 clean:
-	rm -rf .build .plan results/smoke
+	rm -rf .build .plan results/smoke gpu
 
 include mk/slurm.mk

@@ -73,6 +73,9 @@ let package = Package(
             ]),
         // The grid on a Slurm cluster: job-array scripts, settings, and the status of submitted tasks.
         .target(name: "Cluster", dependencies: ["Experiments", "Storage"]),
+        // The second engine: TrainingEngine on an NVIDIA GPU (cuDNN, cuBLAS, NVRTC kernels), its libraries loaded at
+        // run time, so the build needs nothing of CUDA.
+        .target(name: "GPU", dependencies: ["NN", "Kernels", "Training", "Storage"]),
         // Schoenbauer et al. 2024: weight quantization with custom gradient estimators vs the mapped STE.
         .target(name: "Schoenbauer", dependencies: ["NN", "Kernels", "Training", "Storage", "Datasets", "Harness"]),
 
@@ -81,7 +84,7 @@ let package = Package(
             name: "ste",
             dependencies: [
                 "Storage", "Datasets", "Training", "NN", "Theory", "Experiments", "Report", "Cluster", "Harness", "Backends",
-                "Schoenbauer",
+                "Schoenbauer", "GPU",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -96,6 +99,7 @@ let package = Package(
             name: "NNTests", dependencies: ["NN", "TestSupport", "Kernels", "Backends", "Storage", "Training"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels", "Harness"]),
+        .testTarget(name: "GPUTests", dependencies: ["GPU"]),
         .testTarget(name: "SchoenbauerTests", dependencies: ["Schoenbauer", "Kernels", "NN"]),
         .testTarget(
             name: "PipelineTests",

@@ -186,6 +186,9 @@ public struct SlurmPlan {
             "# The submitting make's flags (jobserver descriptors) mean nothing here.",
             "unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES",
         ]
+        if settings.gpusPerTask > 0 && job.stage != .report {
+            lines += ["# A GPU per task (gpus_per_task): the runs train on the CUDA engine.", "export STE_DEVICE=cuda"]
+        }
         return lines
     }
 

@@ -37,7 +37,7 @@ public func evaluateRun(_ config: RunConfig, resultsRoot: String, makeEngine: En
     let data = try LoadedData(config)
     let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
         lenet5Widths: config.lenet5Widths, inputChannels: data.train.channels)
-    let engine = makeEngine(network, nil)
+    let engine = try makeEngine(network, nil)
     try Checkpoint.restore(from: checkpoint, network: engine.hostState().network, optimizer: nil)
     engine.hostStateChanged()
     var result = EvalResult(trainLossFullPass: .nan, trainAccuracyFullPass: .nan,

@@ -84,7 +84,7 @@ func schedule(_ phase: PhaseSpec) -> LearningRateSchedule {
 }
 
 /// Makes a training engine over a network (nil optimizer: evaluation only).
-public typealias EngineFactory = (_ network: Network, _ optimizer: OptimizerSpec?) -> TrainingEngine
+public typealias EngineFactory = (_ network: Network, _ optimizer: OptimizerSpec?) throws -> TrainingEngine
 public let cpuEngineFactory: EngineFactory = { CPUEngine(network: $0, optimizer: $1) }
 
 /// A grid phase as the trainer's typed phase.
@@ -138,7 +138,7 @@ public final class RunExecutor {
         let network = makeNetwork(named: config.net, activation: activation(config), seed: UInt64(config.seed),
             lenet5Widths: config.lenet5Widths, inputChannels: data.train.channels)
         let phases = config.phases.map(trainingPhase)
-        let engine = makeEngine(network, phases[0].optimizer)
+        let engine = try makeEngine(network, phases[0].optimizer)
         device = engine.device
         let trainer = Trainer(engine: engine, phases: phases,
             trainBatches: try makeBatcher(data.train, config, batchSize: config.phases[0].batchSize, training: true),

@@ -21,6 +21,8 @@ public struct StepResult: Sendable {
     public var correct: Int
     /// false when the loss was not finite: no backward pass and no update were made.
     public var updated: Bool
+
+    public init(loss: Float, correct: Int, updated: Bool) { (self.loss, self.correct, self.updated) = (loss, correct, updated) }
 }
 
 /// Mean loss (no weight decay), accuracy (%) and counts over a split.
@@ -29,6 +31,10 @@ public struct Evaluation: Sendable, Equatable {
     public var accuracy: Double
     public var correct: Int
     public var total: Int
+
+    public init(loss: Double, accuracy: Double, correct: Int, total: Int) {
+        (self.loss, self.accuracy, self.correct, self.total) = (loss, accuracy, correct, total)
+    }
 }
 
 /// What the training loop needs from a device.

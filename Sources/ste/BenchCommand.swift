@@ -6,6 +6,7 @@
 import ArgumentParser
 import Backends
 import Foundation
+import GPU
 import Kernels
 import NN
 import Storage
@@ -55,6 +56,7 @@ struct Bench: ParsableCommand {
     var summary: String?
     @Option(help: "Nominal fp32 FMA peak per thread in GFLOP/s, for the % of peak (tools/peer/README.md: 2.596 GHz × 32).")
     var peakPerThread = 83.1
+    @OptionGroup var deviceOptions: DeviceOptions
 
     /// PyTorch peer, 2 threads, batch 128, median of 9 timings (tools/peer/README.md, "Headline").
     static let pytorchBaseline: [String: (train: Double, eval: Double)] = [
@@ -75,6 +77,8 @@ struct Bench: ParsableCommand {
     func run() throws {
         if let summary { return try summarize(folder: summary) }
         setComputeThreads(threads)
+        let gpu: CUDADevice? = deviceOptions.choice == .cpu ? nil : try CUDADevice(tf32: deviceOptions.wantsTF32)
+        if let gpu { print("device: \(gpu.description), nominal float32 peak \(String(format: "%.1f", gpu.float32PeakGFLOPS)) GFLOP/s") }
         let activation: Activation = floatActivation
             ? .float : .quantized(QuantizerSpec(bits: bits, alpha: defaultAlpha(bits: bits)!), STE(rawValue: ste)!)
         print("backend: \(Compute.backend.name); threads \(threads); batch \(batch); activation \(activation); "
@@ -92,14 +96,23 @@ struct Bench: ParsableCommand {
             let x = Tensor(zeros: [batch] + shape)
             for i in 0..<x.count { x[i] = rng.nextGaussian() }
             let labels = (0..<batch).map { _ in Int32(rng.next(below: 10)) }
-            // The step the training loop runs (Training/Engine.swift): zero grads, forward, loss, backward, update.
-            let engine = CPUEngine(network: net, optimizer: .sgd(learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4))
+            // The step the training loop runs (Training/Engine.swift): zero grads, forward, loss, backward, update —
+            // on the CPU engine, or on the CUDA engine (GPU/CUDAEngine.swift) with --device cuda.
+            let sgd = OptimizerSpec.sgd(learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4)
             let steps = Batch(x: x, labels: labels, indices: Array(0..<batch))
-            func trainStep() { _ = engine.trainStep(steps) }
-            func evalStep() { _ = net.forward(x, training: false) }
+            let trainStep: () -> Void, evalStep: () -> Void
+            if let gpu {
+                let engine = try CUDAEngine(network: net, optimizer: sgd, gpu: gpu)
+                trainStep = { _ = engine.trainStep(steps) }
+                evalStep = { engine.forward(steps) }
+            } else {
+                let engine = CPUEngine(network: net, optimizer: sgd)
+                trainStep = { _ = engine.trainStep(steps) }
+                evalStep = { _ = net.forward(x, training: false) }
+            }
             let train = time(trainStep), eval = time(evalStep)
             let loader = try loaderImagesPerSecond(shape: shape, augment: shape[0] == 3)
-            if layers { timeLayers(name, trainStep) }
+            if layers && gpu == nil { timeLayers(name, trainStep) }
             let (tr, ev) = (median(train), median(eval))
             let base = Self.pytorchBaseline[name]!
             print("| \(name) | \(String(format: "%.3f", fwdFlops / 1e6)) | \(spread(train)) | \(spread(eval)) | "
@@ -108,6 +121,7 @@ struct Bench: ParsableCommand {
             print("  data loader alone (\(shape[0] == 3 ? "crop + flip" : "no augmentation"), 1 thread): "
                   + "\(String(format: "%.0f", loader)) img/s")
             rows.append(["net": name, "batch": batch, "loader": loader, "fwd_flops": fwdFlops, "train_flops": trainFlops, "train": train,
+                         "device": gpu?.description ?? "cpu", "peak_gflops": gpu?.float32PeakGFLOPS ?? peakPerThread * Double(threads),
                          "eval": eval, "train_gflops": tr * trainFlops / 1e9, "eval_gflops": ev * fwdFlops / 1e9,
                          "pytorch_train": base.train, "pytorch_eval": base.eval])
         }
@@ -214,6 +228,8 @@ struct Bench: ParsableCommand {
         struct Timings {
             var train: [Double] = [], eval: [Double] = [], loader: [Double] = []
             var trainFlops = 0.0, fwdFlops = 0.0, rss = 0.0, threads = 0
+            var peak: Double?
+            var device = "cpu"
         }
         struct Key: Hashable, Comparable {
             var net: String, batch: Int
@@ -242,6 +258,8 @@ struct Bench: ParsableCommand {
                 t.fwdFlops = row["fwd_flops"] as? Double ?? 0
                 t.rss = Swift.max(t.rss, doc["peak_rss_mib"] as? Double ?? 0)
                 t.threads = doc["threads"] as? Int ?? 0
+                t.peak = row["peak_gflops"] as? Double
+                if side == .ours { t.device = row["device"] as? String ?? "cpu" }
                 table[side]![key] = t
             }
         }
@@ -259,7 +277,7 @@ struct Bench: ParsableCommand {
             let eN = e.map { "(\($0.train.count))" } ?? (recorded == nil ? "" : "(recorded)")
             let (tr, ev) = (median(o.train), median(o.eval))
             let gflops = tr * o.trainFlops / 1e9
-            let peak = peakPerThread * Double(o.threads)
+            let peak = o.peak ?? peakPerThread * Double(o.threads)
             let cTrain: Double? = c.map { median($0.train) }, cEval: Double? = c.map { median($0.eval) }
             let cN: String = c.map { "(\($0.train.count))" } ?? ""
             func value(_ v: Double?, _ n: String) -> String { v.map { "\(f0($0)) \(n)" } ?? "–" }
@@ -269,10 +287,12 @@ struct Bench: ParsableCommand {
             cells += [String(format: "%.1f", gflops), String(format: "%.0f %%", 100 * gflops / peak), f0(o.rss)]
             print("| " + cells.joined(separator: " | ") + " |")
         }
-        print("\nPeer: eager PyTorch and PyTorch under torch.compile(mode=\"\(compileMode ?? "default")\"), same threads, same "
-              + "synthetic protocol (tools/peer/ste_torch.py). Ratios are of medians over every repetition of every round; rounds "
-              + "interleave the three sides per net because the VM drifts 10–20 % between runs. Peak: "
-              + "\(String(format: "%.1f", peakPerThread)) GFLOP/s per thread (nominal AVX2 FMA).")
+        let onGPU = table[.ours]!.values.contains { $0.device.hasPrefix("cuda") }
+        print("\nPeer: eager PyTorch and PyTorch under torch.compile(mode=\"\(compileMode ?? "default")\"), same "
+              + (onGPU ? "GPU" : "threads") + ", same synthetic protocol (tools/peer/ste_torch.py). Ratios are of medians over "
+              + "every repetition of every round; rounds interleave the three sides per net because the machine drifts between "
+              + "runs. Peak: " + (onGPU ? "the GPU's nominal float32 peak (SMs × 128 lanes × 2 × clock)."
+                  : "\(String(format: "%.1f", peakPerThread)) GFLOP/s per thread (nominal AVX2 FMA)."))
     }
 
     func peakResidentMiB() -> Double {

@@ -37,6 +37,8 @@ struct RunOptions: ParsableArguments {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @OptionGroup var device: DeviceOptions
+
     func resolve(expect kinds: [RunID.Kind]) throws -> (ExperimentConfig, RunConfig) {
         guard let id = RunID(run) else { throw ValidationError(RunID.whyInvalid(run)) }
         guard kinds.contains(id.kind) else {
@@ -125,8 +127,10 @@ struct Pretrain: ParsableCommand {
     func run() throws {
         try stage {
             let (config, run) = try options.resolve(expect: [.pretrain])
-            try training.run(RunExecutor(config: run, resultsRoot: config.resultsRoot(profile: options.grid.profile),
-                quiet: options.quiet))
+            let executor = RunExecutor(config: run, resultsRoot: config.resultsRoot(profile: options.grid.profile),
+                quiet: options.quiet)
+            executor.makeEngine = try options.device.engineFactory(quiet: options.quiet)
+            try training.run(executor)
         }
     }
 }
@@ -152,6 +156,7 @@ struct Train: ParsableCommand {
             let executor = RunExecutor(config: run, resultsRoot: config.resultsRoot(profile: options.grid.profile),
                 quiet: options.quiet)
             executor.stopAfterEpochs = stopAfterEpochs
+            executor.makeEngine = try options.device.engineFactory(quiet: options.quiet)
             try training.run(executor)
         }
     }
@@ -165,7 +170,8 @@ struct Eval: ParsableCommand {
     func run() throws {
         try stage {
             let (config, run) = try options.resolve(expect: [.train, .repel, .pretrain])
-            let r = try evaluateRun(run, resultsRoot: config.resultsRoot(profile: options.grid.profile))
+            let r = try evaluateRun(run, resultsRoot: config.resultsRoot(profile: options.grid.profile),
+                makeEngine: try options.device.engineFactory(quiet: options.quiet))
             if !options.quiet {
                 print("\(run.runID): test accuracy \(String(format: "%.2f", r.testAccuracy)) %, training loss "
                     + "\(String(format: "%.3e", r.trainLossLastEpoch)) (last epoch), \(String(format: "%.3e", r.trainLossFullPass)) (full pass)"

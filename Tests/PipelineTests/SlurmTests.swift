@@ -63,6 +63,7 @@ final class SlurmTests: XCTestCase {
             XCTAssertEqual(line(script, "#SBATCH --mem="), "#SBATCH --mem=8G")
             XCTAssertNil(line(script, "#SBATCH --partition"), "the default partition is the cluster's")
             XCTAssertNil(line(script, "#SBATCH --gres"), "no GPUs by default")
+            XCTAssertFalse(script.contains("STE_DEVICE"), "the CPU engine by default")
             XCTAssertEqual(line(script, "#SBATCH --kill-on-invalid-dep=yes") != nil, job.stage != .pretrain, job.key)
             XCTAssertTrue(script.contains("\nexport HDF5_USE_FILE_LOCKING=FALSE\n"))
             XCTAssertTrue(script.contains("\ncd /repo || exit 1\n"))
@@ -149,6 +150,8 @@ final class SlurmTests: XCTestCase {
         }
         XCTAssertNotNil(line(lenet, "#SBATCH --time=30"), "nets not listed take the default")
         XCTAssertNil(line(plan.script(plan.jobs.last!), "#SBATCH --gres"), "the report job needs no GPU")
+        XCTAssertNotNil(line(cells, "export STE_DEVICE=cuda"), "a task with a GPU trains on the CUDA engine")
+        XCTAssertFalse(plan.script(plan.jobs.last!).contains("STE_DEVICE"))
 
         func rejects(_ yaml: String, key: String, file: StaticString = #filePath, line: UInt = #line) throws {
             try yaml.write(toFile: path, atomically: true, encoding: .utf8)

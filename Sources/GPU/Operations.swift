@@ -1,0 +1,548 @@
+// The CUDA engine's layers: one device operation per NN layer, built by walking the same layer tree the CPU engine
+// runs (Sources/NN/Models), so each net is described once for both engines. Parameters and running statistics
+// live on the device, keyed by the host tensors they mirror (`DeviceState`), so the PyTorch names of checkpoints do
+// not change. Convolutions run on cuDNN with pinned deterministic algorithms, Linear layers on cuBLAS, the rest on
+// the NVRTC kernels of KernelSource.swift. As on the CPU, a batch norm followed by a quantized ReLU is one pass, and
+// so is the ResNet block's end (batch norm, residual add, quantizer).
+import Kernels
+import NN
+
+/// Device copies of a network's parameters (value and gradient) and buffers (BN running statistics).
+final class DeviceState {
+    let device: CUDADevice
+    private(set) var values: [ObjectIdentifier: DeviceBuffer] = [:]
+    private(set) var grads: [ObjectIdentifier: DeviceBuffer] = [:]
+
+    init(_ device: CUDADevice, network: Network) {
+        self.device = device
+        for p in network.parameters {
+            values[ObjectIdentifier(p.value)] = DeviceBuffer(device, floats: p.value.count)
+            grads[ObjectIdentifier(p.value)] = DeviceBuffer(device, floats: p.value.count)
+        }
+        for b in network.buffers { values[ObjectIdentifier(b.value)] = DeviceBuffer(device, floats: b.value.count) }
+    }
+
+    func value(_ t: Tensor) -> DeviceBuffer {
+        guard let v = values[ObjectIdentifier(t)] else { fatalError("CUDA engine: a tensor of the net has no device copy") }
+        return v
+    }
+
+    func grad(_ p: Parameter) -> DeviceBuffer {
+        guard let g = grads[ObjectIdentifier(p.value)] else { fatalError("CUDA engine: parameter \(p.name) has no device gradient") }
+        return g
+    }
+}
+
+protocol DeviceOperation: AnyObject {
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor
+    func backward(_ dy: DeviceTensor) -> DeviceTensor
+}
+
+struct UnsupportedLayer: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// The device operation of `layer` (and, inside containers, of its children).
+func makeOperation(_ layer: Layer, _ state: DeviceState) throws -> DeviceOperation {
+    switch layer {
+    case let s as Sequential: return try SequentialOperation(s, state)
+    case let c as Conv2d: return ConvolutionOperation(c, state)
+    case let l as Linear: return LinearOperation(l, state)
+    case let b as BatchNorm: return BatchNormOperation(b, activation: nil, state)
+    case let q as QReLU: return ActivationOperation(q, state.device)
+    case is ReLU: return ActivationOperation(nil, state.device)
+    case is MaxPool2d: return MaxPoolOperation(state.device)
+    case is GlobalAvgPool: return GlobalAveragePoolOperation(state.device)
+    case is Flatten: return FlattenOperation()
+    case let s as ShortcutOptionA: return ShortcutOperation(s.pad, state.device)
+    case let b as BasicBlock: return try BlockOperation(b, state)
+    default: throw UnsupportedLayer(description: "the CUDA engine has no operation for \(type(of: layer)) yet")
+    }
+}
+
+final class SequentialOperation: DeviceOperation {
+    let steps: [DeviceOperation]
+
+    init(_ s: Sequential, _ state: DeviceState) throws {
+        var steps: [DeviceOperation] = [], i = 0
+        let layers = s.layers.map(\.layer)
+        while i < layers.count {
+            if let bn = layers[i] as? BatchNorm, i + 1 < layers.count, let act = layers[i + 1] as? QReLU {
+                steps.append(BatchNormOperation(bn, activation: act, state))
+                i += 2
+            } else {
+                steps.append(try makeOperation(layers[i], state))
+                i += 1
+            }
+        }
+        self.steps = steps
+    }
+
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
+        steps.reduce(x) { $1.forward($0, training: training) }
+    }
+
+    func backward(_ dy: DeviceTensor) -> DeviceTensor { steps.reversed().reduce(dy) { $1.backward($0) } }
+}
+
+/// nn.Conv2d through cuDNN: forward, backward data (unless the layer is the net's first) and backward filter, each
+/// with the first deterministic algorithm cuDNN supports for the geometry.
+final class ConvolutionOperation: DeviceOperation {
+    let layer: Conv2d
+    let state: DeviceState
+    var device: CUDADevice { state.device }
+    private var input: DeviceTensor?
+    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
+    private struct Plan {
+        let x: Ptr, y: Ptr, w: Ptr, conv: Ptr
+        let forward: (algorithm: CInt, workspace: Int)
+        let backwardData: (algorithm: CInt, workspace: Int)
+        let backwardFilter: (algorithm: CInt, workspace: Int)
+        let outputShape: [Int]
+    }
+    private var plans: [[Int]: Plan] = [:]
+
+    init(_ layer: Conv2d, _ state: DeviceState) { (self.layer, self.state) = (layer, state) }
+
+    private func plan(for shape: [Int]) -> Plan {
+        if let p = plans[shape] { return p }
+        let dnn = device.libraries.cudnn
+        let (n, h, w) = (shape[0], shape[2], shape[3])
+        let oh = (h + 2 * layer.padding - layer.kernel) / layer.stride + 1
+        let ow = (w + 2 * layer.padding - layer.kernel) / layer.stride + 1
+        var x: Ptr = nil, y: Ptr = nil, f: Ptr = nil, c: Ptr = nil
+        device.checkCUDNN(dnn.createTensorDescriptor(&x), "cudnnCreateTensorDescriptor")
+        device.checkCUDNN(dnn.createTensorDescriptor(&y), "cudnnCreateTensorDescriptor")
+        device.checkCUDNN(dnn.createFilterDescriptor(&f), "cudnnCreateFilterDescriptor")
+        device.checkCUDNN(dnn.createConvolutionDescriptor(&c), "cudnnCreateConvolutionDescriptor")
+        device.checkCUDNN(dnn.setTensor4dDescriptor(x, CUDNN.nchw, CUDNN.float32, CInt(n), CInt(layer.inChannels), CInt(h),
+                                                     CInt(w)), "cudnnSetTensor4dDescriptor")
+        device.checkCUDNN(dnn.setTensor4dDescriptor(y, CUDNN.nchw, CUDNN.float32, CInt(n), CInt(layer.outChannels),
+                                                     CInt(oh), CInt(ow)), "cudnnSetTensor4dDescriptor")
+        device.checkCUDNN(dnn.setFilter4dDescriptor(f, CUDNN.float32, CUDNN.nchw, CInt(layer.outChannels),
+                                                     CInt(layer.inChannels), CInt(layer.kernel), CInt(layer.kernel)),
+                          "cudnnSetFilter4dDescriptor")
+        device.checkCUDNN(dnn.setConvolution2dDescriptor(c, CInt(layer.padding), CInt(layer.padding), CInt(layer.stride),
+                                                          CInt(layer.stride), 1, 1, CUDNN.crossCorrelation, CUDNN.float32),
+                          "cudnnSetConvolution2dDescriptor")
+        device.checkCUDNN(dnn.setConvolutionMathType(c, device.tf32 ? CUDNN.defaultMath : CUDNN.fmaMath),
+                          "cudnnSetConvolutionMathType")
+        func pick(_ algorithms: [CInt], _ what: String, _ size: (CInt, UnsafeMutablePointer<Int>) -> CInt) -> (CInt, Int) {
+            var bytes = 0
+            for a in algorithms where size(a, &bytes) == 0 { return (a, bytes) }
+            fatalError("cuDNN supports none of the deterministic \(what) algorithms \(algorithms) for \(shape) → "
+                + "\(layer.outChannels)×\(layer.kernel)×\(layer.kernel)")
+        }
+        let handle = device.cudnn
+        let p = Plan(
+            x: x, y: y, w: f, conv: c,
+            forward: pick(CUDNN.forwardAlgorithms, "forward") { dnn.forwardWorkspaceSize(handle, x, f, c, y, $0, $1) },
+            backwardData: pick(CUDNN.backwardDataAlgorithms, "backward-data") {
+                dnn.backwardDataWorkspaceSize(handle, f, y, c, x, $0, $1)
+            },
+            backwardFilter: pick(CUDNN.backwardFilterAlgorithms, "backward-filter") {
+                dnn.backwardFilterWorkspaceSize(handle, x, y, c, f, $0, $1)
+            },
+            outputShape: [n, layer.outChannels, oh, ow])
+        plans[shape] = p
+        return p
+    }
+
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
+        precondition(x.shape.count == 4 && x.shape[1] == layer.inChannels, "Conv2d(\(layer.inChannels)→…) got \(x.shape)")
+        let p = plan(for: x.shape)
+        let y = output.get(device, p.outputShape)
+        var one: Float = 1, zero: Float = 0
+        let ws = device.workspace(bytes: max(p.forward.workspace, p.backwardData.workspace, p.backwardFilter.workspace))
+        device.checkCUDNN(device.libraries.cudnn.forward(device.cudnn, &one, p.x, x.pointer, p.w,
+            state.value(layer.weight.value).pointer, p.conv, p.forward.algorithm, ws, p.forward.workspace, &zero, p.y,
+            y.pointer), "cudnnConvolutionForward")
+        if let b = layer.bias {
+            let (n, c, s) = (p.outputShape[0], p.outputShape[1], p.outputShape[2] * p.outputShape[3])
+            device.launchElementwise("channel_bias_add", count: n * c * s,
+                [.pointer(y.pointer), .pointer(state.value(b.value).pointer), .long(n * c * s), .int(Int32(c)), .int(Int32(s))])
+        }
+        input = training ? x : nil
+        return y
+    }
+
+    func backward(_ dy: DeviceTensor) -> DeviceTensor {
+        guard let x = input else { preconditionFailure("Conv2d.backward without a training forward") }
+        input = nil
+        let p = plan(for: x.shape)
+        let dnn = device.libraries.cudnn
+        var one: Float = 1, zero: Float = 0
+        let ws = device.workspace(bytes: max(p.forward.workspace, p.backwardData.workspace, p.backwardFilter.workspace))
+        device.checkCUDNN(dnn.backwardFilter(device.cudnn, &one, p.x, x.pointer, p.y, dy.pointer, p.conv,
+            p.backwardFilter.algorithm, ws, p.backwardFilter.workspace, &zero, p.w, state.grad(layer.weight).pointer),
+            "cudnnConvolutionBackwardFilter")
+        if let b = layer.bias {
+            let (n, c, s) = (dy.shape[0], dy.shape[1], dy.shape[2] * dy.shape[3])
+            device.launch("channel_bias_gradient", blocks: c,
+                [.pointer(state.grad(b).pointer), .pointer(dy.pointer), .int(Int32(n)), .int(Int32(c)), .int(Int32(s))])
+        }
+        guard layer.computesInputGradient else { return output.get(device, [0]) }
+        let dx = inputGrad.get(device, x.shape)
+        device.checkCUDNN(dnn.backwardData(device.cudnn, &one, p.w, state.value(layer.weight.value).pointer, p.y,
+            dy.pointer, p.conv, p.backwardData.algorithm, ws, p.backwardData.workspace, &zero, p.x, dx.pointer),
+            "cudnnConvolutionBackwardData")
+        return dx
+    }
+}
+
+/// nn.Linear through cuBLAS (row-major tensors as column-major transposes): y = x·Wᵀ + b.
+final class LinearOperation: DeviceOperation {
+    let layer: Linear
+    let state: DeviceState
+    var device: CUDADevice { state.device }
+    private var input: DeviceTensor?
+    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
+
+    init(_ layer: Linear, _ state: DeviceState) { (self.layer, self.state) = (layer, state) }
+
+    private func gemm(_ ta: CInt, _ tb: CInt, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafeRawPointer, _ lda: Int,
+                      _ b: UnsafeRawPointer, _ ldb: Int, _ c: UnsafeMutableRawPointer, _ ldc: Int) {
+        var one: Float = 1, zero: Float = 0
+        device.check(device.libraries.cublas.sgemm(device.cublas, ta, tb, CInt(m), CInt(n), CInt(k), &one, a, CInt(lda),
+                                                   b, CInt(ldb), &zero, c, CInt(ldc)), "cublasSgemm")
+    }
+
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
+        let (n, i, o) = (x.shape[0], layer.inFeatures, layer.outFeatures)
+        precondition(x.count == n * i, "Linear(\(i)→\(o)) got \(x.shape)")
+        let y = output.get(device, [n, o])
+        gemm(CUBLAS.opT, CUBLAS.opN, o, n, i, state.value(layer.weight.value).pointer, i, x.pointer, i, y.pointer, o)
+        if let b = layer.bias {
+            device.launchElementwise("channel_bias_add", count: n * o,
+                [.pointer(y.pointer), .pointer(state.value(b.value).pointer), .long(n * o), .int(Int32(o)), .int(1)])
+        }
+        input = training ? x : nil
+        return y
+    }
+
+    func backward(_ dy: DeviceTensor) -> DeviceTensor {
+        guard let x = input else { preconditionFailure("Linear.backward without a training forward") }
+        input = nil
+        let (n, i, o) = (x.shape[0], layer.inFeatures, layer.outFeatures)
+        gemm(CUBLAS.opN, CUBLAS.opT, i, o, n, x.pointer, i, dy.pointer, o, state.grad(layer.weight).pointer, i)
+        if let b = layer.bias {
+            device.launch("channel_bias_gradient", blocks: o,
+                [.pointer(state.grad(b).pointer), .pointer(dy.pointer), .int(Int32(n)), .int(Int32(o)), .int(1)])
+        }
+        let dx = inputGrad.get(device, [n, i])
+        gemm(CUBLAS.opN, CUBLAS.opN, i, n, o, state.value(layer.weight.value).pointer, i, dy.pointer, o, dx.pointer, i)
+        return dx.reshaped(x.shape)
+    }
+}
+
+/// Batch norm (BatchNorm1d/2d semantics), with the activation after it when there is one: a quantized ReLU in the
+/// same pass (its STE masks the backward's dy), a float ReLU as its own kernel. With a residual (the ResNet block's
+/// end) the pass computes σ(BN(x) + residual).
+final class BatchNormOperation: DeviceOperation {
+    let norm: BatchNorm
+    let activation: QReLU?
+    let state: DeviceState
+    var device: CUDADevice { state.device }
+    private let mean: DeviceBuffer, invstd: DeviceBuffer, sums: DeviceBuffer
+    private var output = ReusableDeviceTensor(), normalized = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
+    private var sumGrad = ReusableDeviceTensor(), reluGrad = ReusableDeviceTensor()
+    private var input: DeviceTensor?, residual: DeviceTensor?, preActivation: DeviceTensor?
+    private var training = false
+    private var fused: QuantizerSpec?, fusedSTE: STE?
+
+    init(_ norm: BatchNorm, activation: QReLU?, _ state: DeviceState) {
+        (self.norm, self.activation, self.state) = (norm, activation, state)
+        mean = DeviceBuffer(state.device, floats: norm.channels)
+        invstd = DeviceBuffer(state.device, floats: norm.channels)
+        sums = DeviceBuffer(state.device, bytes: 16 * norm.channels)
+    }
+
+    private func dimensions(_ x: DeviceTensor) -> (n: Int, c: Int, spatial: Int) {
+        precondition((x.shape.count == 2 || x.shape.count == 4) && x.shape[1] == norm.channels,
+                     "BatchNorm(\(norm.channels)) got \(x.shape)")
+        return (x.shape[0], norm.channels, x.shape.count == 4 ? x.shape[2] * x.shape[3] : 1)
+    }
+
+    private var weightPointer: Ptr { norm.weight.map { state.value($0.value).pointer } }
+    private var biasPointer: Ptr { norm.bias.map { state.value($0.value).pointer } }
+
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor { forward(x, training: training, adding: nil) }
+
+    /// σ(BN(x) (+ residual)); a residual needs a quantized activation (else the caller adds and activates itself).
+    func forward(_ x: DeviceTensor, training: Bool, adding residual: DeviceTensor?) -> DeviceTensor {
+        let (n, c, s) = dimensions(x)
+        let total = n * c * s
+        let meanPointer: Ptr
+        if training {
+            device.launch("batch_norm_statistics", blocks: c, [
+                .pointer(mean.pointer), .pointer(invstd.pointer), .pointer(state.value(norm.runningMean).pointer),
+                .pointer(state.value(norm.runningVar).pointer), .pointer(x.pointer), .int(Int32(n)), .int(Int32(c)),
+                .int(Int32(s)), .float(norm.eps), .float(norm.momentum)])
+            meanPointer = mean.pointer
+        } else {
+            device.launchElementwise("batch_norm_eval_invstd", count: c, [
+                .pointer(invstd.pointer), .pointer(state.value(norm.runningVar).pointer), .int(Int32(c)), .float(norm.eps)])
+            meanPointer = state.value(norm.runningMean).pointer
+        }
+        var quantizer: (QuantizerSpec, STE)? = nil
+        if case .quantized(let spec, let ste) = activation?.activation { quantizer = (spec, ste) }
+        precondition(residual == nil || quantizer != nil, "the residual pass needs a quantized activation")
+        (fused, fusedSTE) = (quantizer?.0, quantizer?.1)
+        let y = activation != nil && quantizer == nil ? normalized.get(device, x.shape) : output.get(device, x.shape)
+        let spec = quantizer?.0
+        device.launchElementwise("batch_norm_apply", count: total, [
+            .pointer(y.pointer), .pointer(x.pointer), .pointer(residual?.pointer), .pointer(meanPointer),
+            .pointer(invstd.pointer), .pointer(weightPointer), .pointer(biasPointer), .long(total), .int(Int32(c)),
+            .int(Int32(s)), .int(spec == nil ? 0 : 1), .int(Int32(spec?.levels ?? 0)), .float(spec?.alpha ?? 1),
+            .int(spec?.rounding == .nearest ? 1 : 0)])
+        input = x
+        self.residual = training ? residual : nil
+        self.training = training
+        guard activation != nil, quantizer == nil else { preActivation = nil; return y }
+        // A float ReLU after the batch norm (pretraining): its own kernel, its input kept for the backward.
+        let r = output.get(device, x.shape)
+        device.launchElementwise("relu_forward", count: total, [.pointer(r.pointer), .pointer(y.pointer), .long(total)])
+        preActivation = training ? y : nil
+        return r
+    }
+
+    /// dx of the latest forward (without a residual).
+    func backward(_ dy: DeviceTensor) -> DeviceTensor {
+        precondition(residual == nil, "BatchNorm: the forward added a residual; use backwardWithResidual")
+        guard training, let x = input else { preconditionFailure("BatchNorm.backward without a training forward") }
+        var g = dy
+        if let pre = preActivation {
+            g = reluGrad.get(device, dy.shape)
+            device.launchElementwise("relu_backward", count: dy.count,
+                                     [.pointer(g.pointer), .pointer(dy.pointer), .pointer(pre.pointer), .long(dy.count)])
+        }
+        return normalizeBackward(g, x, ste: fusedSTE, top: fused?.top ?? 0)
+    }
+
+    /// The backward of `forward(_:training:adding:)`: the gradient at the residual sum and at the batch norm's input.
+    func backwardWithResidual(_ dy: DeviceTensor) -> (sum: DeviceTensor, input: DeviceTensor) {
+        guard training, let x = input, let r = residual, let spec = fused, let ste = fusedSTE else {
+            preconditionFailure("QReLU.backward without a training forward")
+        }
+        let (_, c, s) = dimensions(x)
+        let d = sumGrad.get(device, x.shape)
+        device.launchElementwise("batch_norm_residual_gradient", count: x.count, [
+            .pointer(d.pointer), .pointer(dy.pointer), .pointer(x.pointer), .pointer(r.pointer), .pointer(mean.pointer),
+            .pointer(invstd.pointer), .pointer(weightPointer), .pointer(biasPointer), .long(x.count), .int(Int32(c)),
+            .int(Int32(s)), .int(steCode(ste)), .float(spec.top)])
+        residual = nil
+        return (d, normalizeBackward(d, x, ste: nil, top: 0))
+    }
+
+    private func normalizeBackward(_ dy: DeviceTensor, _ x: DeviceTensor, ste: STE?, top: Float) -> DeviceTensor {
+        let (n, c, s) = dimensions(x)
+        input = nil
+        let dx = inputGrad.get(device, x.shape)
+        let code: Int32 = ste.map(steCode) ?? -1
+        device.launch("batch_norm_backward_sums", blocks: c, [
+            .pointer(sums.pointer), .pointer(norm.weight.map { state.grad($0).pointer }),
+            .pointer(norm.bias.map { state.grad($0).pointer }), .pointer(dy.pointer), .pointer(x.pointer),
+            .pointer(mean.pointer), .pointer(invstd.pointer), .pointer(weightPointer), .pointer(biasPointer),
+            .int(Int32(n)), .int(Int32(c)), .int(Int32(s)), .int(code), .float(top)])
+        device.launchElementwise("batch_norm_backward_apply", count: x.count, [
+            .pointer(dx.pointer), .pointer(sums.pointer), .pointer(dy.pointer), .pointer(x.pointer), .pointer(mean.pointer),
+            .pointer(invstd.pointer), .pointer(weightPointer), .pointer(biasPointer), .long(x.count), .int(Int32(n)),
+            .int(Int32(c)), .int(Int32(s)), .int(code), .float(top)])
+        return dx
+    }
+}
+
+/// The kernels' STE numbering (KernelSource.swift).
+func steCode(_ ste: STE) -> Int32 {
+    switch ste {
+    case .identity: return 0
+    case .relu: return 1
+    case .clipped: return 2
+    case .logTailed: return 3
+    }
+}
+
+/// A QReLU on its own (nil: a plain ReLU).
+final class ActivationOperation: DeviceOperation {
+    let layer: QReLU?
+    let device: CUDADevice
+    private var input: DeviceTensor?
+    private var quantizer: (QuantizerSpec, STE)?
+    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
+
+    init(_ layer: QReLU?, _ device: CUDADevice) { (self.layer, self.device) = (layer, device) }
+
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
+        let y = output.get(device, x.shape)
+        quantizer = nil
+        if case .quantized(let spec, let ste) = layer?.activation {
+            quantizer = (spec, ste)
+            device.launchElementwise("quantized_relu_forward", count: x.count, [
+                .pointer(y.pointer), .pointer(x.pointer), .long(x.count), .int(Int32(spec.levels)), .float(spec.alpha),
+                .int(spec.rounding == .nearest ? 1 : 0)])
+        } else {
+            device.launchElementwise("relu_forward", count: x.count, [.pointer(y.pointer), .pointer(x.pointer), .long(x.count)])
+        }
+        input = training ? x : nil
+        return y
+    }
+
+    func backward(_ dy: DeviceTensor) -> DeviceTensor {
+        guard let x = input else { preconditionFailure("QReLU.backward without a training forward") }
+        input = nil
+        let dx = inputGrad.get(device, x.shape)
+        if let (spec, ste) = quantizer {
+            device.launchElementwise("quantized_relu_backward", count: x.count, [
+                .pointer(dx.pointer), .pointer(dy.pointer), .pointer(x.pointer), .long(x.count), .int(steCode(ste)),
+                .float(spec.top)])
+        } else {
+            device.launchElementwise("relu_backward", count: x.count,
+                                     [.pointer(dx.pointer), .pointer(dy.pointer), .pointer(x.pointer), .long(x.count)])
+        }
+        return dx
+    }
+}
+
+final class MaxPoolOperation: DeviceOperation {
+    let device: CUDADevice
+    private var inputShape: [Int] = []
+    private var argmax: DeviceBuffer?
+    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
+    init(_ device: CUDADevice) { self.device = device }
+
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
+        precondition(x.shape.count == 4, "MaxPool2d got \(x.shape)")
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let y = output.get(device, [n, c, h / 2, w / 2])
+        if (argmax?.bytes ?? 0) < y.count { argmax = DeviceBuffer(device, bytes: y.count) }
+        device.launchElementwise("max_pool2_forward", count: y.count, [
+            .pointer(y.pointer), .pointer(argmax!.pointer), .pointer(x.pointer), .int(Int32(n)), .int(Int32(c)),
+            .int(Int32(h)), .int(Int32(w))])
+        inputShape = x.shape
+        return y
+    }
+
+    func backward(_ dy: DeviceTensor) -> DeviceTensor {
+        let dx = inputGrad.get(device, inputShape)
+        device.launchElementwise("max_pool2_backward", count: dx.count, [
+            .pointer(dx.pointer), .pointer(dy.pointer), .pointer(argmax!.pointer), .int(Int32(inputShape[0])),
+            .int(Int32(inputShape[1])), .int(Int32(inputShape[2])), .int(Int32(inputShape[3]))])
+        return dx
+    }
+}
+
+final class GlobalAveragePoolOperation: DeviceOperation {
+    let device: CUDADevice
+    private var inputShape: [Int] = []
+    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
+    init(_ device: CUDADevice) { self.device = device }
+
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
+        let (planes, spatial) = (x.shape[0] * x.shape[1], x.shape[2] * x.shape[3])
+        let y = output.get(device, [x.shape[0], x.shape[1]])
+        device.launchElementwise("global_average_pool_forward", count: planes,
+                                 [.pointer(y.pointer), .pointer(x.pointer), .long(planes), .int(Int32(spatial))])
+        inputShape = x.shape
+        return y
+    }
+
+    func backward(_ dy: DeviceTensor) -> DeviceTensor {
+        let dx = inputGrad.get(device, inputShape)
+        let (planes, spatial) = (inputShape[0] * inputShape[1], inputShape[2] * inputShape[3])
+        device.launchElementwise("global_average_pool_backward", count: dx.count,
+                                 [.pointer(dx.pointer), .pointer(dy.pointer), .long(planes), .int(Int32(spatial))])
+        return dx
+    }
+}
+
+/// [n, …] → [n, rest]: the same memory under another shape (NCHW is already row-major by sample).
+final class FlattenOperation: DeviceOperation {
+    private var inputShape: [Int] = []
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
+        inputShape = x.shape
+        return x.reshaped([x.shape[0], x.count / max(1, x.shape[0])])
+    }
+    func backward(_ dy: DeviceTensor) -> DeviceTensor { dy.reshaped(inputShape) }
+}
+
+final class ShortcutOperation: DeviceOperation {
+    let pad: Int
+    let device: CUDADevice
+    private var inputShape: [Int] = []
+    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
+    init(_ pad: Int, _ device: CUDADevice) { (self.pad, self.device) = (pad, device) }
+
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let y = output.get(device, [n, c + 2 * pad, (h + 1) / 2, (w + 1) / 2])
+        device.launchElementwise("shortcut_option_a_forward", count: y.count, [
+            .pointer(y.pointer), .pointer(x.pointer), .int(Int32(n)), .int(Int32(c)), .int(Int32(h)), .int(Int32(w)),
+            .int(Int32(pad))])
+        inputShape = x.shape
+        return y
+    }
+
+    func backward(_ dy: DeviceTensor) -> DeviceTensor {
+        let dx = inputGrad.get(device, inputShape)
+        device.launchElementwise("shortcut_option_a_backward", count: dx.count, [
+            .pointer(dx.pointer), .pointer(dy.pointer), .int(Int32(inputShape[0])), .int(Int32(inputShape[1])),
+            .int(Int32(inputShape[2])), .int(Int32(inputShape[3])), .int(Int32(pad))])
+        return dx
+    }
+}
+
+/// The ResNet basic block (NN/Containers.swift BasicBlock): act2(bn2(conv2(act1(bn1(conv1(x))))) + shortcut(x)), the
+/// block's end in one pass when act2 is quantized.
+final class BlockOperation: DeviceOperation {
+    let conv1: ConvolutionOperation, conv2: ConvolutionOperation
+    let normAct1: BatchNormOperation, normAct2: BatchNormOperation, norm2: BatchNormOperation
+    let act2: ActivationOperation
+    let shortcut: ShortcutOperation?
+    let block: BasicBlock
+    let device: CUDADevice
+    private var sum = ReusableDeviceTensor()
+    private var endedFused = false
+
+    init(_ b: BasicBlock, _ state: DeviceState) throws {
+        block = b
+        device = state.device
+        conv1 = ConvolutionOperation(b.conv1, state)
+        conv2 = ConvolutionOperation(b.conv2, state)
+        normAct1 = BatchNormOperation(b.bn1, activation: b.act1, state)
+        normAct2 = BatchNormOperation(b.bn2, activation: b.act2, state)
+        norm2 = BatchNormOperation(b.bn2, activation: nil, state)
+        act2 = ActivationOperation(b.act2, state.device)
+        shortcut = b.shortcut.map { ShortcutOperation($0.pad, state.device) }
+    }
+
+    func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
+        let h = normAct1.forward(conv1.forward(x, training: training), training: training)
+        let c = conv2.forward(h, training: training)
+        let s = shortcut?.forward(x, training: training) ?? x
+        precondition(s.shape == c.shape, "BasicBlock: shortcut \(s.shape) vs branch \(c.shape)")
+        if case .quantized = block.act2.activation {
+            endedFused = true
+            return normAct2.forward(c, training: training, adding: s)
+        }
+        endedFused = false
+        let o = norm2.forward(c, training: training)
+        let total = sum.get(device, o.shape)
+        device.launchElementwise("add", count: o.count, [.pointer(total.pointer), .pointer(o.pointer), .pointer(s.pointer),
+                                                         .long(o.count)])
+        return act2.forward(total, training: training)
+    }
+
+    func backward(_ dy: DeviceTensor) -> DeviceTensor {
+        let dsum: DeviceTensor, dbranch: DeviceTensor
+        if endedFused {
+            (dsum, dbranch) = normAct2.backwardWithResidual(dy)
+        } else {
+            dsum = act2.backward(dy)
+            dbranch = norm2.backward(dsum)
+        }
+        let dx = conv1.backward(normAct1.backward(conv2.backward(dbranch)))
+        let dskip = shortcut?.backward(dsum) ?? dsum
+        device.launchElementwise("accumulate", count: dx.count, [.pointer(dx.pointer), .pointer(dskip.pointer), .long(dx.count)])
+        return dx
+    }
+}
