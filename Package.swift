@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "Cluster", dependencies: ["Experiments", "Storage"]),
         // The second engine: TrainingEngine on an NVIDIA GPU (cuDNN, cuBLAS, NVRTC kernels), its libraries loaded at
         // run time, so the build needs nothing of CUDA.
-        .target(name: "GPU", dependencies: ["NN", "Kernels", "Training", "Storage"]),
+        .target(name: "GPU", dependencies: ["NN", "Kernels", "Backends", "Training", "Storage"]),
         // Schoenbauer et al. 2024: weight quantization with custom gradient estimators vs the mapped STE.
         .target(name: "Schoenbauer", dependencies: ["NN", "Kernels", "Training", "Storage", "Datasets", "Harness"]),
 
@@ -99,7 +99,8 @@ let package = Package(
             name: "NNTests", dependencies: ["NN", "TestSupport", "Kernels", "Backends", "Storage", "Training"],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "TheoryTests", dependencies: ["Theory", "Kernels", "Harness"]),
-        .testTarget(name: "GPUTests", dependencies: ["GPU"]),
+        .testTarget(
+            name: "GPUTests", dependencies: ["GPU", "NN", "Kernels", "Backends", "Training", "Storage", "TestSupport"]),
         .testTarget(name: "SchoenbauerTests", dependencies: ["Schoenbauer", "Kernels", "NN"]),
         .testTarget(
             name: "PipelineTests",

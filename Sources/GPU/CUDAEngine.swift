@@ -11,7 +11,7 @@ import Training
 
 public final class CUDAEngine: TrainingEngine {
     public let network: Network
-    public let gpu: CUDADevice
+    let gpu: ComputeDevice
     let state: DeviceState
     let root: DeviceOperation
     public var device: String { gpu.description }
@@ -32,7 +32,12 @@ public final class CUDAEngine: TrainingEngine {
     private(set) var lastLogits: DeviceTensor?
     private var labels: DeviceBuffer?, rowLoss: DeviceBuffer?, rowCorrect: DeviceBuffer?
 
-    public init(network: Network, optimizer: OptimizerSpec?, gpu: CUDADevice) throws {
+    public convenience init(network: Network, optimizer: OptimizerSpec?, gpu: CUDADevice) throws {
+        try self.init(network: network, optimizer: optimizer, device: gpu)
+    }
+
+    /// On any `ComputeDevice` (the tests' host emulation too).
+    init(network: Network, optimizer: OptimizerSpec?, device gpu: ComputeDevice) throws {
         self.network = network
         self.gpu = gpu
         state = DeviceState(gpu, network: network)

@@ -46,15 +46,20 @@ public enum GPUChecks {
         var report = GPUCheckReport()
         report.lines.append("device: \(gpu.description), \(gpu.multiprocessors) SMs, nominal float32 peak "
             + String(format: "%.1f", gpu.float32PeakGFLOPS / 1000) + " TFLOP/s")
+        run(on: gpu, fixtures: fixtures, &report)
+        return report
+    }
+
+    /// The checks on any device (the tests run them on the host emulation).
+    static func run(on gpu: ComputeDevice, fixtures: String, _ report: inout GPUCheckReport) {
         kinks(gpu, &report)
         do { try parity(gpu, fixtures: fixtures, &report) } catch { report.record(false, "parity: \(error)") }
         do { try determinism(gpu, &report) } catch { report.record(false, "determinism: \(error)") }
         do { try transfer(gpu, &report) } catch { report.record(false, "transfer: \(error)") }
-        return report
     }
 
     /// The quantizer and the STEs at their kinks, on the GPU's ActivationOperation and the CPU kernels.
-    static func kinks(_ gpu: CUDADevice, _ report: inout GPUCheckReport) {
+    static func kinks(_ gpu: ComputeDevice, _ report: inout GPUCheckReport) {
         for bits in [2, 4] {
             for rounding in Rounding.allCases {
                 let spec = QuantizerSpec(bits: bits, alpha: bits == 2 ? 0.5 : 0.1946, rounding: rounding)
@@ -99,7 +104,7 @@ public enum GPUChecks {
             : makeNetwork(named: net, activation: activation, seed: 1)
     }
 
-    static func parity(_ gpu: CUDADevice, fixtures: String, _ report: inout GPUCheckReport) throws {
+    static func parity(_ gpu: ComputeDevice, fixtures: String, _ report: inout GPUCheckReport) throws {
         let r = try H5Reader(path: fixtures)
         for (net, _) in try r.children(of: "/") {
             for (variant, kind) in try r.children(of: "/\(net)") where kind == .group && variant != "params" && variant != "buffers" {
@@ -119,7 +124,7 @@ public enum GPUChecks {
                 let labels = try r.read("\(g)/labels", as: Int64.self).values.map { Int32($0) }
                 let batch = Batch(x: Tensor(xv, shape: xs), labels: labels, indices: Array(0..<labels.count))
                 let sgd = OptimizerSpec.sgd(learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4)
-                let engine = try CUDAEngine(network: gpuNet, optimizer: sgd, gpu: gpu)
+                let engine = try CUDAEngine(network: gpuNet, optimizer: sgd, device: gpu)
                 let cpu = CPUEngine(network: cpuNet, optimizer: sgd)
                 let name = "parity \(net)/\(variant)"
                 func check(_ what: String, _ got: [Float], _ path: String, _ cpuValues: [Float]?, _ tol: (Float, Float)) throws {
@@ -177,13 +182,13 @@ public enum GPUChecks {
         return Batch(x: x, labels: (0..<count).map { _ in Int32(rng.next(below: 10)) }, indices: Array(0..<count))
     }
 
-    static func determinism(_ gpu: CUDADevice, _ report: inout GPUCheckReport) throws {
+    static func determinism(_ gpu: ComputeDevice, _ report: inout GPUCheckReport) throws {
         for net in ["lenet5", "resnet20", "vgg11"] {
             let act = Activation.quantized(QuantizerSpec(bits: 2, alpha: defaultAlpha(bits: 2)!), .clipped)
             var runs: [[UInt32]] = []
             for _ in 0..<2 {
                 let n = makeNetwork(named: net, activation: act, seed: 3)
-                let engine = try CUDAEngine(network: n, optimizer: .sgd(learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4), gpu: gpu)
+                let engine = try CUDAEngine(network: n, optimizer: .sgd(learningRate: 0.01, momentum: 0.9, weightDecay: 1e-4), device: gpu)
                 let batch = randomBatch(net, count: net == "lenet5" ? 64 : 32, seed: 5)
                 for _ in 0..<5 { _ = engine.trainStep(batch) }
                 let host = engine.hostState()
@@ -195,10 +200,10 @@ public enum GPUChecks {
     }
 
     /// A LeNet-5 trained 30 steps on the GPU, checkpointed, evaluated on both engines.
-    static func transfer(_ gpu: CUDADevice, _ report: inout GPUCheckReport) throws {
+    static func transfer(_ gpu: ComputeDevice, _ report: inout GPUCheckReport) throws {
         let act = Activation.quantized(QuantizerSpec(bits: 2, alpha: defaultAlpha(bits: 2)!), .clipped)
         let trained = makeNetwork(named: "lenet5", activation: act, seed: 7)
-        let engine = try CUDAEngine(network: trained, optimizer: .sgd(learningRate: 0.05, momentum: 0.9, weightDecay: 1e-4), gpu: gpu)
+        let engine = try CUDAEngine(network: trained, optimizer: .sgd(learningRate: 0.05, momentum: 0.9, weightDecay: 1e-4), device: gpu)
         var rng = SplitMix64(seed: 9)
         let count = 1024
         let labels = (0..<count).map { _ in UInt8(rng.next(below: 10)) }

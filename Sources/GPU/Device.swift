@@ -1,8 +1,45 @@
-// One CUDA device as the engine uses it: the libraries' handles, the kernels compiled by NVRTC for its
-// architecture, float buffers in its memory, copies, launches, and errors that name the call that failed. One
-// stream (the legacy default stream) and synchronous copies: the order of every operation is the program's.
+// What the engine needs of a device (`ComputeDevice`: memory, copies, kernel launches, GEMMs, convolutions) and the
+// CUDA device that provides it: the libraries' handles, the kernels compiled by NVRTC for its architecture, cuDNN
+// convolutions with pinned deterministic algorithms, and errors that name the call that failed. One stream (the
+// legacy default stream) and synchronous copies: the order of every operation is the program's. The tests run the
+// same engine on a host emulation of this protocol (Tests/GPUTests/EmulatedDevice.swift).
+import Backends
 import Foundation
 import Kernels
+
+enum CopyDirection { case toDevice, toHost, onDevice }
+
+/// A convolution geometry's three passes on device memory (no bias: the engine adds and reduces it itself).
+protocol DeviceConvolution: AnyObject {
+    func forward(x: UnsafeRawPointer, w: UnsafeRawPointer, y: UnsafeMutableRawPointer)
+    func backwardData(dy: UnsafeRawPointer, w: UnsafeRawPointer, dx: UnsafeMutableRawPointer)
+    func backwardFilter(x: UnsafeRawPointer, dy: UnsafeRawPointer, dw: UnsafeMutableRawPointer)
+}
+
+protocol ComputeDevice: AnyObject {
+    var description: String { get }
+    func allocate(bytes: Int) -> UnsafeMutableRawPointer
+    func release(_ pointer: UnsafeMutableRawPointer)
+    func copy(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, bytes: Int, _ direction: CopyDirection)
+    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int)
+    /// Launches kernel `name` of KernelSource.swift on `blocks` blocks of `threads` threads.
+    func launch(_ name: String, blocks: Int, threads: Int, _ arguments: [KernelArgument])
+    /// Column-major C = op(A)·op(B) (BLAS SGEMM with α = 1, β = 0).
+    func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int,
+               b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int)
+    func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution
+    func synchronize()
+}
+
+extension ComputeDevice {
+    /// One thread per element.
+    func launchElementwise(_ name: String, count: Int, _ arguments: [KernelArgument]) {
+        launch(name, blocks: (count + 255) / 256, threads: 256, arguments)
+    }
+    func launch(_ name: String, blocks: Int, _ arguments: [KernelArgument]) {
+        launch(name, blocks: blocks, threads: 256, arguments)
+    }
+}
 
 /// A CUDA call that failed: which, and the library's reason.
 public struct CUDAError: Error, CustomStringConvertible {
@@ -11,44 +48,38 @@ public struct CUDAError: Error, CustomStringConvertible {
 
 /// Float (or raw byte) memory on the device, freed with its last reference.
 final class DeviceBuffer {
-    let device: CUDADevice
+    let device: ComputeDevice
     let pointer: UnsafeMutableRawPointer
     let bytes: Int
 
-    init(_ device: CUDADevice, bytes: Int) {
+    init(_ device: ComputeDevice, bytes: Int) {
         self.device = device
         self.bytes = max(bytes, 4)
-        var p: Ptr = nil
-        device.check(device.libraries.runtime.malloc(&p, self.bytes), "cudaMalloc(\(self.bytes) bytes)")
-        pointer = p!
+        pointer = device.allocate(bytes: self.bytes)
     }
 
-    convenience init(_ device: CUDADevice, floats: Int) { self.init(device, bytes: floats * 4) }
+    convenience init(_ device: ComputeDevice, floats: Int) { self.init(device, bytes: floats * 4) }
 
-    deinit { _ = device.libraries.runtime.free(pointer) }
+    deinit { device.release(pointer) }
 
     var floats: Int { bytes / 4 }
 
     func upload(_ source: UnsafeRawPointer, bytes count: Int) {
         precondition(count <= bytes, "upload of \(count) bytes into \(bytes)")
-        device.check(device.libraries.runtime.memcpy(pointer, source, count, CUDARuntime.hostToDevice), "cudaMemcpy to the device")
+        device.copy(pointer, source, bytes: count, .toDevice)
     }
 
     func download(_ destination: UnsafeMutableRawPointer, bytes count: Int) {
         precondition(count <= bytes, "download of \(count) bytes from \(bytes)")
-        device.check(device.libraries.runtime.memcpy(destination, pointer, count, CUDARuntime.deviceToHost),
-                     "cudaMemcpy to the host")
+        device.copy(destination, UnsafeRawPointer(pointer), bytes: count, .toHost)
     }
 
     func upload(_ t: Tensor) { upload(UnsafeRawPointer(t.pointer), bytes: t.count * 4) }
     func download(into t: Tensor) { download(UnsafeMutableRawPointer(t.pointer), bytes: t.count * 4) }
 
-    func copy(from other: DeviceBuffer, bytes count: Int) {
-        device.check(device.libraries.runtime.memcpy(pointer, other.pointer, count, CUDARuntime.deviceToDevice),
-                     "cudaMemcpy on the device")
-    }
+    func copy(from other: DeviceBuffer, bytes count: Int) { device.copy(pointer, UnsafeRawPointer(other.pointer), bytes: count, .onDevice) }
 
-    func zero() { device.check(device.libraries.runtime.memset(pointer, 0, bytes), "cudaMemset") }
+    func zero() { device.zero(pointer, bytes: bytes) }
 }
 
 /// A device tensor: a buffer and the NCHW (or [n, features]) shape of its contents.
@@ -66,7 +97,7 @@ struct DeviceTensor {
 /// A buffer kept between steps and reallocated only when a larger one is needed (the device's ReusableTensor).
 struct ReusableDeviceTensor {
     private var buffer: DeviceBuffer?
-    mutating func get(_ device: CUDADevice, _ shape: [Int]) -> DeviceTensor {
+    mutating func get(_ device: ComputeDevice, _ shape: [Int]) -> DeviceTensor {
         let count = shape.reduce(1, *)
         if let b = buffer, b.floats >= count { return DeviceTensor(buffer: b, shape: shape) }
         let b = DeviceBuffer(device, floats: count)
@@ -83,7 +114,7 @@ enum KernelArgument {
     case float(Float)
 }
 
-public final class CUDADevice {
+public final class CUDADevice: ComputeDevice {
     let libraries: CUDALibraries
     /// "NVIDIA H200", its compute capability, SM count and clock.
     public let name: String
@@ -97,7 +128,7 @@ public final class CUDADevice {
     private var module: Ptr = nil
     private var functions: [String: Ptr] = [:]
     /// cuDNN's workspace, grown on demand.
-    private var workspace: DeviceBuffer?
+    private var workspaceBuffer: DeviceBuffer?
 
     /// Opens device `index`: loads the libraries, creates the handles, compiles the kernels.
     public init(index: Int = 0, tf32: Bool = false) throws {
@@ -190,40 +221,129 @@ public final class CUDADevice {
         return f
     }
 
-    /// Launches `name` on a 1-D grid of `blocks` blocks of `threads` threads.
-    func launch(_ name: String, blocks: Int, threads: Int = 256, _ arguments: [KernelArgument]) {
+    func launch(_ name: String, blocks: Int, threads: Int, _ arguments: [KernelArgument]) {
         guard blocks > 0 else { return }
-        let storage = UnsafeMutableRawPointer.allocate(byteCount: 8 * arguments.count, alignment: 8)
-        defer { storage.deallocate() }
-        var pointers: [Ptr] = []
-        for (i, a) in arguments.enumerated() {
-            let slot = storage + 8 * i
-            switch a {
-            case .pointer(let p): slot.storeBytes(of: p, as: UnsafeMutableRawPointer?.self)
-            case .int(let v): slot.storeBytes(of: v, as: Int32.self)
-            case .long(let v): slot.storeBytes(of: v, as: Int.self)
-            case .float(let v): slot.storeBytes(of: v, as: Float.self)
-            }
-            pointers.append(slot)
+        withKernelParameters(arguments) { parameters in
+            let status = libraries.driver.launchKernel(function(name), UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, nil,
+                                                       parameters, nil)
+            if status != 0 { fatalError("CUDA: launch of \(name) failed: \(driverMessage(status))") }
         }
-        let status = pointers.withUnsafeMutableBufferPointer {
-            libraries.driver.launchKernel(function(name), UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, nil,
-                                          $0.baseAddress, nil)
-        }
-        if status != 0 { fatalError("CUDA: launch of \(name) failed: \(driverMessage(status))") }
     }
 
-    /// One thread per element.
-    func launchElementwise(_ name: String, count: Int, _ arguments: [KernelArgument]) {
-        launch(name, blocks: (count + 255) / 256, arguments)
+    func allocate(bytes: Int) -> UnsafeMutableRawPointer {
+        var p: Ptr = nil
+        check(libraries.runtime.malloc(&p, bytes), "cudaMalloc(\(bytes) bytes)")
+        return p!
     }
+
+    func release(_ pointer: UnsafeMutableRawPointer) { _ = libraries.runtime.free(pointer) }
+
+    func copy(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, bytes: Int, _ direction: CopyDirection) {
+        let kind = direction == .toDevice ? CUDARuntime.hostToDevice : direction == .toHost ? CUDARuntime.deviceToHost
+            : CUDARuntime.deviceToDevice
+        check(libraries.runtime.memcpy(destination, source, bytes, kind), "cudaMemcpy")
+    }
+
+    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) { check(libraries.runtime.memset(pointer, 0, bytes), "cudaMemset") }
+
+    func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int,
+               b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int) {
+        var one: Float = 1, zero: Float = 0
+        check(libraries.cublas.sgemm(cublas, transposeA ? CUBLAS.opT : CUBLAS.opN, transposeB ? CUBLAS.opT : CUBLAS.opN,
+                                     CInt(m), CInt(n), CInt(k), &one, a, CInt(lda), b, CInt(ldb), &zero, c, CInt(ldc)),
+              "cublasSgemm")
+    }
+
+    func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution { CUDNNConvolution(self, geometry) }
 
     func workspace(bytes: Int) -> Ptr {
         guard bytes > 0 else { return nil }
-        if let w = workspace, w.bytes >= bytes { return w.pointer }
-        workspace = DeviceBuffer(self, bytes: bytes)
-        return workspace!.pointer
+        if let w = workspaceBuffer, w.bytes >= bytes { return w.pointer }
+        workspaceBuffer = DeviceBuffer(self, bytes: bytes)
+        return workspaceBuffer!.pointer
     }
 
     func synchronize() { check(libraries.runtime.deviceSynchronize(), "cudaDeviceSynchronize") }
+}
+
+/// A kernel's parameter array as cuLaunchKernel takes it: one pointer per argument, to a copy of its value.
+func withKernelParameters(_ arguments: [KernelArgument], _ body: (UnsafeMutablePointer<Ptr>) -> Void) {
+    let storage = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(1, arguments.count), alignment: 8)
+    defer { storage.deallocate() }
+    var pointers: [Ptr] = []
+    for (i, a) in arguments.enumerated() {
+        let slot = storage + 8 * i
+        switch a {
+        case .pointer(let p): slot.storeBytes(of: p, as: UnsafeMutableRawPointer?.self)
+        case .int(let v): slot.storeBytes(of: v, as: Int32.self)
+        case .long(let v): slot.storeBytes(of: v, as: Int.self)
+        case .float(let v): slot.storeBytes(of: v, as: Float.self)
+        }
+        pointers.append(slot)
+    }
+    pointers.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+}
+
+/// A convolution geometry on cuDNN: descriptors, and for each pass the first deterministic algorithm cuDNN
+/// supports (CUDNN.forwardAlgorithms …), with its workspace.
+final class CUDNNConvolution: DeviceConvolution {
+    let device: CUDADevice
+    let geometry: Conv2DGeometry
+    private let x: Ptr, y: Ptr, w: Ptr, conv: Ptr
+    private var forwardAlgorithm: (CInt, Int) = (0, 0), dataAlgorithm: (CInt, Int) = (0, 0), filterAlgorithm: (CInt, Int) = (0, 0)
+
+    init(_ device: CUDADevice, _ g: Conv2DGeometry) {
+        (self.device, geometry) = (device, g)
+        let dnn = device.libraries.cudnn
+        var x: Ptr = nil, y: Ptr = nil, f: Ptr = nil, c: Ptr = nil
+        device.checkCUDNN(dnn.createTensorDescriptor(&x), "cudnnCreateTensorDescriptor")
+        device.checkCUDNN(dnn.createTensorDescriptor(&y), "cudnnCreateTensorDescriptor")
+        device.checkCUDNN(dnn.createFilterDescriptor(&f), "cudnnCreateFilterDescriptor")
+        device.checkCUDNN(dnn.createConvolutionDescriptor(&c), "cudnnCreateConvolutionDescriptor")
+        device.checkCUDNN(dnn.setTensor4dDescriptor(x, CUDNN.nchw, CUDNN.float32, CInt(g.batch), CInt(g.inChannels),
+                                                     CInt(g.height), CInt(g.width)), "cudnnSetTensor4dDescriptor")
+        device.checkCUDNN(dnn.setTensor4dDescriptor(y, CUDNN.nchw, CUDNN.float32, CInt(g.batch), CInt(g.outChannels),
+                                                     CInt(g.outHeight), CInt(g.outWidth)), "cudnnSetTensor4dDescriptor")
+        device.checkCUDNN(dnn.setFilter4dDescriptor(f, CUDNN.float32, CUDNN.nchw, CInt(g.outChannels), CInt(g.inChannels),
+                                                     CInt(g.kernel), CInt(g.kernel)), "cudnnSetFilter4dDescriptor")
+        device.checkCUDNN(dnn.setConvolution2dDescriptor(c, CInt(g.padding), CInt(g.padding), CInt(g.stride), CInt(g.stride),
+                                                          1, 1, CUDNN.crossCorrelation, CUDNN.float32),
+                          "cudnnSetConvolution2dDescriptor")
+        device.checkCUDNN(dnn.setConvolutionMathType(c, device.tf32 ? CUDNN.defaultMath : CUDNN.fmaMath),
+                          "cudnnSetConvolutionMathType")
+        (self.x, self.y, self.w, self.conv) = (x, y, f, c)
+        let handle = device.cudnn
+        func pick(_ algorithms: [CInt], _ what: String, _ size: (CInt, UnsafeMutablePointer<Int>) -> CInt) -> (CInt, Int) {
+            var bytes = 0
+            for a in algorithms where size(a, &bytes) == 0 { return (a, bytes) }
+            fatalError("cuDNN supports none of the deterministic \(what) algorithms \(algorithms) for \(g)")
+        }
+        forwardAlgorithm = pick(CUDNN.forwardAlgorithms, "forward") { dnn.forwardWorkspaceSize(handle, x, f, c, y, $0, $1) }
+        dataAlgorithm = pick(CUDNN.backwardDataAlgorithms, "backward-data") {
+            dnn.backwardDataWorkspaceSize(handle, f, y, c, x, $0, $1)
+        }
+        filterAlgorithm = pick(CUDNN.backwardFilterAlgorithms, "backward-filter") {
+            dnn.backwardFilterWorkspaceSize(handle, x, y, c, f, $0, $1)
+        }
+    }
+
+    private var workspace: Ptr { device.workspace(bytes: max(forwardAlgorithm.1, dataAlgorithm.1, filterAlgorithm.1)) }
+
+    func forward(x input: UnsafeRawPointer, w weight: UnsafeRawPointer, y output: UnsafeMutableRawPointer) {
+        var one: Float = 1, zero: Float = 0
+        device.checkCUDNN(device.libraries.cudnn.forward(device.cudnn, &one, x, input, w, weight, conv, forwardAlgorithm.0,
+            workspace, forwardAlgorithm.1, &zero, y, output), "cudnnConvolutionForward")
+    }
+
+    func backwardData(dy: UnsafeRawPointer, w weight: UnsafeRawPointer, dx: UnsafeMutableRawPointer) {
+        var one: Float = 1, zero: Float = 0
+        device.checkCUDNN(device.libraries.cudnn.backwardData(device.cudnn, &one, w, weight, y, dy, conv, dataAlgorithm.0,
+            workspace, dataAlgorithm.1, &zero, x, dx), "cudnnConvolutionBackwardData")
+    }
+
+    func backwardFilter(x input: UnsafeRawPointer, dy: UnsafeRawPointer, dw: UnsafeMutableRawPointer) {
+        var one: Float = 1, zero: Float = 0
+        device.checkCUDNN(device.libraries.cudnn.backwardFilter(device.cudnn, &one, x, input, y, dy, conv,
+            filterAlgorithm.0, workspace, filterAlgorithm.1, &zero, w, dw), "cudnnConvolutionBackwardFilter")
+    }
 }

@@ -32,9 +32,10 @@ __global__ void quantized_relu_forward(float* y, const float* x, long n, int lev
     if (i < n) y[i] = quantize(x[i], levels, alpha, rounding);
 }
 
+// 0 + …: as the CPU kernels, which add the product to a zeroed accumulator (so −0 becomes +0, bit for bit).
 __global__ void quantized_relu_backward(float* dx, const float* dy, const float* x, long n, int ste, float top) {
     long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    if (i < n) dx[i] = dy[i] * ste_derivative(x[i], ste, top);
+    if (i < n) dx[i] = 0.0f + dy[i] * ste_derivative(x[i], ste, top);
 }
 
 __global__ void relu_forward(float* y, const float* x, long n) {
@@ -44,7 +45,7 @@ __global__ void relu_forward(float* y, const float* x, long n) {
 
 __global__ void relu_backward(float* dx, const float* dy, const float* x, long n) {
     long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    if (i < n) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+    if (i < n) dx[i] = 0.0f + (x[i] > 0.0f ? dy[i] : 0.0f);
 }
 
 // ---- per-channel sums: one block of 256 threads per channel, fixed order ----------------------------------------

@@ -4,16 +4,17 @@
 // not change. Convolutions run on cuDNN with pinned deterministic algorithms, Linear layers on cuBLAS, the rest on
 // the NVRTC kernels of KernelSource.swift. As on the CPU, a batch norm followed by a quantized ReLU is one pass, and
 // so is the ResNet block's end (batch norm, residual add, quantizer).
+import Backends
 import Kernels
 import NN
 
 /// Device copies of a network's parameters (value and gradient) and buffers (BN running statistics).
 final class DeviceState {
-    let device: CUDADevice
+    let device: ComputeDevice
     private(set) var values: [ObjectIdentifier: DeviceBuffer] = [:]
     private(set) var grads: [ObjectIdentifier: DeviceBuffer] = [:]
 
-    init(_ device: CUDADevice, network: Network) {
+    init(_ device: ComputeDevice, network: Network) {
         self.device = device
         for p in network.parameters {
             values[ObjectIdentifier(p.value)] = DeviceBuffer(device, floats: p.value.count)
@@ -85,80 +86,37 @@ final class SequentialOperation: DeviceOperation {
     func backward(_ dy: DeviceTensor) -> DeviceTensor { steps.reversed().reduce(dy) { $1.backward($0) } }
 }
 
-/// nn.Conv2d through cuDNN: forward, backward data (unless the layer is the net's first) and backward filter, each
-/// with the first deterministic algorithm cuDNN supports for the geometry.
+/// nn.Conv2d through the device's convolution (cuDNN on the GPU): forward, backward filter and backward data
+/// (unless the layer is the net's first); the bias, when the layer has one, by the engine's own kernels.
 final class ConvolutionOperation: DeviceOperation {
     let layer: Conv2d
     let state: DeviceState
-    var device: CUDADevice { state.device }
+    var device: ComputeDevice { state.device }
     private var input: DeviceTensor?
     private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
-    private struct Plan {
-        let x: Ptr, y: Ptr, w: Ptr, conv: Ptr
-        let forward: (algorithm: CInt, workspace: Int)
-        let backwardData: (algorithm: CInt, workspace: Int)
-        let backwardFilter: (algorithm: CInt, workspace: Int)
-        let outputShape: [Int]
-    }
-    private var plans: [[Int]: Plan] = [:]
+    private var convolutions: [Conv2DGeometry: DeviceConvolution] = [:]
 
     init(_ layer: Conv2d, _ state: DeviceState) { (self.layer, self.state) = (layer, state) }
 
-    private func plan(for shape: [Int]) -> Plan {
-        if let p = plans[shape] { return p }
-        let dnn = device.libraries.cudnn
-        let (n, h, w) = (shape[0], shape[2], shape[3])
-        let oh = (h + 2 * layer.padding - layer.kernel) / layer.stride + 1
-        let ow = (w + 2 * layer.padding - layer.kernel) / layer.stride + 1
-        var x: Ptr = nil, y: Ptr = nil, f: Ptr = nil, c: Ptr = nil
-        device.checkCUDNN(dnn.createTensorDescriptor(&x), "cudnnCreateTensorDescriptor")
-        device.checkCUDNN(dnn.createTensorDescriptor(&y), "cudnnCreateTensorDescriptor")
-        device.checkCUDNN(dnn.createFilterDescriptor(&f), "cudnnCreateFilterDescriptor")
-        device.checkCUDNN(dnn.createConvolutionDescriptor(&c), "cudnnCreateConvolutionDescriptor")
-        device.checkCUDNN(dnn.setTensor4dDescriptor(x, CUDNN.nchw, CUDNN.float32, CInt(n), CInt(layer.inChannels), CInt(h),
-                                                     CInt(w)), "cudnnSetTensor4dDescriptor")
-        device.checkCUDNN(dnn.setTensor4dDescriptor(y, CUDNN.nchw, CUDNN.float32, CInt(n), CInt(layer.outChannels),
-                                                     CInt(oh), CInt(ow)), "cudnnSetTensor4dDescriptor")
-        device.checkCUDNN(dnn.setFilter4dDescriptor(f, CUDNN.float32, CUDNN.nchw, CInt(layer.outChannels),
-                                                     CInt(layer.inChannels), CInt(layer.kernel), CInt(layer.kernel)),
-                          "cudnnSetFilter4dDescriptor")
-        device.checkCUDNN(dnn.setConvolution2dDescriptor(c, CInt(layer.padding), CInt(layer.padding), CInt(layer.stride),
-                                                          CInt(layer.stride), 1, 1, CUDNN.crossCorrelation, CUDNN.float32),
-                          "cudnnSetConvolution2dDescriptor")
-        device.checkCUDNN(dnn.setConvolutionMathType(c, device.tf32 ? CUDNN.defaultMath : CUDNN.fmaMath),
-                          "cudnnSetConvolutionMathType")
-        func pick(_ algorithms: [CInt], _ what: String, _ size: (CInt, UnsafeMutablePointer<Int>) -> CInt) -> (CInt, Int) {
-            var bytes = 0
-            for a in algorithms where size(a, &bytes) == 0 { return (a, bytes) }
-            fatalError("cuDNN supports none of the deterministic \(what) algorithms \(algorithms) for \(shape) → "
-                + "\(layer.outChannels)×\(layer.kernel)×\(layer.kernel)")
-        }
-        let handle = device.cudnn
-        let p = Plan(
-            x: x, y: y, w: f, conv: c,
-            forward: pick(CUDNN.forwardAlgorithms, "forward") { dnn.forwardWorkspaceSize(handle, x, f, c, y, $0, $1) },
-            backwardData: pick(CUDNN.backwardDataAlgorithms, "backward-data") {
-                dnn.backwardDataWorkspaceSize(handle, f, y, c, x, $0, $1)
-            },
-            backwardFilter: pick(CUDNN.backwardFilterAlgorithms, "backward-filter") {
-                dnn.backwardFilterWorkspaceSize(handle, x, y, c, f, $0, $1)
-            },
-            outputShape: [n, layer.outChannels, oh, ow])
-        plans[shape] = p
-        return p
+    private func geometry(_ shape: [Int]) -> Conv2DGeometry {
+        Conv2DGeometry(batch: shape[0], inChannels: layer.inChannels, height: shape[2], width: shape[3],
+                       outChannels: layer.outChannels, kernel: layer.kernel, stride: layer.stride, padding: layer.padding)
+    }
+
+    private func convolution(_ g: Conv2DGeometry) -> DeviceConvolution {
+        if let c = convolutions[g] { return c }
+        let c = device.convolution(g)
+        convolutions[g] = c
+        return c
     }
 
     func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
         precondition(x.shape.count == 4 && x.shape[1] == layer.inChannels, "Conv2d(\(layer.inChannels)→…) got \(x.shape)")
-        let p = plan(for: x.shape)
-        let y = output.get(device, p.outputShape)
-        var one: Float = 1, zero: Float = 0
-        let ws = device.workspace(bytes: max(p.forward.workspace, p.backwardData.workspace, p.backwardFilter.workspace))
-        device.checkCUDNN(device.libraries.cudnn.forward(device.cudnn, &one, p.x, x.pointer, p.w,
-            state.value(layer.weight.value).pointer, p.conv, p.forward.algorithm, ws, p.forward.workspace, &zero, p.y,
-            y.pointer), "cudnnConvolutionForward")
+        let g = geometry(x.shape)
+        let y = output.get(device, [g.batch, g.outChannels, g.outHeight, g.outWidth])
+        convolution(g).forward(x: x.pointer, w: state.value(layer.weight.value).pointer, y: y.pointer)
         if let b = layer.bias {
-            let (n, c, s) = (p.outputShape[0], p.outputShape[1], p.outputShape[2] * p.outputShape[3])
+            let (n, c, s) = (g.batch, g.outChannels, g.outHeight * g.outWidth)
             device.launchElementwise("channel_bias_add", count: n * c * s,
                 [.pointer(y.pointer), .pointer(state.value(b.value).pointer), .long(n * c * s), .int(Int32(c)), .int(Int32(s))])
         }
@@ -169,49 +127,40 @@ final class ConvolutionOperation: DeviceOperation {
     func backward(_ dy: DeviceTensor) -> DeviceTensor {
         guard let x = input else { preconditionFailure("Conv2d.backward without a training forward") }
         input = nil
-        let p = plan(for: x.shape)
-        let dnn = device.libraries.cudnn
-        var one: Float = 1, zero: Float = 0
-        let ws = device.workspace(bytes: max(p.forward.workspace, p.backwardData.workspace, p.backwardFilter.workspace))
-        device.checkCUDNN(dnn.backwardFilter(device.cudnn, &one, p.x, x.pointer, p.y, dy.pointer, p.conv,
-            p.backwardFilter.algorithm, ws, p.backwardFilter.workspace, &zero, p.w, state.grad(layer.weight).pointer),
-            "cudnnConvolutionBackwardFilter")
+        let conv = convolution(geometry(x.shape))
+        conv.backwardFilter(x: x.pointer, dy: dy.pointer, dw: state.grad(layer.weight).pointer)
         if let b = layer.bias {
             let (n, c, s) = (dy.shape[0], dy.shape[1], dy.shape[2] * dy.shape[3])
             device.launch("channel_bias_gradient", blocks: c,
                 [.pointer(state.grad(b).pointer), .pointer(dy.pointer), .int(Int32(n)), .int(Int32(c)), .int(Int32(s))])
         }
-        guard layer.computesInputGradient else { return output.get(device, [0]) }
+        guard layer.computesInputGradient else { return DeviceTensor(buffer: x.buffer, shape: [0]) }
         let dx = inputGrad.get(device, x.shape)
-        device.checkCUDNN(dnn.backwardData(device.cudnn, &one, p.w, state.value(layer.weight.value).pointer, p.y,
-            dy.pointer, p.conv, p.backwardData.algorithm, ws, p.backwardData.workspace, &zero, p.x, dx.pointer),
-            "cudnnConvolutionBackwardData")
+        conv.backwardData(dy: dy.pointer, w: state.value(layer.weight.value).pointer, dx: dx.pointer)
         return dx
     }
 }
 
-/// nn.Linear through cuBLAS (row-major tensors as column-major transposes): y = x·Wᵀ + b.
+/// nn.Linear through the device's SGEMM (cuBLAS on the GPU; row-major tensors as column-major transposes): y = x·Wᵀ + b.
 final class LinearOperation: DeviceOperation {
     let layer: Linear
     let state: DeviceState
-    var device: CUDADevice { state.device }
+    var device: ComputeDevice { state.device }
     private var input: DeviceTensor?
     private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
 
     init(_ layer: Linear, _ state: DeviceState) { (self.layer, self.state) = (layer, state) }
 
-    private func gemm(_ ta: CInt, _ tb: CInt, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafeRawPointer, _ lda: Int,
+    private func gemm(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafeRawPointer, _ lda: Int,
                       _ b: UnsafeRawPointer, _ ldb: Int, _ c: UnsafeMutableRawPointer, _ ldc: Int) {
-        var one: Float = 1, zero: Float = 0
-        device.check(device.libraries.cublas.sgemm(device.cublas, ta, tb, CInt(m), CInt(n), CInt(k), &one, a, CInt(lda),
-                                                   b, CInt(ldb), &zero, c, CInt(ldc)), "cublasSgemm")
+        device.sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
     }
 
     func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
         let (n, i, o) = (x.shape[0], layer.inFeatures, layer.outFeatures)
         precondition(x.count == n * i, "Linear(\(i)→\(o)) got \(x.shape)")
         let y = output.get(device, [n, o])
-        gemm(CUBLAS.opT, CUBLAS.opN, o, n, i, state.value(layer.weight.value).pointer, i, x.pointer, i, y.pointer, o)
+        gemm(true, false, o, n, i, state.value(layer.weight.value).pointer, i, x.pointer, i, y.pointer, o)
         if let b = layer.bias {
             device.launchElementwise("channel_bias_add", count: n * o,
                 [.pointer(y.pointer), .pointer(state.value(b.value).pointer), .long(n * o), .int(Int32(o)), .int(1)])
@@ -224,13 +173,13 @@ final class LinearOperation: DeviceOperation {
         guard let x = input else { preconditionFailure("Linear.backward without a training forward") }
         input = nil
         let (n, i, o) = (x.shape[0], layer.inFeatures, layer.outFeatures)
-        gemm(CUBLAS.opN, CUBLAS.opT, i, o, n, x.pointer, i, dy.pointer, o, state.grad(layer.weight).pointer, i)
+        gemm(false, true, i, o, n, x.pointer, i, dy.pointer, o, state.grad(layer.weight).pointer, i)
         if let b = layer.bias {
             device.launch("channel_bias_gradient", blocks: o,
                 [.pointer(state.grad(b).pointer), .pointer(dy.pointer), .int(Int32(n)), .int(Int32(o)), .int(1)])
         }
         let dx = inputGrad.get(device, [n, i])
-        gemm(CUBLAS.opN, CUBLAS.opN, i, n, o, state.value(layer.weight.value).pointer, i, dy.pointer, o, dx.pointer, i)
+        gemm(false, false, i, n, o, state.value(layer.weight.value).pointer, i, dy.pointer, o, dx.pointer, i)
         return dx.reshaped(x.shape)
     }
 }
@@ -242,7 +191,7 @@ final class BatchNormOperation: DeviceOperation {
     let norm: BatchNorm
     let activation: QReLU?
     let state: DeviceState
-    var device: CUDADevice { state.device }
+    var device: ComputeDevice { state.device }
     private let mean: DeviceBuffer, invstd: DeviceBuffer, sums: DeviceBuffer
     private var output = ReusableDeviceTensor(), normalized = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
     private var sumGrad = ReusableDeviceTensor(), reluGrad = ReusableDeviceTensor()
@@ -365,12 +314,12 @@ func steCode(_ ste: STE) -> Int32 {
 /// A QReLU on its own (nil: a plain ReLU).
 final class ActivationOperation: DeviceOperation {
     let layer: QReLU?
-    let device: CUDADevice
+    let device: ComputeDevice
     private var input: DeviceTensor?
     private var quantizer: (QuantizerSpec, STE)?
     private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
 
-    init(_ layer: QReLU?, _ device: CUDADevice) { (self.layer, self.device) = (layer, device) }
+    init(_ layer: QReLU?, _ device: ComputeDevice) { (self.layer, self.device) = (layer, device) }
 
     func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
         let y = output.get(device, x.shape)
@@ -404,11 +353,11 @@ final class ActivationOperation: DeviceOperation {
 }
 
 final class MaxPoolOperation: DeviceOperation {
-    let device: CUDADevice
+    let device: ComputeDevice
     private var inputShape: [Int] = []
     private var argmax: DeviceBuffer?
     private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
-    init(_ device: CUDADevice) { self.device = device }
+    init(_ device: ComputeDevice) { self.device = device }
 
     func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
         precondition(x.shape.count == 4, "MaxPool2d got \(x.shape)")
@@ -432,10 +381,10 @@ final class MaxPoolOperation: DeviceOperation {
 }
 
 final class GlobalAveragePoolOperation: DeviceOperation {
-    let device: CUDADevice
+    let device: ComputeDevice
     private var inputShape: [Int] = []
     private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
-    init(_ device: CUDADevice) { self.device = device }
+    init(_ device: ComputeDevice) { self.device = device }
 
     func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
         let (planes, spatial) = (x.shape[0] * x.shape[1], x.shape[2] * x.shape[3])
@@ -467,10 +416,10 @@ final class FlattenOperation: DeviceOperation {
 
 final class ShortcutOperation: DeviceOperation {
     let pad: Int
-    let device: CUDADevice
+    let device: ComputeDevice
     private var inputShape: [Int] = []
     private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
-    init(_ pad: Int, _ device: CUDADevice) { (self.pad, self.device) = (pad, device) }
+    init(_ pad: Int, _ device: ComputeDevice) { (self.pad, self.device) = (pad, device) }
 
     func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
@@ -499,7 +448,7 @@ final class BlockOperation: DeviceOperation {
     let act2: ActivationOperation
     let shortcut: ShortcutOperation?
     let block: BasicBlock
-    let device: CUDADevice
+    let device: ComputeDevice
     private var sum = ReusableDeviceTensor()
     private var endedFused = false
 

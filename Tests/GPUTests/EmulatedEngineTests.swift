@@ -1,0 +1,106 @@
+// The CUDA engine run whole on the host emulation of its device (EmulatedDevice.swift): the checks `ste gpu-check`
+// runs on a GPU — kinks, one and two SGD steps of every net of the PyTorch fixture file against PyTorch and the CPU
+// engine, determinism, a checkpoint trained on the device evaluated on the CPU — and the training loop driving it
+// through a resume. What fails here is a bug of the engine's own code (operations, kernels, optimizer, syncs), found
+// without a GPU.
+import Backends
+import Foundation
+import Kernels
+import NN
+import Storage
+import TestSupport
+import Training
+import XCTest
+
+@testable import GPU
+
+final class EmulatedEngineTests: XCTestCase {
+    nonisolated(unsafe) static var device: EmulatedDevice?
+    var device: EmulatedDevice!
+
+    override func setUpWithError() throws {
+        if Self.device == nil { Self.device = try EmulatedDevice.make() }
+        device = Self.device
+        setComputeThreads(2)
+    }
+
+    func testTheGPUChecksPassOnTheEmulatedDevice() throws {
+        var report = GPUCheckReport()
+        GPUChecks.run(on: device, fixtures: repositoryRoot + "/Tests/NNTests/Fixtures/nets.h5", &report)
+        for line in report.lines where line.hasPrefix("FAIL") { print(line) }
+        XCTAssertEqual(report.failures, 0, report.lines.filter { $0.hasPrefix("FAIL") }.prefix(10).joined(separator: "\n"))
+        XCTAssertGreaterThan(report.lines.filter { $0.hasPrefix("PASS parity") }.count, 50)
+        XCTAssertEqual(report.lines.filter { $0.hasPrefix("PASS determinism") }.count, 3)
+        XCTAssertEqual(report.lines.filter { $0.hasPrefix("PASS transfer") }.count, 1)
+    }
+
+    /// The loop over the device engine: three epochs straight, or one epoch, a checkpoint, a fresh engine restored
+    /// from it (optimizer state included) and two more — the same bits; and close to the CPU engine's history.
+    func testTheTrainerResumesTheDeviceEngineBitForBit() throws {
+        let act = Activation.quantized(QuantizerSpec(bits: 2, alpha: defaultAlpha(bits: 2)!), .clipped)
+        var rng = SplitMix64(seed: 4)
+        let count = 256
+        let labels = (0..<count).map { _ in UInt8(rng.next(below: 10)) }
+        let images = (0..<(count * 784)).map { i in UInt8(min(255, Int(labels[i / 784]) * 20 + Int(rng.next(below: 60)))) }
+        func batcher(_ training: Bool) throws -> Batcher {
+            try Batcher(images: images, labels: labels, count: count, channels: 1, height: 28, width: 28, batchSize: 64,
+                        mean: [0.3], std: [0.3], shuffle: training, augmentation: .none, seed: 2)
+        }
+        let phases = [TrainingPhase(epochs: 3, optimizer: .adam(learningRate: 1e-3, weightDecay: 1e-4),
+                                    schedule: .multiStep(base: 1e-3, milestones: [.epoch(2)], gamma: 0.1))]
+        func trainer(_ engine: TrainingEngine) throws -> Trainer {
+            try Trainer(engine: engine, phases: phases, trainBatches: batcher(true), testBatches: batcher(false), label: "t",
+                        quiet: true)
+        }
+        let straightNet = makeNetwork(named: "lenet5", activation: act, seed: 1)
+        let straight = try trainer(try CUDAEngine(network: straightNet, optimizer: phases[0].optimizer, device: device))
+        XCTAssertEqual(try straight.train(from: 0), .completed)
+
+        let firstNet = makeNetwork(named: "lenet5", activation: act, seed: 1)
+        let firstEngine = try CUDAEngine(network: firstNet, optimizer: phases[0].optimizer, device: device)
+        let first = try trainer(firstEngine)
+        first.epochEnded = { $0 < 1 }
+        XCTAssertEqual(try first.train(from: 0), .stopped(epoch: 1))
+        let folder = try TemporaryFolder("emulated-resume")
+        defer { folder.remove() }
+        let state = firstEngine.hostState()
+        try Checkpoint.save(to: folder.path + "/resume.h5", network: state.network, optimizer: state.optimizer,
+                            configuration: "{}", seed: 1, epoch: 1, step: state.optimizer!.stepCount)
+        let resumedNet = makeNetwork(named: "lenet5", activation: act, seed: 99)
+        let resumedEngine = try CUDAEngine(network: resumedNet, optimizer: phases[0].optimizer, device: device)
+        let resumed = try trainer(resumedEngine)
+        resumed.prepareToContinue(after: 1, history: first.history)
+        let host = resumedEngine.hostState()
+        try Checkpoint.restore(from: folder.path + "/resume.h5", network: host.network, optimizer: host.optimizer)
+        resumedEngine.hostStateChanged()
+        XCTAssertEqual(try resumed.train(from: 1), .completed)
+        XCTAssertEqual(resumed.history.trainLoss, straight.history.trainLoss)
+        XCTAssertEqual(resumed.history.testAccuracy, straight.history.testAccuracy)
+        let a = straight.engine.hostState().network, b = resumedEngine.hostState().network
+        for (p, q) in zip(a.parameters, b.parameters) { XCTAssertEqual(bitPatterns(p.value), bitPatterns(q.value), p.name) }
+        for (p, q) in zip(a.buffers, b.buffers) { XCTAssertEqual(bitPatterns(p.value), bitPatterns(q.value), p.name) }
+
+        let cpu = try trainer(CPUEngine(network: makeNetwork(named: "lenet5", activation: act, seed: 1), optimizer: phases[0].optimizer))
+        XCTAssertEqual(try cpu.train(from: 0), .completed)
+        for (g, c) in zip(straight.history.trainLoss, cpu.history.trainLoss) {
+            XCTAssertEqual(g, c, accuracy: 2e-3 * abs(c), "train loss, device vs CPU engine")
+        }
+    }
+
+    /// A repel run's starting point is measured in train mode without moving the running statistics.
+    func testTrainModeEvaluationLeavesTheStatisticsAlone() throws {
+        let net = makeNetwork(named: "resnet20", activation: .float, seed: 2, inputChannels: 1)
+        let engine = try CUDAEngine(network: net, optimizer: nil, device: device)
+        var rng = SplitMix64(seed: 1)
+        let images = (0..<(16 * 1024)).map { _ in UInt8(rng.next(below: 256)) }
+        let batcher = try Batcher(images: images, labels: (0..<16).map { UInt8($0 % 10) }, count: 16, channels: 1, height: 32,
+                                  width: 32, batchSize: 8, mean: [0.5], std: [0.25], shuffle: false, augmentation: .none, seed: 0)
+        let before = engine.hostState().network.buffers.map { bitPatterns($0.value) }
+        let trainMode = engine.evaluate(batcher, batchStatistics: true)
+        XCTAssertEqual(engine.hostState().network.buffers.map { bitPatterns($0.value) }, before)
+        let cpu = CPUEngine(network: makeNetwork(named: "resnet20", activation: .float, seed: 2, inputChannels: 1))
+        let reference = cpu.evaluate(batcher, batchStatistics: true)
+        XCTAssertEqual(trainMode.loss, reference.loss, accuracy: 1e-4 * abs(reference.loss))
+        XCTAssertEqual(trainMode.correct, reference.correct)
+    }
+}
