@@ -16,20 +16,21 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 | tee 
 echo "== ste gpu-check"
 timeout 300 "$ste" gpu-check 2>&1 | tee "$out/gpu-check.txt"; [ "${PIPESTATUS[0]}" = 0 ] || status=1
 # The pipeline on the GPU, twice (the second in a copy of the results folder's parent), then the same numbers.
-make_gpu() { make -o deps BIN="$ste" DEVICE=cuda "$@"; }
+# make with the bundled binary (-o deps: nothing to install or build here) and the CUDA engine.
+make_gpu=(make -o deps BIN="$ste" DEVICE=cuda)
 echo "== smoke pipeline on the GPU"
 rm -rf results/smoke
-timeout 240 make_gpu reproduce PROFILE=smoke JOBS=2 > "$out/smoke.txt" 2>&1 || status=1
+timeout 240 "${make_gpu[@]}" reproduce PROFILE=smoke JOBS=2 > "$out/smoke.txt" 2>&1 || status=1
 tail -n 5 "$out/smoke.txt"
 cp results/smoke/table1.csv "$out/smoke-table1-a.csv" 2>/dev/null
 rm -rf results/smoke
-timeout 240 make_gpu reproduce PROFILE=smoke JOBS=2 > "$out/smoke2.txt" 2>&1 || status=1
+timeout 240 "${make_gpu[@]}" reproduce PROFILE=smoke JOBS=2 > "$out/smoke2.txt" 2>&1 || status=1
 cp results/smoke/table1.csv "$out/smoke-table1-b.csv" 2>/dev/null
 cp results/smoke/REPORT.md "$out/smoke-REPORT.md" 2>/dev/null
 if cmp -s "$out/smoke-table1-a.csv" "$out/smoke-table1-b.csv"; then echo "PASS smoke determinism: table1.csv identical"
 else echo "FAIL smoke determinism: table1.csv differs"; status=1; fi
 echo "== benchmark"
-timeout 300 make_gpu bench BENCH_ROUNDS=1 PEER_PYTHON="${PEER_PYTHON:-python3}" > "$out/bench.txt" 2>&1 || status=1
+timeout 300 "${make_gpu[@]}" bench BENCH_ROUNDS=1 PEER_PYTHON="${PEER_PYTHON:-python3}" > "$out/bench.txt" 2>&1 || status=1
 tail -n 8 "$out/bench.txt"
 echo "gpu-check.sh: exit $status"
 exit $status
