@@ -30,7 +30,7 @@ public func failureCause(folder: String, errno fallback: Int32) -> String? {
     let stack = hdf5ErrorStack().joined(separator: "\n")
     var code = fallback
     if let n = firstInteger(after: "errno = ", in: stack) { code = Int32(n) } else if !storageErrnos.contains(fallback) { return nil }
-    var text = String(cString: strerror(code)).lowercased() + " (errno \(code))"
+    var text = osReason(code)
     if code == ENOSPC || code == EDQUOT {
         if let needed = firstInteger(after: "total write size = ", in: stack) { text += "; the write needed \(bytes(needed))" }
         if let free = freeBytes(folder) { text += "; \(bytes(free)) free in \(folder)" }

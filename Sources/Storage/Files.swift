@@ -55,12 +55,15 @@ public func osReason(_ code: Int32) -> String {
     String(cString: strerror(code)).lowercased() + " (errno \(code))"
 }
 
-/// An error as a user should read it: Foundation's file errors become "<path>: <reason>" (the path from
-/// the error's user info, the reason from its POSIX code when it carries one), every other error its
-/// own description.
-public func readableError(_ error: Error) -> String {
+/// An error as a user should read it: Foundation's file errors as `fileErrorDescription` tells them, every
+/// other error its own description.
+public func readableError(_ error: Error) -> String { fileErrorDescription(error) ?? "\(error)" }
+
+/// A Foundation (Cocoa or POSIX domain) file error as "<path>: <reason>" — the path from the error's user info,
+/// the reason from its POSIX code when it carries one; nil for any other error.
+public func fileErrorDescription(_ error: Error) -> String? {
     let ns = error as NSError
-    guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else { return "\(error)" }
+    guard ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain else { return nil }
     let path = (ns.userInfo[NSFilePathErrorKey] as? String)
         ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
         ?? (ns.userInfo["NSDestinationFilePath"] as? String)

@@ -54,8 +54,7 @@ public final class H5Writer {
         guard rename(temporaryPath, path) == 0 else {
             let e = errno
             unlink(temporaryPath)
-            throw StorageError(file: path, "cannot rename \(temporaryPath) to the final name: "
-                + String(cString: strerror(e)).lowercased() + " (errno \(e))")
+            throw StorageError(file: path, "cannot rename \(temporaryPath) to the final name: " + osReason(e))
         }
         committed = true
     }

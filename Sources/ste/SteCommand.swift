@@ -22,8 +22,7 @@ struct Ste: ParsableCommand {
             // Help, --version and exit codes the stages chose (they printed their own message) as ArgumentParser
             // does; every other error with one spelling, "error: …", whether the parser or a stage raised it.
             if error is ExitCode || exitCode(for: error) == .success { exit(withError: error) }
-            let ns = error as NSError
-            let message = ns.domain == NSCocoaErrorDomain || ns.domain == NSPOSIXErrorDomain ? readableError(error) : fullMessage(for: error)
+            let message = fileErrorDescription(error) ?? fullMessage(for: error)
             let text = message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message
             FileHandle.standardError.write(Data("error: \(text)\n".utf8))
             Foundation.exit(exitCode(for: error).rawValue)

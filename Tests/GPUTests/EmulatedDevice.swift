@@ -84,13 +84,14 @@ final class EmulatedDevice: ComputeDevice {
         let pattern = try! NSRegularExpression(pattern: #"__global__ void (\w+)\(([^)]*)\)"#)
         let text = source as NSString
         let matches = pattern.matches(in: source, range: NSRange(location: 0, length: text.length))
-        for (i, m) in matches.enumerated() {
+        for m in matches {
             let name = text.substring(with: m.range(at: 1))
             let parameters = text.substring(with: m.range(at: 2)).split(separator: ",").map {
                 $0.trimmingCharacters(in: .whitespacesAndNewlines)
             }
             // The kernel's body: from its signature to the brace that closes it.
-            var depth = 0, position = m.range.location + m.range.length, started = false
+            var depth = 0, started = false
+            let position = m.range.location + m.range.length
             let characters = Array(text.substring(from: position).utf16)
             var length = 0
             for c in characters {
@@ -98,9 +99,7 @@ final class EmulatedDevice: ComputeDevice {
                 if c == 123 { depth += 1; started = true } else if c == 125 { depth -= 1 }
                 if started && depth == 0 { break }
             }
-            _ = i
             let body = text.substring(with: NSRange(location: position, length: length))
-            position += length
             let synchronising = body.contains("__syncthreads") || body.contains("block_sum(")
             // "const float* x" → *(const float**)a[k]: the parameter's type is all but its trailing name.
             let arguments = parameters.enumerated().map { (k, p) -> String in
