@@ -2,7 +2,7 @@
 // batch mean and the biased variance and updates running_var with the unbiased one; eval uses the
 // running statistics. One layout for both: element (i, ch, s) at (i·c + ch)·spatial + s, so
 // BatchNorm1d is spatial = 1 and BatchNorm2d is spatial = h·w. Per-channel sums run in a fixed
-// order (Float SIMD partials per plane, Double across planes); work is split over channels.
+// order (Float SIMD partials per plane, Double across planes in image order); work is split over images.
 // Channel-blocked tensors (`shape.layout`) go to the kernels of BatchNormBlocked.swift, [n, c] tensors
 // (spatial = 1) to the bit-identical channel-vectorised ones of BatchNorm1d.swift.
 
@@ -85,32 +85,59 @@ public func batchNormForwardTraining(
     nonisolated(unsafe) let (wp, bp) = (weight?.baseAddress, bias?.baseAddress)
     nonisolated(unsafe) let rp = residual?.baseAddress
     let m = Double(shape.reduced)
-    Parallel.forEachChunk(c, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, n * s))) { channels in
-        for ch in channels {
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n * c + 2 * c) { scratch in
+        // Per-plane partial sums (planes split over images), then each channel's Double sum over the
+        // planes in image order: the same arithmetic whatever the split.
+        nonisolated(unsafe) let planes = scratch.baseAddress!, scales = planes + n * c, shifts = scales + c
+        forEachImageChunk(shape) { images in
+            for i in images { for ch in 0..<c { planes[i * c + ch] = planeSum(xp + (i * c + ch) * s, s) } }
+        }
+        for ch in 0..<c {
             var sum = 0.0
-            for i in 0..<n { sum += Double(planeSum(xp + (i * c + ch) * s, s)) }
-            let mu = Float(sum / m)
+            for i in 0..<n { sum += Double(planes[i * c + ch]) }
+            mp[ch] = Float(sum / m)
+        }
+        forEachImageChunk(shape) { images in
+            for i in images {
+                for ch in 0..<c { planes[i * c + ch] = planeSquaredDeviation(xp + (i * c + ch) * s, s, mp[ch]) }
+            }
+        }
+        for ch in 0..<c {
+            let mu = mp[ch]
             var sq = 0.0
-            for i in 0..<n { sq += Double(planeSquaredDeviation(xp + (i * c + ch) * s, s, mu)) }
+            for i in 0..<n { sq += Double(planes[i * c + ch]) }
             let variance = sq / m
             let inv = Float(1 / (variance + Double(eps)).squareRoot())
-            mp[ch] = mu
             ip[ch] = inv
             rm[ch] = (1 - momentum) * rm[ch] + momentum * mu
             rv[ch] = (1 - momentum) * rv[ch] + momentum * Float(variance * m / (m - 1))
-            let scale = inv * (wp?[ch] ?? 1), shift = (bp?[ch] ?? 0) - mu * scale
+            scales[ch] = inv * (wp?[ch] ?? 1)
+            shifts[ch] = (bp?[ch] ?? 0) - mu * scales[ch]
+        }
+        forEachImageChunk(shape) { images in
             if let quantizer {
                 quantizer.withQuantizer { quantize in
-                    for i in 0..<n {
-                        let o = (i * c + ch) * s
-                        affineQuantizeRow(yp + o, xp + o, s, scale, shift, rp.map { $0 + o }, quantize)
+                    for i in images {
+                        for ch in 0..<c {
+                            let o = (i * c + ch) * s
+                            affineQuantizeRow(yp + o, xp + o, s, scales[ch], shifts[ch], rp.map { $0 + o }, quantize)
+                        }
                     }
                 }
             } else {
-                for i in 0..<n { affineRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scale, shift) }
+                for i in images { for ch in 0..<c { affineRow(yp + (i * c + ch) * s, xp + (i * c + ch) * s, s, scales[ch], shifts[ch]) } }
             }
         }
     }
+}
+
+/// Splits a pass over the images of a batch-norm input among the workers (at least 16k elements each):
+/// every kernel of an NCHW batch norm splits the batch the way the convolutions and pooling around it do,
+/// so each worker reads and writes the images it already holds in its cache (two cores that share no
+/// cache pay for every line that changes hands).
+@inline(__always)
+func forEachImageChunk(_ shape: BatchNormShape, _ body: (Range<Int>) -> Void) {
+    Parallel.forEachChunk(shape.n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, shape.c * shape.spatial)), body)
 }
 
 /// y = σ(x·scale + shift (+ r)) on one row; the affine map's arithmetic is affineRow's and the residual
@@ -305,32 +332,53 @@ private func batchNormBackwardTraining(
     nonisolated(unsafe) let (wp, dwp, dbp) = (weight?.baseAddress, dweight?.baseAddress, dbias?.baseAddress)
     nonisolated(unsafe) let bp = bias?.baseAddress
     let m = Double(shape.reduced)
-    Parallel.forEachChunk(c, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, n * s))) { channels in
-        for ch in channels {
-            let mu = mp[ch], inv = ip[ch]
-            // The forward's affine map, for the fused activation's STE mask.
-            let scale = inv * (wp?[ch] ?? 1), shift = (bp?[ch] ?? 0) - mu * scale
+    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * n * c + 5 * c) { scratch in
+        // The forward's affine map per channel (for the fused activation's STE mask), per-plane partial
+        // sums over images, then each channel's Double sums in image order (the same arithmetic whatever
+        // the split), then dx over images.
+        nonisolated(unsafe) let planes = scratch.baseAddress!, scales = planes + 2 * n * c, shifts = scales + c
+        nonisolated(unsafe) let gains = shifts + c, k1s = gains + c, k2s = k1s + c
+        for ch in 0..<c {
+            scales[ch] = ip[ch] * (wp?[ch] ?? 1)
+            shifts[ch] = (bp?[ch] ?? 0) - mp[ch] * scales[ch]
+        }
+        forEachImageChunk(shape) { images in
+            for i in images {
+                for ch in 0..<c {
+                    let o = (i * c + ch) * s
+                    let (a, b) = masked ? maskedDotSums(dyp + o, xp + o, s, mp[ch], scales[ch], shifts[ch], derivative)
+                        : dotSums(dyp + o, xp + o, s, mp[ch])
+                    planes[2 * (i * c + ch)] = a
+                    planes[2 * (i * c + ch) + 1] = b
+                }
+            }
+        }
+        for ch in 0..<c {
+            let inv = ip[ch]
             var sumDy = 0.0, sumDyXc = 0.0   // Σ dy, Σ dy·(x − mean)
             for i in 0..<n {
-                let o = (i * c + ch) * s
-                let (a, b) = masked ? maskedDotSums(dyp + o, xp + o, s, mu, scale, shift, derivative)
-                    : dotSums(dyp + o, xp + o, s, mu)
-                sumDy += Double(a)
-                sumDyXc += Double(b)
+                sumDy += Double(planes[2 * (i * c + ch)])
+                sumDyXc += Double(planes[2 * (i * c + ch) + 1])
             }
             let sumDyXhat = sumDyXc * Double(inv)
             dwp?[ch] += Float(sumDyXhat)
             dbp?[ch] += Float(sumDy)
             let g = inv * (wp?[ch] ?? 1)
             // dx = g·dy − g·mean(dy) − g·inv²·(x − mean)·mean(dy·(x − mean))
-            let k1 = Float(Double(g) * sumDy / m)
-            let k2 = Float(Double(g) * Double(inv) * Double(inv) * sumDyXc / m)
-            for i in 0..<n {
-                let o = (i * c + ch) * s
-                if masked {
-                    maskedBackwardRow(dxp + o, dyp + o, xp + o, s, g, k1, k2, mu, accumulate, scale, shift, derivative)
-                } else {
-                    bnBackwardRow(dxp + o, dyp + o, xp + o, s, g, k1, k2, mu, accumulate)
+            gains[ch] = g
+            k1s[ch] = Float(Double(g) * sumDy / m)
+            k2s[ch] = Float(Double(g) * Double(inv) * Double(inv) * sumDyXc / m)
+        }
+        forEachImageChunk(shape) { images in
+            for i in images {
+                for ch in 0..<c {
+                    let o = (i * c + ch) * s
+                    if masked {
+                        maskedBackwardRow(dxp + o, dyp + o, xp + o, s, gains[ch], k1s[ch], k2s[ch], mp[ch], accumulate,
+                                          scales[ch], shifts[ch], derivative)
+                    } else {
+                        bnBackwardRow(dxp + o, dyp + o, xp + o, s, gains[ch], k1s[ch], k2s[ch], mp[ch], accumulate)
+                    }
                 }
             }
         }
