@@ -72,6 +72,10 @@ public protocol Convolution2D: AnyObject {
     func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                   inputGrad: UnsafeMutablePointer<Float>?, weightGrad: UnsafeMutablePointer<Float>,
                   biasGrad: UnsafeMutablePointer<Float>?, layouts: ConvolutionLayouts)
+    /// `forward` for eval (no backward follows): a backend may run a kernel it has for inference only,
+    /// which may sum in another order (results then agree with `forward` to rounding).
+    func forwardInference(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                          output: UnsafeMutablePointer<Float>, layouts: ConvolutionLayouts)
 }
 
 public protocol ConvolutionBackend: AnyObject {
@@ -96,6 +100,11 @@ extension Convolution2D {
                         output: UnsafeMutablePointer<Float>, layouts: ConvolutionLayouts) {
         precondition(layouts == .nchw, "conv \(geometry) (\(implementation)) computes in NCHW only, got \(layouts)")
         forward(input: input, weight: weight, bias: bias, output: output)
+    }
+
+    public func forwardInference(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                 output: UnsafeMutablePointer<Float>, layouts: ConvolutionLayouts) {
+        forward(input: input, weight: weight, bias: bias, output: output, layouts: layouts)
     }
 
     public func backward(input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,

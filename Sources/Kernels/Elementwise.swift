@@ -1,4 +1,4 @@
-// Elementwise kernels of the layers: float ReLU forward/backward and the residual add.
+// Elementwise kernels of the layers: float ReLU forward/backward, the residual add, a batch copy.
 // SIMD8 with `.replacing(with:where:)`; 2 workers over blocks.
 
 /// y = max(x, 0)
@@ -59,4 +59,15 @@ public func addForward(_ y: UnsafeMutableBufferPointer<Float>, _ a: UnsafeBuffer
 public func accumulate(_ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>) {
     precondition(y.count == x.count)
     for i in 0..<x.count { y[i] += x[i] }
+}
+
+/// y = x for [n, …] tensors, split over the n images as the layers around it split them, so that each
+/// worker copies the images its own cache holds (Flatten's copy between pooling and a linear layer).
+public func copyImages(_ y: UnsafeMutableBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>, images n: Int) {
+    precondition(y.count == x.count && n > 0 && x.count % n == 0)
+    nonisolated(unsafe) let (ys, xs) = (y.baseAddress!, x.baseAddress!)
+    let row = x.count / n
+    Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 8_192 / Swift.max(1, row))) { images in
+        (ys + images.lowerBound * row).update(from: xs + images.lowerBound * row, count: images.count * row)
+    }
 }

@@ -71,8 +71,13 @@ public final class Conv2d: Layer {
         let source = reorders ? x.converted(to: .nchw, reusing: &inputInNCHW) : x
         layouts = ConvolutionLayouts(source: source.layout, destination: keepsChannelBlocks ? native.destination : .nchw)
         let y = output.get([g.batch, outChannels, g.outHeight, g.outWidth], layout: layouts.destination)
-        conv.forward(input: source.pointer, weight: weight.value.pointer, bias: bias?.value.pointer, output: y.pointer,
-                     layouts: layouts)
+        if training {
+            conv.forward(input: source.pointer, weight: weight.value.pointer, bias: bias?.value.pointer, output: y.pointer,
+                         layouts: layouts)
+        } else {
+            conv.forwardInference(input: source.pointer, weight: weight.value.pointer, bias: bias?.value.pointer,
+                                  output: y.pointer, layouts: layouts)
+        }
         input = training ? source : nil
         convolution = training ? conv : nil
         return y

@@ -127,13 +127,13 @@ public final class Flatten: Layer {
         precondition(x.layout == .nchw, "Flatten got a tensor in \(x.layout)")
         inputShape = x.shape
         let y = output.get([x.shape[0], x.count / max(1, x.shape[0])])
-        y.copy(from: x)
+        copyImages(y.buffer, x.readBuffer, images: x.shape[0])
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let dx = inputGrad.get(inputShape)
-        dx.copy(from: dy)
+        copyImages(dx.buffer, dy.readBuffer, images: inputShape[0])
         return dx
     }
 }

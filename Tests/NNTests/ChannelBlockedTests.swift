@@ -194,6 +194,30 @@ final class ChannelBlockedTests: XCTestCase {
         XCTAssertEqual(b.weight.grad.array, a.weight.grad.array)
     }
 
+    /// Eval's forward of a 16 → 16 convolution on nChw16c activations (oneDNN's inference-only NHWC kernel,
+    /// over the same bytes, where it has one) against the training forward: equal to rounding, and
+    /// repeatable bit for bit; activations handed over in NCHW take the training primitive.
+    func testInferenceForwardMatchesTrainingForward() throws {
+        guard let dnnl = OneDNNBackend.make() else { throw XCTSkip("oneDNN (libdnnl.so.2) could not be loaded; `make deps` installs libdnnl-dev") }
+        var rng = SplitMix64(seed: 10)
+        for (batch, side) in [(3, 8), (8, 32)] {
+            let conv = Conv2d(16, 16, kernel: 3, padding: 1, rng: &rng)
+            conv.backend = dnnl
+            conv.keepsChannelBlocks = true
+            let x = blocked(gaussianTensor([batch, 16, side, side], &rng), 16)
+            let train = conv.forward(x, training: true).clone()
+            let eval = conv.forward(x, training: false).clone()
+            let kernel = (dnnl.convolution(Conv2DGeometry(batch: batch, inChannels: 16, height: side, width: side,
+                outChannels: 16, kernel: 3, stride: 1, padding: 1), bias: false) as? OneDNNConvolution)?.inferenceImplementation
+            let what = "\(batch)×16×\(side)×\(side), eval kernel \(kernel ?? "the training one")"
+            XCTAssertEqual(eval.layout, train.layout, what)
+            assertClose(nchwValues(eval), nchwValues(train), rtol: 1e-5, atol: 1e-5, what)
+            XCTAssertEqual(conv.forward(x, training: false).array, eval.array, "repeat \(what)")
+            let plain = Tensor(nchwValues(x), shape: x.shape)
+            XCTAssertEqual(nchwValues(conv.forward(plain, training: false)), nchwValues(train), "NCHW input \(what)")
+        }
+    }
+
     /// ResNet-20 on oneDNN with activations kept channel-blocked (its default) against the same net on
     /// NCHW: two SGD steps' logits, gradients, parameters, BN statistics (the second step with the
     /// momentum of the first), and the eval logits.
