@@ -10,6 +10,45 @@ import XCTest
 @testable import Kernels
 
 final class BatchNormReferenceTests: XCTestCase {
+    /// The NCHW kernels split their passes over images and sum each channel's per-image partials in image
+    /// order, so 1, 2 and 3 workers give the same bits (forward with and without the quantizer, statistics,
+    /// running statistics, dx, dweight, dbias) — on LeNet-5's shapes and on one whose images split unevenly.
+    func testPlaneKernelsGiveTheSameBitsForAnyWorkerCount() {
+        let saved = Parallel.workers
+        defer { Parallel.workers = saved }
+        var rng = SplitMix64(seed: 31)
+        let spec = QuantizerSpec(bits: 2, alpha: 0.5, rounding: .ceil)
+        for dims in [[64, 6, 28, 28], [64, 16, 10, 10], [7, 5, 9, 9]] {
+            let shape = BatchNormShape(n: dims[0], c: dims[1], spatial: dims[2] * dims[3])
+            let x = Tensor((0..<shape.count).map { _ in rng.nextGaussian() * 1.5 + 0.3 }, shape: dims)
+            let dy = Tensor((0..<shape.count).map { _ in rng.nextGaussian() }, shape: dims)
+            let weight = Tensor((0..<shape.c).map { 0.5 + Float($0) / 10 }, shape: [shape.c])
+            let bias = Tensor((0..<shape.c).map { Float($0 % 3) / 10 }, shape: [shape.c])
+            var runs: [[[UInt32]]] = []
+            for workers in [1, 2, 3] {
+                Parallel.workers = workers
+                var outputs: [[UInt32]] = []
+                for quantizer in [nil, spec] {
+                    let y = Tensor(zeros: dims), dx = Tensor(zeros: dims)
+                    let (mean, invstd) = (Tensor(zeros: [shape.c]), Tensor(zeros: [shape.c]))
+                    let (dweight, dbias) = (Tensor(zeros: [shape.c]), Tensor(zeros: [shape.c]))
+                    let runningMean = Tensor(repeating: 0.2, shape: [shape.c]), runningVar = Tensor(repeating: 1.5, shape: [shape.c])
+                    batchNormForwardTraining(y.buffer, mean: mean.buffer, invstd: invstd.buffer, x.readBuffer,
+                        runningMean: runningMean.buffer, runningVar: runningVar.buffer, weight: weight.readBuffer,
+                        bias: bias.readBuffer, shape: shape, eps: 1e-5, momentum: 0.1, quantizer: quantizer)
+                    batchNormBackwardTraining(dx.buffer, dweight: dweight.buffer, dbias: dbias.buffer, dy.readBuffer,
+                        x.readBuffer, mean: mean.readBuffer, invstd: invstd.readBuffer, weight: weight.readBuffer,
+                        shape: shape, accumulate: false, activation: quantizer.map { ($0, STE.clipped) },
+                        bias: bias.readBuffer)
+                    outputs += [y, mean, invstd, runningMean, runningVar, dx, dweight, dbias].map(bitPatterns)
+                }
+                runs.append(outputs)
+            }
+            XCTAssertEqual(runs[1], runs[0], "\(dims): 2 workers vs 1")
+            XCTAssertEqual(runs[2], runs[0], "\(dims): 3 workers vs 1")
+        }
+    }
+
     func testFastKernelsMatchThePlainReference() {
         var rng = SplitMix64(seed: 29)
         let spec = QuantizerSpec(bits: 2, alpha: 0.5, rounding: .ceil)
