@@ -179,11 +179,16 @@ private func implementationName(_ pd: dnnl_primitive_desc_t) -> String {
 }
 
 /// A convolution on oneDNN: forward-training, backward-data and backward-weights primitives of one
-/// geometry, each with its reorders, created at init and reused on every call.
+/// geometry, each with its reorders, created at init and reused on every call; and, where oneDNN has a
+/// faster kernel for inference only, a forward-inference primitive for eval (`InferenceForward`).
 public final class OneDNNConvolution: Convolution2D {
     public let geometry: Conv2DGeometry
     public let hasBias: Bool
-    public let implementation: String
+    /// The kernels of the three passes, and eval's where it differs.
+    public var implementation: String {
+        passImplementations + (inference.map { ", eval \($0.implementation)" } ?? "")
+    }
+    private let passImplementations: String
     private let stream: dnnl_stream_t
     private let fwd: dnnl_primitive_t, bwdData: dnnl_primitive_t, bwdWeights: dnnl_primitive_t
     private let fSrc: Port, fWei: Port, fDst: Port, fBias: Port?
@@ -249,7 +254,7 @@ public final class OneDNNConvolution: Convolution2D {
         fwd = make(fpd)
         bwdData = make(dpd)
         bwdWeights = make(wpd)
-        implementation = "fwd \(implementationName(fpd!)), bwd-data \(implementationName(dpd!)), bwd-weights \(implementationName(wpd!))"
+        passImplementations = "fwd \(implementationName(fpd!)), bwd-data \(implementationName(dpd!)), bwd-weights \(implementationName(wpd!))"
 
         fSrc = Port(plain: plainSrc, wanted: wantedDesc(fpd!, DNNL_ARG_SRC), input: true, engine: engine, dims: srcDims)
         fWei = Port(plain: plainWei, wanted: wantedDesc(fpd!, DNNL_ARG_WEIGHTS), input: true, engine: engine, dims: weiDims)
