@@ -309,26 +309,47 @@ public enum DirectConvolution {
     /// output pixel exists. Gathered per input-row vector in registers (adding into dx tap by tap would
     /// reload what the previous tap stored one element over, which defeats store-to-load forwarding);
     /// lanes whose output column does not exist are masked off, so reads may run past a column row.
+    /// Each vector's sum is one chain of adds in (ky, kx) order; four chains of rows with the same tap range
+    /// run side by side so that the adds' latency overlaps (the same sums, in the same order, as one by one).
     private static func gatherColumns(_ s: DirectConvShape, _ columns: UnsafePointer<Float>,
                                       masks: UnsafePointer<SIMDMask<SIMD8<Int32>>>, into dx: UnsafeMutablePointer<Float>) {
         let (k, p, h, wd, oh, ow) = (s.kernel, s.padding, s.height, s.width, s.outHeight, s.outWidth)
         let vectors = (wd + 7) / 8, pixels = oh * ow
+        /// The taps ky whose output row exists for input row iy (empty when lo > hi).
+        @inline(__always) func tapRows(_ iy: Int) -> (lo: Int, hi: Int) { (Swift.max(0, iy + p - (oh - 1)), Swift.min(k - 1, iy + p)) }
         for c in 0..<s.inChannels {
-            for iy in 0..<h {
-                let kyLow = Swift.max(0, iy + p - (oh - 1)), kyHigh = Swift.min(k - 1, iy + p)
-                for v in 0..<vectors {
-                    let x0 = Swift.min(8 * v, wd - 8)
-                    var sum = SIMD8<Float>()
-                    if kyLow <= kyHigh {
-                        for ky in kyLow...kyHigh {
-                            let row = columns + (c * k + ky) * k * pixels + (iy + p - ky) * ow + x0 + p
-                            for kx in 0..<k {
-                                sum += load8(row + kx * pixels - kx).replacing(with: 0, where: masks[kx * vectors + v])
-                            }
+            // Chains (iy, v) in row-major order, taken four at a time while their tap range is the same; a short
+            // group repeats its first chain (stored twice with the same value).
+            var chain = 0
+            while chain < h * vectors {
+                let first = chain, range = tapRows(first / vectors)
+                var count = 1
+                while count < 4, first + count < h * vectors, tapRows((first + count) / vectors) == range { count += 1 }
+                chain += count
+                let ids = (first, first + (count > 1 ? 1 : 0), first + (count > 2 ? 2 : 0), first + (count > 3 ? 3 : 0))
+                @inline(__always) func place(_ id: Int) -> (row: Int, x0: Int, v: Int) {
+                    let iy = id / vectors, v = id % vectors
+                    return (iy + p, Swift.min(8 * v, wd - 8), v)
+                }
+                let (c0, c1, c2, c3) = (place(ids.0), place(ids.1), place(ids.2), place(ids.3))
+                var (s0, s1, s2, s3) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+                if range.lo <= range.hi {
+                    for ky in range.lo...range.hi {
+                        let plane = columns + (c * k + ky) * k * pixels + p
+                        let r0 = plane + (c0.row - ky) * ow + c0.x0, r1 = plane + (c1.row - ky) * ow + c1.x0
+                        let r2 = plane + (c2.row - ky) * ow + c2.x0, r3 = plane + (c3.row - ky) * ow + c3.x0
+                        for kx in 0..<k {
+                            let o = kx * pixels - kx, m = masks + kx * vectors
+                            s0 += load8(r0 + o).replacing(with: 0, where: m[c0.v])
+                            s1 += load8(r1 + o).replacing(with: 0, where: m[c1.v])
+                            s2 += load8(r2 + o).replacing(with: 0, where: m[c2.v])
+                            s3 += load8(r3 + o).replacing(with: 0, where: m[c3.v])
                         }
                     }
-                    store8(sum, dx + (c * h + iy) * wd + x0)
                 }
+                let out = dx + c * h * wd
+                store8(s3, out + (c3.row - p) * wd + c3.x0); store8(s2, out + (c2.row - p) * wd + c2.x0)
+                store8(s1, out + (c1.row - p) * wd + c1.x0); store8(s0, out + (c0.row - p) * wd + c0.x0)
             }
         }
     }
