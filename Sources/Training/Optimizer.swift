@@ -64,14 +64,26 @@ public final class SGD: Optimizer {
     }
 
     public func step() {
+        var tensors: [(weight: UnsafeMutableBufferPointer<Float>, grad: UnsafeBufferPointer<Float>,
+                       buffer: UnsafeMutableBufferPointer<Float>, decay: Float, first: Bool)] = []
         for (i, p) in parameters.enumerated() {
             let first = buffers[i] == nil
             if momentum != 0 && first { buffers[i] = Tensor(zeros: p.value.shape) }
-            let buffer = buffers[i]?.buffer ?? UnsafeMutableBufferPointer(start: nil, count: 0)
-            sgdUpdate(
-                p.value.buffer, grad: p.grad.readBuffer, momentumBuffer: buffer,
-                learningRate: Float(learningRate), momentum: Float(momentum),
-                weightDecay: p.decay ? Float(weightDecay) : 0, nesterov: nesterov, firstStep: first)
+            tensors.append((p.value.buffer, p.grad.readBuffer, buffers[i]?.buffer ?? UnsafeMutableBufferPointer(start: nil, count: 0),
+                            p.decay ? Float(weightDecay) : 0, first))
+        }
+        let (lr, mu, nesterov) = (Float(learningRate), Float(momentum), nesterov)
+        nonisolated(unsafe) let work = tensors
+        // Elementwise, so any split gives the same bits: each worker takes its share of every tensor, in one
+        // parallel region, and updates the rows of the gradients it mostly wrote itself.
+        forEachShare(of: tensors.reduce(0) { $0 + $1.weight.count }) { share in
+            for t in work {
+                let n = t.weight.count, lo = n * share.part / share.parts, hi = n * (share.part + 1) / share.parts
+                guard hi > lo else { continue }
+                sgdUpdate(UnsafeMutableBufferPointer(rebasing: t.weight[lo..<hi]), grad: UnsafeBufferPointer(rebasing: t.grad[lo..<hi]),
+                          momentumBuffer: mu == 0 ? t.buffer : UnsafeMutableBufferPointer(rebasing: t.buffer[lo..<hi]),
+                          learningRate: lr, momentum: mu, weightDecay: t.decay, nesterov: nesterov, firstStep: t.first)
+            }
         }
         stepCount += 1
     }
@@ -158,4 +170,12 @@ public final class Adam: Optimizer {
         }
         stepCount = state.step
     }
+}
+
+/// Runs `body` once per worker share (part of parts) in one parallel region, or once as the only part when
+/// there are fewer than ~16k elements in all (below that the hand-off costs more than the update).
+private func forEachShare(of elements: Int, _ body: ((part: Int, parts: Int)) -> Void) {
+    let parts = Swift.max(1, Swift.min(Parallel.workers, elements / 16_384))
+    if parts == 1 { return body((0, 1)) }
+    Parallel.runner(parts) { body(($0, parts)) }
 }
