@@ -305,7 +305,7 @@ bench: $(BIN)
 	@for round in $$(seq 1 $(BENCH_ROUNDS)); do for net in $(BENCH_NETS); do \
 	  for batch in $$(case $$net in lenet5) echo $(BENCH_BATCHES_lenet5);; *) echo 128;; esac); do \
 	  echo "== round $$round: $$net, batch $$batch"; \
-	  $(STE) bench --nets $$net --batch $$batch --threads $(THREADS) $(BENCH_DEVICE) --json results/bench/ste-$$net-b$$batch-r$$round.json | tail -n 1; \
+	  $(STE) bench --nets $$net --batch $$batch --threads $(THREADS) $(BENCH_DEVICE) --json results/bench/ste-$$net-b$$batch-r$$round.json | grep "^| $$net" | sed 's/^/ours     /'; \
 	  if [ -x "$(PEER_PYTHON)" ]; then \
 	    $(PEER_PYTHON) $(PEER) --threads $(THREADS) $(BENCH_DEVICE) --nets $$net --batches $$batch --reps 3 \
 	      --json results/bench/torch-$$net-b$$batch-r$$round.json | grep "^| $$net" | sed 's/^/eager    /'; \
