@@ -194,8 +194,8 @@ public func batchNormResidualActivationGradient(
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
     nonisolated(unsafe) let (dp, dyp, xp, rp) = (d.baseAddress!, dy.baseAddress!, x.baseAddress!, residual.baseAddress!)
     nonisolated(unsafe) let (mp, ip, wp, bp) = (mean.baseAddress!, invstd.baseAddress!, weight?.baseAddress, bias?.baseAddress)
-    ste.withDerivative(top: spec.top) { derivative in
-        Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * s))) { images in
+    Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * s))) { images in
+        ste.withDerivative(top: spec.top) { derivative in   // inside each worker: see batchNormBackwardTrainingPlanes
             for i in images {
                 for ch in 0..<c {
                     let scale = ip[ch] * (wp?[ch] ?? 1), shift = (bp?[ch] ?? 0) - mp[ch] * scale
@@ -305,26 +305,17 @@ public func batchNormBackwardTraining(
             mean: mean.baseAddress!, invstd: invstd.baseAddress!, weight: weight?.baseAddress, bias: bias?.baseAddress,
             n: shape.n, c: shape.c, accumulate: accumulate, activation: activation)
     }
-    if let activation {
-        activation.ste.withDerivative(top: activation.spec.top) { derivative in
-            batchNormBackwardTraining(dx, dweight: dweight, dbias: dbias, dy, x, mean: mean, invstd: invstd,
-                                      weight: weight, bias: bias, shape: shape, accumulate: accumulate,
-                                      masked: true, derivative: derivative)
-        }
-    } else {
-        batchNormBackwardTraining(dx, dweight: dweight, dbias: dbias, dy, x, mean: mean, invstd: invstd,
-                                  weight: weight, bias: bias, shape: shape, accumulate: accumulate,
-                                  masked: false, derivative: { $0 })
-    }
+    batchNormBackwardTrainingPlanes(dx, dweight: dweight, dbias: dbias, dy, x, mean: mean, invstd: invstd,
+                                    weight: weight, bias: bias, shape: shape, accumulate: accumulate,
+                                    activation: activation)
 }
 
-@inline(__always)
-private func batchNormBackwardTraining(
+private func batchNormBackwardTrainingPlanes(
     _ dx: UnsafeMutableBufferPointer<Float>, dweight: UnsafeMutableBufferPointer<Float>?,
     dbias: UnsafeMutableBufferPointer<Float>?, _ dy: UnsafeBufferPointer<Float>, _ x: UnsafeBufferPointer<Float>,
     mean: UnsafeBufferPointer<Float>, invstd: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>?,
     bias: UnsafeBufferPointer<Float>?, shape: BatchNormShape, accumulate: Bool,
-    masked: Bool, derivative: (SIMD8<Float>) -> SIMD8<Float>
+    activation: (spec: QuantizerSpec, ste: STE)?
 ) {
     precondition(dx.count == shape.count && dy.count == shape.count && x.count == shape.count && mean.count == shape.c)
     let (n, c, s) = (shape.n, shape.c, shape.spatial)
@@ -343,15 +334,21 @@ private func batchNormBackwardTraining(
             shifts[ch] = (bp?[ch] ?? 0) - mp[ch] * scales[ch]
         }
         forEachImageChunk(shape) { images in
-            for i in images {
-                for ch in 0..<c {
-                    let o = (i * c + ch) * s
-                    let (a, b) = masked ? maskedDotSums(dyp + o, xp + o, s, mp[ch], scales[ch], shifts[ch], derivative)
-                        : dotSums(dyp + o, xp + o, s, mp[ch])
-                    planes[2 * (i * c + ch)] = a
-                    planes[2 * (i * c + ch) + 1] = b
+            @inline(__always) func pass(_ masked: Bool, _ derivative: (SIMD8<Float>) -> SIMD8<Float>) {
+                for i in images {
+                    for ch in 0..<c {
+                        let o = (i * c + ch) * s
+                        let (a, b) = masked ? maskedDotSums(dyp + o, xp + o, s, mp[ch], scales[ch], shifts[ch], derivative)
+                            : dotSums(dyp + o, xp + o, s, mp[ch])
+                        planes[2 * (i * c + ch)] = a
+                        planes[2 * (i * c + ch) + 1] = b
+                    }
                 }
             }
+            // The rule is switched on inside each worker's closure, so each worker runs a loop specialised for
+            // it (switched outside, it reached the workers as a closure value: an indirect call per vector).
+            if let activation { activation.ste.withDerivative(top: activation.spec.top) { pass(true, $0) } }
+            else { pass(false, { $0 }) }
         }
         for ch in 0..<c {
             let inv = ip[ch]
@@ -370,17 +367,23 @@ private func batchNormBackwardTraining(
             k2s[ch] = Float(Double(g) * Double(inv) * Double(inv) * sumDyXc / m)
         }
         forEachImageChunk(shape) { images in
-            for i in images {
-                for ch in 0..<c {
-                    let o = (i * c + ch) * s
-                    if masked {
-                        maskedBackwardRow(dxp + o, dyp + o, xp + o, s, gains[ch], k1s[ch], k2s[ch], mp[ch], accumulate,
-                                          scales[ch], shifts[ch], derivative)
-                    } else {
-                        bnBackwardRow(dxp + o, dyp + o, xp + o, s, gains[ch], k1s[ch], k2s[ch], mp[ch], accumulate)
+            @inline(__always) func pass(_ masked: Bool, _ derivative: (SIMD8<Float>) -> SIMD8<Float>) {
+                for i in images {
+                    for ch in 0..<c {
+                        let o = (i * c + ch) * s
+                        if masked {
+                            maskedBackwardRow(dxp + o, dyp + o, xp + o, s, gains[ch], k1s[ch], k2s[ch], mp[ch],
+                                              accumulate, scales[ch], shifts[ch], derivative)
+                        } else {
+                            bnBackwardRow(dxp + o, dyp + o, xp + o, s, gains[ch], k1s[ch], k2s[ch], mp[ch], accumulate)
+                        }
                     }
                 }
             }
+            // The rule is switched on inside each worker's closure, so each worker runs a loop specialised for
+            // it (switched outside, it reached the workers as a closure value: an indirect call per vector).
+            if let activation { activation.ste.withDerivative(top: activation.spec.top) { pass(true, $0) } }
+            else { pass(false, { $0 }) }
         }
     }
 }

@@ -154,13 +154,17 @@ public func quantizedReLUForward(
     guard let yp = y.baseAddress, let xp = x.baseAddress else { return }
     let n = x.count
     nonisolated(unsafe) let (xr, yr) = (UnsafeRawPointer(xp), UnsafeMutableRawPointer(yp))
-    spec.withQuantizer { quantize in
-        Parallel.forEachChunk(n / 8, minimumPerWorker: 16_384) { vectors in
+    // The rule is chosen inside each worker's closure, so its loop is specialised (Kernels/BatchNorm.swift,
+    // batchNormBackwardTrainingPlanes, says why).
+    Parallel.forEachChunk(n / 8, minimumPerWorker: 16_384) { vectors in
+        spec.withQuantizer { quantize in
             for i in vectors {
                 let v = xr.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
                 yr.storeBytes(of: quantize(v), toByteOffset: i * 32, as: SIMD8<Float>.self)
             }
         }
+    }
+    spec.withQuantizer { quantize in
         let tail = n / 8 * 8
         if tail < n {
             var v = SIMD8<Float>(repeating: 0)
@@ -183,8 +187,8 @@ public func quantizedReLUBackward(
     guard let dxp = dx.baseAddress, let dyp = dy.baseAddress, let xp = x.baseAddress else { return }
     let n = x.count
     nonisolated(unsafe) let (xr, dyr, dxr) = (UnsafeRawPointer(xp), UnsafeRawPointer(dyp), UnsafeMutableRawPointer(dxp))
-    ste.withDerivative(top: spec.top) { derivative in
-        Parallel.forEachChunk(n / 8, minimumPerWorker: 16_384) { vectors in
+    Parallel.forEachChunk(n / 8, minimumPerWorker: 16_384) { vectors in
+        ste.withDerivative(top: spec.top) { derivative in   // inside each worker, as in quantizedReLUForward
             for i in vectors {
                 let v = xr.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
                 let g = dyr.loadUnaligned(fromByteOffset: i * 32, as: SIMD8<Float>.self)
@@ -192,6 +196,8 @@ public func quantizedReLUBackward(
                 dxr.storeBytes(of: acc + g * derivative(v), toByteOffset: i * 32, as: SIMD8<Float>.self)
             }
         }
+    }
+    ste.withDerivative(top: spec.top) { derivative in
         let tail = n / 8 * 8
         if tail < n {
             var v = SIMD8<Float>(repeating: 0)
