@@ -267,16 +267,77 @@ public enum DirectConvolution {
         }
     }
 
-    /// columns[r, p] = Σ_o w[o, r] · dy[o, p] for r over (input channel, tap), p over output pixels;
-    /// register tiles of 4 rows × 3 pixel vectors (tiles past the end repeat the last row / vector).
+    /// columns[r, p] = Σ_o w[o, r] · dy[o, p] for r over (input channel, tap), p over output pixels, each
+    /// one chain of fused multiply-adds over o from 0. Register tiles of 4 rows × 3 pixel vectors; the one or
+    /// two vectors left over take tiles of 12 rows × 1 or 6 rows × 2 vectors (the same twelve accumulators,
+    /// instead of 4 × 3 tiles that recompute up to two vectors). Tiles past the end repeat the last row.
     private static func transposedProduct(_ s: DirectConvShape, weight: UnsafePointer<Float>,
                                           outputGrad: UnsafePointer<Float>, columns: UnsafeMutablePointer<Float>) {
         let rows = s.inChannels * s.taps, pixels = s.outHeight * s.outWidth, co = s.outChannels
-        let vectors = (pixels + 7) / 8
+        let vectors = (pixels + 7) / 8, fullTiles = vectors / 3
         @inline(__always) func start(_ v: Int) -> Int { Swift.min(8 * Swift.min(v, vectors - 1), pixels - 8) }
+        switch vectors - 3 * fullTiles {
+        case 1: remainderTiles(rows: 12, vectors: 1)
+        case 2: remainderTiles(rows: 6, vectors: 2)
+        default: break
+        }
+        /// Tiles of `tileRows` rows × `tileVectors` (1 or 2) vectors over the vectors from 3 · fullTiles on.
+        @inline(__always) func remainderTiles(rows tileRows: Int, vectors tileVectors: Int) {
+            let pa = start(3 * fullTiles), pb = start(3 * fullTiles + tileVectors - 1)
+            for r0 in stride(from: 0, to: rows, by: tileRows) {
+                var acc = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
+                           SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+                @inline(__always) func row(_ j: Int) -> Int { Swift.min(r0 + j, rows - 1) }
+                if tileVectors == 1 {
+                    for o in 0..<co {
+                        let ga = load8(outputGrad + o * pixels + pa), wr = weight + o * rows
+                        acc.0 = acc.0.addingProduct(SIMD8(repeating: wr[row(0)]), ga)
+                        acc.1 = acc.1.addingProduct(SIMD8(repeating: wr[row(1)]), ga)
+                        acc.2 = acc.2.addingProduct(SIMD8(repeating: wr[row(2)]), ga)
+                        acc.3 = acc.3.addingProduct(SIMD8(repeating: wr[row(3)]), ga)
+                        acc.4 = acc.4.addingProduct(SIMD8(repeating: wr[row(4)]), ga)
+                        acc.5 = acc.5.addingProduct(SIMD8(repeating: wr[row(5)]), ga)
+                        acc.6 = acc.6.addingProduct(SIMD8(repeating: wr[row(6)]), ga)
+                        acc.7 = acc.7.addingProduct(SIMD8(repeating: wr[row(7)]), ga)
+                        acc.8 = acc.8.addingProduct(SIMD8(repeating: wr[row(8)]), ga)
+                        acc.9 = acc.9.addingProduct(SIMD8(repeating: wr[row(9)]), ga)
+                        acc.10 = acc.10.addingProduct(SIMD8(repeating: wr[row(10)]), ga)
+                        acc.11 = acc.11.addingProduct(SIMD8(repeating: wr[row(11)]), ga)
+                    }
+                    withUnsafeBytes(of: &acc) { sums in
+                        for j in 0..<Swift.min(12, rows - r0) {
+                            store8(sums.load(fromByteOffset: 32 * j, as: SIMD8<Float>.self), columns + (r0 + j) * pixels + pa)
+                        }
+                    }
+                } else {
+                    for o in 0..<co {
+                        let g = outputGrad + o * pixels, wr = weight + o * rows
+                        let ga = load8(g + pa), gb = load8(g + pb)
+                        var m = SIMD8<Float>(repeating: wr[row(0)])
+                        acc.0 = acc.0.addingProduct(m, ga); acc.1 = acc.1.addingProduct(m, gb)
+                        m = SIMD8<Float>(repeating: wr[row(1)])
+                        acc.2 = acc.2.addingProduct(m, ga); acc.3 = acc.3.addingProduct(m, gb)
+                        m = SIMD8<Float>(repeating: wr[row(2)])
+                        acc.4 = acc.4.addingProduct(m, ga); acc.5 = acc.5.addingProduct(m, gb)
+                        m = SIMD8<Float>(repeating: wr[row(3)])
+                        acc.6 = acc.6.addingProduct(m, ga); acc.7 = acc.7.addingProduct(m, gb)
+                        m = SIMD8<Float>(repeating: wr[row(4)])
+                        acc.8 = acc.8.addingProduct(m, ga); acc.9 = acc.9.addingProduct(m, gb)
+                        m = SIMD8<Float>(repeating: wr[row(5)])
+                        acc.10 = acc.10.addingProduct(m, ga); acc.11 = acc.11.addingProduct(m, gb)
+                    }
+                    withUnsafeBytes(of: &acc) { sums in
+                        for j in 0..<Swift.min(6, rows - r0) {
+                            store8(sums.load(fromByteOffset: 64 * j, as: SIMD8<Float>.self), columns + (r0 + j) * pixels + pa)
+                            store8(sums.load(fromByteOffset: 64 * j + 32, as: SIMD8<Float>.self), columns + (r0 + j) * pixels + pb)
+                        }
+                    }
+                }
+            }
+        }
         for r0 in stride(from: 0, to: rows, by: 4) {
             let r1 = Swift.min(r0 + 1, rows - 1), r2 = Swift.min(r0 + 2, rows - 1), r3 = Swift.min(r0 + 3, rows - 1)
-            for v0 in stride(from: 0, to: vectors, by: 3) {
+            for v0 in stride(from: 0, to: 3 * fullTiles, by: 3) {
                 let (pa, pb, pc) = (start(v0), start(v0 + 1), start(v0 + 2))
                 var a0 = SIMD8<Float>(), b0 = SIMD8<Float>(), c0 = SIMD8<Float>()
                 var a1 = SIMD8<Float>(), b1 = SIMD8<Float>(), c1 = SIMD8<Float>()
