@@ -191,10 +191,10 @@ public func batchNormResidualActivationGradient(
             invstd: invstd.baseAddress!, weight: weight?.baseAddress, bias: bias?.baseAddress, shape: shape, spec: spec,
             ste: ste)
     }
-    let (n, c, s) = (shape.n, shape.c, shape.spatial)
+    let (c, s) = (shape.c, shape.spatial)
     nonisolated(unsafe) let (dp, dyp, xp, rp) = (d.baseAddress!, dy.baseAddress!, x.baseAddress!, residual.baseAddress!)
     nonisolated(unsafe) let (mp, ip, wp, bp) = (mean.baseAddress!, invstd.baseAddress!, weight?.baseAddress, bias?.baseAddress)
-    Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * s))) { images in
+    forEachImageChunk(shape) { images in
         ste.withDerivative(top: spec.top) { derivative in   // inside each worker: see batchNormBackwardTrainingPlanes
             for i in images {
                 for ch in 0..<c {
@@ -258,11 +258,11 @@ public func batchNormForwardInference(
             y.baseAddress!, x.baseAddress!, runningMean: runningMean.baseAddress!, runningVar: runningVar.baseAddress!,
             weight: weight?.baseAddress, bias: bias?.baseAddress, n: shape.n, c: shape.c, eps: eps, quantizer: quantizer)
     }
-    let (n, c, s) = (shape.n, shape.c, shape.spatial)
+    let (c, s) = (shape.c, shape.spatial)
     nonisolated(unsafe) let (yp, xp, rm, rv) = (y.baseAddress!, x.baseAddress!, runningMean.baseAddress!, runningVar.baseAddress!)
     nonisolated(unsafe) let rp = residual?.baseAddress
     nonisolated(unsafe) let (wp, bp) = (weight?.baseAddress, bias?.baseAddress)
-    Parallel.forEachChunk(n, minimumPerWorker: Swift.max(1, 16_384 / Swift.max(1, c * s))) { images in
+    forEachImageChunk(shape) { images in
         for i in images {
             for ch in 0..<c {
                 let scale = (wp?[ch] ?? 1) / (rv[ch] + eps).squareRoot()

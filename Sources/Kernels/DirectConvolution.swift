@@ -121,11 +121,10 @@ public enum DirectConvolution {
         let parts = Swift.max(1, Swift.min(Parallel.workers, s.batch))
         withUnsafeTemporaryAllocation(of: Float.self, capacity: parts * sums) { partial in
             nonisolated(unsafe) let (x, dy, out) = (input, outputGrad, partial.baseAddress!)
-            let body = { (part: Int) in
+            Parallel.forEachPart(parts) { part in
                 let lo = s.batch * part / parts, hi = s.batch * (part + 1) / parts
                 weightsOfImages(s, lo..<hi, input: x, outputGrad: dy, sums: out + part * sums)
             }
-            if parts == 1 { body(0) } else { Parallel.runner(parts, body) }
             for i in 0..<weightCount {
                 var t = partial[i]
                 for part in 1..<parts { t += partial[part * sums + i] }
@@ -436,11 +435,10 @@ public enum DirectConvolution {
         let parts = Swift.max(1, Swift.min(Parallel.workers, s.batch))
         withUnsafeTemporaryAllocation(of: Float.self, capacity: parts * sums) { partial in
             nonisolated(unsafe) let (x, dy, out) = (input, outputGrad, partial.baseAddress!)
-            let body = { (part: Int) in
+            Parallel.forEachPart(parts) { part in
                 let lo = s.batch * part / parts, hi = s.batch * (part + 1) / parts
                 channelVectorWeights(s, lo..<hi, input: x, outputGrad: dy, sums: out + part * sums)
             }
-            if parts == 1 { body(0) } else { Parallel.runner(parts, body) }
             let (co, ci, k) = (s.outChannels, s.inChannels, s.kernel)
             for i in 0..<ci {
                 for t in 0..<s.taps {

@@ -17,6 +17,13 @@ public enum Parallel {
         }
     }
 
+    /// Calls `body(part)` for part in 0..<parts, concurrently when there is more than one (the caller
+    /// chose `parts` and what each part covers).
+    @inlinable
+    public static func forEachPart(_ parts: Int, _ body: (Int) -> Void) {
+        if parts <= 1 { body(0) } else { runner(parts, body) }
+    }
+
     /// Calls `body` on `min(workers, count / minimumPerWorker)` contiguous sub-ranges of 0..<count.
     @inlinable
     public static func forEachChunk(_ count: Int, minimumPerWorker: Int = 1, _ body: (Range<Int>) -> Void) {

@@ -176,6 +176,5 @@ public final class Adam: Optimizer {
 /// there are fewer than ~16k elements in all (below that the hand-off costs more than the update).
 private func forEachShare(of elements: Int, _ body: ((part: Int, parts: Int)) -> Void) {
     let parts = Swift.max(1, Swift.min(Parallel.workers, elements / 16_384))
-    if parts == 1 { return body((0, 1)) }
-    Parallel.runner(parts) { body(($0, parts)) }
+    Parallel.forEachPart(parts) { body(($0, parts)) }
 }
