@@ -24,6 +24,22 @@ public enum Parallel {
         if parts <= 1 { body(0) } else { runner(parts, body) }
     }
 
+    /// Calls `body(part, parts)` once per worker in one parallel region over a set of tensors of `elements`
+    /// elements in all, each part then taking `share(part, of: parts, count:)` of every tensor; one part
+    /// (inline) below ~16k elements, where the hand-off costs more than the pass. The optimizer's update and
+    /// the gradients' zeroing split alike, so each worker touches the lines it touched last.
+    @inlinable
+    public static func forEachShare(ofElements elements: Int, _ body: (_ part: Int, _ parts: Int) -> Void) {
+        let parts = Swift.max(1, Swift.min(workers, elements / 16_384))
+        forEachPart(parts) { body($0, parts) }
+    }
+
+    /// Part `part` of `parts` contiguous, near-equal slices of 0..<count.
+    @inlinable
+    public static func share(_ part: Int, of parts: Int, count: Int) -> Range<Int> {
+        (count * part / parts)..<(count * (part + 1) / parts)
+    }
+
     /// Calls `body` on `min(workers, count / minimumPerWorker)` contiguous sub-ranges of 0..<count.
     @inlinable
     public static func forEachChunk(_ count: Int, minimumPerWorker: Int = 1, _ body: (Range<Int>) -> Void) {

@@ -68,11 +68,13 @@ public final class Network {
     /// Full names = PyTorch state_dict keys; built once so the objects are stable for optimizers.
     public let parameters: [Parameter]
     private let activations: [QReLU]
+    private let gradientElements: Int
 
     public init(name: String, root: Layer) {
         self.name = name
         self.root = root
         parameters = root.parameters
+        gradientElements = parameters.reduce(0) { $0 + $1.grad.count }
         var found: [QReLU] = []
         func walk(_ l: Layer) {
             if let q = l as? QReLU { found.append(q) }
@@ -91,7 +93,17 @@ public final class Network {
     /// Full names, e.g. "features.1.running_mean".
     public var buffers: [(name: String, value: Tensor)] { root.buffers }
 
-    public func zeroGrad() { for p in parameters { p.grad.zero() } }
+    /// Zeroes every gradient, split over the workers as the optimizer's update splits the tensors (each
+    /// worker clears the lines it updated last; serial, the main thread pulled them all across).
+    public func zeroGrad() {
+        let grads = parameters.map(\.grad)
+        Parallel.forEachShare(ofElements: gradientElements) { part, parts in
+            for g in grads {
+                let r = Parallel.share(part, of: parts, count: g.count)
+                (g.pointer + r.lowerBound).update(repeating: 0, count: r.count)
+            }
+        }
+    }
 
     /// Swaps every activation of the net (pretraining float → quantized, or another STE / bit width).
     public func setActivation(_ a: Activation) { for q in activations { q.activation = a } }

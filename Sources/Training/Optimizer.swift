@@ -76,12 +76,12 @@ public final class SGD: Optimizer {
         nonisolated(unsafe) let work = tensors
         // Elementwise, so any split gives the same bits: each worker takes its share of every tensor, in one
         // parallel region, and updates the rows of the gradients it mostly wrote itself.
-        forEachShare(of: tensors.reduce(0) { $0 + $1.weight.count }) { share in
+        Parallel.forEachShare(ofElements: tensors.reduce(0) { $0 + $1.weight.count }) { part, parts in
             for t in work {
-                let n = t.weight.count, lo = n * share.part / share.parts, hi = n * (share.part + 1) / share.parts
-                guard hi > lo else { continue }
-                sgdUpdate(UnsafeMutableBufferPointer(rebasing: t.weight[lo..<hi]), grad: UnsafeBufferPointer(rebasing: t.grad[lo..<hi]),
-                          momentumBuffer: mu == 0 ? t.buffer : UnsafeMutableBufferPointer(rebasing: t.buffer[lo..<hi]),
+                let r = Parallel.share(part, of: parts, count: t.weight.count)
+                guard !r.isEmpty else { continue }
+                sgdUpdate(UnsafeMutableBufferPointer(rebasing: t.weight[r]), grad: UnsafeBufferPointer(rebasing: t.grad[r]),
+                          momentumBuffer: mu == 0 ? t.buffer : UnsafeMutableBufferPointer(rebasing: t.buffer[r]),
                           learningRate: lr, momentum: mu, weightDecay: t.decay, nesterov: nesterov, firstStep: t.first)
             }
         }
@@ -170,11 +170,4 @@ public final class Adam: Optimizer {
         }
         stepCount = state.step
     }
-}
-
-/// Runs `body` once per worker share (part of parts) in one parallel region, or once as the only part when
-/// there are fewer than ~16k elements in all (below that the hand-off costs more than the update).
-private func forEachShare(of elements: Int, _ body: ((part: Int, parts: Int)) -> Void) {
-    let parts = Swift.max(1, Swift.min(Parallel.workers, elements / 16_384))
-    Parallel.forEachPart(parts) { body(($0, parts)) }
 }
