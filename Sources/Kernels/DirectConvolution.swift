@@ -251,18 +251,21 @@ public enum DirectConvolution {
         }
         // Reads past a column row stay inside the buffer: kernel − 1 floats of slack before, kernel after.
         let slack = s.kernel
+        let groups = gatherGroups(s)
         masks.withUnsafeBufferPointer { maskBuffer in
-            nonisolated(unsafe) let m = maskBuffer.baseAddress!
+        groups.withUnsafeBufferPointer { groupBuffer in
+            nonisolated(unsafe) let (m, g) = (maskBuffer.baseAddress!, groupBuffer)
             Parallel.forEachChunk(s.batch) { images in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: rows * pixels + 2 * slack) { buffer in
                     buffer.initialize(repeating: 0)
                     let columns = buffer.baseAddress! + slack
                     for n in images {
                         transposedProduct(s, weight: w, outputGrad: dy + n * s.outChannels * pixels, columns: columns)
-                        gatherColumns(s, columns, masks: m, into: dx + n * s.inChannels * s.height * s.width)
+                        gatherColumns(s, columns, masks: m, groups: g, into: dx + n * s.inChannels * s.height * s.width)
                     }
                 }
             }
+        }
         }
     }
 
@@ -365,51 +368,72 @@ public enum DirectConvolution {
         }
     }
 
+    /// Four chains of the gather (input-row vectors whose sums run side by side) and their tap rows ky in
+    /// lo...hi (empty when lo > hi): the same for every channel and image of a shape, so worked out once per
+    /// call (per channel, the divisions that placed the chains cost a fifth of the gather).
+    struct GatherGroup {
+        /// Per chain: the vector's first element in a dx plane (row · width + x0), its first element in a
+        /// column plane at tap row 0 (input row + padding) · outWidth + x0 + padding, and its mask column v.
+        var dxOffset: SIMD4<Int>, columnOffset: SIMD4<Int>, maskColumn: SIMD4<Int>
+        var lo: Int, hi: Int
+    }
+
+    /// The chains (iy, v) in row-major order, taken four at a time while their tap range is the same; a short
+    /// group repeats its first chain (stored twice with the same value).
+    static func gatherGroups(_ s: DirectConvShape) -> [GatherGroup] {
+        let (k, p, h, wd, oh, ow) = (s.kernel, s.padding, s.height, s.width, s.outHeight, s.outWidth)
+        let vectors = (wd + 7) / 8
+        /// The taps ky whose output row exists for input row iy (empty when lo > hi).
+        func tapRows(_ iy: Int) -> (lo: Int, hi: Int) { (Swift.max(0, iy + p - (oh - 1)), Swift.min(k - 1, iy + p)) }
+        var groups: [GatherGroup] = [], chain = 0
+        while chain < h * vectors {
+            let first = chain, range = tapRows(first / vectors)
+            var count = 1
+            while count < 4, first + count < h * vectors, tapRows((first + count) / vectors) == range { count += 1 }
+            chain += count
+            var group = GatherGroup(dxOffset: .zero, columnOffset: .zero, maskColumn: .zero, lo: range.lo, hi: range.hi)
+            for j in 0..<4 {
+                let id = first + (count > j ? j : 0), iy = id / vectors, v = id % vectors
+                let x0 = Swift.min(8 * v, wd - 8)
+                group.dxOffset[j] = iy * wd + x0
+                group.columnOffset[j] = (iy + p) * ow + x0 + p
+                group.maskColumn[j] = v
+            }
+            groups.append(group)
+        }
+        return groups
+    }
+
     /// dx[c, iy, ix] = Σ over taps (ky, kx) of columns[(c, ky, kx), (iy + p − ky, ix + p − kx)] where that
     /// output pixel exists. Gathered per input-row vector in registers (adding into dx tap by tap would
     /// reload what the previous tap stored one element over, which defeats store-to-load forwarding);
     /// lanes whose output column does not exist are masked off, so reads may run past a column row.
-    /// Each vector's sum is one chain of adds in (ky, kx) order; four chains of rows with the same tap range
-    /// run side by side so that the adds' latency overlaps (the same sums, in the same order, as one by one).
+    /// Each vector's sum is one chain of adds in (ky, kx) order; the four chains of a `GatherGroup` run side
+    /// by side so that the adds' latency overlaps (the same sums, in the same order, as one by one).
     private static func gatherColumns(_ s: DirectConvShape, _ columns: UnsafePointer<Float>,
-                                      masks: UnsafePointer<SIMDMask<SIMD8<Int32>>>, into dx: UnsafeMutablePointer<Float>) {
-        let (k, p, h, wd, oh, ow) = (s.kernel, s.padding, s.height, s.width, s.outHeight, s.outWidth)
-        let vectors = (wd + 7) / 8, pixels = oh * ow
-        /// The taps ky whose output row exists for input row iy (empty when lo > hi).
-        @inline(__always) func tapRows(_ iy: Int) -> (lo: Int, hi: Int) { (Swift.max(0, iy + p - (oh - 1)), Swift.min(k - 1, iy + p)) }
+                                      masks: UnsafePointer<SIMDMask<SIMD8<Int32>>>,
+                                      groups: UnsafeBufferPointer<GatherGroup>, into dx: UnsafeMutablePointer<Float>) {
+        let (k, h, wd, ow) = (s.kernel, s.height, s.width, s.outWidth)
+        let vectors = (wd + 7) / 8, pixels = s.outHeight * ow
         for c in 0..<s.inChannels {
-            // Chains (iy, v) in row-major order, taken four at a time while their tap range is the same; a short
-            // group repeats its first chain (stored twice with the same value).
-            var chain = 0
-            while chain < h * vectors {
-                let first = chain, range = tapRows(first / vectors)
-                var count = 1
-                while count < 4, first + count < h * vectors, tapRows((first + count) / vectors) == range { count += 1 }
-                chain += count
-                let ids = (first, first + (count > 1 ? 1 : 0), first + (count > 2 ? 2 : 0), first + (count > 3 ? 3 : 0))
-                @inline(__always) func place(_ id: Int) -> (row: Int, x0: Int, v: Int) {
-                    let iy = id / vectors, v = id % vectors
-                    return (iy + p, Swift.min(8 * v, wd - 8), v)
-                }
-                let (c0, c1, c2, c3) = (place(ids.0), place(ids.1), place(ids.2), place(ids.3))
+            let out = dx + c * h * wd
+            for group in groups {
+                let (d, col, v) = (group.dxOffset, group.columnOffset, group.maskColumn)
                 var (s0, s1, s2, s3) = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
-                if range.lo <= range.hi {
-                    for ky in range.lo...range.hi {
-                        let plane = columns + (c * k + ky) * k * pixels + p
-                        let r0 = plane + (c0.row - ky) * ow + c0.x0, r1 = plane + (c1.row - ky) * ow + c1.x0
-                        let r2 = plane + (c2.row - ky) * ow + c2.x0, r3 = plane + (c3.row - ky) * ow + c3.x0
+                if group.lo <= group.hi {
+                    for ky in group.lo...group.hi {
+                        let plane = columns + (c * k + ky) * k * pixels - ky * ow
+                        let r0 = plane + col[0], r1 = plane + col[1], r2 = plane + col[2], r3 = plane + col[3]
                         for kx in 0..<k {
                             let o = kx * pixels - kx, m = masks + kx * vectors
-                            s0 += load8(r0 + o).replacing(with: 0, where: m[c0.v])
-                            s1 += load8(r1 + o).replacing(with: 0, where: m[c1.v])
-                            s2 += load8(r2 + o).replacing(with: 0, where: m[c2.v])
-                            s3 += load8(r3 + o).replacing(with: 0, where: m[c3.v])
+                            s0 += load8(r0 + o).replacing(with: 0, where: m[v[0]])
+                            s1 += load8(r1 + o).replacing(with: 0, where: m[v[1]])
+                            s2 += load8(r2 + o).replacing(with: 0, where: m[v[2]])
+                            s3 += load8(r3 + o).replacing(with: 0, where: m[v[3]])
                         }
                     }
                 }
-                let out = dx + c * h * wd
-                store8(s3, out + (c3.row - p) * wd + c3.x0); store8(s2, out + (c2.row - p) * wd + c2.x0)
-                store8(s1, out + (c1.row - p) * wd + c1.x0); store8(s0, out + (c0.row - p) * wd + c0.x0)
+                store8(s3, out + d[3]); store8(s2, out + d[2]); store8(s1, out + d[1]); store8(s0, out + d[0])
             }
         }
     }
