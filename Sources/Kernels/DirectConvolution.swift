@@ -123,7 +123,7 @@ public enum DirectConvolution {
             nonisolated(unsafe) let (x, dy, out) = (input, outputGrad, partial.baseAddress!)
             Parallel.forEachPart(parts) { part in
                 let lo = s.batch * part / parts, hi = s.batch * (part + 1) / parts
-                weightsOfImages(s, lo..<hi, input: x, outputGrad: dy, sums: out + part * sums)
+                weightsOfImages(s, lo..<hi, input: x, outputGrad: dy, sums: out + part * sums, bias: biasGrad != nil)
             }
             for i in 0..<weightCount {
                 var t = partial[i]
@@ -140,9 +140,11 @@ public enum DirectConvolution {
         }
     }
 
-    /// One worker's share: per-lane sums over its images, reduced to scalars in `sums` at the end.
+    /// One worker's share: per-lane sums over its images, reduced to scalars in `sums` at the end. The bias
+    /// sums only when `bias` (a chain of adds through every dy vector of a channel, for nothing otherwise).
     private static func weightsOfImages(_ s: DirectConvShape, _ images: Range<Int>, input: UnsafePointer<Float>,
-                                        outputGrad: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>) {
+                                        outputGrad: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>,
+                                        bias: Bool) {
         let (k, ci, co, oh, ow, ph, pw) = (s.kernel, s.inChannels, s.outChannels, s.outHeight, s.outWidth,
                                             s.paddedHeight, s.paddedWidth)
         let vectors = (ow + 7) / 8
@@ -160,16 +162,17 @@ public enum DirectConvolution {
             let lastMask = SIMD8<Float>((0..<8).map { $0 < covered ? 0 : 1 })
             for n in images {
                 copyPadded(s, from: input + n * ci * s.height * s.width, into: plane)
-                // dy as whole vectors per row (masked), also summed into the bias lanes.
+                // dy as whole vectors per row (masked), then summed into the bias lanes when asked.
                 let g = outputGrad + n * co * oh * ow
                 for o in 0..<co {
-                    var biasLanes = acc[weightCount + o]
                     for oy in 0..<oh {
                         let row = g + (o * oh + oy) * ow, dst = grad + (o * oh + oy) * vectors
-                        for v in 0..<(vectors - 1) { dst[v] = load8(row + 8 * v); biasLanes += dst[v] }
+                        for v in 0..<(vectors - 1) { dst[v] = load8(row + 8 * v) }
                         dst[vectors - 1] = load8(row + lastStart) * lastMask
-                        biasLanes += dst[vectors - 1]
                     }
+                    guard bias else { continue }
+                    var biasLanes = acc[weightCount + o]
+                    for v in 0..<(oh * vectors) { biasLanes += grad[o * oh * vectors + v] }
                     acc[weightCount + o] = biasLanes
                 }
                 // Tiles of 2 output channels × 5 kernel columns for one (input channel, kernel row).
@@ -461,7 +464,7 @@ public enum DirectConvolution {
             nonisolated(unsafe) let (x, dy, out) = (input, outputGrad, partial.baseAddress!)
             Parallel.forEachPart(parts) { part in
                 let lo = s.batch * part / parts, hi = s.batch * (part + 1) / parts
-                channelVectorWeights(s, lo..<hi, input: x, outputGrad: dy, sums: out + part * sums)
+                channelVectorWeights(s, lo..<hi, input: x, outputGrad: dy, sums: out + part * sums, bias: biasGrad != nil)
             }
             let (co, ci, k) = (s.outChannels, s.inChannels, s.kernel)
             for i in 0..<ci {
@@ -485,7 +488,8 @@ public enum DirectConvolution {
     }
 
     private static func channelVectorWeights(_ s: DirectConvShape, _ images: Range<Int>, input: UnsafePointer<Float>,
-                                             outputGrad: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>) {
+                                             outputGrad: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>,
+                                             bias: Bool) {
         let (k, ci, co, oh, ow, ph, pw) = (s.kernel, s.inChannels, s.outChannels, s.outHeight, s.outWidth,
                                             s.paddedHeight, s.paddedWidth)
         let pixels = oh * ow, groups = co / 8
@@ -502,13 +506,14 @@ public enum DirectConvolution {
                 // dy of this image, channels-last: grad[p·groups + g] = dy[8g ..< 8g + 8, p].
                 let g0 = outputGrad + n * co * pixels
                 for g in 0..<groups {
-                    var biasLanes = acc[weightVectors + g]
                     for p in 0..<pixels {
                         var v = SIMD8<Float>()
                         for lane in 0..<8 { v[lane] = g0[(8 * g + lane) * pixels + p] }
                         grad[p * groups + g] = v
-                        biasLanes += v
                     }
+                    guard bias else { continue }
+                    var biasLanes = acc[weightVectors + g]
+                    for p in 0..<pixels { biasLanes += grad[p * groups + g] }
                     acc[weightVectors + g] = biasLanes
                 }
                 // Tiles of 5 kernel columns × 2 channel vectors for one (input channel, kernel row).
