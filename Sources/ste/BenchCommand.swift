@@ -54,8 +54,8 @@ struct Bench: ParsableCommand {
             + "PyTorch peer eager and compiled) as one table per net and batch size, all repetitions of all rounds pooled.",
         valueName: "dir"))
     var summary: String?
-    @Option(help: "Nominal fp32 FMA peak per thread in GFLOP/s, for the % of peak (tools/peer/README.md: 2.596 GHz × 32).")
-    var peakPerThread = 83.1
+    @Option(help: "fp32 FMA peak per thread in GFLOP/s, for the % of peak; measured at the start (an 8-lane FMA loop on every thread at once) when not given.")
+    var peakPerThread: Double?
     @OptionGroup var deviceOptions: DeviceOptions
 
     /// PyTorch peer, 2 threads, batch 128, median of 9 timings (tools/peer/README.md, "Headline").
@@ -79,6 +79,11 @@ struct Bench: ParsableCommand {
         setComputeThreads(threads)
         let gpu: CUDADevice? = deviceOptions.choice == .cpu ? nil : try CUDADevice(tf32: deviceOptions.wantsTF32)
         if let gpu { print("device: \(gpu.description), nominal float32 peak \(String(format: "%.1f", gpu.float32PeakGFLOPS)) GFLOP/s") }
+        let cpuPeak = peakPerThread ?? measuredFMAPeakPerThread(threads: threads)
+        if gpu == nil {
+            print("fp32 FMA peak: \(String(format: "%.1f", cpuPeak)) GFLOP/s per thread ("
+                  + (peakPerThread == nil ? "measured: 12 independent 8-lane FMA chains on every thread at once)" : "given)"))
+        }
         let activation: Activation = floatActivation
             ? .float : .quantized(QuantizerSpec(bits: bits, alpha: defaultAlpha(bits: bits)!), STE(rawValue: ste)!)
         print("backend: \(Compute.backend.name); threads \(threads); batch \(batch); activation \(activation); "
@@ -121,7 +126,7 @@ struct Bench: ParsableCommand {
             print("  data loader alone (\(shape[0] == 3 ? "crop + flip" : "no augmentation"), 1 thread): "
                   + "\(String(format: "%.0f", loader)) img/s")
             rows.append(["net": name, "batch": batch, "loader": loader, "fwd_flops": fwdFlops, "train_flops": trainFlops, "train": train,
-                         "device": gpu?.description ?? "cpu", "peak_gflops": gpu?.float32PeakGFLOPS ?? peakPerThread * Double(threads),
+                         "device": gpu?.description ?? "cpu", "peak_gflops": gpu?.float32PeakGFLOPS ?? cpuPeak * Double(threads),
                          "eval": eval, "train_gflops": tr * trainFlops / 1e9, "eval_gflops": ev * fwdFlops / 1e9,
                          "pytorch_train": base.train, "pytorch_eval": base.eval])
         }
@@ -219,7 +224,7 @@ struct Bench: ParsableCommand {
     }
 
     /// One table from a `make bench` folder: per net, our and PyTorch's train and eval img/s (medians
-    /// over every repetition of every round), the ratios, our GFLOP/s and % of the nominal peak.
+    /// over every repetition of every round), the ratios, our GFLOP/s and % of the measured FMA peak.
     /// Pools a `make bench` folder: ste-<net>-b<batch>-r<k>.json (ours), torch-…json (the peer, eager) and
     /// torchc-…json (the peer under torch.compile) — every repetition of every round, per net and batch size.
     func summarize(folder: String) throws {
@@ -228,7 +233,7 @@ struct Bench: ParsableCommand {
         struct Timings {
             var train: [Double] = [], eval: [Double] = [], loader: [Double] = []
             var trainFlops = 0.0, fwdFlops = 0.0, rss = 0.0, threads = 0
-            var peak: Double?
+            var peak: Double?, peaks: [Double] = []
             var device = "cpu"
         }
         struct Key: Hashable, Comparable {
@@ -259,6 +264,7 @@ struct Bench: ParsableCommand {
                 t.rss = Swift.max(t.rss, doc["peak_rss_mib"] as? Double ?? 0)
                 t.threads = doc["threads"] as? Int ?? 0
                 t.peak = row["peak_gflops"] as? Double
+                if let p = t.peak, t.threads > 0 { t.peaks.append(p / Double(t.threads)) }
                 if side == .ours { t.device = row["device"] as? String ?? "cpu" }
                 table[side]![key] = t
             }
@@ -277,7 +283,8 @@ struct Bench: ParsableCommand {
             let eN = e.map { "(\($0.train.count))" } ?? (recorded == nil ? "" : "(recorded)")
             let (tr, ev) = (median(o.train), median(o.eval))
             let gflops = tr * o.trainFlops / 1e9
-            let peak = o.peak ?? peakPerThread * Double(o.threads)
+            // A row from before the peak was measured has none: the peer README's measured 1-thread FMA rate stands in.
+            let peak = o.peak ?? (peakPerThread ?? 90) * Double(o.threads)
             let cTrain: Double? = c.map { median($0.train) }, cEval: Double? = c.map { median($0.eval) }
             let cN: String = c.map { "(\($0.train.count))" } ?? ""
             func value(_ v: Double?, _ n: String) -> String { v.map { "\(f0($0)) \(n)" } ?? "–" }
@@ -288,12 +295,16 @@ struct Bench: ParsableCommand {
             print("| " + cells.joined(separator: " | ") + " |")
         }
         let onGPU = table[.ours]!.values.contains { $0.device.hasPrefix("cuda") }
+        let ourPeaks = table[.ours]!.values.flatMap(\.peaks)
         print("\nPeer: eager PyTorch and PyTorch under torch.compile(mode=\"\(compileMode ?? "default")\"), same "
               + (onGPU ? "GPU" : "threads") + ", same synthetic protocol (tools/peer/ste_torch.py). Ratios are of medians over "
               + "every repetition of every round; rounds interleave the three sides per net because the machine drifts between "
               + "runs. Peak: " + (onGPU ? "the GPU's nominal float32 peak (SMs × 128 lanes × 2 × clock)."
-                  : "\(String(format: "%.1f", peakPerThread)) GFLOP/s per thread (nominal AVX2 FMA)."))
+                  : ourPeaks.isEmpty ? "\(f0(peakPerThread ?? 90)) GFLOP/s per thread (the files record none)."
+                  : "the fp32 FMA rate each of our runs recorded (measured at its start unless --peak-per-thread gave it), "
+                    + "\(String(format: "%.1f", median(ourPeaks))) GFLOP/s per thread, median of \(ourPeaks.count)."))
     }
+
 
     func peakResidentMiB() -> Double {
         var usage = rusage()
