@@ -86,17 +86,69 @@ public func maxPool2Backward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: Unsa
             let dxs = dxp + p * h * w, dys = dyp + p * oh * ow, as_ = ap + p * oh * ow
             if h != 2 * oh || w != 2 * ow { dxs.update(repeating: 0, count: h * w) }
             for oy in 0..<oh {
-                let r0 = dxs + 2 * oy * w, r1 = r0 + w
-                for ox in 0..<ow {
-                    let k = as_[oy * ow + ox], g = dys[oy * ow + ox]
-                    r0[2 * ox] = k == 0 ? g : 0
-                    r0[2 * ox + 1] = k == 1 ? g : 0
-                    r1[2 * ox] = k == 2 ? g : 0
-                    r1[2 * ox + 1] = k == 3 ? g : 0
+                let r0 = dxs + 2 * oy * w, r1 = r0 + w, gr = dys + oy * ow, ar = as_ + oy * ow
+                // SIMD over the windows of a row pair as in the forward; the last vector overlaps the previous
+                // one (the same values written twice).
+                if ow >= 8 {
+                    var ox = 0
+                    while true {
+                        maxPoolGradient8(gr + ox, ar + ox, r0 + 2 * ox, r1 + 2 * ox)
+                        if ox + 8 == ow { break }
+                        ox = Swift.min(ox + 8, ow - 8)
+                    }
+                } else if ow >= 4 {
+                    maxPoolGradient4(gr, ar, r0, r1)
+                    if ow > 4 { maxPoolGradient4(gr + ow - 4, ar + ow - 4, r0 + 2 * (ow - 4), r1 + 2 * (ow - 4)) }
+                } else {
+                    for ox in 0..<ow {
+                        let k = ar[ox], g = gr[ox]
+                        r0[2 * ox] = k == 0 ? g : 0
+                        r0[2 * ox + 1] = k == 1 ? g : 0
+                        r1[2 * ox] = k == 2 ? g : 0
+                        r1[2 * ox + 1] = k == 3 ? g : 0
+                    }
                 }
             }
         }
     }
+}
+
+/// The gradients of eight adjacent 2×2 windows: dy where the window's winner was, 0 elsewhere, written to
+/// the 16 floats of rows r0 and r1 the windows cover.
+@inline(__always)
+private func maxPoolGradient8(_ dy: UnsafePointer<Float>, _ argmax: UnsafePointer<UInt8>, _ r0: UnsafeMutablePointer<Float>,
+                              _ r1: UnsafeMutablePointer<Float>) {
+    let g = UnsafeRawPointer(dy).loadUnaligned(as: SIMD8<Float>.self)
+    // Float masks for Float selects: an Int32 mask on a Float vector compiles to a lane-by-lane loop.
+    let k = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(argmax).loadUnaligned(as: SIMD8<UInt8>.self)))
+    let zero = SIMD8<Float>.zero
+    UnsafeMutableRawPointer(r0).storeBytes(of: interleaved(zero.replacing(with: g, where: k .== 0),
+                                                           zero.replacing(with: g, where: k .== 1)), as: SIMD16<Float>.self)
+    UnsafeMutableRawPointer(r1).storeBytes(of: interleaved(zero.replacing(with: g, where: k .== 2),
+                                                           zero.replacing(with: g, where: k .== 3)), as: SIMD16<Float>.self)
+}
+
+@inline(__always)
+private func maxPoolGradient4(_ dy: UnsafePointer<Float>, _ argmax: UnsafePointer<UInt8>, _ r0: UnsafeMutablePointer<Float>,
+                              _ r1: UnsafeMutablePointer<Float>) {
+    let g = UnsafeRawPointer(dy).loadUnaligned(as: SIMD4<Float>.self)
+    let k = SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: UnsafeRawPointer(argmax).loadUnaligned(as: SIMD4<UInt8>.self)))
+    let zero = SIMD4<Float>.zero
+    UnsafeMutableRawPointer(r0).storeBytes(of: interleaved(zero.replacing(with: g, where: k .== 0),
+                                                           zero.replacing(with: g, where: k .== 1)), as: SIMD8<Float>.self)
+    UnsafeMutableRawPointer(r1).storeBytes(of: interleaved(zero.replacing(with: g, where: k .== 2),
+                                                           zero.replacing(with: g, where: k .== 3)), as: SIMD8<Float>.self)
+}
+
+/// (e0, o0, e1, o1, …): the inverse of SIMD16's evenHalf / oddHalf.
+@inline(__always)
+private func interleaved(_ e: SIMD8<Float>, _ o: SIMD8<Float>) -> SIMD16<Float> {
+    SIMD16(e[0], o[0], e[1], o[1], e[2], o[2], e[3], o[3], e[4], o[4], e[5], o[5], e[6], o[6], e[7], o[7])
+}
+
+@inline(__always)
+private func interleaved(_ e: SIMD4<Float>, _ o: SIMD4<Float>) -> SIMD8<Float> {
+    SIMD8(e[0], o[0], e[1], o[1], e[2], o[2], e[3], o[3])
 }
 
 /// maxPool2Forward on a channel-blocked x (8 channels per vector: a window's four pixels hold them at

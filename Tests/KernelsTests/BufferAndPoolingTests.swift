@@ -118,6 +118,17 @@ final class BufferAndPoolingTests: XCTestCase {
                 }
                 XCTAssertFalse(dx.contains { $0.isNaN }, "backward left elements unwritten, h \(h) w \(w)")
                 XCTAssertEqual(dx.reduce(0, +), dy.reduce(0, +), "backward routes every dy once, h \(h) w \(w)")
+                var expected = [Float](repeating: 0, count: x.count)
+                let (oh, ow) = (h / 2, w / 2)
+                for p in 0..<(n * c) {
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            let o = (p * oh + oy) * ow + ox, k = Int(rk[o])
+                            expected[(p * h + 2 * oy + k / 2) * w + 2 * ox + k % 2] = dy[o]
+                        }
+                    }
+                }
+                XCTAssertEqual(dx, expected, "backward: dy at each window's winner, h \(h) w \(w)")
             }
         }
     }
