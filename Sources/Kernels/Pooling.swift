@@ -116,28 +116,29 @@ public func maxPool2Backward(_ dx: UnsafeMutableBufferPointer<Float>, _ dy: Unsa
 /// The gradients of eight adjacent 2×2 windows: dy where the window's winner was, 0 elsewhere, written to
 /// the 16 floats of rows r0 and r1 the windows cover.
 @inline(__always)
-private func maxPoolGradient8(_ dy: UnsafePointer<Float>, _ argmax: UnsafePointer<UInt8>, _ r0: UnsafeMutablePointer<Float>,
-                              _ r1: UnsafeMutablePointer<Float>) {
+private func maxPoolGradient8(_ dy: UnsafePointer<Float>, _ argmax: UnsafePointer<UInt8>,
+                              _ r0: UnsafeMutablePointer<Float>, _ r1: UnsafeMutablePointer<Float>) {
     let g = UnsafeRawPointer(dy).loadUnaligned(as: SIMD8<Float>.self)
     // Float masks for Float selects: an Int32 mask on a Float vector compiles to a lane-by-lane loop.
-    let k = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: UnsafeRawPointer(argmax).loadUnaligned(as: SIMD8<UInt8>.self)))
-    let zero = SIMD8<Float>.zero
-    UnsafeMutableRawPointer(r0).storeBytes(of: interleaved(zero.replacing(with: g, where: k .== 0),
-                                                           zero.replacing(with: g, where: k .== 1)), as: SIMD16<Float>.self)
-    UnsafeMutableRawPointer(r1).storeBytes(of: interleaved(zero.replacing(with: g, where: k .== 2),
-                                                           zero.replacing(with: g, where: k .== 3)), as: SIMD16<Float>.self)
+    let winner = UnsafeRawPointer(argmax).loadUnaligned(as: SIMD8<UInt8>.self)
+    let k = SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: winner)), zero = SIMD8<Float>.zero
+    let top = interleaved(zero.replacing(with: g, where: k .== 0), zero.replacing(with: g, where: k .== 1))
+    let bottom = interleaved(zero.replacing(with: g, where: k .== 2), zero.replacing(with: g, where: k .== 3))
+    UnsafeMutableRawPointer(r0).storeBytes(of: top, as: SIMD16<Float>.self)
+    UnsafeMutableRawPointer(r1).storeBytes(of: bottom, as: SIMD16<Float>.self)
 }
 
+/// maxPoolGradient8 for four windows.
 @inline(__always)
-private func maxPoolGradient4(_ dy: UnsafePointer<Float>, _ argmax: UnsafePointer<UInt8>, _ r0: UnsafeMutablePointer<Float>,
-                              _ r1: UnsafeMutablePointer<Float>) {
+private func maxPoolGradient4(_ dy: UnsafePointer<Float>, _ argmax: UnsafePointer<UInt8>,
+                              _ r0: UnsafeMutablePointer<Float>, _ r1: UnsafeMutablePointer<Float>) {
     let g = UnsafeRawPointer(dy).loadUnaligned(as: SIMD4<Float>.self)
-    let k = SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: UnsafeRawPointer(argmax).loadUnaligned(as: SIMD4<UInt8>.self)))
-    let zero = SIMD4<Float>.zero
-    UnsafeMutableRawPointer(r0).storeBytes(of: interleaved(zero.replacing(with: g, where: k .== 0),
-                                                           zero.replacing(with: g, where: k .== 1)), as: SIMD8<Float>.self)
-    UnsafeMutableRawPointer(r1).storeBytes(of: interleaved(zero.replacing(with: g, where: k .== 2),
-                                                           zero.replacing(with: g, where: k .== 3)), as: SIMD8<Float>.self)
+    let winner = UnsafeRawPointer(argmax).loadUnaligned(as: SIMD4<UInt8>.self)
+    let k = SIMD4<Float>(SIMD4<Int32>(truncatingIfNeeded: winner)), zero = SIMD4<Float>.zero
+    let top = interleaved(zero.replacing(with: g, where: k .== 0), zero.replacing(with: g, where: k .== 1))
+    let bottom = interleaved(zero.replacing(with: g, where: k .== 2), zero.replacing(with: g, where: k .== 3))
+    UnsafeMutableRawPointer(r0).storeBytes(of: top, as: SIMD8<Float>.self)
+    UnsafeMutableRawPointer(r1).storeBytes(of: bottom, as: SIMD8<Float>.self)
 }
 
 /// (e0, o0, e1, o1, …): the inverse of SIMD16's evenHalf / oddHalf.
