@@ -122,8 +122,7 @@ public enum DirectConvolution {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: parts * sums) { partial in
             nonisolated(unsafe) let (x, dy, out) = (input, outputGrad, partial.baseAddress!)
             Parallel.forEachPart(parts) { part in
-                let lo = s.batch * part / parts, hi = s.batch * (part + 1) / parts
-                weightsOfImages(s, lo..<hi, input: x, outputGrad: dy, sums: out + part * sums, bias: biasGrad != nil)
+                weightsOfImages(s, Parallel.share(part, of: parts, count: s.batch), input: x, outputGrad: dy, sums: out + part * sums, bias: biasGrad != nil)
             }
             for i in 0..<weightCount {
                 var t = partial[i]
@@ -463,8 +462,7 @@ public enum DirectConvolution {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: parts * sums) { partial in
             nonisolated(unsafe) let (x, dy, out) = (input, outputGrad, partial.baseAddress!)
             Parallel.forEachPart(parts) { part in
-                let lo = s.batch * part / parts, hi = s.batch * (part + 1) / parts
-                channelVectorWeights(s, lo..<hi, input: x, outputGrad: dy, sums: out + part * sums, bias: biasGrad != nil)
+                channelVectorWeights(s, Parallel.share(part, of: parts, count: s.batch), input: x, outputGrad: dy, sums: out + part * sums, bias: biasGrad != nil)
             }
             let (co, ci, k) = (s.outChannels, s.inChannels, s.kernel)
             for i in 0..<ci {

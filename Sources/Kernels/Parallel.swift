@@ -49,8 +49,8 @@ public enum Parallel {
             return
         }
         runner(parts) { part in
-            let lo = count * part / parts, hi = count * (part + 1) / parts
-            if hi > lo { body(lo..<hi) }
+            let range = share(part, of: parts, count: count)
+            if !range.isEmpty { body(range) }
         }
     }
 }

@@ -79,7 +79,8 @@ struct Bench: ParsableCommand {
         setComputeThreads(threads)
         let gpu: CUDADevice? = deviceOptions.choice == .cpu ? nil : try CUDADevice(tf32: deviceOptions.wantsTF32)
         if let gpu { print("device: \(gpu.description), nominal float32 peak \(String(format: "%.1f", gpu.float32PeakGFLOPS)) GFLOP/s") }
-        let cpuPeak = peakPerThread ?? measuredFMAPeakPerThread(threads: threads)
+        // The CPU's peak, measured unless given; a GPU run reports the device's nominal one instead.
+        let cpuPeak = gpu == nil ? peakPerThread ?? measuredFMAPeakPerThread(threads: threads) : 0
         if gpu == nil {
             print("fp32 FMA peak: \(String(format: "%.1f", cpuPeak)) GFLOP/s per thread ("
                   + (peakPerThread == nil ? "measured: 12 independent 8-lane FMA chains on every thread at once)" : "given)"))
@@ -233,7 +234,8 @@ struct Bench: ParsableCommand {
         struct Timings {
             var train: [Double] = [], eval: [Double] = [], loader: [Double] = []
             var trainFlops = 0.0, fwdFlops = 0.0, rss = 0.0, threads = 0
-            var peak: Double?, peaks: [Double] = []
+            /// The peak GFLOP/s (all threads, or the GPU) that each run recorded.
+            var peaks: [Double] = []
             var device = "cpu"
         }
         struct Key: Hashable, Comparable {
@@ -263,8 +265,7 @@ struct Bench: ParsableCommand {
                 t.fwdFlops = row["fwd_flops"] as? Double ?? 0
                 t.rss = Swift.max(t.rss, doc["peak_rss_mib"] as? Double ?? 0)
                 t.threads = doc["threads"] as? Int ?? 0
-                t.peak = row["peak_gflops"] as? Double
-                if let p = t.peak, t.threads > 0 { t.peaks.append(p / Double(t.threads)) }
+                if let p = row["peak_gflops"] as? Double { t.peaks.append(p) }
                 if side == .ours { t.device = row["device"] as? String ?? "cpu" }
                 table[side]![key] = t
             }
@@ -283,8 +284,7 @@ struct Bench: ParsableCommand {
             let eN = e.map { "(\($0.train.count))" } ?? (recorded == nil ? "" : "(recorded)")
             let (tr, ev) = (median(o.train), median(o.eval))
             let gflops = tr * o.trainFlops / 1e9
-            // A row from before the peak was measured has none: the peer README's measured 1-thread FMA rate stands in.
-            let peak = o.peak ?? (peakPerThread ?? 90) * Double(o.threads)
+            let peak = o.peaks.last ?? fallbackPeak * Double(o.threads)
             let cTrain: Double? = c.map { median($0.train) }, cEval: Double? = c.map { median($0.eval) }
             let cN: String = c.map { "(\($0.train.count))" } ?? ""
             func value(_ v: Double?, _ n: String) -> String { v.map { "\(f0($0)) \(n)" } ?? "–" }
@@ -295,16 +295,19 @@ struct Bench: ParsableCommand {
             print("| " + cells.joined(separator: " | ") + " |")
         }
         let onGPU = table[.ours]!.values.contains { $0.device.hasPrefix("cuda") }
-        let ourPeaks = table[.ours]!.values.flatMap(\.peaks)
+        let ourPeaks = table[.ours]!.values.flatMap { t in t.peaks.map { $0 / Double(Swift.max(1, t.threads)) } }
         print("\nPeer: eager PyTorch and PyTorch under torch.compile(mode=\"\(compileMode ?? "default")\"), same "
               + (onGPU ? "GPU" : "threads") + ", same synthetic protocol (tools/peer/ste_torch.py). Ratios are of medians over "
               + "every repetition of every round; rounds interleave the three sides per net because the machine drifts between "
               + "runs. Peak: " + (onGPU ? "the GPU's nominal float32 peak (SMs × 128 lanes × 2 × clock)."
-                  : ourPeaks.isEmpty ? "\(f0(peakPerThread ?? 90)) GFLOP/s per thread (the files record none)."
+                  : ourPeaks.isEmpty ? "\(f0(fallbackPeak)) GFLOP/s per thread (the files record none)."
                   : "the fp32 FMA rate each of our runs recorded (measured at its start unless --peak-per-thread gave it), "
                     + "\(String(format: "%.1f", median(ourPeaks))) GFLOP/s per thread, median of \(ourPeaks.count)."))
     }
 
+    /// Per thread, for files from before runs recorded their peak: --peak-per-thread, else the 1-thread FMA rate
+    /// tools/peer/README.md measured.
+    var fallbackPeak: Double { peakPerThread ?? 90 }
 
     func peakResidentMiB() -> Double {
         var usage = rusage()
