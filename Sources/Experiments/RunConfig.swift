@@ -51,9 +51,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
 extension ExperimentConfig {
 
     /// α for `bits`: from the table, or fitted (Lloyd / MSE on half-Gaussian data) when the config says `fit`.
-    public func alpha(bits: Int) -> Float {
-        if let table = alpha { return table[bits]! }
-        return fitAlpha(bits: bits, rounding: rounding)
+    public func alpha(bits: Int) throws -> Float {
+        guard let table = alpha else { return fitAlpha(bits: bits, rounding: rounding) }
+        guard let value = table[bits] else {
+            throw ConfigError(file: file, key: "quantizer.alpha", message: "no α for \(bits)-bit activations; this "
+                + "grid has α for bits \(table.keys.sorted().map(String.init).joined(separator: ", ")) "
+                + "(add an entry, or remove quantizer.alpha to fit α for every width)")
+        }
+        return value
     }
 
     /// Resolves one run id of this (already profiled) config.
@@ -72,14 +77,14 @@ extension ExperimentConfig {
         case .pretrain:
             config.phases = [net.pretrain]
         case .train:
-            config.activation = ActivationSpec(bits: id.bits, alpha: alpha(bits: id.bits!), rounding: rounding, ste: id.ste)
+            config.activation = ActivationSpec(bits: id.bits, alpha: try alpha(bits: id.bits!), rounding: rounding, ste: id.ste)
             config.phases = [net.train]
             config.initFrom = "\(root)/\(id.parent!.folder)/checkpoint.h5"
         case .repel:
             guard let spec = repelSpec(for: id) else {
                 throw ConfigError(file: file, key: "repel", message: "run \(id): no repel experiment starts \(id.ste!.rawValue) at the \(id.from!.rawValue) minimum of \(id.net) \(id.bits!)-bit")
             }
-            config.activation = ActivationSpec(bits: id.bits, alpha: alpha(bits: id.bits!), rounding: rounding, ste: id.ste)
+            config.activation = ActivationSpec(bits: id.bits, alpha: try alpha(bits: id.bits!), rounding: rounding, ste: id.ste)
             var warmup = net.train
             warmup.epochs = spec.warmupEpochs
             warmup.lr = spec.warmupLR

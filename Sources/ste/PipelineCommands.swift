@@ -44,7 +44,7 @@ struct RunOptions: ParsableArguments {
         guard kinds.contains(id.kind) else {
             throw ValidationError("'\(run)' is a \(id.kind.rawValue) run; this stage takes \(kinds.map(\.rawValue).joined(separator: " or ")) runs")
         }
-        let n = threads ?? ProcessInfo.processInfo.environment["STE_THREADS"].flatMap(Int.init) ?? 2
+        let n = threads ?? EnvironmentSettings.threads ?? 2
         guard n >= 1 else { throw ValidationError("--threads must be at least 1") }
         setComputeThreads(n)
         let config = try grid.load()

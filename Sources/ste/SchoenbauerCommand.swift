@@ -23,6 +23,10 @@ struct SchoenbauerCommand: ParsableCommand {
     @Option(help: "Compute threads.")
     var threads: Int = 2
 
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
     func run() throws {
         guard let entry = schoenbauerExperiments.first(where: { $0.name == experiment }) else {
             throw ValidationError("unknown experiment \(experiment); known: "

@@ -90,7 +90,7 @@ func submitSlurm(_ plan: Experiments.Plan, config: ExperimentConfig, profile: St
             throw SlurmError(description: "\(data) is missing: run `make \(data)` before submitting (make slurm does)")
         }
     }
-    let threads = ProcessInfo.processInfo.environment["STE_THREADS"] ?? "2"
+    let threads = EnvironmentSettings.threads.map(String.init) ?? "2"
     let makeVars = options.makeVars.map { $0.split(separator: " ").map(String.init) }
         ?? ["PROFILE=\(profile)", "EXPERIMENT=\(config.file)", "CONFIG=release", "THREADS=\(threads)"]
     let oldFiles = options.oldFiles.map { $0.split(separator: " ").map(String.init) } ?? [".build/release/ste", planFile]

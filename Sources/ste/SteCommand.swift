@@ -10,12 +10,13 @@ struct Ste: ParsableCommand {
         abstract: "Reproduce the experiments of four papers on straight-through estimators (STE).",
         subcommands: [
             Fetch.self, Decode.self, Plan.self, Pretrain.self, Train.self, Eval.self, ReportCommand.self, Diff.self,
-            Inspect.self, TheoryCommand.self, Bench.self, StatusCommand.self, SchoenbauerCommand.self, GPUCheck.self,
+            Inspect.self, TheoryCommand.self, Bench.self, StatusCommand.self, SchoenbauerCommand.self, GPUCheck.self, Replay.self, Batches.self,
         ])
 
     static func main() {
         prepareHDF5ForProcess()  // before any HDF5 call (see Storage/H5Types.swift)
         do {
+            try EnvironmentSettings.validate()
             var command = try parseAsRoot()
             try command.run()
         } catch {

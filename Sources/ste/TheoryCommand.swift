@@ -21,7 +21,11 @@ struct TheoryCommand: ParsableCommand {
     var out: String
 
     @Option(help: "Worker threads (default: $STE_THREADS, else 2). Results are identical for any count.")
-    var threads: Int = Int(ProcessInfo.processInfo.environment["STE_THREADS"] ?? "") ?? 2
+    var threads: Int = EnvironmentSettings.threads ?? 2
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
 
     func run() throws {
         if experiment == "report" {
