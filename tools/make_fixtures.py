@@ -144,10 +144,10 @@ class BasicBlock(nn.Module):  # He et al. 2016 CIFAR block, option-A (zero-pad) 
         return self.act2(out + sc)
 
 
-class ResNet20(nn.Module):  # CIFAR 3x32x32, stages of 3 blocks, widths 16/32/64
-    def __init__(self, act):
+class ResNet20(nn.Module):  # CIFAR 3x32x32 (in_channels 1: Fashion-MNIST padded), stages of 3 blocks, widths 16/32/64
+    def __init__(self, act, in_channels=3):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), bn(16), act())
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), bn(16), act())
         blocks, c = [], 16
         for w, s in ((16, 1), (32, 2), (64, 2)):
             for i in range(3):

@@ -66,6 +66,14 @@ func makeBatcher(_ split: DatasetSplit, _ config: RunConfig, batchSize: Int, tra
         augmentation: training && config.augment ? .cropAndFlip(padding: 4) : .none, seed: UInt64(config.seed))
 }
 
+/// The training and test batchers a run feeds its engine (its data, subsets, padding, normalisation,
+/// augmentation and seed): what `ste batches` exports for a twin trained on the same batches.
+public func runBatchers(_ config: RunConfig) throws -> (train: Batcher, test: Batcher) {
+    let data = try LoadedData(config)
+    return (try makeBatcher(data.train, config, batchSize: config.phases[0].batchSize, training: true),
+            try makeBatcher(data.test, config, batchSize: config.evalBatchSize, training: false))
+}
+
 func activation(_ config: RunConfig) -> Activation {
     guard let bits = config.activation.bits, let alpha = config.activation.alpha, let ste = config.activation.ste
     else { return .float }

@@ -108,7 +108,7 @@ public final class Batcher {
             if lastBatch?.shape[0] != rows.count { lastBatch = Tensor(zeros: [rows.count, channels, height, width]) }
             x = lastBatch!
         }
-        var rng = Batcher.stream(seed, .augmentation, UInt64(epoch), UInt64(index))
+        let draws = augmentationDraws(epoch: epoch, index: index, count: rows.count)
         let plane = height * width, imageSize = channels * plane
         images.withUnsafeBufferPointer { src in
             lookup.withUnsafeBufferPointer { table in
@@ -121,11 +121,8 @@ public final class Batcher {
                             let t = table.baseAddress! + c * 256
                             for i in 0..<plane { out[c * plane + i] = t[Int(image[c * plane + i])] }
                         }
-                    case .cropAndFlip(let padding):
-                        // torchvision order: crop offsets (top, left) in 0...2·padding, then the flip coin.
-                        let top = rng.next(below: 2 * padding + 1) - padding
-                        let left = rng.next(below: 2 * padding + 1) - padding
-                        let flip = rng.nextUniform() < 0.5
+                    case .cropAndFlip:
+                        let (top, left, flip) = draws[r]
                         for c in 0..<channels {
                             let t = table.baseAddress! + c * 256
                             for i in 0..<height {
@@ -143,6 +140,19 @@ public final class Batcher {
             }
         }
         return Batch(x: x, labels: rows.map { Int32(labels[$0]) }, indices: rows)
+    }
+
+    /// The crop offsets (relative to the unpadded image, in −padding...padding) and flips of the `count` rows of
+    /// batch `index` of `epoch`, in row order; empty without augmentation. torchvision's order per image: the
+    /// crop's (top, left) in 0...2·padding of the padded image, then the flip coin.
+    public func augmentationDraws(epoch: Int, index: Int, count: Int) -> [(top: Int, left: Int, flip: Bool)] {
+        guard case .cropAndFlip(let padding) = augmentation else { return [] }
+        var rng = Batcher.stream(seed, .augmentation, UInt64(epoch), UInt64(index))
+        return (0..<count).map { _ in
+            let top = rng.next(below: 2 * padding + 1) - padding
+            let left = rng.next(below: 2 * padding + 1) - padding
+            return (top, left, rng.nextUniform() < 0.5)
+        }
     }
 
     /// An independent generator for (purpose, epoch, batch): the run seed mixed through SplitMix64.
