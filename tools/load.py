@@ -55,6 +55,44 @@ def histories(root="results"):
     return _table(os.path.join(root, "histories.csv"))
 
 
+def _fletcher32(data):
+    """HDF5's Fletcher-32 (H5_checksum_fletcher32), for the scalars our files carry it for as an attribute."""
+    sum1 = sum2 = 0
+    words = len(data) // 2
+    i = 0
+    while words:
+        run = min(words, 360)
+        words -= run
+        for _ in range(run):
+            sum1 += (data[i] << 8) | data[i + 1]
+            sum2 += sum1
+            i += 2
+        sum1, sum2 = (sum1 & 0xFFFF) + (sum1 >> 16), (sum2 & 0xFFFF) + (sum2 >> 16)
+    if len(data) % 2:
+        sum1 += data[i] << 8
+        sum2 += sum1
+        sum1, sum2 = (sum1 & 0xFFFF) + (sum1 >> 16), (sum2 & 0xFFFF) + (sum2 >> 16)
+    sum1, sum2 = (sum1 & 0xFFFF) + (sum1 >> 16), (sum2 & 0xFFFF) + (sum2 >> 16)
+    return (sum2 << 16) | sum1
+
+
+def read(dataset):
+    """A dataset's values with its checksum verified (HDF5's Fletcher32 filter, or a scalar's `fletcher32`
+    attribute), a mismatch raised as an error that names the file and the dataset."""
+    where = f"{dataset.file.filename}: {dataset.name}"
+    try:
+        value = dataset[()]
+    except OSError as e:
+        if dataset.fletcher32:
+            raise ValueError(f"{where}: checksum mismatch (the file changed after it was written)") from e
+        raise ValueError(f"{where}: reading the data failed: {e}") from e
+    if dataset.shape == () and "fletcher32" in dataset.attrs:
+        import numpy as np
+        if _fletcher32(np.asarray(value).tobytes()) != int(dataset.attrs["fletcher32"]) & 0xFFFFFFFF:
+            raise ValueError(f"{where}: checksum mismatch (the file changed after it was written)")
+    return value
+
+
 def _text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -62,6 +100,7 @@ def _text(value):
 def checkpoint(path):
     """The net of a checkpoint.h5 (pretrain or train) as a torch.nn.Module in eval mode, and its run config."""
     import h5py
+    import numpy as np
     import torch
     import torch.nn as nn
 
@@ -74,7 +113,10 @@ def checkpoint(path):
         for group in ("params", "buffers"):
             def visit(name, obj, group=group):
                 if isinstance(obj, h5py.Dataset):
-                    params[name.replace("/", ".")] = torch.from_numpy(obj[()])
+                    value = read(obj)
+                    if not np.isfinite(value).all():
+                        raise ValueError(f"{path}: {obj.name}: holds a non-finite value (the file was changed or damaged)")
+                    params[name.replace("/", ".")] = torch.from_numpy(value)
             f[group].visititems(visit)
     act_spec = config.get("activation", {})
     if act_spec.get("ste"):
@@ -117,10 +159,10 @@ def _check(run_dir, data, tolerance):
     torch.set_num_threads(1)
     net, config = checkpoint(os.path.join(run_dir, "checkpoint.h5"))
     with h5py.File(os.path.join(run_dir, "eval.h5"), "r") as f:
-        correct, total = int(f["test_correct"][()]), int(f["test_total"][()])
+        correct, total = int(read(f["test_correct"])), int(read(f["test_total"]))
     with h5py.File(data or config["data"], "r") as f:
-        images = f["test/images"][:total].astype(np.float32) / 255.0
-        labels = f["test/labels"][:total].astype(np.int64)
+        images = read(f["test/images"])[:total].astype(np.float32) / 255.0
+        labels = read(f["test/labels"])[:total].astype(np.int64)
     x = torch.from_numpy(images).unsqueeze(1)
     pad = config.get("padTo")
     if pad:

@@ -26,3 +26,5 @@ static inline unsigned shim_H5F_ACC_TRUNC(void)  { return H5F_ACC_TRUNC; }
 static inline unsigned shim_H5F_ACC_EXCL(void)   { return H5F_ACC_EXCL; }
 static inline unsigned shim_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
 static inline size_t shim_H5T_VARIABLE(void)     { return H5T_VARIABLE; }
+static inline hid_t shim_H5P_DATASET_XFER(void)  { return H5P_DATASET_XFER; }
+static inline int shim_H5Z_FILTER_FLETCHER32(void) { return H5Z_FILTER_FLETCHER32; }

@@ -22,6 +22,78 @@ public final class H5Reader {
 
     deinit { H5Fclose(file) }
 
+    /// A failed read of a dataset: a checksum that no longer matches its bytes (the read succeeds with the
+    /// check switched off), else a file damaged or cut short where that dataset's data lies.
+    func readFailure(_ object: String, _ dset: hid_t) -> StorageError {
+        let e = errno
+        if hasChecksumFilter(dset) {
+            let bytes = Int(H5Dget_storage_size(dset)) + 16, type = H5Dget_type(dset)
+            defer { H5Tclose(type) }
+            let count = max(1, datasetShape(dset).reduce(1, *)) * H5Tget_size(type)
+            var raw = [UInt8](repeating: 0, count: max(count, bytes))
+            let dxpl = H5Pcreate(shim_H5P_DATASET_XFER())
+            defer { H5Pclose(dxpl) }
+            H5Pset_edc_check(dxpl, H5Z_DISABLE_EDC)
+            if raw.withUnsafeMutableBytes({ H5Dread(dset, type, h5sAll, h5sAll, dxpl, $0.baseAddress) }) >= 0 {
+                return StorageError(file: path, object: object, "checksum mismatch (the file changed after it was written)")
+            }
+        }
+        errno = e
+        return readFailure(object)
+    }
+
+    func hasChecksumFilter(_ dset: hid_t) -> Bool {
+        let dcpl = H5Dget_create_plist(dset)
+        defer { H5Pclose(dcpl) }
+        var flags: UInt32 = 0, elements = 0
+        return H5Pget_filter_by_id2(dcpl, H5Z_filter_t(shim_H5Z_FILTER_FLETCHER32()), &flags, &elements, nil, 0, nil, nil) >= 0
+    }
+
+    /// A scalar's `fletcher32` attribute against its bytes (no attribute: a file from before checksums).
+    func verifyScalarChecksum(_ object: String, _ dset: hid_t) throws {
+        guard H5Aexists(dset, scalarChecksumAttribute) > 0 else { return }
+        guard let recorded = try attribute(scalarChecksumAttribute, on: object).intValue else {
+            throw StorageError(file: path, object: object, "checksum attribute malformed (the file changed after it was written)")
+        }
+        let type = H5Dget_type(dset)
+        defer { H5Tclose(type) }
+        let native = H5Tget_native_type(type, H5T_DIR_ASCEND)
+        defer { H5Tclose(native) }
+        var raw = [UInt8](repeating: 0, count: H5Tget_size(native))
+        guard raw.withUnsafeMutableBytes({ H5Dread(dset, native, h5sAll, h5sAll, h5pDefault, $0.baseAddress) }) >= 0 else {
+            throw readFailure(object)
+        }
+        guard raw.withUnsafeBytes({ fletcher32($0) }) == UInt32(truncatingIfNeeded: recorded) else {
+            throw StorageError(file: path, object: object, "checksum mismatch (the file changed after it was written)")
+        }
+    }
+
+    /// How `object`'s bytes are checked.
+    public func checksum(of object: String) throws -> DatasetChecksum {
+        let dset = try openDataset(object)
+        defer { H5Dclose(dset) }
+        if hasChecksumFilter(dset) { return .filter }
+        return H5Aexists(dset, scalarChecksumAttribute) > 0 ? .attribute : .none
+    }
+
+    /// Reads `object`'s bytes once in its stored type, which verifies its checksum.
+    public func verifyChecksum(of object: String) throws {
+        let dset = try openDataset(object)
+        defer { H5Dclose(dset) }
+        let shape = datasetShape(dset)
+        let type = H5Dget_type(dset)
+        defer { H5Tclose(type) }
+        let native = H5Tget_class(type) == H5T_STRING ? H5Tcopy(type) : H5Tget_native_type(type, H5T_DIR_ASCEND)
+        defer { H5Tclose(native) }
+        let count = shape.reduce(1, *)
+        guard count > 0 else { return }
+        var raw = [UInt8](repeating: 0, count: count * H5Tget_size(native))
+        guard raw.withUnsafeMutableBytes({ H5Dread(dset, native, h5sAll, h5sAll, h5pDefault, $0.baseAddress) }) >= 0 else {
+            throw readFailure(object, dset)
+        }
+        if shape.isEmpty { try verifyScalarChecksum(object, dset) }
+    }
+
     /// A failed read of an object: the file is damaged or cut short where that object's data lies.
     private func readFailure(_ object: String) -> StorageError {
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
@@ -104,8 +176,9 @@ public final class H5Reader {
             let status = values.withUnsafeMutableBytes {
                 H5Dread(dset, T.dtype.memoryType, h5sAll, h5sAll, h5pDefault, $0.baseAddress)
             }
-            guard status >= 0 else { throw readFailure(object) }
+            guard status >= 0 else { throw readFailure(object, dset) }
         }
+        if shape.isEmpty { try verifyScalarChecksum(object, dset) }
         return (values, shape)
     }
 
@@ -126,8 +199,9 @@ public final class H5Reader {
         }
         if buffer.count > 0 {
             guard H5Dread(dset, T.dtype.memoryType, h5sAll, h5sAll, h5pDefault, buffer.baseAddress) >= 0
-            else { throw readFailure(object) }
+            else { throw readFailure(object, dset) }
         }
+        if shape.isEmpty { try verifyScalarChecksum(object, dset) }
     }
 
     /// Reads a 1-D fixed-length string dataset written by `H5Writer.writeStrings`.
@@ -143,7 +217,7 @@ public final class H5Reader {
         let width = H5Tget_size(type)
         let n = datasetShape(dset).reduce(1, *)
         var buffer = [UInt8](repeating: 0, count: max(1, n * width))
-        H5Dread(dset, type, h5sAll, h5sAll, h5pDefault, &buffer)
+        if n > 0 { guard H5Dread(dset, type, h5sAll, h5sAll, h5pDefault, &buffer) >= 0 else { throw readFailure(object, dset) } }
         return unpackStrings(buffer, count: n, width: width)
     }
 
@@ -227,14 +301,14 @@ public final class H5Reader {
         return target
     }
 
-    private func openDataset(_ object: String) throws -> hid_t {
+    func openDataset(_ object: String) throws -> hid_t {
         guard contains(object) else { throw StorageError(file: path, object: object, "missing dataset") }
         let dset = H5Dopen2(file, object, h5pDefault)
         guard dset >= 0 else { throw StorageError(file: path, object: object, "not a dataset") }
         return dset
     }
 
-    private func datasetShape(_ dset: hid_t) -> [Int] {
+    func datasetShape(_ dset: hid_t) -> [Int] {
         let space = H5Dget_space(dset)
         defer { H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))

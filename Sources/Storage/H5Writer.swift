@@ -3,6 +3,8 @@
 // so a reader never sees a half-written file and a crash leaves nothing at the final path.
 // Object time tracking is off for the root group, groups and datasets, and library-version bounds
 // stay at the default (earliest), so equal content gives equal bytes and old readers can open it.
+// Every dataset checks itself (H5Checksums.swift): chunked with HDF5's Fletcher32 filter, which every HDF5
+// reader (h5py too) verifies on read; a scalar, which cannot be chunked, carries its Fletcher-32 as an attribute.
 import CHDF5
 import Foundation
 
@@ -37,6 +39,7 @@ public final class H5Writer {
             unlink(temporaryPath)
             throw failure(nil, "cannot create temporary file \(temporaryPath)", errno: e)
         }
+        try setAttribute(checksumsAttribute, .string(checksumScheme))
     }
 
     deinit { if !committed { discard() } }
@@ -108,10 +111,13 @@ public final class H5Writer {
         let dcpl = H5Pcreate(shim_H5P_DATASET_CREATE())
         defer { H5Pclose(dcpl) }
         H5Pset_obj_track_times(dcpl, false)
-        if compress && count > 0 && !shape.isEmpty {
+        if count > 0 && !shape.isEmpty {
             H5Pset_chunk(dcpl, Int32(shape.count), chunkShape(shape, elementSize: MemoryLayout<T>.size))
-            H5Pset_shuffle(dcpl)
-            H5Pset_deflate(dcpl, 4)
+            if compress {
+                H5Pset_shuffle(dcpl)
+                H5Pset_deflate(dcpl, 4)
+            }
+            H5Pset_fletcher32(dcpl)  // last in the pipeline: the checksum of the bytes as stored
         }
         let dset = H5Dcreate2(file, object, T.dtype.fileType, space, h5pDefault, dcpl, h5pDefault)
         guard dset >= 0 else { throw failure(object, "cannot create dataset", errno: errno) }
@@ -119,6 +125,9 @@ public final class H5Writer {
         if count > 0 {
             guard H5Dwrite(dset, T.dtype.memoryType, h5sAll, h5sAll, h5pDefault, values.baseAddress) >= 0
             else { throw failure(object, "writing the data failed", errno: errno) }
+        }
+        if shape.isEmpty {  // a scalar cannot be chunked: its checksum is an attribute of its own
+            try setAttribute(scalarChecksumAttribute, .int(Int64(fletcher32(UnsafeRawBufferPointer(values)))), on: object)
         }
     }
 
@@ -142,6 +151,11 @@ public final class H5Writer {
         let dcpl = H5Pcreate(shim_H5P_DATASET_CREATE())
         defer { H5Pclose(dcpl) }
         H5Pset_obj_track_times(dcpl, false)
+        if !values.isEmpty {
+            var chunk = [hsize_t(values.count)]
+            H5Pset_chunk(dcpl, 1, &chunk)
+            H5Pset_fletcher32(dcpl)
+        }
         let dset = H5Dcreate2(file, object, type, space, h5pDefault, dcpl, h5pDefault)
         guard dset >= 0 else { throw failure(object, "cannot create dataset", errno: errno) }
         defer { H5Dclose(dset) }

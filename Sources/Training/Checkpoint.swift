@@ -90,6 +90,14 @@ public enum Checkpoint {
         return sha256Hex(bytes)
     }
 
+    /// A checkpoint holding NaN or ±Inf is refused where it enters (a diverged run is recorded as such and never
+    /// checkpointed, so a non-finite value here means the file was changed or damaged).
+    static func requireFinite(_ values: UnsafeBufferPointer<Float>, file: String, object: String) throws {
+        guard let i = values.firstIndex(where: { !$0.isFinite }) else { return }
+        throw StorageError(file: file, object: object, "holds a non-finite value (\(values[i]) at element \(i)); the file "
+            + "was changed or damaged after it was written — retrain the run that wrote it")
+    }
+
     /// Loads parameters, buffers and (when given) the optimizer state into existing objects; every
     /// tensor of the network must be present with its shape. Returns where the run continues.
     @discardableResult
@@ -101,9 +109,11 @@ public enum Checkpoint {
         }
         for p in network.parameters {
             try r.read(path("/params", p.name), into: p.value.buffer, shape: p.value.shape)
+            try requireFinite(p.value.readBuffer, file: file, object: path("/params", p.name))
         }
         for b in network.buffers {
             try r.read(path("/buffers", b.name), into: b.value.buffer, shape: b.value.shape)
+            try requireFinite(b.value.readBuffer, file: file, object: path("/buffers", b.name))
         }
         if let optimizer {
             let group = "/optimizer/\(optimizer.kind)"
@@ -112,7 +122,9 @@ public enum Checkpoint {
             for (slot, kind) in try r.children(of: group) where kind == .group {
                 var values: [String: [Float]] = [:]
                 for p in network.parameters where r.contains(path("\(group)/\(slot)", p.name)) {
-                    values[p.name] = try r.read(path("\(group)/\(slot)", p.name), as: Float.self, shape: p.value.shape).values
+                    let object = path("\(group)/\(slot)", p.name)
+                    values[p.name] = try r.read(object, as: Float.self, shape: p.value.shape).values
+                    try values[p.name]!.withUnsafeBufferPointer { try requireFinite($0, file: file, object: object) }
                 }
                 slots[slot] = values
             }

@@ -29,6 +29,12 @@ struct Inspect: ParsableCommand {
         print(file)
         try printAttributes(reader, "/", indent: "  ")
         try walk(reader, "/", level: 0)
+        let (checked, unchecked) = try reader.verifyAllChecksums()  // throws, naming the dataset, on a mismatch
+        if !reader.carriesChecksums {
+            print("checksums: none — written before per-dataset checksums (\(checked + unchecked) datasets, not verifiable)")
+        } else {
+            print("checksums: \(checked) datasets verified" + (unchecked > 0 ? ", \(unchecked) empty" : ""))
+        }
     }
 
     private func walk(_ reader: H5Reader, _ group: String, level: Int) throws {
