@@ -108,8 +108,9 @@ def torch_run(path, perturb=0.0, seed=0):
 
     net.train()
     record(0)
+    rows = f["/batches/rows"][()] if "/batches/rows" in f else [ys.shape[1]] * len(ys)
     for s in range(len(ys)):
-        x, y = torch.from_numpy(xs[s]), torch.from_numpy(ys[s]).long()
+        x, y = torch.from_numpy(xs[s][: rows[s]]), torch.from_numpy(ys[s][: rows[s]]).long()
         opt.zero_grad()
         z = net(x)
         loss = torch.nn.functional.cross_entropy(z, y)
@@ -149,6 +150,9 @@ def write_input(path, args, state):
     xs, ys = batches(tr_x, tr_y, args.steps, args.batch, rng)
     ex, ey = eval_set(data["/test/images"][: args.eval], data["/test/labels"][: args.eval])
     f["/batches/x"], f["/batches/labels"], f["/eval/x"], f["/eval/labels"] = xs, ys, ex, ey
+    if args.short_every:  # every short_every-th step uses half its rows, as an epoch's last batch does
+        f["/batches/rows"] = np.array([args.batch // 2 if (s + 1) % args.short_every == 0 else args.batch
+                                       for s in range(args.steps)], np.int32)
     for k, v in state.items():
         if k.endswith("num_batches_tracked"):
             continue
@@ -264,6 +268,7 @@ def main():
     p.add_argument("--ste-bin", default=".build/release/ste")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default=None)
+    p.add_argument("--short-every", type=int, default=0, help="every N-th step takes a half batch (an epoch's last)")
     p.add_argument("--protocol", action="store_true",
                    help="train the PyTorch twin on a run's own batches (--batches, from `ste batches`) for --epochs")
     p.add_argument("--batches", help="`ste batches` output (with --protocol)")

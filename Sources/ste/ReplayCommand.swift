@@ -124,9 +124,14 @@ struct Replay: ParsableCommand {
             }
             for (buffer, copy) in zip(network.buffers, saved) { buffer.value.copy(from: copy) }
         }
+        // /batches/rows (optional): how many rows of each step's batch are used (a short last batch of an epoch).
+        let rows = r.contains("/batches/rows") ? try r.read("/batches/rows", as: Int32.self, shape: [steps]).values.map(Int.init)
+            : Array(repeating: n, count: steps)
         for s in 0..<steps {
-            let x = Tensor(Array(xs[(s * n * image)..<((s + 1) * n * image)]), shape: Array(xShape[1...]))
-            let batch = Batch(x: x, labels: Array(labels[(s * n)..<((s + 1) * n)]), indices: Array(0..<n))
+            let m = rows[s]
+            guard m >= 1 && m <= n else { throw ValidationError("\(input): /batches/rows[\(s)] = \(m) is not in 1...\(n)") }
+            let x = Tensor(Array(xs[(s * n * image)..<((s * n + m) * image)]), shape: [m] + Array(xShape[2...]))
+            let batch = Batch(x: x, labels: Array(labels[(s * n)..<(s * n + m)]), indices: Array(0..<m))
             let step = engine.trainStep(batch)
             losses.append(step.loss)
             correct.append(Int32(step.correct))
