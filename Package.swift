@@ -63,7 +63,7 @@ let package = Package(
         // one cell of the grid: pretrain / train (through the Trainer) and eval.
         .target(
             name: "Experiments",
-            dependencies: ["Training", "NN", "Kernels", "Backends", "Storage", "Datasets", "Yams"]),
+            dependencies: ["Training", "NN", "Kernels", "Backends", "Storage", "Datasets", "Harness"]),
         // The report stage: the grid's run files → table1.csv, runs.csv, histories.csv, REPORT.md and figures; the
         // comparison with the papers' tables and claims, and `ste diff` between two tables.
         .target(
@@ -72,7 +72,7 @@ let package = Package(
                 "Experiments", "Harness", "Training", "Storage", .product(name: "CSV", package: "CSV.swift"),
             ]),
         // The grid on a Slurm cluster: job-array scripts, settings, and the status of submitted tasks.
-        .target(name: "Cluster", dependencies: ["Experiments", "Storage"]),
+        .target(name: "Cluster", dependencies: ["Experiments", "Storage", "Harness"]),
         // The second engine: TrainingEngine on an NVIDIA GPU (cuDNN, cuBLAS, NVRTC kernels), its libraries loaded at
         // run time, so the build needs nothing of CUDA.
         .target(name: "GPU", dependencies: ["NN", "Kernels", "Backends", "Training", "Storage"]),
@@ -106,6 +106,7 @@ let package = Package(
             name: "PipelineTests",
             dependencies: [
                 "Experiments", "Report", "Cluster", "Harness", "Storage", "Kernels", "Backends", "Training", "TestSupport",
+                "Theory", "Schoenbauer",
             ]),
     ],
     swiftLanguageModes: [.v5]

@@ -5,7 +5,7 @@
 import Experiments
 import Foundation
 import Storage
-import Yams
+import Harness
 
 public struct SlurmSettings: Equatable, Sendable {
     /// nil: the cluster's default partition / account.
@@ -39,8 +39,8 @@ public struct SlurmSettings: Equatable, Sendable {
             throw ConfigError(file: path, key: "", message: FileManager.default.fileExists(atPath: path) ? "cannot read the file (permissions, or not UTF-8 text)" : "no such file")
         }
         let root: Any?
-        do { root = try Yams.load(yaml: text) } catch {
-            throw ConfigError(file: path, key: "", message: "not valid YAML: \(error)")
+        do { root = try loadStrictYAML(text, file: path) } catch let e as YAMLConfigError {
+            throw ConfigError(file: path, key: e.keyPath, message: e.message)
         }
         var s = SlurmSettings()
         if root == nil { return s }

@@ -3,7 +3,7 @@
 // references to missing files are rejected with a message naming the key and the file.
 import Foundation
 import Kernels
-import Yams
+import Harness
 
 public struct ConfigError: Error, CustomStringConvertible, Equatable {
     public let file: String
@@ -163,8 +163,8 @@ public struct ExperimentConfig: Equatable, Sendable {
             throw ConfigError(file: path, key: "", message: FileManager.default.fileExists(atPath: path) ? "cannot read the file (permissions, or not UTF-8 text)" : "no such file")
         }
         var root: Any?
-        do { root = try Yams.load(yaml: text) } catch {
-            throw ConfigError(file: path, key: "", message: "not valid YAML: \(error)")
+        do { root = try loadStrictYAML(text, file: path) } catch let e as YAMLConfigError {
+            throw ConfigError(file: path, key: e.keyPath, message: e.message)
         }
         // A profile's `set:` list is a named override set: applied to the file before parsing, like --set.
         var sets: [String] = []
@@ -228,8 +228,8 @@ func applyOverride(_ assignment: String, to root: Any?, file: String, source: St
     let path = assignment[..<eq].split(separator: ".").map(String.init)
     let text = String(assignment[assignment.index(after: eq)...])
     let value: Any?
-    do { value = try Yams.load(yaml: text) } catch {
-        throw ConfigError(file: file, key: source, message: "'\(text)' is not a YAML value: \(error)")
+    do { value = try loadStrictYAML(text, file: file) } catch let e as YAMLConfigError {
+        throw ConfigError(file: file, key: source, message: "'\(text)' is not a YAML value: \(e.message)")
     }
     func set(_ node: Any?, _ rest: ArraySlice<String>, _ done: [String]) throws -> Any? {
         guard let key = rest.first else { return value }

@@ -60,16 +60,12 @@ public final class ExperimentContext {
     }
 }
 
-/// Decodes a YAML config file into `T`, naming the file in any error.
-public func loadExperimentConfig<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
+/// Decodes a YAML config file into `T` strictly (StrictYAML.swift), naming the file in any error.
+public func loadExperimentConfig<T: Codable>(_ type: T.Type, from path: String) throws -> T {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
         throw ReportError("\(path): " + (FileManager.default.fileExists(atPath: path) ? "cannot read the config file" : "no such file"))
     }
-    do {
-        return try YAMLDecoder().decode(T.self, from: text)
-    } catch {
-        throw ReportError("\(path): invalid config: \(error)")
-    }
+    return try decodeStrictYAML(T.self, from: text, file: path)
 }
 
 /// Runs one experiment end to end; returns its wall time in seconds. `stage` is the provenance stage (e.g.
