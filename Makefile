@@ -30,7 +30,7 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
+.PHONY: all deps build test verify reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
 .DEFAULT_GOAL := help
 
 help:
@@ -227,6 +227,13 @@ reproduce-all: $(if $(MAIN_JOB),schoenbauer) $(PLAN_EVALS) $(if $(MAIN_JOB),theo
 	@$(if $(PLAN_SKIPPED),echo "not run (CIFAR-10 absent; place cifar-10-binary.tar.gz in data/raw/): $(words $(PLAN_SKIPPED)) runs")
 	$(STE) report $(GRID) $(REPORT_SECTIONS) $(if $(wildcard $(ROOT)/reproduce-started.txt),--reproduce-started $$(cut -d' ' -f1 $(ROOT)/reproduce-started.txt))
 	$(DIFF)
+	$(STE) verify $(ROOT)
+
+# Every result file's checksums, every recorded input's content digest, every table against its runs
+# (VERIFY=path … to check other folders); exit 1 when anything is broken, stale or missing.
+VERIFY ?= results
+verify: $(BIN)
+	$(STE) verify $(VERIFY)
 
 comma := ,
 SWEEP_KEY    = $(firstword $(subst =, ,$(SWEEP)))

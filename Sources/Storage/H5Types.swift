@@ -56,6 +56,14 @@ public enum AttributeValue: Equatable, Sendable, CustomStringConvertible {
     }
     public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
     public var intValue: Int64? { if case .int(let v) = self { return v } else { return nil } }
+    /// A list of strings (one string reads as a list of one).
+    public var stringsValue: [String]? {
+        switch self {
+        case .strings(let v): return v
+        case .string(let s): return [s]
+        default: return nil
+        }
+    }
     public var doubleValue: Double? {
         switch self {
         case .double(let v): return v

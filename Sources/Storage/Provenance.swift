@@ -1,6 +1,6 @@
 // What produced a file: written into the root attributes of every output file.
 // Stage and arguments (or resolved config), schema version, code version, library versions and
-// the SHA-256 of each input file.
+// the content digest of each input file (ContentDigest.swift).
 import Crypto
 import Foundation
 
@@ -9,7 +9,7 @@ public struct Provenance: Sendable {
     /// The stage's arguments or resolved config, as one string (JSON or a command line).
     public var configuration: String
     public var schemaVersion: Int
-    /// Input files (paths as given) and their SHA-256 digests, in the order given.
+    /// Input files (paths as given) and their content digests (ContentDigest.swift), in the order given.
     public var inputs: [(path: String, sha256: String)]
     /// Extra library versions ("onednn" → "2.6.3"); HDF5's is always added.
     public var libraries: [String: String]
@@ -20,7 +20,7 @@ public struct Provenance: Sendable {
         self.stage = stage
         self.configuration = configuration
         self.schemaVersion = schemaVersion
-        self.inputs = try inputs.map { ($0, try sha256Hex(ofFile: $0)) }
+        self.inputs = try inputs.map { ($0, try contentDigest(ofFile: $0)) }
         self.libraries = libraries
     }
 
@@ -35,6 +35,7 @@ public struct Provenance: Sendable {
             "code_version": .string(codeVersion()),
             "input_files": .strings(inputs.map { $0.path }),
             "input_sha256": .strings(inputs.map { $0.sha256 }),
+            "input_digest": .string(contentDigestScheme),
             "library_versions": .strings(libs.keys.sorted().map { "\($0)=\(libs[$0]!)" }),
             "machine": .string(machineDescription()),
         ]

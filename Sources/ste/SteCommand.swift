@@ -10,7 +10,7 @@ struct Ste: ParsableCommand {
         abstract: "Reproduce the experiments of four papers on straight-through estimators (STE).",
         subcommands: [
             Fetch.self, Decode.self, Plan.self, Pretrain.self, Train.self, Eval.self, ReportCommand.self, Diff.self,
-            Inspect.self, TheoryCommand.self, Bench.self, StatusCommand.self, SchoenbauerCommand.self, GPUCheck.self, Replay.self, Batches.self,
+            Inspect.self, TheoryCommand.self, Bench.self, StatusCommand.self, SchoenbauerCommand.self, GPUCheck.self, Replay.self, Batches.self, Verify.self,
         ])
 
     static func main() {
