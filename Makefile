@@ -30,7 +30,7 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test verify reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
+.PHONY: all deps build test verify fuzz fuzz-check reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
 .DEFAULT_GOAL := help
 
 help:
@@ -94,6 +94,40 @@ test: deps
 	scripts/test-faults.sh
 	scripts/test-cifar-path.sh
 	scripts/test-slurm.sh --local-table results/smoke/table1.csv
+	$(MAKE) --no-print-directory fuzz-check
+
+# MARK: - Fuzzing ---------------------------------------------------------------------------------
+# The parsers a user's input reaches (run ids, overrides, YAML grids; IDX, gzip, tar, CIFAR-10; HDF5) under
+# libFuzzer (Sources/ste-fuzz). fuzz-check (in make test): the committed corpus and every input that once failed
+# replayed through a plain build, the binary against seeded mutations of its inputs (scripts/test-fuzz-cli.sh),
+# and FUZZ_SECONDS of coverage-guided fuzzing per target; make fuzz: the same fuzzing for longer.
+FUZZ_TARGETS := runid-config decoders hdf5
+FUZZ_SECONDS ?= 20
+FUZZ_BIN := .build/fuzz/release/ste-fuzz
+$(FUZZ_BIN): $(SOURCES) | deps
+	$(SWIFT) build -c release --product ste-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer \
+	  -Xswiftc -use-ld=lld -Xlinker --export-dynamic-symbol=LLVMFuzzerRunDriver
+	@touch $@
+
+fuzz-check: $(BIN) $(FUZZ_BIN)
+	$(SWIFT) build -c release --product ste-fuzz
+	@for t in $(FUZZ_TARGETS); do .build/release/ste-fuzz $$t Tests/Fuzz/corpus/$$t || exit 1; done
+	scripts/test-fuzz-cli.sh
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+fuzz: $(FUZZ_BIN)
+	@work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; status=0; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $$work/$$t && cp $$(ls Tests/Fuzz/corpus/$$t/* | grep -v -- '-old\.h5$$') $$work/$$t/; \
+	  SWIFT_BACKTRACE=enable=no $(FUZZ_BIN) $$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+	    -artifact_prefix=$$work/$$t- $$work/$$t > $$work/$$t.log 2>&1 || status=1; \
+	  runs=$$(grep -o 'number_of_executed_units: *[0-9]*' $$work/$$t.log | grep -o '[0-9]*$$' | tail -1); \
+	  if ls $$work/$$t-* >/dev/null 2>&1; then \
+	    mkdir -p Tests/Fuzz/found && cp $$work/$$t-* Tests/Fuzz/found/; status=1; \
+	    echo "fuzz $$t: FAILED after $$runs inputs (kept in Tests/Fuzz/found/; add them to Tests/Fuzz/corpus/$$t once fixed)"; \
+	    grep -E 'SUMMARY|Fatal error|ERROR' $$work/$$t.log | head -3; \
+	  else echo "fuzz $$t: $$runs inputs in $(FUZZ_SECONDS) s, no crash"; fi; \
+	done; exit $$status
 
 # MARK: - Data ----------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "
 let package = Package(
     name: "ste-repro",
     platforms: [.macOS(.v13)],
-    products: [.executable(name: "ste", targets: ["ste"])],
+    products: [.executable(name: "ste", targets: ["ste"]), .executable(name: "ste-fuzz", targets: ["ste-fuzz"])],
     dependencies: [
         // CLI parsing for the `ste` subcommands.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -87,6 +87,8 @@ let package = Package(
                 "Schoenbauer", "GPU",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // The parsers a user's input reaches, under libFuzzer (make fuzz) or replaying the committed corpus (make test).
+        .executableTarget(name: "ste-fuzz", dependencies: ["Datasets", "Experiments", "Storage"]),
 
         // MARK: - Tests
         // What the test targets share: temporary folders, the repository root, random tensors, bit patterns,

@@ -28,3 +28,5 @@ static inline unsigned shim_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
 static inline size_t shim_H5T_VARIABLE(void)     { return H5T_VARIABLE; }
 static inline hid_t shim_H5P_DATASET_XFER(void)  { return H5P_DATASET_XFER; }
 static inline int shim_H5Z_FILTER_FLETCHER32(void) { return H5Z_FILTER_FLETCHER32; }
+/* Every HDF5 object still open in the process (files, groups, datasets, types, spaces, attributes). */
+static inline ssize_t shim_open_object_count(void) { return H5Fget_obj_count((hid_t)H5F_OBJ_ALL, H5F_OBJ_ALL); }

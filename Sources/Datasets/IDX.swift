@@ -34,7 +34,17 @@ func parseIDX(_ bytes: [UInt8], file: String, rank: Int, itemName: String) throw
                 + "(unsigned bytes, \(rank) dimension\(rank == 1 ? "" : "s"))")
     }
     let dims = (0..<rank).map { Int(word(4 + 4 * $0)) }
-    let expected = headerSize + dims.reduce(1, *)
+    // Each extent is a 32-bit word: their product can overflow even 64 bits (a damaged header), so it is checked.
+    var items = 1
+    for d in dims {
+        let (product, overflow) = items.multipliedReportingOverflow(by: d)
+        guard !overflow, product <= 1 << 40 else {
+            throw DatasetError(file: file, "header declares \(dims.map(String.init).joined(separator: " × ")) \(itemName): "
+                + "more than any file holds (a damaged header)")
+        }
+        items = product
+    }
+    let expected = headerSize + items
     let shape = dims.dropFirst().map(String.init).joined(separator: "×")
     let declared = "header declares \(dims[0]) \(itemName)" + (shape.isEmpty ? "" : " of \(shape)")
     if bytes.count < expected {

@@ -26,11 +26,12 @@ public final class H5Reader {
     /// check switched off), else a file damaged or cut short where that dataset's data lies.
     func readFailure(_ object: String, _ dset: hid_t) -> StorageError {
         let e = errno
-        if hasChecksumFilter(dset) {
-            let bytes = Int(H5Dget_storage_size(dset)) + 16, type = H5Dget_type(dset)
+        if hasChecksumFilter(dset), let shape = try? datasetShape(dset) {
+            let type = H5Dget_type(dset)
             defer { H5Tclose(type) }
-            let count = max(1, datasetShape(dset).reduce(1, *)) * H5Tget_size(type)
-            var raw = [UInt8](repeating: 0, count: max(count, bytes))
+            let count = max(1, shape.reduce(1, *)) * max(1, H5Tget_size(type))
+            guard count < 1 << 32 else { errno = e; return readFailure(object) }
+            var raw = [UInt8](repeating: 0, count: count)
             let dxpl = H5Pcreate(shim_H5P_DATASET_XFER())
             defer { H5Pclose(dxpl) }
             H5Pset_edc_check(dxpl, H5Z_DISABLE_EDC)
@@ -80,7 +81,7 @@ public final class H5Reader {
     public func verifyChecksum(of object: String) throws {
         let dset = try openDataset(object)
         defer { H5Dclose(dset) }
-        let shape = datasetShape(dset)
+        let shape = try datasetShape(dset)
         let type = H5Dget_type(dset)
         defer { H5Tclose(type) }
         let native = H5Tget_class(type) == H5T_STRING ? H5Tcopy(type) : H5Tget_native_type(type, H5T_DIR_ASCEND)
@@ -92,6 +93,11 @@ public final class H5Reader {
             throw readFailure(object, dset)
         }
         if shape.isEmpty { try verifyScalarChecksum(object, dset) }
+    }
+
+    /// Metadata HDF5 cannot read back: the file is damaged there.
+    func damaged(_ object: String, _ what: String) -> StorageError {
+        StorageError(file: path, object: object, "\(what): the file is damaged (changed or cut short after it was written)")
     }
 
     /// A failed read of an object: the file is damaged or cut short where that object's data lies.
@@ -120,16 +126,21 @@ public final class H5Reader {
         guard g >= 0 else { throw StorageError(file: path, object: group, "not a group") }
         defer { H5Gclose(g) }
         var info = H5G_info_t()
-        H5Gget_info(g, &info)
+        guard H5Gget_info(g, &info) >= 0 else { throw damaged(group, "its member list cannot be read") }
         var result: [(String, H5ObjectKind)] = []
         for i in 0..<info.nlinks {
             let size = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, h5pDefault)
+            guard size >= 0 else { throw damaged(group, "the name of member \(i) cannot be read") }
             var name = [CChar](repeating: 0, count: Int(size) + 1)
-            H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, &name, size + 1, h5pDefault)
-            let childName = String(cString: name)
+            guard H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, &name, Int(size) + 1, h5pDefault) >= 0 else {
+                throw damaged(group, "the name of member \(i) cannot be read")
+            }
+            let childName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let childPath = (group == "/" ? "" : group) + "/" + childName
             var oinfo = H5O_info_t()
-            H5Oget_info_by_name2(file, childPath, &oinfo, UInt32(H5O_INFO_BASIC), h5pDefault)
+            guard H5Oget_info_by_name2(file, childPath, &oinfo, UInt32(H5O_INFO_BASIC), h5pDefault) >= 0 else {
+                throw damaged(childPath, "its header cannot be read")
+            }
             let kind: H5ObjectKind =
                 oinfo.type == H5O_TYPE_GROUP ? .group : oinfo.type == H5O_TYPE_DATASET ? .dataset : .other
             result.append((childName, kind))
@@ -141,7 +152,7 @@ public final class H5Reader {
     public func shape(of object: String) throws -> [Int] {
         let dset = try openDataset(object)
         defer { H5Dclose(dset) }
-        return datasetShape(dset)
+        return try datasetShape(dset)
     }
 
     /// Element type of a dataset, or nil for a type outside the store's five (e.g. strings).
@@ -162,7 +173,7 @@ public final class H5Reader {
             throw StorageError(file: path, object: object,
                 "expected dtype \(T.dtype.rawValue), found \(found?.rawValue ?? describeType(dset))")
         }
-        let shape = datasetShape(dset)
+        let shape = try datasetShape(dset)
         if let expected {
             let matches = expected.count == shape.count
                 && zip(expected, shape).allSatisfy { $0.0 == -1 || $0.0 == $0.1 }
@@ -193,7 +204,7 @@ public final class H5Reader {
             throw StorageError(file: path, object: object,
                 "expected dtype \(T.dtype.rawValue), found \(found?.rawValue ?? describeType(dset))")
         }
-        let shape = datasetShape(dset)
+        let shape = try datasetShape(dset)
         guard shape == expected, buffer.count == shape.reduce(1, *) else {
             throw StorageError(file: path, object: object, "expected shape \(expected), found \(shape)")
         }
@@ -215,7 +226,7 @@ public final class H5Reader {
                 + describeType(dset))
         }
         let width = H5Tget_size(type)
-        let n = datasetShape(dset).reduce(1, *)
+        let n = try datasetShape(dset).reduce(1, *)
         var buffer = [UInt8](repeating: 0, count: max(1, n * width))
         if n > 0 { guard H5Dread(dset, type, h5sAll, h5sAll, h5pDefault, &buffer) >= 0 else { throw readFailure(object, dset) } }
         return unpackStrings(buffer, count: n, width: width)
@@ -228,13 +239,18 @@ public final class H5Reader {
         let target = try openObject(object)
         defer { H5Oclose(target) }
         var info = H5O_info_t()
-        H5Oget_info2(target, &info, UInt32(H5O_INFO_NUM_ATTRS))
+        guard H5Oget_info2(target, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else {
+            throw damaged(object, "its attribute list cannot be read")
+        }
         var names: [String] = []
         for i in 0..<info.num_attrs {
             let size = H5Aget_name_by_idx(target, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, h5pDefault)
+            guard size >= 0 else { throw damaged(object, "the name of attribute \(i) cannot be read") }
             var name = [CChar](repeating: 0, count: Int(size) + 1)
-            H5Aget_name_by_idx(target, ".", H5_INDEX_NAME, H5_ITER_INC, i, &name, size + 1, h5pDefault)
-            names.append(String(cString: name))
+            guard H5Aget_name_by_idx(target, ".", H5_INDEX_NAME, H5_ITER_INC, i, &name, Int(size) + 1, h5pDefault) >= 0 else {
+                throw damaged(object, "the name of attribute \(i) cannot be read")
+            }
+            names.append(String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         return names.sorted()
     }
@@ -254,31 +270,39 @@ public final class H5Reader {
             throw StorageError(file: path, object: object, "missing attribute '\(name)'")
         }
         let attr = H5Aopen(target, name, h5pDefault)
+        guard attr >= 0 else { throw damaged(object, "attribute '\(name)' cannot be opened") }
         defer { H5Aclose(attr) }
         let type = H5Aget_type(attr)
+        guard type >= 0 else { throw damaged(object, "the type of attribute '\(name)' cannot be read") }
         defer { H5Tclose(type) }
         let space = H5Aget_space(attr)
+        guard space >= 0 else { throw damaged(object, "the shape of attribute '\(name)' cannot be read") }
         defer { H5Sclose(space) }
         let scalar = H5Sget_simple_extent_type(space) == H5S_SCALAR
         let n = Int(H5Sget_simple_extent_npoints(space))
+        guard n >= (scalar ? 1 : 0), n < 1 << 28 else { throw damaged(object, "attribute '\(name)' has \(n) elements") }
+        func read(_ memoryType: hid_t, _ buffer: UnsafeMutableRawPointer) throws {
+            guard H5Aread(attr, memoryType, buffer) >= 0 else { throw damaged(object, "attribute '\(name)' cannot be read") }
+        }
         switch H5Tget_class(type) {
         case H5T_STRING:
             guard H5Tis_variable_str(type) <= 0 else {
                 throw StorageError(file: path, object: object, "attribute '\(name)' is a variable-length string")
             }
             let width = H5Tget_size(type)
+            guard width > 0, width < 1 << 24 else { throw damaged(object, "attribute '\(name)' has strings of \(width) bytes") }
             var buffer = [UInt8](repeating: 0, count: max(1, n * width))
-            H5Aread(attr, type, &buffer)
+            try buffer.withUnsafeMutableBytes { try read(type, $0.baseAddress!) }
             let list = unpackStrings(buffer, count: n, width: width)
             return scalar ? .string(list.first ?? "") : .strings(list)
         case H5T_INTEGER:
-            var values = [Int64](repeating: 0, count: n)
-            H5Aread(attr, shim_H5T_NATIVE_INT64(), &values)
-            return scalar ? .int(values[0]) : .ints(values)
+            var values = [Int64](repeating: 0, count: max(1, n))
+            try values.withUnsafeMutableBytes { try read(shim_H5T_NATIVE_INT64(), $0.baseAddress!) }
+            return scalar ? .int(values[0]) : .ints(Array(values.prefix(n)))
         case H5T_FLOAT:
-            var values = [Double](repeating: 0, count: n)
-            H5Aread(attr, shim_H5T_NATIVE_DOUBLE(), &values)
-            return scalar ? .double(values[0]) : .doubles(values)
+            var values = [Double](repeating: 0, count: max(1, n))
+            try values.withUnsafeMutableBytes { try read(shim_H5T_NATIVE_DOUBLE(), $0.baseAddress!) }
+            return scalar ? .double(values[0]) : .doubles(Array(values.prefix(n)))
         default:
             throw StorageError(file: path, object: object, "attribute '\(name)' has an unsupported type")
         }
@@ -308,13 +332,30 @@ public final class H5Reader {
         return dset
     }
 
-    func datasetShape(_ dset: hid_t) -> [Int] {
+    /// A dataset's shape; a damaged dataspace (negative rank, extents whose product overflows memory) is an error.
+    func datasetShape(_ dset: hid_t) throws -> [Int] {
         let space = H5Dget_space(dset)
+        guard space >= 0 else { throw damaged(objectName(dset), "its shape cannot be read") }
         defer { H5Sclose(space) }
         let rank = Int(H5Sget_simple_extent_ndims(space))
+        guard (0...32).contains(rank) else { throw damaged(objectName(dset), "its rank reads \(rank)") }
         var dims = [hsize_t](repeating: 0, count: rank)
-        if rank > 0 { H5Sget_simple_extent_dims(space, &dims, nil) }
+        if rank > 0 && H5Sget_simple_extent_dims(space, &dims, nil) < 0 { throw damaged(objectName(dset), "its shape cannot be read") }
+        var total: UInt64 = 1
+        for d in dims {
+            let (product, overflow) = total.multipliedReportingOverflow(by: UInt64(d))
+            guard !overflow, product <= 1 << 40 else { throw damaged(objectName(dset), "its shape \(dims) is implausible") }
+            total = product
+        }
         return dims.map { Int($0) }
+    }
+
+    private func objectName(_ id: hid_t) -> String {
+        let size = H5Iget_name(id, nil, 0)
+        guard size > 0 else { return "?" }
+        var name = [CChar](repeating: 0, count: Int(size) + 1)
+        H5Iget_name(id, &name, Int(size) + 1)
+        return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private func datasetDType(_ dset: hid_t) -> DType? {

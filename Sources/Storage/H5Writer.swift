@@ -2,7 +2,7 @@
 // The file is built under a temporary name in the destination folder and renamed on `commit()`,
 // so a reader never sees a half-written file and a crash leaves nothing at the final path.
 // Object time tracking is off for the root group, groups and datasets, and library-version bounds
-// stay at the default (earliest), so equal content gives equal bytes and old readers can open it.
+// are fixed at the 1.8 format (metadata checksums), so equal content gives equal bytes and 1.8+ readers open it.
 // Every dataset checks itself (H5Checksums.swift): chunked with HDF5's Fletcher32 filter, which every HDF5
 // reader (h5py too) verifies on read; a scalar, which cannot be chunked, carries its Fletcher-32 as an attribute.
 import CHDF5
@@ -33,7 +33,13 @@ public final class H5Writer {
         let fcpl = H5Pcreate(shim_H5P_FILE_CREATE())
         defer { H5Pclose(fcpl) }
         H5Pset_obj_track_times(fcpl, false)
-        file = H5Fcreate(temporaryPath, shim_H5F_ACC_TRUNC(), fcpl, h5pDefault)
+        // The 1.8 file format: its object headers, B-trees and heaps carry HDF5's own metadata checksums, so a
+        // damaged header is refused by the library instead of being parsed (HDF5 1.10 can crash on a damaged
+        // header of the earliest format); HDF5 1.8 and later, h5py included, read it.
+        let fapl = H5Pcreate(shim_H5P_FILE_ACCESS())
+        defer { H5Pclose(fapl) }
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18)
+        file = H5Fcreate(temporaryPath, shim_H5F_ACC_TRUNC(), fcpl, fapl)
         guard file >= 0 else {
             let e = errno
             unlink(temporaryPath)

@@ -30,6 +30,13 @@ struct Verify: ParsableCommand {
         let counts = Dictionary(grouping: report.findings, by: \.kind).mapValues(\.count)
         print("verify: \(report.intact.count) intact, \(counts[.broken] ?? 0) broken, \(counts[.stale] ?? 0) stale, "
               + "\(counts[.missing] ?? 0) missing, \(counts[.unverifiable] ?? 0) unverifiable")
-        if report.failed { throw ExitCode.failure }
+        if report.failed {
+            throw VerifyFailed(description: "\(report.findings.filter { $0.kind != .unverifiable }.count) findings: "
+                + "results are broken, stale or missing (listed above)")
+        }
     }
+}
+
+struct VerifyFailed: Error, CustomStringConvertible {
+    let description: String
 }
