@@ -46,14 +46,14 @@ extension H5Reader {
         let isString = H5Tget_class(type) == H5T_STRING
         let native = isString ? H5Tcopy(type) : H5Tget_native_type(type, H5T_DIR_ASCEND)
         defer { H5Tclose(native) }
-        let count = datasetShape(dset).reduce(1, *)
+        let count = try datasetShape(dset).reduce(1, *)
         var raw = [UInt8](repeating: 0, count: count * H5Tget_size(native))
         if count > 0 {
             guard raw.withUnsafeMutableBytes({ H5Dread(dset, native, h5sAll, h5sAll, h5pDefault, $0.baseAddress) }) >= 0 else {
                 throw readFailure(object, dset)
             }
         }
-        if datasetShape(dset).isEmpty { try verifyScalarChecksum(object, dset) }
+        if try datasetShape(dset).isEmpty { try verifyScalarChecksum(object, dset) }
         let name = isString ? "string\(H5Tget_size(native))" : (H5Tget_class(type) == H5T_FLOAT ? "float" : "int") + "\(H5Tget_size(native) * 8)"
         return (name, raw)
     }
