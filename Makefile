@@ -30,7 +30,7 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test verify fuzz fuzz-check reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
+.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
 .DEFAULT_GOAL := help
 
 help:
@@ -40,6 +40,8 @@ help:
 	@echo "make reproduce SET=\"nets.lenet5.train.lr=0.05\"   override any config key (own results folder); make sweep SWEEP=nets.lenet5.train.lr=0.01,0.05"
 	@echo "make slurm       submit the grid as Slurm job arrays (DRY_RUN=1 previews); make slurm-status"
 	@echo "make bench       our train/eval img/s next to the PyTorch peer's (BENCH_ROUNDS=2 interleaved rounds)"
+	@echo "make verify      checksums, input digests and tables of results (VERIFY=path); make fuzz FUZZ_SECONDS=600"
+	@echo "make parity      our engine against the PyTorch twin over hundreds of steps (4-bit ResNet-20; needs make peer)"
 	@echo "Variables: PROFILE=paper|smoke THREADS=$(THREADS) CONFIG=$(CONFIG); reproduce: JOBS=$(JOBS) cells at once, REPRODUCE_THREADS=1 each"
 
 # MARK: - Setup ---------------------------------------------------------------------------------
@@ -95,6 +97,15 @@ test: deps
 	scripts/test-cifar-path.sh
 	scripts/test-slurm.sh --local-table results/smoke/table1.csv
 	$(MAKE) --no-print-directory fuzz-check
+
+# MARK: - Parity with PyTorch over many steps ------------------------------------------------------
+# Our engine and the PyTorch twin (tools/make_fixtures.py) from one state on the same batches: a 4-bit ResNet-20
+# with fixed weights for two epochs (running statistics, eval) and training for 200 steps (loss and accuracy
+# averages); tools/trajectory.py --check states the tolerances. Needs the peer's Python (make peer) and
+# Fashion-MNIST. Run it before any deep-net campaign (docs/resnet20-4bit-parity.md).
+parity: $(BIN) data/fashion-mnist.h5
+	@[ -x "$(PEER_PYTHON)" ] || { echo "parity: needs PyTorch at $(PEER_PYTHON) (make peer)"; exit 2; }
+	$(PEER_PYTHON) tools/trajectory.py --check --bits 4 --ste relu --eval 1000 --threads 1
 
 # MARK: - Fuzzing ---------------------------------------------------------------------------------
 # The parsers a user's input reaches (run ids, overrides, YAML grids; IDX, gzip, tar, CIFAR-10; HDF5) under
