@@ -386,7 +386,10 @@ gpu/bundle.tar.xz: $(SOURCES) | deps
 gpu-check:
 	scripts/gpu-check.sh
 
+# Deletes the build (a release build from scratch takes about 6 minutes on 2 cores), the plans, the smoke results
+# and the GPU bundle; results of real runs stay.
 clean:
+	@echo "make clean: deleting .build (rebuilding takes about 6 min on 2 cores), .plan, results/smoke, gpu"
 	rm -rf .build .plan results/smoke gpu
 
 include mk/slurm.mk

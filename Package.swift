@@ -46,11 +46,11 @@ let package = Package(
         // Raw dataset verification, IDX / CIFAR-10 decoding, HDF5 dataset files.
         .target(
             name: "Datasets",
-            dependencies: ["Storage", "CZlib", "Kernels", .product(name: "Crypto", package: "swift-crypto")]),
+            dependencies: ["Storage", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         // Compute backends behind one interface: oneDNN (conv, fast path) and a reference CPU path.
         .target(name: "Backends", dependencies: ["Kernels", "CDNNL", "COpenBLAS"]),
         // Layers with forward and backward side by side, and the three nets.
-        .target(name: "NN", dependencies: ["Kernels", "Backends", "Storage"]),
+        .target(name: "NN", dependencies: ["Kernels", "Backends"]),
         // The training loop (Trainer) and the engine seam it drives (TrainingEngine; CPUEngine is the first engine),
         // optimizers, schedules, data feeding, checkpoints, the per-epoch history.
         .target(name: "Training", dependencies: ["NN", "Kernels", "Storage"]),
@@ -83,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "ste",
             dependencies: [
-                "Storage", "Datasets", "Training", "NN", "Theory", "Experiments", "Report", "Cluster", "Harness", "Backends",
+                "Storage", "Datasets", "Training", "NN", "Theory", "Experiments", "Report", "Cluster", "Kernels", "Backends",
                 "Schoenbauer", "GPU",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),

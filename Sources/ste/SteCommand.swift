@@ -8,6 +8,7 @@ struct Ste: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ste",
         abstract: "Reproduce the experiments of four papers on straight-through estimators (STE).",
+        version: "ste-repro \(codeVersion())",
         subcommands: [
             Fetch.self, Decode.self, Plan.self, Pretrain.self, Train.self, Eval.self, ReportCommand.self, Diff.self,
             Inspect.self, TheoryCommand.self, Bench.self, StatusCommand.self, SchoenbauerCommand.self, GPUCheck.self, Replay.self, Batches.self, Verify.self,
