@@ -65,7 +65,20 @@ public func csvText(header: [String], rows: [[String]]) -> String {
 /// runs.csv: one row per finished run.
 public let runsHeader = ["run_id", "kind", "dataset", "net", "bits", "ste", "from_ste", "seed", "profile", "epochs",
     "batch_size", "lr", "optimizer", "test_accuracy", "test_loss", "train_loss_last_epoch", "train_loss_full_pass",
-    "train_accuracy_full_pass", "test_total", "diverged", "wall_seconds", "threads", "trained_by", "machine"]
+    "train_accuracy_full_pass", "test_total", "diverged", "wall_seconds", "threads", "trained_by", "machine",
+    "test_accuracy_best", "best_epoch", "test_accuracy_last5_mean", "test_accuracy_last5_sd"]
+
+/// The test accuracy over a run's epochs: the best and its epoch (what the authors' group code logs and
+/// checkpoints, `best_prec1`: selection on the test set, the paper's practice), and the mean and sample standard
+/// deviation of the last five epochs (how much a single final-epoch number can move: for a 4-bit ResNet-20 it can
+/// be points, docs/resnet20-4bit-parity.md). Empty strings for a run without history.
+func epochSummary(_ h: History) -> [String] {
+    let acc = h.testAccuracy
+    guard let best = acc.indices.max(by: { acc[$0] < acc[$1] }) else { return ["", "", "", ""] }
+    let last = Array(acc.suffix(5)), mean = last.reduce(0, +) / Double(last.count)
+    let sd = last.count > 1 ? (last.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(last.count - 1)).squareRoot() : 0
+    return [String(acc[best]), h.epoch.indices.contains(best) ? "\(h.epoch[best])" : "\(best + 1)", String(mean), String(sd)]
+}
 
 func runsRows(_ runs: [RunID: RunRecord]) -> [[String]] {
     runs.keys.sorted { $0.description < $1.description }.map { id in
@@ -76,7 +89,7 @@ func runsRows(_ runs: [RunID: RunRecord]) -> [[String]] {
             first.map { "\($0.batchSize)" } ?? "", first.map { "\($0.lr)" } ?? "", first?.optimizer ?? "",
             value("test_accuracy"), value("test_loss"), value("train_loss_last_epoch"), value("train_loss_full_pass"),
             value("train_accuracy_full_pass"), r.eval["test_total"].map { String(Int($0)) } ?? "",
-            r.diverged ? "1" : "0", String(r.wallSeconds), "\(r.threads)", r.trainedBy, r.machine]
+            r.diverged ? "1" : "0", String(r.wallSeconds), "\(r.threads)", r.trainedBy, r.machine] + epochSummary(r.history)
     }
 }
 
