@@ -72,6 +72,22 @@ for k in $(seq 1 "$COUNT"); do
   [[ $e == *=* ]] && check "env '$e'" env "$e" "$STE" plan --config experiments/grid.yaml --list
 done
 
+# The GPU library path and device, where no GPU is: an error line, not a trap.
+for v in "" /nonexistent "$D" "/usr/lib/x86_64-linux-gnu:/etc" "$(printf 'x%.0s' $(seq 1 300))"; do
+  check "STE_CUDA_LIBRARY_PATH='${v:0:40}'" env STE_CUDA_LIBRARY_PATH="$v" "$STE" eval --config experiments/grid.yaml \
+    --run lenet5-a2-clipped-s0 --device cuda --quiet
+done
+
+# Tables given to ste diff: our table1.csv and the paper's, each truncated or with a byte flipped.
+cp experiments/reference/yin2019-table1.csv "$D/work/paper.csv"
+cp results/table1.csv "$D/work/ours.csv"
+for k in $(seq 1 "$COUNT"); do
+  src=$([ $((k % 2)) = 0 ] && echo results/table1.csv || echo experiments/reference/yin2019-table1.csv)
+  python3 -c "import sys,random; r=random.Random($SEED*7+$k); b=bytearray(open(sys.argv[1],'rb').read()); b = b[:r.randrange(len(b))] if $k % 3 == 0 else b; i=r.randrange(len(b)); b[i]^=1<<r.randrange(8); open(sys.argv[2],'wb').write(b)" "$src" "$D/work/m.csv"
+  check "ste diff on a mutated table $k" "$STE" diff ours.csv m.csv
+  check "ste diff on a mutated table $k (json)" "$STE" diff m.csv paper.csv --json
+done
+
 # The grid file itself: truncated, a byte flipped, a line dropped or doubled.
 lines=$(wc -l < experiments/table1.yaml); size=$(wc -c < experiments/table1.yaml)
 for k in $(seq 1 "$COUNT"); do

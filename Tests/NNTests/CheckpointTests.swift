@@ -99,4 +99,28 @@ final class CheckpointTests: XCTestCase {
         }
         XCTAssertThrowsError(try Checkpoint.restore(from: folder + "/absent.h5", network: net, optimizer: nil))
     }
+
+    /// A checkpoint holding NaN or ±Inf in a parameter, a buffer or the optimizer state is refused where it enters,
+    /// naming the tensor (a diverged run is recorded as such and never checkpointed).
+    func testNonFiniteValuesAreRefusedWithTheTensorsName() throws {
+        let net = makeLeNet5(activation: .float, seed: 2)
+        let sgd = SGD(parameters: net.parameters, learningRate: 0.1)
+        for p in net.parameters { p.grad.buffer.initialize(repeating: 0.5) }
+        sgd.step()
+        let cases: [(String, () -> Void, () -> Void)] = [
+            ("/params/features.0/weight", { net.parameters[0].value.buffer[3] = .nan }, { net.parameters[0].value.buffer[3] = 0.1 }),
+            ("/buffers/features.1/running_var", { net.buffers[1].value.buffer[0] = .infinity }, { net.buffers[1].value.buffer[0] = 1 }),
+        ]
+        for (object, spoil, mend) in cases {
+            let path = folder + "/nan.h5"
+            spoil()
+            try Checkpoint.save(to: path, network: net, optimizer: sgd, configuration: "", seed: 1, epoch: 1, step: 1)
+            mend()
+            let fresh = makeLeNet5(activation: .float, seed: 3)
+            XCTAssertThrowsError(try Checkpoint.restore(from: path, network: fresh, optimizer: nil)) { error in
+                XCTAssertTrue("\(error)".hasPrefix("\(path): \(object): holds a non-finite value"), "\(error)")
+            }
+        }
+        XCTAssertEqual(net.buffers[1].name, "features.1.running_var")
+    }
 }
