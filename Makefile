@@ -245,9 +245,15 @@ endif
 endif
 
 ifeq ($(DRY_RUN_MAKE),)
-$(PLAN): $(EXPERIMENT) $(BIN) $(wildcard data/raw/cifar-10-binary.tar.gz)
+# A plan whose stamps are gone (a results folder deleted to start over) is written again, stamps included.
+PLAN_STAMP_FILES := $(if $(PLAN_ROOT),$(patsubst %,$(PLAN_ROOT)/stamps/%.json,$(PLAN_PRETRAINS) $(PLAN_CELLS) $(PLAN_REPEL)))
+PLAN_MISSING_STAMPS := $(filter-out $(wildcard $(PLAN_STAMP_FILES)),$(PLAN_STAMP_FILES))
+$(PLAN): $(EXPERIMENT) $(BIN) $(wildcard data/raw/cifar-10-binary.tar.gz) $(if $(PLAN_MISSING_STAMPS),plan-stamps-missing)
 	@mkdir -p $(@D)
 	$(STE) plan $(GRID) --make $@
+.PHONY: plan-stamps-missing
+plan-stamps-missing:
+	@echo "$(PLAN) names $(words $(PLAN_MISSING_STAMPS)) stamps that are gone: writing the plan again"
 endif
 
 # Cells are independent runs: on 2 cores, two 1-thread cells at once train faster than one 2-thread
