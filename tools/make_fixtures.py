@@ -64,9 +64,10 @@ class QReLUFn(torch.autograd.Function):
         inside = mask & (x <= ctx.top)  # x == L*a counts as inside (authors' code)
         if ctx.ste == "clipped":
             return g * inside, None, None, None, None
-        # log-tailed (HWGQ): top + log(1 + x - top) above top
-        tail = g / (1 + (x - ctx.top))
-        return torch.where(inside, g, torch.where(x > ctx.top, tail, torch.zeros_like(g))), None, None, None, None
+        if ctx.ste == "log-tailed":  # HWGQ: top + log(1 + x - top) above top
+            tail = g / (1 + (x - ctx.top))
+            return torch.where(inside, g, torch.where(x > ctx.top, tail, torch.zeros_like(g))), None, None, None, None
+        raise ValueError(f"unknown STE {ctx.ste!r}: the twin knows {STES}")
 
 
 class QReLU(nn.Module):

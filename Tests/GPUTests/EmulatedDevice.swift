@@ -59,6 +59,7 @@ final class EmulatedDevice: ComputeDevice {
         #define __global__
         #define __device__
         #define __forceinline__ inline
+        #define __trap() __builtin_trap()
         #define __shared__ static
         static void run_grid(unsigned blocks, unsigned threads, bool synchronising, const std::function<void()>& body) {
             blockDim = {threads, 1, 1};
