@@ -281,9 +281,10 @@ def check(args):
     """The long-horizon parity check (make parity): both engines from one state on the same batches.
     A. Fixed weights (lr 0), 2 epochs of 63 steps each ending in a half batch: the running statistics and an
        eval pass after each epoch. Both engines' batch statistics must agree step after step, so after 126 EMA
-       updates every running mean is within 2 % of its channel's std and every running variance within 2 %, the
-       eval accuracy within 1 % of the eval set and the eval loss within 2 %. (Measured at a trained 4-bit
-       ResNet-20: 0.1-0.3 % and 0-4 images of 2,000.)
+       updates every running mean is within 0.25 % of its channel's std and every running variance within 0.8 %,
+       the eval accuracy within 1 % of the eval set and the eval loss within 2 %. (Measured: means 0.03-0.11 %,
+       variances 0.07-0.37 %, eval 0-2 images of 1,000; with the twin's batch-norm momentum at 0.2 instead of 0.1:
+       means 0.5 %, variances 1.5-2.6 %.)
     B. Training (lr 0.01), 200 steps: the trajectories part (a 4-bit quantizer turns one rounding difference into
        an avalanche), so their statistics are compared: the mean training loss of steps 101-200 within 0.03 and
        the mean training accuracy within 2 points. (Measured: 0.0024 and 0.3 points from a trained float parent.)
@@ -316,8 +317,8 @@ def check(args):
             mean_shift = max(mean_shift, float(np.max(np.abs(np.array(a["buffers"][k][i]) - b["buffers"][k][i]) / np.sqrt(var_b))))
             var_a = np.array(a["buffers"][k.replace("mean", "var")][i], np.float64)
             var_ratio = max(var_ratio, float(np.max(np.abs(var_a / var_b - 1))))
-        judge(f"A step {step}: running means, max |diff| / std", mean_shift, 0.02)
-        judge(f"A step {step}: running variances, max |ratio - 1|", var_ratio, 0.02)
+        judge(f"A step {step}: running means, max |diff| / std", mean_shift, 0.0025)
+        judge(f"A step {step}: running variances, max |ratio - 1|", var_ratio, 0.008)
         judge(f"A step {step}: eval accuracy difference (fraction of {n_eval})",
               abs(a["eval_correct"][i] - b["eval_correct"][i]) / n_eval, 0.01)
         judge(f"A step {step}: eval loss, relative difference", abs(a["eval_loss"][i] / b["eval_loss"][i] - 1), 0.02)
