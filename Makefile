@@ -111,9 +111,12 @@ parity: $(BIN) data/fashion-mnist.h5
 # The parsers a user's input reaches (run ids, overrides, YAML grids; IDX, gzip, tar, CIFAR-10; HDF5) under
 # libFuzzer (Sources/ste-fuzz). fuzz-check (in make test): the committed corpus and every input that once failed
 # replayed through a plain build, the binary against seeded mutations of its inputs (scripts/test-fuzz-cli.sh),
-# and FUZZ_SECONDS of coverage-guided fuzzing per target; make fuzz: the same fuzzing for longer.
+# and a seeded, counted run of coverage-guided fuzzing per target; make fuzz: FUZZ_SECONDS of it per target.
 FUZZ_TARGETS := runid-config decoders hdf5
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 600
+# make test's bounded run is seeded and counted, so that it is the same run on every machine (about 15-30 s a target).
+FUZZ_CHECK_RUNS ?= 15000
+FUZZ_LIMIT ?= -max_total_time=$(FUZZ_SECONDS)
 FUZZ_BIN := .build/fuzz/release/ste-fuzz
 $(FUZZ_BIN): $(SOURCES) | deps
 	$(SWIFT) build -c release --product ste-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer \
@@ -124,20 +127,20 @@ fuzz-check: $(BIN) $(FUZZ_BIN)
 	$(SWIFT) build -c release --product ste-fuzz
 	@for t in $(FUZZ_TARGETS); do .build/release/ste-fuzz $$t Tests/Fuzz/corpus/$$t || exit 1; done
 	scripts/test-fuzz-cli.sh
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+	@$(MAKE) --no-print-directory fuzz FUZZ_LIMIT="-seed=1 -runs=$(FUZZ_CHECK_RUNS)"
 
 fuzz: $(FUZZ_BIN)
 	@work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; status=0; \
 	for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $$work/$$t && cp $$(ls Tests/Fuzz/corpus/$$t/* | grep -v -- '-old\.h5$$') $$work/$$t/; \
-	  SWIFT_BACKTRACE=enable=no $(FUZZ_BIN) $$t -- -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+	  SWIFT_BACKTRACE=enable=no $(FUZZ_BIN) $$t -- $(FUZZ_LIMIT) -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
 	    -artifact_prefix=$$work/$$t- $$work/$$t > $$work/$$t.log 2>&1 || status=1; \
 	  runs=$$(grep -o 'number_of_executed_units: *[0-9]*' $$work/$$t.log | grep -o '[0-9]*$$' | tail -1); \
 	  if ls $$work/$$t-* >/dev/null 2>&1; then \
 	    mkdir -p Tests/Fuzz/found && cp $$work/$$t-* Tests/Fuzz/found/; status=1; \
 	    echo "fuzz $$t: FAILED after $$runs inputs (kept in Tests/Fuzz/found/; add them to Tests/Fuzz/corpus/$$t once fixed)"; \
 	    grep -E 'SUMMARY|Fatal error|ERROR' $$work/$$t.log | head -3; \
-	  else echo "fuzz $$t: $$runs inputs in $(FUZZ_SECONDS) s, no crash"; fi; \
+	  else echo "fuzz $$t: $$runs inputs ($(FUZZ_LIMIT)), no crash"; fi; \
 	done; exit $$status
 
 # MARK: - Data ----------------------------------------------------------------------------------

@@ -27,6 +27,11 @@ private func checkDuplicateKeys(_ node: Node, path: String, file: String) throws
     case .mapping(let mapping):
         var seen: [String: Int] = [:]
         for (key, value) in mapping {
+            // A key that is a list or a mapping is valid YAML, but no config has one, and Yams traps on it.
+            guard case .scalar = key else {
+                throw YAMLConfigError(file: file, keyPath: path, message:
+                    "a key at line \(key.mark.map { $0.line } ?? 0) is a list or a mapping; keys are plain names")
+            }
             let name = key.string ?? "\(key)"
             let child = path.isEmpty ? name : "\(path).\(name)"
             if let first = seen[name] {
