@@ -26,6 +26,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_fixtures as mf  # noqa: E402  (the one PyTorch definition of the nets and the quantizer)
 
 MEAN, STD = 0.2860, 0.3530  # experiments/fashion.yaml normalize
+# LUT[p] = (p / 255 - mean) / std in float32: torchvision's ToTensor + Normalize, as our batcher computes it
+LUT = ((np.arange(256, dtype=np.float32) / np.float32(255) - np.float32(MEAN)) / np.float32(STD)).astype(np.float32)
+
+
+def evaluate(net, ex, ey, batch=500):
+    """Eval-mode summed cross-entropy over (ex, ey) divided by its size, and the correct count; leaves `net` in train
+    mode (both callers train next)."""
+    net.eval()
+    loss, right = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, len(ex), batch):
+            z = net(ex[s:s + batch])
+            loss += float(torch.nn.functional.cross_entropy(z, ey[s:s + batch], reduction="sum"))
+            right += int((z.argmax(1) == ey[s:s + batch]).sum())
+    net.train()
+    return loss / len(ex), right
 
 
 def batches(images, labels, steps, batch, rng):
@@ -33,7 +49,6 @@ def batches(images, labels, steps, batch, rng):
     n = len(images)
     padded = np.zeros((n, 40, 40), np.uint8)  # 28 + 2*2 (to 32) + 2*4 (crop padding)
     padded[:, 6:34, 6:34] = images
-    lut = ((np.arange(256, dtype=np.float32) / np.float32(255) - np.float32(MEAN)) / np.float32(STD)).astype(np.float32)
     xs = np.empty((steps, batch, 1, 32, 32), np.float32)
     ys = np.empty((steps, batch), np.int32)
     order = np.empty(0, np.int64)
@@ -44,15 +59,14 @@ def batches(images, labels, steps, batch, rng):
         for r, i in enumerate(idx):
             top, left, flip = rng.integers(0, 9), rng.integers(0, 9), rng.random() < 0.5
             crop = padded[i, top:top + 32, left:left + 32]
-            xs[s, r, 0] = lut[crop[:, ::-1] if flip else crop]
+            xs[s, r, 0] = LUT[crop[:, ::-1] if flip else crop]
         ys[s] = labels[idx]
     return xs, ys
 
 
 def eval_set(images, labels):
     x = np.zeros((len(images), 1, 32, 32), np.float32)
-    lut = ((np.arange(256, dtype=np.float32) / np.float32(255) - np.float32(MEAN)) / np.float32(STD)).astype(np.float32)
-    x[:, 0] = lut[np.pad(images, ((0, 0), (2, 2), (2, 2)))]
+    x[:, 0] = LUT[np.pad(images, ((0, 0), (2, 2), (2, 2)))]
     return x, labels.astype(np.int32)
 
 
@@ -100,15 +114,8 @@ def torch_run(path, perturb=0.0, seed=0, inject=None):
         for k, p in net.named_parameters():
             rec["param_norm"].setdefault(k, []).append(float(p.detach().double().norm()))
             rec["grad_norm"].setdefault(k, []).append(0.0 if step == 0 else float(p.grad.double().norm()))
-        net.eval()
-        with torch.no_grad():
-            loss, right = 0.0, 0
-            for s in range(0, len(ex), 500):
-                z = net(ex[s:s + 500])
-                loss += float(torch.nn.functional.cross_entropy(z, ey[s:s + 500], reduction="sum"))
-                right += int((z.argmax(1) == ey[s:s + 500]).sum())
-        net.train()
-        rec["eval_loss"].append(loss / len(ex))
+        loss, right = evaluate(net, ex, ey)
+        rec["eval_loss"].append(loss)
         rec["eval_correct"].append(right)
 
     net.train()
@@ -215,7 +222,6 @@ def protocol(args):
     labels = data["/train/labels"][:n_train].astype(np.int64)
     ex, ey = eval_set(data["/test/images"][: args.eval], data["/test/labels"][: args.eval])
     ex, ey = torch.from_numpy(ex), torch.from_numpy(ey).long()
-    lut = ((np.arange(256, dtype=np.float32) / np.float32(255) - np.float32(MEAN)) / np.float32(STD)).astype(np.float32)
     state = initial_state(args)
     torch.manual_seed(args.seed)
     net = make_net(args.bits, args.ste)
@@ -236,7 +242,7 @@ def protocol(args):
             for r, i in enumerate(index[sl]):
                 t, l = top[sl][r] + 4, left[sl][r] + 4
                 crop = images[i, t:t + 32, l:l + 32]
-                x[r, 0] = lut[crop[:, ::-1] if flip[sl][r] else crop]
+                x[r, 0] = LUT[crop[:, ::-1] if flip[sl][r] else crop]
             y = torch.from_numpy(labels[index[sl]])
             opt.zero_grad()
             z = net(torch.from_numpy(x))
@@ -245,14 +251,8 @@ def protocol(args):
             opt.step()
             loss_sum += float(loss.detach()) * len(y)
             right += int((z.argmax(1) == y).sum())
-        net.eval()
-        with torch.no_grad():
-            tl, tr = 0.0, 0
-            for s in range(0, len(ex), 500):
-                z = net(ex[s:s + 500])
-                tl += float(torch.nn.functional.cross_entropy(z, ey[s:s + 500], reduction="sum"))
-                tr += int((z.argmax(1) == ey[s:s + 500]).sum())
-        rows.append((epoch + 1, loss_sum / n_train, 100 * right / n_train, 100 * tr / len(ex), tl / len(ex), lr))
+        tl, tr = evaluate(net, ex, ey)
+        rows.append((epoch + 1, loss_sum / n_train, 100 * right / n_train, 100 * tr / len(ex), tl, lr))
         print("epoch %2d  loss %.4f  acc %.2f  test %.2f  test loss %.4f  lr %g" % rows[-1], flush=True)
     return rows
 
