@@ -30,7 +30,7 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
+.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
 .DEFAULT_GOAL := help
 
 help:
@@ -310,6 +310,9 @@ report: | $(BIN)
 
 diff: | $(BIN)
 	$(DIFF)
+
+# Every run of the plan (SEED=n: of that seed only) without the report: a campaign's runs (scripts/campaign.sh).
+runs: $(if $(SEED),$(filter %-s$(SEED)/eval.h5,$(PLAN_EVALS)),$(PLAN_EVALS))
 
 # The repel runs (Fig. 2, Appendix C) and what they start from, then the report.
 repel: $(filter $(ROOT)/repel/%,$(PLAN_EVALS))

@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: [
-                "Experiments", "Report", "Cluster", "Harness", "Storage", "Kernels", "Backends", "Training", "TestSupport",
+                "Experiments", "Report", "Cluster", "Harness", "Storage", "Datasets", "Kernels", "Backends", "Training", "TestSupport",
                 "Theory", "Schoenbauer",
             ]),
     ],

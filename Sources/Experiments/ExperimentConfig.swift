@@ -106,7 +106,23 @@ public struct ProfileSpec: Codable, Equatable, Sendable {
     public var lenet5Widths: [Int]?
     /// Learning rate of the quantized training phase instead of the net's `train.lr` (LR ablation).
     public var trainLR: Double?
+    /// The training subset is drawn balanced: the first `trainSubset / classes` images of each class, in file order.
+    public var trainSubsetBalanced: Bool?
+    /// Low-LR phase length of every repel run in optimizer steps, rounded to whole epochs (overrides
+    /// `repelWarmupEpochs`): the paper's phase length carried to a data set of another size.
+    public var repelWarmupSteps: Int?
+    /// Each repel start is also trained with its own STE for the low-LR phase (`<net>-a<b>-<ste>-from-<ste>-s<seed>`):
+    /// "repelled" then means worse than this control, not worse than the start.
+    public var repelControls: Bool?
+    /// Runs whose result files are present and record this profile's configuration are not rerun, whatever the
+    /// files' dates: a campaign longer than one machine's stay resumes from its committed runs on another machine.
+    public var resumeFromCommitted: Bool?
+    /// The claims' criteria (CSV) this profile's runs are judged by, fixed before the runs.
+    public var criteria: String?
 }
+
+/// Training images of each stored data set (the steps of an epoch without a subset).
+public let datasetTrainImages: [String: Int] = ["mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000]
 
 /// A "repelled from a good minimum" experiment (Fig. 2, Appendix C): start at the minimum that the
 /// `from` STEs reached in the Table 1 cells of (net, bits), continue with the `ste` STE at `warmupLR` for
@@ -145,6 +161,9 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// The paper's qualitative claims (CSV) scored on this experiment's cells; nil = the reference's
     /// `-claims.csv` sibling when it exists.
     public var claims: String? = nil
+
+    /// Set by `resolved(profile:)` from the profile's `repel_controls`.
+    public var repelControls = false
 
     /// Command-line overrides (`key.path=value`) applied to the file, in order; they select their own results folder.
     public var overrides: [String] = []
@@ -213,9 +232,20 @@ public struct ExperimentConfig: Equatable, Sendable {
         for i in out.repel.indices {
             if let n = p.repelNet { out.repel[i].net = n }
             if let e = p.repelWarmupEpochs { out.repel[i].warmupEpochs = e }
+            if let steps = p.repelWarmupSteps, let net = out.nets[out.repel[i].net] {
+                out.repel[i].warmupEpochs = epochs(ofSteps: steps, net: net, trainSubset: p.trainSubset)
+            }
         }
+        out.repelControls = p.repelControls == true
         out.profiles = [profile: p]
         return out
+    }
+
+    /// Whole epochs nearest to `steps` optimizer steps of `net`'s quantized phase (a partial last batch is a step).
+    public func epochs(ofSteps steps: Int, net: NetSpec, trainSubset: Int?) -> Int {
+        let images = min(trainSubset ?? Int.max, datasetTrainImages[net.dataset] ?? Int.max)
+        let perEpoch = (images + net.train.batchSize - 1) / net.train.batchSize
+        return max(1, Int((Double(steps) / Double(perEpoch)).rounded()))
     }
 }
 
@@ -465,7 +495,13 @@ public struct ConfigParser {
 
     public func parseProfile(_ key: String, _ value: Any, nets: [String: NetSpec]) throws -> ProfileSpec {
         let m = try map(value, key, allowed: ["ablation", "about", "set", "nets", "seeds", "bits", "stes", "train_subset", "test_subset",
-            "pretrain_epochs", "train_epochs", "repel_net", "repel_warmup_epochs", "lenet5_widths", "train_lr"], required: [])
+            "pretrain_epochs", "train_epochs", "repel_net", "repel_warmup_epochs", "lenet5_widths", "train_lr",
+            "train_subset_balanced", "repel_warmup_steps", "repel_controls", "resume_from_committed", "criteria"], required: [])
+        func flag(_ name: String) throws -> Bool? {
+            guard let v = m[name] else { return nil }
+            guard let b = v as? Bool else { throw fail("\(key).\(name)", "expected true or false") }
+            return b
+        }
         var p = ProfileSpec()
         p.ablation = try m["ablation"].map { try string($0, "\(key).ablation") }
         p.about = try m["about"].map { try string($0, "\(key).about") }
@@ -489,6 +525,21 @@ public struct ConfigParser {
             p.repelNet = s
         }
         p.repelWarmupEpochs = try m["repel_warmup_epochs"].map { try int($0, "\(key).repel_warmup_epochs") }
+        p.repelWarmupSteps = try m["repel_warmup_steps"].map { try int($0, "\(key).repel_warmup_steps") }
+        if p.repelWarmupSteps != nil && p.repelWarmupEpochs != nil {
+            throw fail("\(key).repel_warmup_steps", "give the low-LR phase in steps or in epochs (repel_warmup_epochs), not both")
+        }
+        p.trainSubsetBalanced = try flag("train_subset_balanced")
+        if p.trainSubsetBalanced == true && p.trainSubset == nil {
+            throw fail("\(key).train_subset_balanced", "needs train_subset (the size of the balanced subset)")
+        }
+        p.repelControls = try flag("repel_controls")
+        p.resumeFromCommitted = try flag("resume_from_committed")
+        if let v = m["criteria"] {
+            let path = try string(v, "\(key).criteria")
+            guard FileManager.default.fileExists(atPath: path) else { throw fail("\(key).criteria", "file '\(path)' does not exist") }
+            p.criteria = path
+        }
         if let v = m["train_lr"] {
             let lr = try double(v, "\(key).train_lr")
             guard lr > 0 else { throw fail("\(key).train_lr", "must be positive, found \(lr)") }

@@ -37,6 +37,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var lenet5Widths: [Int]? = nil
     /// Side the images are zero-padded to (Fashion-MNIST for the CIFAR nets); nil (and absent from the JSON) = as stored.
     public var padTo: Int? = nil
+    /// The training subset is the first `trainSubset / classes` images of each class; nil (and absent from the JSON) =
+    /// the first `trainSubset` images.
+    public var trainSubsetBalanced: Bool? = nil
 
     public var totalEpochs: Int { phases.reduce(0) { $0 + $1.epochs } }
 
@@ -72,7 +75,8 @@ extension ExperimentConfig {
             net: id.net, dataset: net.dataset, data: net.data, augment: net.augment, mean: net.mean, std: net.std,
             evalBatchSize: net.evalBatchSize, seed: id.seed, activation: ActivationSpec(),
             phases: [], initFrom: nil, trainSubset: p?.trainSubset, testSubset: p?.testSubset,
-            lenet5Widths: id.net == "lenet5" ? p?.lenet5Widths : nil, padTo: net.padTo)
+            lenet5Widths: id.net == "lenet5" ? p?.lenet5Widths : nil, padTo: net.padTo,
+            trainSubsetBalanced: p?.trainSubsetBalanced == true ? true : nil)
         switch id.kind {
         case .pretrain:
             config.phases = [net.pretrain]
@@ -82,23 +86,35 @@ extension ExperimentConfig {
             config.initFrom = "\(root)/\(id.parent!.folder)/checkpoint.h5"
         case .repel:
             guard let spec = repelSpec(for: id) else {
-                throw ConfigError(file: file, key: "repel", message: "run \(id): no repel experiment starts \(id.ste!.rawValue) at the \(id.from!.rawValue) minimum of \(id.net) \(id.bits!)-bit")
+                throw ConfigError(file: file, key: "repel", message: id.isControl
+                    ? "run \(id): a control (the start's own STE) needs a repel experiment starting at the \(id.from!.rawValue) minimum of \(id.net) \(id.bits!)-bit and the profile's repel_controls: true"
+                    : "run \(id): no repel experiment starts \(id.ste!.rawValue) at the \(id.from!.rawValue) minimum of \(id.net) \(id.bits!)-bit")
             }
             config.activation = ActivationSpec(bits: id.bits, alpha: try alpha(bits: id.bits!), rounding: rounding, ste: id.ste)
             var warmup = net.train
             warmup.epochs = spec.warmupEpochs
             warmup.lr = spec.warmupLR
             warmup.schedule = ScheduleSpec(kind: "constant", milestones: [], gamma: 1)
-            config.phases = spec.thenNormalSchedule ? [warmup, net.train] : [warmup]
+            // A control runs the low-LR phase only: it is compared with the repel run at the end of that phase.
+            config.phases = spec.thenNormalSchedule && !id.isControl ? [warmup, net.train] : [warmup]
             config.initFrom = "\(root)/\(id.parent!.folder)/checkpoint.h5"
         }
         return config
     }
 
-    /// The repel experiment a repel run belongs to.
+    /// The repel experiment a repel run belongs to (a control: the first one starting at its minimum, when the profile
+    /// runs controls).
     public func repelSpec(for id: RunID) -> RepelSpec? {
-        repel.first { $0.net == id.net && $0.bits == id.bits && $0.ste == id.ste && $0.from.contains(id.from ?? id.ste!) }
+        guard id.kind == .repel, let from = id.from else { return nil }
+        if id.isControl {
+            guard controlsRun else { return nil }
+            return repel.first { $0.net == id.net && $0.bits == id.bits && $0.from.contains(from) }
+        }
+        return repel.first { $0.net == id.net && $0.bits == id.bits && $0.ste == id.ste && $0.from.contains(from) }
     }
+
+    /// Whether this profiled config trains a control beside each repel start.
+    public var controlsRun: Bool { repelControls }
 
     /// Every run of the grid (pretrains, Table 1 cells, repel runs), in dependency order.
     public func allRuns() -> (pretrains: [RunID], cells: [RunID], repel: [RunID]) {
@@ -111,6 +127,16 @@ extension ExperimentConfig {
         for spec in self.repel where nets[spec.net] != nil {
             for from in spec.from {
                 for seed in seeds { repel.append(.repel(net: spec.net, bits: spec.bits, ste: spec.ste, from: from, seed: seed)) }
+            }
+        }
+        if controlsRun {
+            for spec in self.repel where nets[spec.net] != nil {
+                for from in spec.from {
+                    for seed in seeds {
+                        let control = RunID.repel(net: spec.net, bits: spec.bits, ste: from, from: from, seed: seed)
+                        if !repel.contains(control) { repel.append(control) }
+                    }
+                }
             }
         }
         return (pretrains, cells, repel)

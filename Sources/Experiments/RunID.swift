@@ -3,6 +3,7 @@
 //   pretrain:  lenet5-s0                       -> results/pretrain/lenet5-s0/
 //   train:     lenet5-a2-clipped-s0            -> results/runs/lenet5-a2-clipped-s0/
 //   repel:     resnet20-a4-identity-from-clipped-s0 (Fig. 2, Appendix C) -> results/repel/<id>/
+//   control:   resnet20-a4-clipped-from-clipped-s0 (the start trained on with its own STE) -> results/repel/<id>/
 import Kernels
 
 public struct RunID: Hashable, Sendable, CustomStringConvertible {
@@ -32,6 +33,9 @@ public struct RunID: Hashable, Sendable, CustomStringConvertible {
         case .repel: return "\(net)-a\(bits!)-\(ste!.rawValue)-from-\(from!.rawValue)-s\(seed)"
         }
     }
+
+    /// A repel start trained on with its own STE: the control a repel run is compared with.
+    public var isControl: Bool { kind == .repel && ste == from }
 
     /// Folder of the run below the results root.
     public var folder: String {

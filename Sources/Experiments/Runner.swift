@@ -30,7 +30,10 @@ struct LoadedData {
                 message: "dataset file is missing; run `make \(config.data)`")
         }
         let d = try loadDataset(path: config.data)
-        train = LoadedData.padded(LoadedData.prefix(d.train, config.trainSubset), to: config.padTo)
+        let subset = config.trainSubsetBalanced == true
+            ? try LoadedData.balanced(d.train, config.trainSubset!, file: config.data)
+            : LoadedData.prefix(d.train, config.trainSubset)
+        train = LoadedData.padded(subset, to: config.padTo)
         test = LoadedData.padded(LoadedData.prefix(d.test, config.testSubset), to: config.padTo)
     }
 
@@ -50,6 +53,28 @@ struct LoadedData {
         }
         return DatasetSplit(images: out, labels: s.labels, count: s.count, channels: s.channels, height: side,
             width: side)
+    }
+
+    /// The first `n / classes` images of each class, in file order (no random draw: nothing to record).
+    static func balanced(_ s: DatasetSplit, _ n: Int, file: String) throws -> DatasetSplit {
+        let classes = Int(s.labels.max() ?? 0) + 1
+        guard n % classes == 0 else {
+            throw ConfigError(file: file, key: "train_subset", message: "a balanced subset of \(n) images does not divide into \(classes) classes")
+        }
+        var left = [Int](repeating: n / classes, count: classes)
+        var picked: [Int] = []
+        for i in 0..<s.count where left[Int(s.labels[i])] > 0 {
+            left[Int(s.labels[i])] -= 1
+            picked.append(i)
+        }
+        guard picked.count == n else {
+            throw ConfigError(file: file, key: "train_subset", message: "too few training images of some class for a balanced subset of \(n)")
+        }
+        var images: [UInt8] = []
+        images.reserveCapacity(n * s.imageSize)
+        for i in picked { images.append(contentsOf: s.images[(i * s.imageSize)..<((i + 1) * s.imageSize)]) }
+        return DatasetSplit(images: images, labels: picked.map { s.labels[$0] }, count: n, channels: s.channels,
+            height: s.height, width: s.width)
     }
 
     static func prefix(_ s: DatasetSplit, _ n: Int?) -> DatasetSplit {

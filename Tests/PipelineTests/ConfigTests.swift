@@ -1,6 +1,8 @@
 // The experiment grid as data: strict parsing, rejection messages naming the key and the file,
 // run ids, stamps, and the verdict rule.
+import Datasets
 import Foundation
+import Storage
 import TestSupport
 import XCTest
 
@@ -199,6 +201,76 @@ final class ConfigTests: XCTestCase {
         {
             XCTAssertTrue(RunID.whyInvalid(bad).contains(says), RunID.whyInvalid(bad))
         }
+    }
+
+    /// The campaign profile: the paper's low-LR steps as whole epochs of the subset, a control beside each repel
+    /// start (the low-LR phase only), a balanced subset recorded in each run's configuration, the criteria file.
+    func testClaimsProfileStepsControlsAndBalancedSubset() throws {
+        let c = try ExperimentConfig.load("experiments/fashion.yaml").resolved(profile: "resnet20-claims")
+        // 8,000 images at batch 128: 63 steps an epoch (the last batch is partial); 7,820 steps → 124 epochs.
+        XCTAssertEqual(c.repel.map(\.warmupEpochs), [124, 124])
+        XCTAssertEqual(c.epochs(ofSteps: 7820, net: c.nets["resnet20"]!, trainSubset: nil), 17)  // 469 steps an epoch
+        let runs = c.allRuns()
+        XCTAssertEqual(runs.pretrains.count, 3)
+        XCTAssertEqual(runs.cells.count, 18)
+        let controls = runs.repel.filter(\.isControl).map { "\($0)" }
+        XCTAssertEqual(Set(controls), Set(["a2-clipped-from-clipped", "a4-relu-from-relu", "a4-clipped-from-clipped"]
+            .flatMap { m in (0...2).map { "resnet20-\(m)-s\($0)" } }))
+        XCTAssertEqual(runs.repel.count, 18)
+        let control = try c.runConfig(RunID("resnet20-a4-relu-from-relu-s1")!, profile: "resnet20-claims")
+        let repelled = try c.runConfig(RunID("resnet20-a4-identity-from-relu-s1")!, profile: "resnet20-claims")
+        XCTAssertEqual(control.phases.map(\.epochs), [124])
+        XCTAssertEqual(repelled.phases.map(\.epochs), [124, 60])
+        XCTAssertEqual(control.phases[0], repelled.phases[0])
+        XCTAssertEqual(control.initFrom, repelled.initFrom)
+        XCTAssertEqual(control.activation.ste, .relu)
+        XCTAssertEqual(control.trainSubsetBalanced, true)
+        XCTAssertNil(control.testSubset)
+        XCTAssertTrue(control.canonicalJSON().contains("\"trainSubsetBalanced\":true"))
+        // Other profiles: no controls, and no new key in their runs' configurations (their stamps are unchanged).
+        let budget = try ExperimentConfig.load("experiments/fashion.yaml").resolved(profile: "cpu-budget")
+        XCTAssertFalse(budget.allRuns().repel.contains(where: \.isControl))
+        XCTAssertFalse(try budget.runConfig(RunID("resnet20-a4-relu-s0")!, profile: "cpu-budget").canonicalJSON()
+            .contains("Balanced"))
+        XCTAssertNil(budget.repelSpec(for: RunID("resnet20-a4-relu-from-relu-s0")!))
+        // The balanced subset: the first n/10 images of each class, in file order.
+        let labels: [UInt8] = [0, 0, 0, 1, 2, 1, 2, 2, 1, 0, 1, 2]
+        let split = DatasetSplit(images: (0..<labels.count).map(UInt8.init), labels: labels, count: labels.count,
+            channels: 1, height: 1, width: 1)
+        let b = try LoadedData.balanced(split, 6, file: "x.h5")
+        XCTAssertEqual(b.labels, [0, 0, 1, 2, 1, 2])
+        XCTAssertEqual(b.images, [0, 1, 3, 4, 5, 6])
+        XCTAssertThrowsError(try LoadedData.balanced(split, 7, file: "x.h5"))
+        XCTAssertThrowsError(try LoadedData.balanced(split, 15, file: "x.h5"))  // 5 of each class: too few
+    }
+
+    /// With `resume_from_committed`, a run whose files record its configuration and verify is done whatever the
+    /// files' dates (a fresh clone); a file of another configuration, or a damaged one, is not.
+    func testPlanTakesCommittedRunsAsDoneByContent() throws {
+        let c = try ExperimentConfig.load("experiments/fashion.yaml").resolved(profile: "resnet20-claims")
+        var moved = c
+        moved.results = dir
+        let plan = Plan(config: moved, profile: "resnet20-claims")
+        let id = RunID("resnet20-a4-relu-s0")!
+        let run = try moved.runConfig(id, profile: "resnet20-claims")
+        let folder = "\(moved.resultsRoot(profile: "resnet20-claims"))/\(id.folder)"
+        try makeDirectories(folder)
+        func write(_ file: String, configuration: String) throws {
+            let w = try H5Writer(path: "\(folder)/\(file)")
+            try Provenance(stage: "eval", configuration: configuration, inputs: [], libraries: [:]).write(to: w)
+            try w.write("/accuracy", [1.0], shape: [1])
+            try w.commit()
+        }
+        XCTAssertFalse(try plan.makefile(cifarPresent: false).contains("# \(id): done"))
+        try write("eval.h5", configuration: run.canonicalJSON())
+        try write("checkpoint.h5", configuration: run.canonicalJSON())
+        let text = try plan.makefile(cifarPresent: false)
+        XCTAssertTrue(text.contains("# \(id): done"))
+        XCTAssertTrue(text.contains("\(folder)/checkpoint.h5:\n"), "a done run's kept checkpoint has no prerequisites")
+        XCTAssertTrue(plan.startCheckpoints().contains("\(folder)/checkpoint.h5"))
+        try write("eval.h5", configuration: run.canonicalJSON().replacingOccurrences(of: "\"seed\":0", with: "\"seed\":1"))
+        try write("checkpoint.h5", configuration: "{}")
+        XCTAssertFalse(try plan.makefile(cifarPresent: false).contains("# \(id): done"))
     }
 
     /// A stamp changes exactly when that run's resolved configuration changes.
