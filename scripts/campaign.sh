@@ -118,9 +118,14 @@ case $action in
       ( while sleep 60; do harvest || true; done ) &
       harvester=$!
       trap 'kill $harvester 2>/dev/null || true' EXIT
+      evals=$(plan_var PLAN_EVALS | tr ' ' '\n')
       for seed in $seeds; do
-        make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" \
-          SEED="$seed" runs
+        # Longest first, so that the last hours do not leave a core idle: Fig. 2's runs (the low-lr phase and then
+        # the normal schedule), the other repel runs and controls, then the cells (make starts what each needs first).
+        goals=$(echo "$evals" | grep -- "-s$seed/eval.h5" | awk '{ print (/-identity-from-/ ? 0 : /-from-/ ? 1 : 2), $0 }' \
+          | sort -s -n -k1,1 | cut -d' ' -f2)
+        # shellcheck disable=SC2086
+        make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $goals
         harvest
         echo "campaign: seed $seed complete $(date -u +%FT%TZ)"
       done
