@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "Report",
             dependencies: [
-                "Experiments", "Harness", "Training", "Storage", .product(name: "CSV", package: "CSV.swift"),
+                "Experiments", "Harness", "Kernels", "Training", "Storage", .product(name: "CSV", package: "CSV.swift"),
             ]),
         // The grid on a Slurm cluster: job-array scripts, settings, and the status of submitted tasks.
         .target(name: "Cluster", dependencies: ["Experiments", "Storage", "Harness"]),

@@ -40,17 +40,19 @@ public func fmtFraction(_ k: Int, _ n: Int) -> String {
     n == 0 ? "0/0" : "\(k)/\(n) (\(String(format: "%.1f", 100 * Double(k) / Double(n))) %)"
 }
 
-/// How a paper's claim fared: four outcomes, not two. "Outside the paper's hypotheses": the test violates an
+/// How a paper's claim fared: five outcomes, not two. "Outside the paper's hypotheses": the test violates an
 /// assumption the claim states (it neither supports nor contradicts it). "Unverifiable reconstruction": the setup
 /// reconstructs a paper whose text could not be read, and differs from it in ways that decide the outcome.
+/// "Inconclusive": the evidence cannot tell held from not held (too few seeds, or a difference within its noise).
 public enum ClaimOutcome: String, Sendable, CaseIterable, Codable {
     case held = "held"
     case notHeld = "not held"
     case outsideHypotheses = "outside the paper's hypotheses"
     case unverifiable = "unverifiable reconstruction"
+    case inconclusive = "inconclusive"
 
     /// The outcomes that need a stated reason.
-    public var needsReason: Bool { self == .outsideHypotheses || self == .unverifiable }
+    public var needsReason: Bool { self == .outsideHypotheses || self == .unverifiable || self == .inconclusive }
 }
 
 /// One claim of a paper, its outcome on our measurements, the numbers that decided it, and (for the last two
