@@ -83,8 +83,8 @@ public struct Claim: Sendable {
 }
 
 /// "3 held, 1 not held, 2 outside the paper's hypotheses, 0 unverifiable reconstruction".
-public func outcomeTally(_ outcomes: [ClaimOutcome]) -> String {
-    ClaimOutcome.allCases.map { o in "\(outcomes.filter { $0 == o }.count) \(o.rawValue)" }.joined(separator: ", ")
+public func outcomeTally(_ outcomes: [ClaimOutcome], only: [ClaimOutcome] = ClaimOutcome.allCases) -> String {
+    only.map { o in "\(outcomes.filter { $0 == o }.count) \(o.rawValue)" }.joined(separator: ", ")
 }
 
 /// Claims as a Markdown table (claim, verdict, evidence).

@@ -305,7 +305,7 @@ func criteriaSection(path: String, results: [CriterionResult], runs: [RunID: Run
     // Each claim once: its rows decide it together; checks apart.
     let claims = Dictionary(grouping: results.filter { $0.criterion.kind == "paper" }, by: \.criterion.claim)
     let checks = results.filter { $0.criterion.kind == "check" }
-    md += "\nThe paper's claims, each counted once: " + outcomeTally(claims.values.map(claimOutcome)) + ". "
+    md += "\nThe paper's claims, each counted once: " + outcomeTally(claims.values.map(claimOutcome), only: [.held, .notHeld, .inconclusive]) + ". "
     md += "Checks of the protocol (not claims): " + checks.map { "\($0.criterion.id) \($0.outcome == .held ? "passed" : $0.outcome == .notHeld ? "failed" : "not run")" }.joined(separator: ", ") + ".\n"
     return md
 }

@@ -147,11 +147,13 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
     var figures = try writeFigures(runs, config: config, root: root, profile: profile, reference: reference,
         floats: floats, cells: cells)
     // A profile judged by criteria fixed before its runs: that section replaces the claims table.
-    var criteriaMarkdown: String? = nil
+    var criteriaMarkdown: String? = nil, criteriaTally: String? = nil
     if let criteriaPath = config.profiles[profile]?.criteria {
         let results = evaluateCriteria(try loadCriteria(criteriaPath), runs: runs,
             pretrains: try collectPretrainHistories(config, profile: profile))
         criteriaMarkdown = criteriaSection(path: criteriaPath, results: results, runs: runs)
+        criteriaTally = outcomeTally(Dictionary(grouping: results.filter { $0.criterion.kind == "paper" }, by: \.criterion.claim)
+            .values.map(claimOutcome), only: [.held, .notHeld, .inconclusive])
         figures += try repelControlFigures(results, runs: runs, root: root)
     }
 
@@ -170,7 +172,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
         }
     }
     md += summarySection(rows: rows, claims: claims, runs: runs, cifarPresent: inputs.cifarPresent,
-        otherClaims: try claimTallyLines(resultFiles: inputs.claimFiles))
+        otherClaims: try claimTallyLines(resultFiles: inputs.claimFiles), criteriaTally: criteriaTally)
     if let referencePath = config.reference {
         md += "## Table 1 (Yin et al., ICLR 2019): test accuracy\n\n"
         md += "Paper: Table 1 of the final version (= the submission's, number for number; `\(referencePath)`). Ours: mean ± sample std over seeds (n). "
@@ -315,7 +317,7 @@ func relativePath(_ path: String, from root: String) -> String {
 /// The report's opening tally: cells by verdict, claims by outcome, what was not run and why, where the
 /// runs came from.
 func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: RunRecord], cifarPresent: Bool,
-    otherClaims: [String] = []) -> String
+    otherClaims: [String] = [], criteriaTally: String? = nil) -> String
 {
     func tally(_ verdicts: [Verdict]) -> String {
         [Verdict.consistent, .lower, .higher].map { v in "\(verdicts.filter { $0 == v }.count) \(v.rawValue)" }
@@ -333,8 +335,12 @@ func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: 
         s += "- **\(extra.count) cell\(extra.count == 1 ? "" : "s") the paper does not have** (\(Set(extra.map(\.key.dataset)).sorted().joined(separator: ", ")); "
         s += "STEs \(Set(extra.map(\.key.ste)).sorted().joined(separator: ", "))): ours only, no verdict.\n"
     }
-    let held = claims.filter { $0.held == true }.count, notHeld = claims.filter { $0.held == false }.count
-    s += "- **The paper's qualitative claims: \(held) held, \(notHeld) not held, \(claims.count - held - notHeld) not run.**\n"
+    if let criteriaTally {
+        s += "- **The paper's claims, by criteria fixed before the runs (each counted once): \(criteriaTally).**\n"
+    } else {
+        let held = claims.filter { $0.held == true }.count, notHeld = claims.filter { $0.held == false }.count
+        s += "- **The paper's qualitative claims: \(held) held, \(notHeld) not held, \(claims.count - held - notHeld) not run.**\n"
+    }
     if !otherClaims.isEmpty {
         s += "- **The other experiments' claims**, by outcome (held; not held; outside the paper's hypotheses; "
             + "unverifiable reconstruction — the reports linked under \"Theory and Schoenbauer experiments\" give each "
