@@ -161,6 +161,9 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// The paper's qualitative claims (CSV) scored on this experiment's cells; nil = the reference's
     /// `-claims.csv` sibling when it exists.
     public var claims: String? = nil
+    /// Which test accuracy of a run is compared with the paper's table: `best-epoch` (the best over the epochs, as
+    /// the authors' group code logs it) or `final-epoch`. Both are reported.
+    public var paperMetric: String = "final-epoch"
 
     /// Set by `resolved(profile:)` from the profile's `repel_controls`.
     public var repelControls = false
@@ -337,7 +340,7 @@ public struct ConfigParser {
 
     public func parseExperiment(_ root: Any?) throws -> ExperimentConfig {
         let top = try map(root, "", allowed: ["experiment", "reference", "seeds", "bits", "stes", "quantizer", "nets",
-            "repel", "profiles", "results", "claims"], required: ["experiment", "seeds", "bits", "stes", "quantizer", "nets"])
+            "repel", "profiles", "results", "claims", "paper_metric"], required: ["experiment", "seeds", "bits", "stes", "quantizer", "nets"])
         let reference = try top["reference"].map { try string($0, "reference") }
         if let reference, !FileManager.default.fileExists(atPath: reference) {
             throw fail("reference", "file '\(reference)' does not exist")
@@ -409,7 +412,11 @@ public struct ConfigParser {
                 profiles[name] = try parseProfile("profiles.\(name)", value, nets: nets)
             }
         }
-        return ExperimentConfig(file: file, experiment: try string(top["experiment"], "experiment"),
+        let paperMetric = try top["paper_metric"].map { try string($0, "paper_metric") } ?? "final-epoch"
+        guard ["best-epoch", "final-epoch"].contains(paperMetric) else {
+            throw fail("paper_metric", "unknown metric '\(paperMetric)' (known: best-epoch, final-epoch)")
+        }
+        var config = ExperimentConfig(file: file, experiment: try string(top["experiment"], "experiment"),
             reference: reference, seeds: seeds, bits: bits, stes: stes, rounding: rounding, alpha: alpha,
             nets: nets, repel: repel, profiles: profiles,
             results: try top["results"].map { try string($0, "results") } ?? "results",
@@ -418,6 +425,8 @@ public struct ConfigParser {
                 guard FileManager.default.fileExists(atPath: p) else { throw fail("claims", "file '\(p)' does not exist") }
                 return p
             })
+        config.paperMetric = paperMetric
+        return config
     }
 
     public func parseNet(_ name: String, _ value: Any) throws -> NetSpec {

@@ -2,6 +2,7 @@
 // claims checked on our numbers. Shared by `ste report` (Markdown) and `ste diff` (terminal).
 import Experiments
 import Foundation
+import Harness
 import Storage
 
 public struct ComparisonRow: Sendable {
@@ -27,9 +28,23 @@ public func compare(ours: [CellKey: CellResult], reference: [CellKey: ReferenceC
 public struct ClaimResult: Sendable {
     public var id: String
     public var statement: String
-    /// nil when the cells it needs were not run.
-    public var held: Bool?
+    /// nil when the cells it needs were not run. Held needs the point estimates the claimed way; a reversal within
+    /// the tolerance is inconclusive, not held.
+    public var outcome: ClaimOutcome?
     public var evidence: String
+
+    public init(id: String, statement: String, outcome: ClaimOutcome?, evidence: String) {
+        (self.id, self.statement, self.outcome, self.evidence) = (id, statement, outcome, evidence)
+    }
+
+    public init(id: String, statement: String, held: Bool?, evidence: String) {
+        self.init(id: id, statement: statement, outcome: held.map { $0 ? .held : .notHeld }, evidence: evidence)
+    }
+
+    /// true: held; false: not held or inconclusive; nil: not run.
+    public var held: Bool? { outcome.map { $0 == .held } }
+
+    public var verdictText: String { outcome.map { "**\($0.rawValue)**" } ?? "not run" }
 }
 
 /// A repel experiment's identity: started at the `from` STE's minimum of (net, bits), continued with `ste`.
@@ -76,25 +91,33 @@ public func evaluateClaims(_ path: String, ours: [CellKey: CellResult], repel: [
                 out.append(ClaimResult(id: id, statement: "\(net) \(bits)-bit: accuracy \(stes.replacingOccurrences(of: ">=", with: " ≥ "))", held: nil,
                     evidence: "not run")); continue
             }
-            var held = true
+            // Held: every pair in the claimed order (point estimates). Not held: a pair reversed beyond the tolerance.
+            // Otherwise (reversed within the tolerance): inconclusive.
+            var outcome = ClaimOutcome.held
             var parts: [String] = []
             for i in 0..<(names.count - 1) {
                 let a = cells[i]!, b = cells[i + 1]!
                 let tol = (a.accuracyTolerance * a.accuracyTolerance + b.accuracyTolerance * b.accuracyTolerance).squareRoot()
-                if a.accuracyMean + tol < b.accuracyMean { held = false }
+                if a.accuracyMean + tol < b.accuracyMean { outcome = .notHeld }
+                else if a.accuracyMean < b.accuracyMean && outcome == .held { outcome = .inconclusive }
                 parts.append("\(names[i]) \(fmt(a.accuracyMean, 2)) vs \(names[i + 1]) \(fmt(b.accuracyMean, 2)) (tol \(fmt(tol, 2)))")
             }
             out.append(ClaimResult(id: id, statement: "\(net) \(bits)-bit: accuracy \(stes.replacingOccurrences(of: ">=", with: " ≥ ")) — \(source)",
-                held: held, evidence: parts.joined(separator: "; ")))
+                outcome: outcome, evidence: parts.joined(separator: "; ")
+                    + (outcome == .inconclusive ? " — reversed within the tolerance: inconclusive" : "")))
         case "much-lower":
             let names = stes.components(separatedBy: "<")
             let margin = Double(row["margin"] ?? "") ?? 0
             guard names.count == 2, let a = cell(names[0]), let b = cell(names[1]) else {
                 out.append(ClaimResult(id: id, statement: "\(net) \(bits)-bit: \(stes) by ≥ \(row["margin"] ?? "?") pp", held: nil, evidence: "not run")); continue
             }
+            // Held: the gap's point estimate meets the margin; not held: it misses it by more than the tolerance.
+            let gap = b.accuracyMean - a.accuracyMean
+            let tol = (a.accuracyTolerance * a.accuracyTolerance + b.accuracyTolerance * b.accuracyTolerance).squareRoot()
+            let outcome: ClaimOutcome = gap >= margin ? .held : gap + tol < margin ? .notHeld : .inconclusive
             out.append(ClaimResult(id: id, statement: "\(net) \(bits)-bit: \(names[0]) accuracy ≪ \(names[1]) (by ≥ \(fmt(margin, 0)) pp) — \(source)",
-                held: a.accuracyMean <= b.accuracyMean - margin,
-                evidence: "\(names[0]) \(fmt(a.accuracyMean, 2)) vs \(names[1]) \(fmt(b.accuracyMean, 2))"))
+                outcome: outcome,
+                evidence: "\(names[0]) \(fmt(a.accuracyMean, 2)) vs \(names[1]) \(fmt(b.accuracyMean, 2)) (gap \(fmt(gap, 2)), tol \(fmt(tol, 2)))"))
         case "repelled":
             // stes = "<from>-><ste>"; at = low-lr (the end of the low-LR phase) or end (the end of the run).
             let pair = stes.components(separatedBy: "->")
@@ -227,5 +250,5 @@ public func formatTableDiff(_ rows: [TableDiffRow], a: String, b: String) -> Str
 public func isOurTable1(_ path: String) -> Bool {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return false }
     return text.split(separator: "\n").first { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
-        .map { String($0).trimmingCharacters(in: .whitespaces) == table1Header } ?? false
+        .map { String($0).trimmingCharacters(in: .whitespaces).hasPrefix(table1Header) } ?? false
 }

@@ -120,6 +120,13 @@ public func loadReference(_ path: String) throws -> [CellKey: ReferenceCell] {
 
 public let table1Header = "dataset,net,bits,ste,n,test_accuracy_mean,test_accuracy_std,train_loss_mean,train_loss_std,log10_train_loss_std,test_total,diverged"
 
+/// Columns after `table1Header`: which accuracy test_accuracy_mean holds, and both metrics.
+public let table1MetricHeader = ",accuracy_metric,test_accuracy_final_mean,test_accuracy_final_std,test_accuracy_best_mean,test_accuracy_best_std"
+
+public func table1MetricColumns(_ metric: String, final: CellResult, best: CellResult) -> String {
+    ",\(metric),\(fmt(final.accuracyMean, 4)),\(fmt(final.accuracyStd, 4)),\(fmt(best.accuracyMean, 4)),\(fmt(best.accuracyStd, 4))"
+}
+
 public func table1Line(_ r: CellResult) -> String {
     let k = r.key
     return "\(k.dataset),\(k.net),\(k.bits),\(k.ste),\(r.n),\(fmt(r.accuracyMean, 4)),\(fmt(r.accuracyStd, 4)),"
