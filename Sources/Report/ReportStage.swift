@@ -183,7 +183,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
         }
     }
     md += summarySection(rows: rows, claims: claims, runs: runs, cifarPresent: inputs.cifarPresent,
-        otherClaims: try claimTallyLines(resultFiles: inputs.claimFiles), criteriaTally: criteriaTally)
+        otherClaims: try paperClaimTallies(resultFiles: inputs.claimFiles), criteriaTally: criteriaTally)
     if let referencePath = config.reference {
         md += "## Table 1 (Yin et al., ICLR 2019): test accuracy\n\n"
         md += "Paper: Table 1 of the final version (= the submission's, number for number; `\(referencePath)`). Ours: mean ± sample std over seeds (n) "
@@ -360,9 +360,9 @@ func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: 
         s += "- **The paper's qualitative claims: \(outcomeTally(run, only: [.held, .notHeld, .inconclusive])), \(claims.count - run.count) not run.**\n"
     }
     if !otherClaims.isEmpty {
-        s += "- **The other experiments' claims**, by outcome (held; not held; outside the paper's hypotheses; "
-            + "unverifiable reconstruction — the reports linked under \"Theory and Schoenbauer experiments\" give each "
-            + "claim's evidence and reason):\n"
+        s += "- **The other papers' claims**, each counted once by its deciding test (`\(claimKindsFile)` says what each "
+            + "row of the result files is); controls, the project's predictions, extensions and checks apart (the reports "
+            + "linked under \"Theory and Schoenbauer experiments\" give each row's evidence and reason):\n"
         s += otherClaims.map { "  " + $0 }.joined(separator: "\n") + "\n"
     }
     let notRun = rows.filter { $0.ours == nil }

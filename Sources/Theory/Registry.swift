@@ -26,7 +26,8 @@ public func writeTheoryReport(folder: String, out: String) throws {
     md += "outcomes: held, not held, outside the paper's hypotheses (the test violates an assumption the claim "
     md += "states), unverifiable reconstruction (the setup reconstructs an unreadable text and differs from it in "
     md += "ways that decide the outcome); the last two say why.\n\n"
-    md += "Claims by outcome:\n\n"
+    md += "Claim rows by outcome (each row one test; controls, extensions and repeated tests included — the main report "
+    md += "counts each paper's claims once, by `experiments/reference/claim-kinds.csv`):\n\n"
     md += try claimTallyLines(resultFiles: theoryExperiments.map { folder + "/" + $0.name + ".h5" }).joined(separator: "\n")
     md += "\n\n"
     for e in theoryExperiments {

@@ -12,7 +12,7 @@ import Harness
 
 final class CommittedResultsTests: XCTestCase {
     /// The README's claim tallies (between its "claim tallies" markers) are those of the committed theory and
-    /// Schoenbauer result files, line for line.
+    /// Schoenbauer result files, each paper's claims counted once (experiments/reference/claim-kinds.csv), line for line.
     func testReadmeClaimTalliesQuoteTheResultFiles() throws {
         let readme = try String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)
         guard let start = readme.range(of: "<!-- claim tallies"), let end = readme.range(of: "<!-- end of claim tallies -->")
@@ -21,7 +21,8 @@ final class CommittedResultsTests: XCTestCase {
         let theory = ["yin-fig1", "yin-cgd", "yin-spurious", "long-synthetic", "long-mnist", "gongyo-scale", "gongyo-misspecified"]
             .map { repositoryRoot + "/results/theory/\($0).h5" }
         let schoenbauer = ["simulation", "mnist", "mnist-full"].map { repositoryRoot + "/results/schoenbauer/\($0).h5" }
-        XCTAssertEqual(quoted, try claimTallyLines(resultFiles: theory + schoenbauer))
+        XCTAssertEqual(quoted, try paperClaimTallies(resultFiles: theory + schoenbauer,
+            kindsPath: repositoryRoot + "/" + claimKindsFile))
     }
 
     /// Each row of the README's "Results at a glance" table — `| bits | STE | paper % | ours % | verdict | …` —
