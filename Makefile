@@ -30,7 +30,7 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
+.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
 .DEFAULT_GOAL := help
 
 help:
@@ -50,9 +50,12 @@ help:
 # apt-get / no way to become root (a cluster, a RHEL-family system, a container built elsewhere), it installs
 # nothing: it checks that pkg-config finds HDF5, OpenBLAS and zlib and that the oneDNN 2.x header is there, and
 # lists what is missing (module load …, PKG_CONFIG_PATH, CPATH / LIBRARY_PATH; docs/cluster.md).
+# DEPS=skip: nothing to install or check (a prebuilt binary with its libraries, as on the GPU machine); a command-line
+# variable, so it reaches nested makes (GNU make does not hand `-o deps` to them).
 NO_APT ?=
 deps:
-	@if [ "$(NO_APT)" != 1 ] && command -v apt-get >/dev/null && command -v dpkg-query >/dev/null \
+	@if [ "$(DEPS)" = skip ]; then echo "deps: skipped (DEPS=skip)"; exit 0; fi; \
+	if [ "$(NO_APT)" != 1 ] && command -v apt-get >/dev/null && command -v dpkg-query >/dev/null \
 	     && { [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; }; then \
 	  missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	  if [ -n "$$missing" ]; then \
@@ -93,6 +96,7 @@ test: deps
 	$(MAKE) --no-print-directory smoke-check
 	scripts/test-load.sh
 	scripts/test-deps.sh
+	scripts/test-gpu-script.sh
 	scripts/test-faults.sh
 	scripts/test-cifar-path.sh
 	scripts/test-slurm.sh --local-table results/smoke/table1.csv
@@ -104,7 +108,7 @@ test: deps
 # averages); tools/trajectory.py --check states the tolerances. Needs the peer's Python (make peer) and
 # Fashion-MNIST. Run it before any deep-net campaign (docs/resnet20-4bit-parity.md).
 parity: $(BIN) data/fashion-mnist.h5
-	@[ -x "$(PEER_PYTHON)" ] || { echo "parity: needs PyTorch at $(PEER_PYTHON) (make peer)"; exit 2; }
+	@[ -n "$(PEER_FOUND)" ] || { echo "parity: needs PyTorch at $(PEER_PYTHON) (make peer)"; exit 2; }
 	$(PEER_PYTHON) tools/trajectory.py --check --bits 4 --ste relu --eval 1000 --threads 1
 
 # MARK: - Fuzzing ---------------------------------------------------------------------------------
@@ -230,7 +234,7 @@ GRID      := --config $(EXPERIMENT) --profile $(PROFILE) $(foreach s,$(SET),--se
 
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is
 # only needed, and only built, for pipeline goals.
-NON_PIPELINE_GOALS := help deps build test clean data fetch theory schoenbauer schoenbauer-full sweep bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
+NON_PIPELINE_GOALS := help deps build test clean data fetch peer-found theory schoenbauer schoenbauer-full sweep bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
   data/fashion-mnist.h5
 # `make -n …` is a dry run: make would still remake a missing or stale plan (and so build the binary and
 # install packages), so a dry run reads the plan only if it exists and never remakes it.
@@ -354,6 +358,10 @@ smoke-check: | $(BIN)
 # recorded eager baseline of tools/peer/README.md stands in (batch 128 only).
 PEER        ?= tools/peer/ste_torch.py
 PEER_PYTHON ?= $(HOME)/.venv-peer/bin/python
+# The peer's Python: a path or a command on PATH (python3), runnable.
+PEER_FOUND   = $(shell command -v '$(PEER_PYTHON)' >/dev/null 2>&1 && echo yes)
+peer-found:
+	@echo $(if $(PEER_FOUND),yes,no)
 # DEVICE=cuda: our CUDA engine and the peer on the same GPU (--device cuda), the peer eager and under
 # torch.compile(mode="reduce-overhead", CUDA graphs), at the Table 2 batch sizes (LeNet-5 64, the others 128).
 PEER_COMPILE ?= $(if $(filter cuda,$(DEVICE)),reduce-overhead,default)
@@ -370,13 +378,13 @@ bench: $(BIN)
 	  for batch in $$(case $$net in lenet5) echo $(BENCH_BATCHES_lenet5);; *) echo 128;; esac); do \
 	  echo "== round $$round: $$net, batch $$batch"; \
 	  $(STE) bench --nets $$net --batch $$batch --threads $(THREADS) $(BENCH_DEVICE) --json results/bench/ste-$$net-b$$batch-r$$round.json | grep "^| $$net" | sed 's/^/ours     /'; \
-	  if [ -x "$(PEER_PYTHON)" ]; then \
+	  if [ -n "$(PEER_FOUND)" ]; then \
 	    $(PEER_PYTHON) $(PEER) --threads $(THREADS) $(BENCH_DEVICE) --nets $$net --batches $$batch --reps 3 \
 	      --json results/bench/torch-$$net-b$$batch-r$$round.json | grep "^| $$net" | sed 's/^/eager    /'; \
 	    $(PEER_PYTHON) $(PEER) --threads $(THREADS) $(BENCH_DEVICE) --nets $$net --batches $$batch --reps 3 --compile $(PEER_COMPILE) \
 	      --json results/bench/torchc-$$net-b$$batch-r$$round.json | grep "^| $$net" | sed 's/^/compiled /'; \
 	  fi; done; done; done
-	@[ -x "$(PEER_PYTHON)" ] || echo "PyTorch peer not runnable here ($(PEER_PYTHON); \`make peer\` installs it): ratios use the recorded eager baseline of tools/peer/README.md"
+	@[ -n "$(PEER_FOUND)" ] || echo "PyTorch peer not runnable here ($(PEER_PYTHON); \`make peer\` installs it): ratios use the recorded eager baseline of tools/peer/README.md"
 	@$(STE) bench --summary results/bench --threads $(THREADS) | tee results/bench/SUMMARY.md
 
 # The PyTorch peer's environment (torch, numpy, h5py from PyPI; the default Linux wheel pulls about 4 GB of CUDA

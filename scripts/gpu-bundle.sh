@@ -20,7 +20,8 @@ ldd "$binary" | awk '/=> \// { print $3 }' | while read -r lib; do
 done
 cat > "$stage/gpu-bundle/README" <<'TXT'
 ste for a machine without Swift: bin/ste, with the libraries it loads in lib/.
-Run: LD_LIBRARY_PATH=$PWD/gpu-bundle/lib gpu-bundle/bin/ste gpu-check   (scripts/gpu-check.sh does this)
+Run: LD_LIBRARY_PATH=$PWD/gpu-bundle/lib gpu-bundle/bin/ste gpu-check (scripts/gpu-check.sh writes a wrapper that sets
+it for this binary only; exported, it would shadow the machine's libraries in every other program)
 TXT
 mkdir -p "$(dirname "$out")"
 XZ_OPT=-9e tar -C "$stage" -cJf "$out.tmp" gpu-bundle && mv "$out.tmp" "$out"
