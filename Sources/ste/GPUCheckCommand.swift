@@ -16,13 +16,14 @@ struct GPUCheck: ParsableCommand {
 
     func run() throws {
         for (library, found) in CUDALibraries.survey() { print("\(library): \(found)") }
+        fflush(stdout)
         let gpu: CUDADevice
         do { gpu = try CUDADevice(tf32: tf32) } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure
         }
-        let report = GPUChecks.run(gpu: gpu, fixtures: fixtures)
-        for line in report.lines { print(line) }
+        // Each check is printed (and flushed) as it finishes: the log of a run that stops keeps what came before.
+        let report = GPUChecks.run(gpu: gpu, fixtures: fixtures, echo: true)
         print("gpu-check: \(report.lines.filter { $0.hasPrefix("PASS") }.count) passed, \(report.failures) failed")
         if report.failures > 0 { throw ExitCode.failure }
     }

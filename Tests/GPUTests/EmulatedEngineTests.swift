@@ -31,7 +31,7 @@ final class EmulatedEngineTests: XCTestCase {
         XCTAssertEqual(report.failures, 0, report.lines.filter { $0.hasPrefix("FAIL") }.prefix(10).joined(separator: "\n"))
         XCTAssertGreaterThan(report.lines.filter { $0.hasPrefix("PASS parity") }.count, 50)
         XCTAssertEqual(report.lines.filter { $0.hasPrefix("PASS determinism") }.count, 3)
-        XCTAssertEqual(report.lines.filter { $0.hasPrefix("PASS transfer") }.count, 1)
+        XCTAssertEqual(report.lines.filter { $0.hasPrefix("PASS transfer") }.count, 2)
     }
 
     /// The loop over the device engine: three epochs straight, or one epoch, a checkpoint, a fresh engine restored
