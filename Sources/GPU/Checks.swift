@@ -57,7 +57,7 @@ public enum GPUChecks {
     public static func run(gpu: CUDADevice, fixtures: String, echo: Bool = false) -> GPUCheckReport {
         var report = GPUCheckReport(echo: echo)
         report.note("device: \(gpu.description), \(gpu.multiprocessors) SMs, nominal float32 peak "
-            + String(format: "%.1f", gpu.float32PeakGFLOPS / 1000) + " TFLOP/s")
+            + String(format: "%.1f", gpu.float32PeakGFLOPS / 1000) + " TFLOP/s; kernels loaded as \(gpu.kernelImage)")
         run(on: gpu, fixtures: fixtures, &report)
         return report
     }

@@ -126,6 +126,8 @@ public final class CUDADevice: ComputeDevice {
     let cublas: Ptr
     let cudnn: Ptr
     private var module: Ptr = nil
+    /// What the kernels were loaded as: "CUBIN sm_90" (machine code from NVRTC) or "PTX compute_90" (the fallback).
+    public private(set) var kernelImage = ""
     private var functions: [String: Ptr] = [:]
     /// cuDNN's workspace, grown on demand.
     private var workspaceBuffer: DeviceBuffer?
@@ -169,12 +171,26 @@ public final class CUDADevice: ComputeDevice {
             throw CUDAError(description: "cudnnCreate: " + (libraries.cudnn.getErrorString(s).map { String(cString: $0) } ?? "") + " (\(s))")
         }
         cudnn = handle
-        let ptx = try NVRTCCompiler(nvrtc: libraries.nvrtc)
-            .compileKernels(architecture: "compute_\(computeCapability.major)\(computeCapability.minor)")
+        // Machine code for this device first (it loads under a driver older than the NVRTC that made it); PTX, which
+        // the driver compiles, when NVRTC cannot emit CUBIN or the driver refuses it.
+        let compiler = NVRTCCompiler(nvrtc: libraries.nvrtc)
+        let arch = "\(computeCapability.major)\(computeCapability.minor)"
         var m: Ptr = nil
-        let loaded = ptx.withCString { libraries.driver.moduleLoadData(&m, UnsafeRawPointer($0)) }
+        var failures: [String] = []
+        if let cubin = try? compiler.compileKernelsCUBIN(architecture: "sm_\(arch)") {
+            let loaded = cubin.withUnsafeBytes { libraries.driver.moduleLoadData(&m, $0.baseAddress) }
+            if loaded == 0 { kernelImage = "CUBIN sm_\(arch)" } else { failures.append("CUBIN sm_\(arch): \(driverMessage(loaded))"); m = nil }
+        }
+        if m == nil {
+            let ptx = try compiler.compileKernels(architecture: "compute_\(arch)")
+            let loaded = ptx.withCString { libraries.driver.moduleLoadData(&m, UnsafeRawPointer($0)) }
+            guard loaded == 0 else {
+                throw CUDAError(description: "cuModuleLoadData of the NVRTC kernels: " + (failures + ["PTX compute_\(arch): \(driverMessage(loaded))"])
+                    .joined(separator: "; "))
+            }
+            kernelImage = "PTX compute_\(arch)"
+        }
         module = m
-        guard loaded == 0 else { throw CUDAError(description: "cuModuleLoadData of the NVRTC kernels: \(driverMessage(loaded))") }
     }
 
     /// "cuda:NVIDIA H200 (sm_90, TF32 off)": what output files record as the device.

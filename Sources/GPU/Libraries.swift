@@ -20,13 +20,17 @@ struct SharedLibrary {
     let path: String
     let handle: UnsafeMutableRawPointer
 
-    /// Opens the first of `sonames` found in the search folders (then the loader's own path).
-    static func open(_ what: String, sonames: [String], folders: [String]) throws -> SharedLibrary {
+    /// Opens the first of `sonames` found in the search folders (then the loader's own path). Libraries it loads by
+    /// name that sit beside it (`preload`: file-name prefixes, e.g. NVRTC's `libnvrtc-builtins.so`, cuBLAS's
+    /// `libcublasLt.so`) are opened first by path: a folder of a Python wheel or a toolkit is not on the loader's path.
+    static func open(_ what: String, sonames: [String], folders: [String], preload: [String] = []) throws -> SharedLibrary {
         var tried: [String] = []
         for soname in sonames {
             for folder in folders {
                 let path = "\(folder)/\(soname)"
                 guard FileManager.default.fileExists(atPath: path) else { continue }
+                let major = soname.split(separator: ".").last.flatMap { Int($0) }
+                for sibling in siblings(in: folder, prefixes: preload, major: major) { _ = dlopen(sibling, RTLD_NOW | RTLD_GLOBAL) }
                 if let h = dlopen(path, RTLD_NOW | RTLD_GLOBAL) { return SharedLibrary(name: what, path: path, handle: h) }
                 tried.append("\(path): \(String(cString: dlerror()))")
             }
@@ -35,6 +39,15 @@ struct SharedLibrary {
         throw CUDAUnavailable(description: "\(what) not found (tried \(sonames.joined(separator: ", ")) in the loader's "
             + "path and \(folders.count) CUDA folders\(tried.isEmpty ? "" : "; " + tried.joined(separator: "; "))); "
             + "install it, or point STE_CUDA_LIBRARY_PATH at the folder that holds it")
+    }
+
+    /// The files of `folder` that start with one of `prefixes` (the newest version first; of `major` when given).
+    static func siblings(in folder: String, prefixes: [String], major: Int?) -> [String] {
+        guard !prefixes.isEmpty, let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+        return prefixes.compactMap { prefix in
+            names.filter { $0.hasPrefix(prefix) && (major == nil || $0.hasPrefix("\(prefix).\(major!)")) }
+                .sorted { $0.localizedStandardCompare($1) == .orderedDescending }.first.map { "\(folder)/\($0)" }
+        }
     }
 
     func symbol<T>(_ name: String, as type: T.Type) throws -> T {
@@ -50,11 +63,16 @@ struct SharedLibrary {
 func cudaLibraryFolders() -> [String] {
     let env = ProcessInfo.processInfo.environment
     var folders = (env["STE_CUDA_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init)
-    for home in [env["CUDA_HOME"], env["CUDA_PATH"], "/usr/local/cuda"].compactMap({ $0 }) {
+    let toolkits = ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/local")) ?? []).filter { $0.hasPrefix("cuda-") }
+        .sorted { $0.localizedStandardCompare($1) == .orderedDescending }.map { "/usr/local/\($0)" }
+    for home in ([env["CUDA_HOME"], env["CUDA_PATH"], "/usr/local/cuda"].compactMap({ $0 }) + toolkits) {
         folders += ["\(home)/lib64", "\(home)/targets/x86_64-linux/lib", "\(home)/lib"]
     }
     folders += ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/lib"]
-    var roots = [env["VIRTUAL_ENV"], env["HOME"].map { "\($0)/.venv-peer" }].compactMap { $0 }
+    // Python environments that may hold NVIDIA's wheels: the active one, conda's, the peer's, the user's, /opt/*/.venv.
+    var roots = [env["VIRTUAL_ENV"], env["CONDA_PREFIX"], env["HOME"].map { "\($0)/.venv-peer" }, env["HOME"].map { "\($0)/.local" }]
+        .compactMap { $0 }
+    roots += ((try? FileManager.default.contentsOfDirectory(atPath: "/opt")) ?? []).sorted().flatMap { ["/opt/\($0)/.venv", "/opt/\($0)"] }
     roots += ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/local/lib")) ?? []).filter { $0.hasPrefix("python3") }
         .map { "/usr/local/lib/\($0)/dist-packages" }
     for root in roots {
@@ -145,9 +163,17 @@ struct NVRTC {
     let getProgramLogSize: @convention(c) (Ptr, UnsafeMutablePointer<Int>) -> CInt
     let getProgramLog: @convention(c) (Ptr, UnsafeMutablePointer<CChar>) -> CInt
     let destroyProgram: @convention(c) (UnsafeMutablePointer<Ptr>) -> CInt
+    typealias SizeQuery = @convention(c) (Ptr, UnsafeMutablePointer<Int>) -> CInt
+    typealias CodeQuery = @convention(c) (Ptr, UnsafeMutablePointer<CChar>) -> CInt
+    /// Machine code (CUBIN) for a real architecture ("sm_90"); nil in an NVRTC older than 11.1.
+    let getCUBINSize: SizeQuery?
+    let getCUBIN: CodeQuery?
 
     init(folders: [String]) throws {
-        library = try SharedLibrary.open("NVRTC", sonames: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"], folders: folders)
+        library = try SharedLibrary.open("NVRTC", sonames: ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"], folders: folders,
+                                         preload: ["libnvrtc-builtins.so"])
+        getCUBINSize = dlsym(library.handle, "nvrtcGetCUBINSize").map { unsafeBitCast($0, to: SizeQuery.self) }
+        getCUBIN = dlsym(library.handle, "nvrtcGetCUBIN").map { unsafeBitCast($0, to: CodeQuery.self) }
         version = try library.symbol("nvrtcVersion", as: type(of: version))
         createProgram = try library.symbol("nvrtcCreateProgram", as: type(of: createProgram))
         compileProgram = try library.symbol("nvrtcCompileProgram", as: type(of: compileProgram))
@@ -158,7 +184,8 @@ struct NVRTC {
         destroyProgram = try library.symbol("nvrtcDestroyProgram", as: type(of: destroyProgram))
     }
 
-    /// Compiles `source` to PTX for `architecture` ("compute_90"); a compile error throws with NVRTC's log.
+    /// Compiles `source` to PTX for a virtual `architecture` ("compute_90"), or to CUBIN for a real one ("sm_90"); a
+    /// compile error throws with NVRTC's log.
     func ptx(_ source: String, name: String, architecture: String) throws -> [CChar] {
         var program: Ptr = nil
         var status = source.withCString { s in name.withCString { n in createProgram(&program, s, n, 0, nil, nil) } }
@@ -179,6 +206,15 @@ struct NVRTC {
                 + String(decoding: log.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         var size = 0
+        if architecture.hasPrefix("sm_") {
+            guard let getCUBINSize, let getCUBIN else {
+                throw CUDAUnavailable(description: "this NVRTC (\(library.path)) cannot emit CUBIN (nvrtcGetCUBIN is from 11.1)")
+            }
+            _ = getCUBINSize(program, &size)
+            var cubin = [CChar](repeating: 0, count: size)
+            _ = getCUBIN(program, &cubin)
+            return cubin
+        }
         _ = getPTXSize(program, &size)
         var ptx = [CChar](repeating: 0, count: size)
         _ = getPTX(program, &ptx)
@@ -196,7 +232,7 @@ struct CUBLAS {
 
     init(folders: [String]) throws {
         library = try SharedLibrary.open("cuBLAS", sonames: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"],
-                                         folders: folders)
+                                         folders: folders, preload: ["libcublasLt.so"])
         create = try library.symbol("cublasCreate_v2", as: type(of: create))
         setMathMode = try library.symbol("cublasSetMathMode", as: type(of: setMathMode))
         sgemm = try library.symbol("cublasSgemm_v2", as: type(of: sgemm))
@@ -318,5 +354,11 @@ public struct NVRTCCompiler {
     public func compileKernels(architecture: String) throws -> String {
         let ptx = try nvrtc.ptx(cudaKernelSource, name: "ste_kernels.cu", architecture: architecture)
         return String(decoding: ptx.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Machine code (CUBIN, an ELF image) of the engine's kernels for a real `architecture` (e.g. "sm_90"): it loads
+    /// under a driver older than this NVRTC, which PTX of a newer ISA version does not.
+    public func compileKernelsCUBIN(architecture: String) throws -> [UInt8] {
+        try nvrtc.ptx(cudaKernelSource, name: "ste_kernels.cu", architecture: architecture).map { UInt8(bitPattern: $0) }
     }
 }

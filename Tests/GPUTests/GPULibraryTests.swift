@@ -22,6 +22,27 @@ final class GPULibraryTests: XCTestCase {
         }
     }
 
+    /// CUBIN (machine code for the device, which loads under a driver older than NVRTC) for the architectures the
+    /// engine meets, and NVRTC's builtins library found beside it by path (a wheel's folder is not on the loader's path).
+    func testKernelsCompileToCUBINAndBuiltinsArePreloaded() throws {
+        let compiler: NVRTCCompiler
+        do { compiler = try CUDALibraries.loadNVRTC() } catch {
+            throw XCTSkip("NVRTC (libnvrtc.so.13 / .12) is not installed here: \(error); NVIDIA's nvidia-cuda-nvrtc wheel provides it")
+        }
+        for architecture in ["sm_80", "sm_90"] {
+            let cubin = try compiler.compileKernelsCUBIN(architecture: architecture)
+            XCTAssertEqual(Array(cubin.prefix(4)), [0x7f, 0x45, 0x4c, 0x46], "\(architecture): not an ELF image")
+            XCTAssertGreaterThan(cubin.count, 10_000)
+        }
+        let folder = URL(fileURLWithPath: compiler.path).deletingLastPathComponent().path
+        let major = compiler.path.split(separator: ".").last.flatMap { Int($0) }
+        if (try FileManager.default.contentsOfDirectory(atPath: folder)).contains(where: { $0.hasPrefix("libnvrtc-builtins.so") }) {
+            let found = SharedLibrary.siblings(in: folder, prefixes: ["libnvrtc-builtins.so"], major: major)
+            XCTAssertEqual(found.count, 1, "\(folder)")
+            XCTAssertTrue(found.first?.contains("libnvrtc-builtins.so.\(major ?? 0)") ?? false, "\(found)")
+        }
+    }
+
     /// The declared entry points resolve in the cuDNN and cuBLAS found (the initialisers look every symbol up).
     func testDeclaredEntryPointsExist() throws {
         let folders = cudaLibraryFolders()
