@@ -66,7 +66,18 @@ public func csvText(header: [String], rows: [[String]]) -> String {
 public let runsHeader = ["run_id", "kind", "dataset", "net", "bits", "ste", "from_ste", "seed", "profile", "epochs",
     "batch_size", "lr", "optimizer", "test_accuracy", "test_loss", "train_loss_last_epoch", "train_loss_full_pass",
     "train_accuracy_full_pass", "test_total", "diverged", "wall_seconds", "threads", "trained_by", "machine",
-    "test_accuracy_best", "best_epoch", "test_accuracy_last5_mean", "test_accuracy_last5_sd"]
+    "test_accuracy_best", "best_epoch", "test_accuracy_last5_mean", "test_accuracy_last5_sd",
+    // Every resolved setting, so that a sweep over any key is a groupby.
+    "momentum", "weight_decay", "schedule", "phases", "alpha", "rounding", "levels", "train_subset", "train_subset_balanced",
+    "test_subset", "augment", "pad_to", "eval_batch_size", "init_from", "experiment", "results_folder"]
+
+/// A phase as one field: "60 epochs, batch 128, sgd lr 0.01 momentum 0.9 wd 0.0001, multistep ×0.1 at 24/42".
+func phaseText(_ p: PhaseSpec) -> String {
+    let schedule = p.schedule.kind == "multistep"
+        ? "multistep ×\(p.schedule.gamma) at \(p.schedule.milestoneEpochs(ofPhaseWith: p.epochs).map(String.init).joined(separator: "/"))"
+        : p.schedule.kind
+    return "\(p.epochs) epochs, batch \(p.batchSize), \(p.optimizer) lr \(p.lr) momentum \(p.momentum) wd \(p.weightDecay), \(schedule)"
+}
 
 /// The test accuracy over a run's epochs: the best and its epoch (what the authors' group code logs and
 /// checkpoints, `best_prec1`: selection on the test set, the paper's practice), and the mean and sample standard
@@ -80,7 +91,7 @@ func epochSummary(_ h: History) -> [String] {
     return [String(acc[best]), h.epoch.indices.contains(best) ? "\(h.epoch[best])" : "\(best + 1)", String(mean), String(sd)]
 }
 
-func runsRows(_ runs: [RunID: RunRecord]) -> [[String]] {
+func runsRows(_ runs: [RunID: RunRecord], root: String) -> [[String]] {
     runs.keys.sorted { $0.description < $1.description }.map { id in
         let r = runs[id]!, c = r.config, first = c.phases.first
         func value(_ key: String) -> String { r.eval[key].map { String($0) } ?? "" }
@@ -90,6 +101,13 @@ func runsRows(_ runs: [RunID: RunRecord]) -> [[String]] {
             value("test_accuracy"), value("test_loss"), value("train_loss_last_epoch"), value("train_loss_full_pass"),
             value("train_accuracy_full_pass"), r.eval["test_total"].map { String(Int($0)) } ?? "",
             r.diverged ? "1" : "0", String(r.wallSeconds), "\(r.threads)", r.trainedBy, r.machine] + epochSummary(r.history)
+            + [first.map { "\($0.momentum)" } ?? "", first.map { "\($0.weightDecay)" } ?? "",
+               first.map { $0.schedule.kind == "multistep" ? "multistep ×\($0.schedule.gamma) at " + $0.schedule.milestoneEpochs(ofPhaseWith: $0.epochs).map(String.init).joined(separator: "/") : $0.schedule.kind } ?? "",
+               c.phases.map(phaseText).joined(separator: " then "),
+               c.activation.alpha.map { "\($0)" } ?? "", c.activation.rounding?.rawValue ?? "",
+               c.activation.bits.map { "\((1 << $0) - 1)" } ?? "", c.trainSubset.map(String.init) ?? "",
+               c.trainSubsetBalanced == true ? "1" : "0", c.testSubset.map(String.init) ?? "", c.augment ? "1" : "0",
+               c.padTo.map(String.init) ?? "", "\(c.evalBatchSize)", c.initFrom ?? "", c.experiment, root]
     }
 }
 
