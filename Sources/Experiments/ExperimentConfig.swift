@@ -214,6 +214,23 @@ public struct ExperimentConfig: Equatable, Sendable {
             throw ConfigError(file: file, key: "profiles", message:
                 "unknown profile '\(profile)' (known: paper, \(profiles.keys.sorted().joined(separator: ", ")))")
         }
+        // An override of a key the profile also sets would be overruled by the profile, silently: refuse it.
+        let profileKeys: [(set: (String) -> Bool, key: String, present: Bool)] = [
+            ({ $0 == "seeds" }, "seeds", p.seeds != nil), ({ $0 == "bits" }, "bits", p.bits != nil),
+            ({ $0 == "stes" }, "stes", p.stes != nil),
+            ({ $0.hasPrefix("nets.") && $0.hasSuffix(".pretrain.epochs") }, "pretrain_epochs", p.pretrainEpochs != nil),
+            ({ $0.hasPrefix("nets.") && $0.hasSuffix(".train.epochs") }, "train_epochs", p.trainEpochs != nil),
+            ({ $0.hasPrefix("nets.") && $0.hasSuffix(".train.lr") }, "train_lr", p.trainLR != nil),
+            ({ $0.hasPrefix("repel.") && $0.hasSuffix(".warmup_epochs") }, "repel_warmup_epochs / repel_warmup_steps",
+             p.repelWarmupEpochs != nil || p.repelWarmupSteps != nil),
+        ]
+        for assignment in overrides {
+            let path = String(assignment.prefix { $0 != "=" })
+            for k in profileKeys where k.present && k.set(path) {
+                throw ConfigError(file: file, key: "--set \(path)", message: "profile '\(profile)' sets \(k.key) itself, which "
+                    + "would overrule this override silently; set the profile's key instead (--set 'profiles.\(profile).\(k.key.components(separatedBy: " ").first!)=…')")
+            }
+        }
         var out = self
         if let nets = p.nets { out.nets = self.nets.filter { nets.contains($0.key) } }
         if let seeds = p.seeds { out.seeds = seeds }
@@ -483,7 +500,8 @@ public struct ConfigParser {
         if raw.contains(where: { $0 is Int }) {
             milestoneEpochs = try raw.enumerated().map { i, v in
                 guard let e = v as? Int, e >= 1, e < epochs else {
-                    throw fail("\(key).schedule.milestones[\(i)]", "mixes epochs and fractions, or an epoch outside 1..<\(epochs) (\(v)): give epochs (integers) or fractions in (0, 1)")
+                    throw fail("\(key).schedule.milestones[\(i)]", "mixes epochs and fractions, or an epoch outside 1..<\(epochs) (\(v)): give epochs (integers) or fractions in (0, 1); "
+                        + "to change \(key).epochs, set its milestones with it (--set '\(key).schedule.milestones=[0.4,0.8]': fractions scale with the epochs), or use a profile's train_epochs / pretrain_epochs, which rescale them")
                 }
                 return e
             }

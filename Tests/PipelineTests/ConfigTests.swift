@@ -273,6 +273,24 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(try plan.makefile(cifarPresent: false).contains("# \(id): done"))
     }
 
+    /// An override of a key the profile sets itself is refused (the profile would overrule it silently), naming the
+    /// profile's key to set instead; the profile's own key may be overridden.
+    func testOverrideThatTheProfileWouldOverruleIsRefused() throws {
+        XCTAssertThrowsError(try ExperimentConfig.load("experiments/table1.yaml", profile: "smoke", overrides: ["seeds=[0,1]"])
+            .resolved(profile: "smoke")) { error in
+            XCTAssertTrue("\(error)".contains("profiles.smoke.seeds"), "\(error)")
+        }
+        XCTAssertThrowsError(try ExperimentConfig.load("experiments/table1.yaml", profile: "smoke",
+            overrides: ["nets.lenet5.train.epochs=3"]).resolved(profile: "smoke"))
+        let ok = try ExperimentConfig.load("experiments/table1.yaml", profile: "smoke", overrides: ["profiles.smoke.seeds=[0,1]"])
+            .resolved(profile: "smoke")
+        XCTAssertEqual(ok.seeds, [0, 1])
+        // Epochs changed without their milestones: the error says how to change both.
+        XCTAssertThrowsError(try ExperimentConfig.load("experiments/table1.yaml", overrides: ["nets.lenet5.train.epochs=3"])) { error in
+            XCTAssertTrue("\(error)".contains("schedule.milestones=[0.4,0.8]"), "\(error)")
+        }
+    }
+
     /// A stamp changes exactly when that run's resolved configuration changes.
     func testStampsChangeOnlyForTheEditedCell() throws {
         let c = try ExperimentConfig.load("experiments/table1.yaml")
