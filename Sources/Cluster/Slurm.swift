@@ -42,12 +42,23 @@ public struct RunFiles {
         return true
     }
 
-    /// True when `make <dir>/eval.h5` would do nothing.
+    /// True when `make <dir>/eval.h5` would do nothing (a pretrain: its checkpoint; it has no eval.h5). A profile
+    /// with `resume_from_committed` decides by content, as its plan does: files that record the run's configuration.
     public func complete(_ id: RunID) -> Bool {
+        if config.profiles[profile]?.resumeFromCommitted == true, let run = try? config.runConfig(id, profile: profile) {
+            let plan = Plan(config: config, profile: profile)
+            return plan.isCurrent("\(directory(id))/\(id.kind == .pretrain ? "checkpoint" : "eval").h5", run)
+        }
+        if id.kind == .pretrain { return checkpointUpToDate(id) }
         guard let ev = Self.mtime("\(directory(id))/eval.h5"), let ck = Self.mtime("\(directory(id))/checkpoint.h5"),
             ck <= ev
         else { return false }
         return checkpointUpToDate(id)
+    }
+
+    /// A run with result files that are no longer up to date (its settings, data or parent changed since).
+    public func stale(_ id: RunID) -> Bool {
+        !complete(id) && (Self.mtime("\(directory(id))/checkpoint.h5") != nil || Self.mtime("\(directory(id))/eval.h5") != nil)
     }
 }
 

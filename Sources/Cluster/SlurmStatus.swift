@@ -7,7 +7,7 @@ import Storage
 
 public struct RunStatus: Equatable, Sendable {
     public enum State: String, Sendable, CaseIterable {
-        case done, diverged, running, pending, failed, cancelled, interrupted
+        case done, diverged, running, pending, failed, cancelled, interrupted, stale
         case notRun = "not run"
     }
     public let id: RunID
@@ -176,9 +176,15 @@ public struct GridStatus {
                 }
             }
             if resume { return RunStatus(id: id, state: .interrupted, detail: "\(progress ?? "resume.h5"); job \(task) ended; resubmit to resume") }
+            if files.stale(id) {
+                return RunStatus(id: id, state: .stale, detail: "job \(task) ran before its settings, data or parent changed; make run RUN=\(id) reruns it")
+            }
             return RunStatus(id: id, state: .notRun, detail: "job \(task) is no longer known to Slurm")
         }
         if resume { return RunStatus(id: id, state: .interrupted, detail: (progress ?? "resume.h5") + "; rerun to resume") }
+        if files.stale(id) {
+            return RunStatus(id: id, state: .stale, detail: "its files predate its settings, data or parent; make run RUN=\(id) reruns it")
+        }
         return RunStatus(id: id, state: .notRun, detail: "")
     }
 

@@ -31,7 +31,7 @@ public struct Plan {
 
     /// Whether `file` is a complete result of `run`: it opens, records exactly this configuration and every
     /// checksum in it verifies. A profile with `resume_from_committed` takes such a file as done, whatever its date.
-    func isCurrent(_ file: String, _ run: RunConfig) -> Bool {
+    public func isCurrent(_ file: String, _ run: RunConfig) -> Bool {
         guard FileManager.default.fileExists(atPath: file), let reader = try? H5Reader(path: file),
             (try? reader.stringAttribute("configuration")) == run.canonicalJSON(),
             let checked = try? reader.verifyAllChecksums(), checked.unchecked == 0

@@ -127,7 +127,7 @@ func submitSlurm(_ plan: Experiments.Plan, config: ExperimentConfig, profile: St
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show every run's state: done, diverged, running, pending, failed, cancelled, interrupted, not run.",
+        abstract: "Show every run's state: done, diverged, running, pending, failed, cancelled, interrupted, stale, not run.",
         discussion: """
             Read from the run folders (eval.h5, checkpoint.h5's diverged attribute, resume.h5), the submission \
             folders written by `ste plan --slurm` (results[/<profile>]/slurm/<submission>/) and, when they are on \

@@ -249,6 +249,18 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(offline[all.cells[0]], .failed)
         XCTAssertEqual(offline[all.cells[2]], .interrupted)
         XCTAssertEqual(offline[all.cells[1]], .notRun)
+        // A finished pretrain (it has a checkpoint, no eval.h5) is done; a cell whose files predate its stamp is stale.
+        let root = "results/smoke"
+        try touch("data/mnist.h5", 100)
+        try touch("\(root)/stamps/\(all.pretrains[0]).json", 200)
+        try touch("\(root)/\(all.pretrains[0].folder)/checkpoint.h5", 300)
+        try touch("\(root)/stamps/\(all.cells[5]).json", 400)
+        try touch("\(root)/\(all.cells[5].folder)/checkpoint.h5", 350)
+        try touch("\(root)/\(all.cells[5].folder)/eval.h5", 360)
+        let later = Dictionary(uniqueKeysWithValues: g.collect(queue: nil).map { ($0.id, $0) })
+        XCTAssertEqual(later[all.pretrains[0]]?.state, .done)
+        XCTAssertEqual(later[all.cells[5]]?.state, .stale)
+        XCTAssertTrue(later[all.cells[5]]!.detail.contains("make run RUN=\(all.cells[5])"), later[all.cells[5]]!.detail)
     }
 
     func testShellQuoting() {
