@@ -252,3 +252,29 @@ public func isOurTable1(_ path: String) -> Bool {
     return text.split(separator: "\n").first { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         .map { String($0).trimmingCharacters(in: .whitespaces).hasPrefix(table1Header) } ?? false
 }
+
+// MARK: - What differs between two results folders' settings
+
+/// The settings of the runs.csv beside a table1.csv that differ between two folders ("key: A's values | B's values"),
+/// from the columns that describe a run's configuration; empty when both agree (or a runs.csv is missing).
+public func settingDifferences(tableA: String, tableB: String) -> [String] {
+    let keys = ["profile", "experiment", "epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "schedule",
+        "phases", "alpha", "rounding", "train_subset", "train_subset_balanced", "test_subset", "augment", "pad_to", "threads",
+        "trained_by"]
+    func values(_ table: String) -> [String: Set<String>]? {
+        let runs = URL(fileURLWithPath: table).deletingLastPathComponent().appendingPathComponent("runs.csv").path
+        guard let rows = try? readCSV(runs), !rows.isEmpty else { return nil }
+        var out: [String: Set<String>] = [:]
+        for (_, row) in rows where row["kind"] == "train" {
+            for k in keys { if let v = row[k] { out[k, default: []].insert(v) } }
+        }
+        return out
+    }
+    guard let a = values(tableA), let b = values(tableB) else { return [] }
+    return keys.compactMap { k in
+        let va = a[k] ?? [], vb = b[k] ?? []
+        guard va != vb else { return nil }
+        func show(_ s: Set<String>) -> String { s.isEmpty ? "—" : s.sorted().joined(separator: " / ") }
+        return "\(k): \(show(va)) | \(show(vb))"
+    }
+}

@@ -244,6 +244,15 @@ struct Diff: ParsableCommand {
                     return
                 }
                 print(formatTableDiff(rows, a: ours, b: reference), terminator: "")
+                // What the two folders' runs were trained with, where it differs (runs.csv beside each table).
+                let settings = settingDifferences(tableA: ours, tableB: reference)
+                if !settings.isEmpty {
+                    print("settings that differ (A | B):")
+                    for line in settings { print("  " + line) }
+                    if settings.contains(where: { $0.hasPrefix("profile:") && $0.contains("smoke") }) {
+                        print("warning: a smoke table is compared with another profile's: the smoke profile checks the pipeline, its numbers mean nothing about the paper")
+                    }
+                }
                 let both = rows.filter { $0.difference != nil }.count
                 print("\(both) cells in both tables; \(both - inconsistent) consistent, \(inconsistent) not; "
                     + "\(rows.count - both) in one table only.")
