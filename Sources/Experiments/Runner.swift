@@ -215,9 +215,14 @@ public final class RunExecutor {
                 throw Interrupted(run: config.runID, signal: sig, epoch: epoch, total: total, saved: epoch - 1)
             }
         }
+        // progress.csv: one line per finished epoch, appended as it finishes (tail -f, pandas, a plotting tool watch the
+        // curves live); rewritten from the history on a resume, so it holds exactly the epochs saved.
+        let progress = ProgressFile(path: "\(directory)/progress.csv")
+        progress.start(with: trainer.history)
         trainer.epochEnded = { [unowned self, unowned trainer] epoch in
             trainer.history.record(epoch: epoch, under: setting)
             try writeState(resumePath, engine, trainer.history, epoch: epoch, diverged: nil)
+            progress.append(trainer.history, index: trainer.history.count - 1)
             epochsThisProcess += 1
             if let sig = interruptSignal, epoch < total {  // after the write in progress has been committed
                 throw Interrupted(run: config.runID, signal: sig, epoch: epoch + 1, total: total, saved: epoch)
@@ -321,6 +326,32 @@ public final class RunExecutor {
     }
 
     private func provenanceInputs() -> [String] { [config.data] + (config.initFrom.map { [$0] } ?? []) }
+}
+
+/// A run's live curves: `progress.csv` in its folder, a header and one line per epoch saved. Best effort: a failure
+/// to write it never stops a run (the history in resume.h5 and history.h5 is the record).
+struct ProgressFile {
+    let path: String
+    static let header = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,learning_rate,wall_seconds,images_per_second\n"
+
+    func line(_ h: History, _ i: Int) -> String {
+        func at(_ xs: [Double]) -> String { i < xs.count ? String(xs[i]) : "" }
+        return "\(h.epoch[i]),\(at(h.trainLoss)),\(at(h.trainAccuracy)),\(at(h.testLoss)),\(at(h.testAccuracy)),"
+            + "\(at(h.learningRate)),\(at(h.wallSeconds)),\(at(h.imagesPerSecond))\n"
+    }
+
+    /// The header and the epochs already in `history` (a resumed run), replacing what was there.
+    func start(with history: History) {
+        let text = ProgressFile.header + (0..<history.count).map { line(history, $0) }.joined()
+        try? text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    func append(_ history: History, index: Int) {
+        guard let handle = FileHandle(forWritingAtPath: path) else { return }
+        defer { try? handle.close() }
+        _ = try? handle.seekToEnd()
+        try? handle.write(contentsOf: Data(line(history, index).utf8))
+    }
 }
 
 /// Library versions recorded in the provenance of run outputs (HDF5's is added by Storage).

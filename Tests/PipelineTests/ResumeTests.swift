@@ -71,6 +71,13 @@ final class ResumeTests: XCTestCase {
         XCTAssertEqual(hb.residentMiB.count, 3)
         XCTAssertTrue((ha.residentMiB + hb.residentMiB).allSatisfy { $0 > 0 })
         XCTAssertEqual(ha.learningRate, [0.01, 0.01, 0.001])  // milestone 0.5·3 = 1.5 rounds to epoch 2
+        // The live curves: progress.csv holds a header and each saved epoch once, across the two resumes.
+        let progress = try String(contentsOfFile: "b/runs/lenet5-a2-clipped-s0/progress.csv", encoding: .utf8)
+            .split(separator: "\n").map(String.init)
+        XCTAssertEqual(progress.count, 4, progress.joined(separator: "\n"))
+        XCTAssertTrue(progress[0].hasPrefix("epoch,train_loss,"))
+        XCTAssertEqual(progress.dropFirst().map { $0.split(separator: ",")[0] }, ["1", "2", "3"])
+        XCTAssertEqual(progress[3].split(separator: ",")[4], "\(hb.testAccuracy[2])"[...])
     }
 
     /// A repel run measures its starting point before the first step without changing the run: the
