@@ -7,7 +7,7 @@
     net = load.checkpoint("results/runs/lenet5-a2-clipped-s0/checkpoint.h5")   # a torch.nn.Module in eval mode
 
 Tables come back as a pandas DataFrame when pandas is installed, else as a list of dicts (numbers as floats).
-Checkpoints load into the PyTorch definitions of tools/make_fixtures.py (the nets the engine's parity tests are
+Checkpoints load into the PyTorch definitions of tools/ste_nets.py (the nets the engine's parity tests are
 checked against): LeNet-5 (the classic 6-16-120-84 layout), VGG-11 and ResNet-20 with one or three input channels,
 float or quantized ReLU (bits, STE, alpha and rounding read from the checkpoint). Needs torch, numpy and h5py for
 checkpoints (`make peer` installs them in ~/.venv-peer).
@@ -105,7 +105,7 @@ def checkpoint(path):
     import torch.nn as nn
 
     sys.path.insert(0, HERE)
-    import make_fixtures as fx
+    import ste_nets as fx
 
     with h5py.File(path, "r") as f:
         config = json.loads(_text(f.attrs["configuration"]))

@@ -1,4 +1,4 @@
-"""Long-horizon parity between our engine and the PyTorch twin (tools/make_fixtures.py's nets).
+"""Long-horizon parity between our engine and the PyTorch twin (tools/ste_nets.py).
 
 Both engines start from the same state and train on the same sequence of already-augmented batches (Fashion-MNIST
 padded to 32x32, RandomCrop(32, padding=4) + horizontal flip, the project's normalisation) for hundreds of SGD
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import make_fixtures as mf  # noqa: E402  (the one PyTorch definition of the nets and the quantizer)
+import ste_nets as mf  # noqa: E402  (the one PyTorch definition of the nets and the quantizer)
 
 MEAN, STD = 0.2860, 0.3530  # experiments/fashion.yaml normalize
 # LUT[p] = (p / 255 - mean) / std in float32: torchvision's ToTensor + Normalize, as our batcher computes it
