@@ -136,7 +136,7 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
         let lrs = c.lrs.sorted(by: >)
         let smallest = lrs.last!
         let pct: (Double) -> String = { String(format: "%.4f", $0) }
-        var trackEvidence: [String] = [], trackHeld = true
+        var trackEvidence: [String] = [], trackHeld = true, firstLimitHeld = true
         var agreeEvidence: [String] = [], agreeCount = 0, jitterAgreeCount = 0, controlAgreeCount = 0, controlAgreeTotal = 0
         var slopeEvidence: [String] = [], slopeHeld = true
         var crossEvidence: [String] = [], crossHeld = true
@@ -184,6 +184,7 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
                         if lr == smallest {
                             let tolerance = c.trackTolerance * (1 + sigma * sigma / (c.step * c.step))
                             trackHeld = trackHeld && gap <= tolerance
+                            firstLimitHeld = firstLimitHeld && gap <= c.trackTolerance * c.step
                             trackEvidence.append("\(label): \(fmt(gap))Δ (limit \(fmt(tolerance))Δ)")
                             let (agrees, la, lb, onlyTheEnd) = run.compressedAgreement(run.binsB)
                             let jitterAgrees = run.compressedAgreement(run.binsJ).agrees
@@ -245,7 +246,10 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
         let at = "smallest η = \(fmt(smallest))"
         let claims = [
             Claim("SGD: custom estimator (η, w₀) and STE with αη and init M(w₀) follow the same path: max_t |M(w_t^a) − u_t^b| ≤ \(fmt(c.trackTolerance))Δ·(1 + σ²/Δ²) (\(at); the limit grows with the noise as the map's second-order error does)",
-                  held: trackHeld, evidence: trackEvidence.joined(separator: "; ")),
+                  held: trackHeld, evidence: trackEvidence.joined(separator: "; ")
+                    + ". This limit was widened from \(fmt(c.trackTolerance))Δ (the noise not counted) after a run had failed "
+                    + "that one: under the first limit the claim is \(firstLimitHeld ? "held" : "not held") — the widening was "
+                    + "chosen after seeing a failure, for the reason in experiments/schoenbauer/simulation.yaml"),
             Claim("… and the bins are entered at the same steps (deterministic runs, \(at); error ≤ \(fmt(c.crossingTolerance)) × steps to reach the target bin)",
                   held: crossHeld, evidence: crossEvidence.joined(separator: "; ")),
             Claim("… and the quantized weight visits the same sequence of values: compressed change-point sequences (A–B–A–B chatter removed) agree with (a) at least as often as the Jitter control's (custom estimator at η·(1 + \(fmt(c.jitter)))) do (\(at))",
