@@ -80,6 +80,12 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
                 family: "adam-b\(fmt(paperBeta2))", other: "scaledown-\(fmt(f))", floor: "jitter-\(fmt(f))",
                 expectTracks: true)
         }
+        // The paper's Adam claim names no β₂ ("without any modifications"): every other β₂ of the sweep tests it too.
+        for beta2 in ad.beta2 where beta2 != paperBeta2 {
+            tracksClaim("Adam at β₂ = \(fmt(beta2)) (the paper's claim names no β₂; the files use \(fmt(paperBeta2))): the plain STE "
+                + "with the same η and init trains like the custom estimator (within the Jitter floor)",
+                family: "adam-b\(fmt(beta2))", other: "default", expectTracks: true)
+        }
         let short = ad.beta2.min()!, long = ad.beta2.max()!
         if short != long, let ts = trend("adam-b\(fmt(short))"), let tl = trend("adam-b\(fmt(long))") {
             claims.append(Claim("Prediction (this project's reading, not the paper's): under Adam with β₂ = \(fmt(short)) the "

@@ -319,9 +319,49 @@ func comparisons(_ c: SchoenbauerMNISTConfig, seed: UInt64) -> [Comparison] {
 }
 
 @Sendable func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int) throws -> Double {
-    try runSchoenbauerExperiment(
+    try runSchoenbauerMNIST(configPath: configPath, outPath: outPath, threads: threads, rescoreFrom: nil)
+}
+
+/// The comparisons a result file recorded (per seed), its first seed's loss curves and its run attributes: what the
+/// claims, table and figures are computed from, so that they can be scored again without training.
+struct RecordedComparisons {
+    var results: [String: [Double]] = [:]
+    var curves: [String: [Double]] = [:]
+    var seeds: [Int] = []
+    var runCount = 0
+    var runSeconds = 0.0
+    var trainedBy = ""
+
+    init(file: String) throws {
+        let r = try H5Reader(path: file)
+        func leaves(_ group: String, into out: inout [String: [Double]], prefix: String) throws {
+            for (name, kind) in try r.children(of: group) {
+                let path = group + "/" + name, key = prefix.isEmpty ? name : prefix + "/" + name
+                switch kind {
+                case .group: try leaves(path, into: &out, prefix: key)
+                case .dataset: out[key] = try r.read(path, as: Double.self).values
+                case .other: break
+                }
+            }
+        }
+        try leaves("/comparisons", into: &results, prefix: "")
+        if r.contains("/curves_first_seed") { try leaves("/curves_first_seed", into: &curves, prefix: "") }
+        seeds = try r.read("/seeds", as: Int64.self).values.map(Int.init)
+        runCount = Int(try r.attribute("runs", on: "/comparisons").intValue ?? 0)
+        runSeconds = (try r.attribute("mean_run_seconds", on: "/comparisons").doubleValue ?? 0) * Double(runCount)
+        // A file rescored before keeps the code version that trained it.
+        trainedBy = (try? r.stringAttribute("rescored_from_code_version", on: "/comparisons"))
+            ?? (try? r.stringAttribute("code_version")) ?? "unknown"
+    }
+}
+
+/// `rescoreFrom`: a result file of this config whose recorded comparisons are scored again (claims, table, figures),
+/// nothing trained.
+func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int, rescoreFrom: String?) throws -> Double {
+    let recorded = try rescoreFrom.map { try RecordedComparisons(file: $0) }
+    return try runSchoenbauerExperiment(
         name: "mnist", configType: SchoenbauerMNISTConfig.self, configPath: configPath, outPath: outPath, threads: threads,
-        extraInputs: { [$0.data] },
+        extraInputs: { [$0.data] },  // a rescore too: the measurements were made on it
         validate: { c in
             guard !c.seeds.isEmpty, c.trainImages > 0, c.testImages > 0, c.batchSize > 0, c.steps > 0, c.curvePoints > 0,
                 (0..<1).contains(c.warmupFraction), (1...8).contains(c.bits), c.jitter > 0, c.sgd != nil || c.adam != nil
@@ -335,6 +375,28 @@ func comparisons(_ c: SchoenbauerMNISTConfig, seed: UInt64) -> [Comparison] {
             if try c.estimator.make() == .ste { throw ReportError("the custom estimator must not be the STE itself") }
         }
     ) { c, ctx in
+        if let recorded {
+            guard recorded.seeds == c.seeds.map(Int.init) else {
+                throw ReportError("\(rescoreFrom!): recorded seeds \(recorded.seeds), the config's \(c.seeds): not this config's result")
+            }
+            let estimator = try c.estimator.make()
+            let map = EquivalenceMap(estimator: estimator, cells: c.mapCells)
+            for (key, values) in recorded.results { try ctx.write("/comparisons/" + key, values) }
+            for (key, values) in recorded.curves { try ctx.write("/curves_first_seed/" + key, values) }
+            try ctx.writer.write("/seeds", c.seeds.map { Int64($0) }, shape: [c.seeds.count])
+            let kernelWeights = WeightQuantization(network: makeSchoenbauerConvNet(seed: 0), bits: c.bits, estimator: .ste)
+                .tensorIndexPerWeight().count
+            try ctx.writer.setAttributes(["alpha": .double(map.alpha), "estimator": .string(estimator.description),
+                "kernel_weights": .int(Int64(kernelWeights)), "runs": .int(Int64(recorded.runCount)),
+                "mean_run_seconds": .double(recorded.runSeconds / Double(max(recorded.runCount, 1))),
+                "rescored_from_code_version": .string(recorded.trainedBy)], on: "/comparisons")
+            var section = try schoenbauerFragment(c, results: recorded.results, alpha: map.alpha, estimator: estimator,
+                kernelWeights: kernelWeights, runCount: recorded.runCount, ctx)
+            section.setting += "\n\nThe claims, table and figures were scored again from the comparisons this file recorded "
+                + "when it was trained (code version `\(recorded.trainedBy.prefix(12))`, \(recorded.runCount) runs, "
+                + String(format: "%.0f", recorded.runSeconds) + " s of training); nothing was retrained."
+            return section
+        }
         let data = try loadDataset(path: c.data)
         guard data.train.count >= c.trainImages, data.test.count >= c.testImages, data.train.channels == 1,
             data.train.height == 28, data.train.width == 28

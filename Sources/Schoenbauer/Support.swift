@@ -12,11 +12,13 @@ public typealias SchoenbauerContext = ExperimentContext
 public struct SchoenbauerExperimentEntry: Sendable {
     public let name: String
     public let run: @Sendable (_ config: String, _ out: String, _ threads: Int) throws -> Double
+    /// Scores the claims again from a result file's recorded measurements, nothing trained (nil: not offered).
+    public var rescore: (@Sendable (_ config: String, _ out: String, _ from: String, _ threads: Int) throws -> Double)? = nil
 }
 
 public let schoenbauerExperiments: [SchoenbauerExperimentEntry] = [
     .init(name: "simulation", run: runSchoenbauerSimulation),
-    .init(name: "mnist", run: runSchoenbauerMNIST),
+    .init(name: "mnist", run: runSchoenbauerMNIST, rescore: { try runSchoenbauerMNIST(configPath: $0, outPath: $1, threads: $3, rescoreFrom: $2) }),
 ]
 
 /// Runs one experiment through the shared harness (Harness/ExperimentHarness.swift); returns the wall time in seconds.

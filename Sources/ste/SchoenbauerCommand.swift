@@ -23,6 +23,9 @@ struct SchoenbauerCommand: ParsableCommand {
     @Option(help: "Compute threads.")
     var threads: Int = 2
 
+    @Option(help: "Score the claims, table and figures again from this result file's recorded comparisons, training nothing (mnist).")
+    var rescore: String?
+
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
@@ -35,6 +38,12 @@ struct SchoenbauerCommand: ParsableCommand {
         guard threads >= 1 else { throw ValidationError("--threads must be ≥ 1") }
         setComputeThreads(threads)
         setvbuf(stdout, nil, _IOLBF, 0)  // progress lines appear as they are printed, also when redirected
+        if let rescore {
+            guard let again = entry.rescore else { throw ValidationError("\(experiment) cannot be rescored (it is fast to rerun)") }
+            let seconds = try again(config, out, rescore, threads)
+            print("schoenbauer \(experiment): rescored \(rescore) into \(out) in \(String(format: "%.1f", seconds)) s")
+            return
+        }
         let seconds = try entry.run(config, out, threads)
         print("schoenbauer \(experiment): wrote \(out) in \(String(format: "%.1f", seconds)) s")
     }
