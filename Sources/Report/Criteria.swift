@@ -354,3 +354,27 @@ func repelControlFigures(_ results: [CriterionResult], runs: [RunID: RunRecord],
     }
     return out
 }
+
+/// For each theory and Schoenbauer result file: the config that holds its claims' thresholds, the commit that last
+/// changed it, the code version that wrote the result, and whether the thresholds were in that code (⚠ when not: the
+/// config changed after the result it judges). A result rescored from recorded measurements is judged by its rescore.
+func otherCriteriaSection(_ resultFiles: [String]) -> String {
+    var rows: [[String]] = []
+    for file in resultFiles where FileManager.default.fileExists(atPath: file) {
+        guard let reader = try? H5Reader(path: file), let inputs = try? reader.attribute("input_files").stringsValue,
+            let config = inputs.first
+        else { continue }
+        let made = ((try? reader.stringAttribute("code_version")) ?? "unknown")
+        let commit = runGit(["log", "-1", "--format=%H", "--", config])?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        let before = commit.isEmpty ? nil : isAncestor(commit, of: made.replacingOccurrences(of: "-dirty", with: ""))
+        rows.append([file, config, commit.isEmpty ? "not committed" : String(commit.prefix(7)), String(made.prefix(7))
+            + (made.hasSuffix("-dirty") ? "-dirty" : ""), before == true ? "yes" : before == false ? "**⚠ no**" : "unknown"])
+    }
+    guard !rows.isEmpty else { return "" }
+    var md = "\n## The other experiments' criteria: fixed before their results?\n\n"
+    md += "Each experiment's thresholds live in its config (the first input its result file records). *Fixed before*: the "
+    md += "commit that last changed the config is in the code that wrote the result (⚠ no: the config changed after; "
+    md += "the report of that experiment says why where it matters).\n\n"
+    md += markdownTable(header: ["result", "config", "config last changed", "result written by", "fixed before"], rows: rows)
+    return md
+}

@@ -282,6 +282,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
         md += "Every value `\(config.file)` marks `# choice:`, with its reason (read from the file, so the list cannot go stale).\n\n"
         md += markdownTable(header: ["key", "value", "why"], rows: choices.map { [$0.key, $0.value, $0.reason] })
     }
+    md += otherCriteriaSection(inputs.claimFiles)
     md += "\n## Runs and their provenance\n\n" + runsSection(runs, root: root)
     md += otherExperimentsSection(inputs.sectionFiles, root: root)
     try writeAtomically(md, to: "\(root)/REPORT.md")
