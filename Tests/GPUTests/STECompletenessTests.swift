@@ -1,6 +1,6 @@
 // Every STE of the Swift table (Kernels/QuantizedReLU.swift, enum STE) has its rule in each other place that
 // computes one: the CUDA C kernels (Sources/GPU/KernelSource.swift, through steCode) and the PyTorch twin
-// (tools/make_fixtures.py) — and neither falls back to another rule for a code or name it does not know. A new
+// (tools/ste_nets.py) — and neither falls back to another rule for a code or name it does not know. A new
 // STE added to the enum alone fails here, naming what is missing.
 import Foundation
 import Kernels
@@ -25,7 +25,7 @@ final class STECompletenessTests: XCTestCase {
     }
 
     func testThePyTorchTwinKnowsEverySTEAndRefusesOthers() throws {
-        let path = repositoryRoot + "/tools/make_fixtures.py"
+        let path = repositoryRoot + "/tools/ste_nets.py"
         let text = try String(contentsOfFile: path, encoding: .utf8)
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("STES = (") }) else {
             return XCTFail("\(path): no STES tuple")
