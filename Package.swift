@@ -13,15 +13,18 @@ let package = Package(
     name: "ste-repro",
     platforms: [.macOS(.v13)],
     products: [.executable(name: "ste", targets: ["ste"]), .executable(name: "ste-fuzz", targets: ["ste-fuzz"])],
+    // Exact versions: a reproduction must not float its dependencies, and a Package.resolved cannot be committed here
+    // (the machines' package copies carry other commit ids). swift-crypto's own dependency, swift-asn1, resolves to
+    // the one version these machines carry (1.7.4).
     dependencies: [
         // CLI parsing for the `ste` subcommands.
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         // SHA-256 for provenance and raw-file checksums; MD5 for the published CIFAR-10 sum.
-        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
         // Experiment grids are YAML files.
-        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", exact: "5.0.1"),
         // The papers' reference tables and our result tables (table1.csv, runs.csv, histories.csv) are CSV.
-        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
+        .package(url: "https://github.com/yaslab/CSV.swift", exact: "2.5.2"),
     ],
     targets: [
         // MARK: - System libraries, found through pkg-config where the library ships a .pc file (HDF5, zlib,
