@@ -298,11 +298,14 @@ verify: $(BIN)
 	$(STE) verify $(VERIFY)
 
 comma := ,
+empty :=
+space := $(empty) $(empty)
 SWEEP_KEY    = $(firstword $(subst =, ,$(SWEEP)))
 SWEEP_VALUES = $(subst $(comma), ,$(patsubst $(SWEEP_KEY)=%,%,$(SWEEP)))
 sweep:
 	@test -n "$(SWEEP_VALUES)" || { echo "usage: make sweep SWEEP=key.path=v1,v2,… [SET=…] [PROFILE=…] (e.g. SWEEP=nets.lenet5.train.lr=0.01,0.05)"; exit 2; }
 	$(foreach v,$(SWEEP_VALUES),$(MAKE) --no-print-directory reproduce SET="$(strip $(SET) $(SWEEP_KEY)=$(v))" && ) true
+	$(STE) sweep --config $(EXPERIMENT) --profile $(PROFILE) $(foreach s,$(SET),--set '$(s)') --key $(SWEEP_KEY) --values $(subst $(space),$(comma),$(strip $(SWEEP_VALUES)))
 
 RUN_KIND = $(if $(findstring -from-,$(RUN)),repel,$(if $(shell echo '$(RUN)' | grep -E -- '-a[0-9]+-'),runs,pretrain))
 # One cell is rerun at the reproduction's thread count, so that it gives the committed number bit for bit (results
@@ -355,7 +358,9 @@ smoke-check: | $(BIN)
 	$(MAKE) --no-print-directory sweep PROFILE=smoke SWEEP=nets.lenet5.train.lr=0.02,0.2 JOBS=2
 	@for v in 0.02 0.2; do grep -q "\"lr\":$$v" results/smoke/set-nets.lenet5.train.lr-$$v/stamps/lenet5-a2-clipped-s0.json \
 	  && test -s results/smoke/set-nets.lenet5.train.lr-$$v/REPORT.md || { echo "smoke-check: sweep value $$v missing"; exit 1; }; done
-	@echo "smoke-check: overrides and sweeps passed (a new STE in every table, figure and diff; one folder per swept value)"
+	@test $$(grep -c '^nets.lenet5.train.lr,0.\(02\|2\),mnist,lenet5,' results/smoke/sweep-nets.lenet5.train.lr.csv) = 12 \
+	  && test -s results/smoke/sweep-nets.lenet5.train.lr.svg || { echo "smoke-check: the sweep's table or figure is missing or incomplete"; exit 1; }
+	@echo "smoke-check: overrides and sweeps passed (a new STE in every table, figure and diff; one folder per swept value, one table and figure for the sweep)"
 	rm -rf results/fashion/smoke .plan/fashion-smoke.mk
 	$(MAKE) --no-print-directory reproduce EXPERIMENT=experiments/fashion.yaml PROFILE=smoke
 	@for f in results/fashion/smoke/REPORT.md results/fashion/smoke/table1.csv results/fashion/smoke/figures/repel-fig2.svg results/fashion/smoke/figures/repel-appendix-c.svg; do \

@@ -12,6 +12,7 @@ struct Ste: ParsableCommand {
         subcommands: [
             Fetch.self, Decode.self, Plan.self, Pretrain.self, Train.self, Eval.self, ReportCommand.self, Diff.self,
             Inspect.self, TheoryCommand.self, Bench.self, StatusCommand.self, SchoenbauerCommand.self, GPUCheck.self, Replay.self, Batches.self, Verify.self,
+            SweepCommand.self,
         ])
 
     static func main() {
