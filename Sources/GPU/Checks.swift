@@ -56,6 +56,8 @@ public enum GPUChecks {
 
     public static func run(gpu: CUDADevice, fixtures: String, echo: Bool = false) -> GPUCheckReport {
         var report = GPUCheckReport(echo: echo)
+        gpu.recordsErrors = true
+        do { report.note("libraries: " + (try gpu.libraryVersions())) } catch { report.record(false, "libraries: \(error)") }
         report.note("device: \(gpu.description), \(gpu.multiprocessors) SMs, nominal float32 peak "
             + String(format: "%.1f", gpu.float32PeakGFLOPS / 1000) + " TFLOP/s; kernels loaded as \(gpu.kernelImage)")
         run(on: gpu, fixtures: fixtures, &report)
@@ -64,10 +66,18 @@ public enum GPUChecks {
 
     /// The checks on any device (the tests run them on the host emulation).
     static func run(on gpu: ComputeDevice, fixtures: String, _ report: inout GPUCheckReport) {
+        // A device error inside a check fails that check (its numbers are meaningless) and the next ones still run.
+        func deviceErrors(_ check: String) {
+            if let e = gpu.pendingError() { report.record(false, "\(check): device error: \(e)") }
+        }
         kinks(gpu, &report)
+        deviceErrors("kinks")
         do { try parity(gpu, fixtures: fixtures, &report) } catch { report.record(false, "parity: \(error)") }
+        deviceErrors("parity")
         do { try determinism(gpu, &report) } catch { report.record(false, "determinism: \(error)") }
+        deviceErrors("determinism")
         do { try transfer(gpu, &report) } catch { report.record(false, "transfer: \(error)") }
+        deviceErrors("transfer")
     }
 
     /// The quantizer and the STEs at their kinks, on the GPU's ActivationOperation and the CPU kernels.

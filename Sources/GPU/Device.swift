@@ -32,6 +32,9 @@ protocol ComputeDevice: AnyObject {
 }
 
 extension ComputeDevice {
+    /// The first device error recorded since the last call (the CUDA device under `ste gpu-check`); nil here.
+    func pendingError() -> String? { (self as? CUDADevice)?.takeError() }
+
     /// One thread per element.
     func launchElementwise(_ name: String, count: Int, _ arguments: [KernelArgument]) {
         launch(name, blocks: (count + 255) / 256, threads: 256, arguments)
@@ -219,20 +222,41 @@ public final class CUDADevice: ComputeDevice {
         return (text.map { String(cString: $0) } ?? "CUDA driver error") + " (\(status))"
     }
 
-    /// A failed call mid-step ends the process with the call and the reason: the run's last resume state stays.
+    /// A failed call mid-step ends the process with the call and the reason: the run's last resume state stays. Under
+    /// `ste gpu-check` (`recordsErrors`) the first failure is kept instead, and the check that caused it fails.
     func check(_ status: CInt, _ what: String) {
-        if status != 0 { fatalError("CUDA: \(what) failed: \(CUDADevice.runtimeMessage(libraries.runtime, status))") }
+        if status != 0 { fail("CUDA: \(what) failed: \(CUDADevice.runtimeMessage(libraries.runtime, status))") }
     }
 
     func checkCUDNN(_ status: CInt, _ what: String) {
-        if status != 0 { fatalError("cuDNN: \(what) failed: \(cudnnMessage(status))") }
+        if status != 0 { fail("cuDNN: \(what) failed: \(cudnnMessage(status))") }
     }
+
+    /// Keep device errors for the checks to report (a check's numbers are then meaningless and it fails), rather than
+    /// ending the process: the log of a first run on a new machine then holds every check.
+    public var recordsErrors = false
+    private(set) var firstError: String?
+
+    func fail(_ message: String) {
+        guard recordsErrors else { fatalError(message) }
+        if firstError == nil { firstError = message }
+        FileHandle.standardError.write(Data("\(message)\n".utf8))
+    }
+
+    /// The first device error since the last call (nil: none), and forget it.
+    public func takeError() -> String? {
+        defer { firstError = nil }
+        return firstError
+    }
+
+    /// The libraries' versions as loaded (refused when their CUDA majors differ): `ste gpu-check` prints them.
+    public func libraryVersions() throws -> String { try libraries.versions(cublasHandle: cublas) }
 
     func function(_ name: String) -> Ptr {
         if let f = functions[name] { return f }
         var f: Ptr = nil
         let status = name.withCString { libraries.driver.moduleGetFunction(&f, module, $0) }
-        if status != 0 { fatalError("CUDA: kernel \(name) not in the compiled module: \(driverMessage(status))") }
+        if status != 0 { fail("CUDA: kernel \(name) not in the compiled module: \(driverMessage(status))") }
         functions[name] = f
         return f
     }
@@ -242,7 +266,7 @@ public final class CUDADevice: ComputeDevice {
         withKernelParameters(arguments) { parameters in
             let status = libraries.driver.launchKernel(function(name), UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, nil,
                                                        parameters, nil)
-            if status != 0 { fatalError("CUDA: launch of \(name) failed: \(driverMessage(status))") }
+            if status != 0 { fail("CUDA: launch of \(name) failed: \(driverMessage(status))") }
         }
     }
 

@@ -229,11 +229,14 @@ struct CUBLAS {
     let setMathMode: @convention(c) (Ptr, CInt) -> CInt
     let sgemm: @convention(c) (Ptr, CInt, CInt, CInt, CInt, CInt, UnsafePointer<Float>, UnsafeRawPointer?, CInt,
                                UnsafeRawPointer?, CInt, UnsafePointer<Float>, UnsafeMutableRawPointer?, CInt) -> CInt
+    /// cublasGetVersion_v2(handle, &version): major·10000 + minor·100 + patch (12.4.5 → 120405).
+    let getVersion: @convention(c) (Ptr, UnsafeMutablePointer<CInt>) -> CInt
 
     init(folders: [String]) throws {
         library = try SharedLibrary.open("cuBLAS", sonames: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"],
                                          folders: folders, preload: ["libcublasLt.so"])
         create = try library.symbol("cublasCreate_v2", as: type(of: create))
+        getVersion = try library.symbol("cublasGetVersion_v2", as: type(of: getVersion))
         setMathMode = try library.symbol("cublasSetMathMode", as: type(of: setMathMode))
         sgemm = try library.symbol("cublasSgemm_v2", as: type(of: sgemm))
     }
@@ -328,6 +331,40 @@ public struct CUDALibraries {
     }
 
     /// NVRTC alone (compiling the kernels needs no GPU).
+    /// The versions of the five libraries as loaded ("CUDA runtime 12.4, driver 13.0, NVRTC 12.4, cuBLAS 12.4.5,
+    /// cuDNN 9.1.0"), and an error when the runtime, NVRTC and cuBLAS are not of one CUDA major version, or the driver
+    /// is older than the runtime: mixing them fails later, in ways that do not name the cause.
+    func versions(cublasHandle: Ptr) throws -> String {
+        var runtimeVersion: CInt = 0, driverVersion: CInt = 0, nvrtcMajor: CInt = 0, nvrtcMinor: CInt = 0, blas: CInt = 0
+        _ = runtime.runtimeGetVersion(&runtimeVersion)
+        _ = runtime.driverGetVersion(&driverVersion)
+        _ = nvrtc.version(&nvrtcMajor, &nvrtcMinor)
+        _ = cublas.getVersion(cublasHandle, &blas)
+        let dnn = cudnn.getVersion()
+        func cuda(_ v: CInt) -> String { "\(v / 1000).\((v % 1000) / 10)" }
+        let text = "CUDA runtime \(cuda(runtimeVersion)) (\(runtime.library.path)), driver \(cuda(driverVersion)), "
+            + "NVRTC \(nvrtcMajor).\(nvrtcMinor) (\(nvrtc.library.path)), cuBLAS \(blas / 10000).\((blas / 100) % 100).\(blas % 100) "
+            + "(\(cublas.library.path)), cuDNN \(dnn / 10000).\((dnn / 100) % 100).\(dnn % 100) (\(cudnn.library.path))"
+        if let problem = CUDALibraries.versionProblem(runtime: runtimeVersion, driver: driverVersion, nvrtcMajor: nvrtcMajor,
+            cublas: blas)
+        {
+            throw CUDAUnavailable(description: "\(problem): \(text); point STE_CUDA_LIBRARY_PATH at one CUDA version's libraries")
+        }
+        return text
+    }
+
+    /// Why these versions cannot work together (nil: they can): the runtime, NVRTC and cuBLAS of different CUDA majors,
+    /// or a driver older than the runtime. Versions as the libraries report them (runtime 12040, cuBLAS 120405).
+    static func versionProblem(runtime: CInt, driver: CInt, nvrtcMajor: CInt, cublas: CInt) -> String? {
+        let majors = ["CUDA runtime": Int(runtime / 1000), "NVRTC": Int(nvrtcMajor), "cuBLAS": Int(cublas / 10000)]
+        if Set(majors.values).count != 1 {
+            return "mixed CUDA major versions (" + majors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                .joined(separator: ", ") + ")"
+        }
+        if driver < runtime { return "the driver (CUDA \(driver / 1000).\((driver % 1000) / 10)) is older than the runtime" }
+        return nil
+    }
+
     public static func loadNVRTC() throws -> NVRTCCompiler { NVRTCCompiler(nvrtc: try NVRTC(folders: cudaLibraryFolders())) }
 
     /// Which of the five libraries load here, and from where (`ste gpu-check`, the tests).

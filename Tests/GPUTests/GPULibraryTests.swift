@@ -43,6 +43,15 @@ final class GPULibraryTests: XCTestCase {
         }
     }
 
+    /// Libraries of different CUDA majors, or a driver older than the runtime, are refused before anything runs.
+    func testMixedCUDAVersionsAreRefused() {
+        XCTAssertNil(CUDALibraries.versionProblem(runtime: 12040, driver: 13000, nvrtcMajor: 12, cublas: 120405))
+        XCTAssertTrue(CUDALibraries.versionProblem(runtime: 12040, driver: 13000, nvrtcMajor: 13, cublas: 120405)?
+            .contains("mixed CUDA major versions (CUDA runtime 12, NVRTC 13, cuBLAS 12)") ?? false)
+        XCTAssertTrue(CUDALibraries.versionProblem(runtime: 13000, driver: 12080, nvrtcMajor: 13, cublas: 130001)?
+            .contains("older than the runtime") ?? false)
+    }
+
     /// The declared entry points resolve in the cuDNN and cuBLAS found (the initialisers look every symbol up).
     func testDeclaredEntryPointsExist() throws {
         let folders = cudaLibraryFolders()
