@@ -16,15 +16,12 @@ public final class CUDAEngine: TrainingEngine {
     let root: DeviceOperation
     public var device: String { gpu.description }
 
-    private var spec: OptimizerSpec?
-    /// The host optimizer checkpoints read (its state is downloaded into it by `hostState`).
-    private var hostOptimizer: Optimizer?
-    /// Per parameter: SGD's momentum buffer, or Adam's two moments; `hasMomentum`: SGD's buffer exists (PyTorch:
-    /// not before the first step).
-    private var slots: [[DeviceBuffer]] = []
-    private var hasMomentum: [Bool] = []
-    private var steps = 0
-    public var learningRate: Double = 0
+    /// SGD or Adam on the device (DeviceOptimizer.swift); nil until `startOptimizer`.
+    private var optimizer: DeviceOptimizer?
+    public var learningRate: Double {
+        get { optimizer?.learningRate ?? 0 }
+        set { optimizer?.learningRate = newValue }
+    }
 
     private var input = ReusableDeviceTensor(), dlogits = ReusableDeviceTensor()
     /// The shape of the latest logits (their gradient's), and the logits (the checks read them).
@@ -52,23 +49,9 @@ public final class CUDAEngine: TrainingEngine {
     }
 
     public func startOptimizer(_ spec: OptimizerSpec) {
-        self.spec = spec
-        let counts = network.parameters.map(\.value.count)
-        switch spec {
-        case .sgd(let lr, _, _):
-            learningRate = lr
-            slots = counts.map { [DeviceBuffer(gpu, floats: $0)] }
-        case .adam(let lr, _):
-            learningRate = lr
-            slots = counts.map { n in [DeviceBuffer(gpu, floats: n), DeviceBuffer(gpu, floats: n)] }
-            slots.flatMap { $0 }.forEach { $0.zero() }
-        }
-        hasMomentum = counts.map { _ in false }
-        steps = 0
-        hostOptimizer = nil
+        optimizer = DeviceOptimizer(spec, parameters: network.parameters, gpu)
     }
 
-    /// Uploads the batch, runs the forward pass and the loss; returns the logits' loss and correct count.
     private func forwardAndLoss(_ batch: Batch, training: Bool, gradient: Bool) -> (loss: Float, correct: Int) {
         let x = input.get(gpu, batch.x.shape)
         x.buffer.upload(batch.x)
@@ -97,29 +80,11 @@ public final class CUDAEngine: TrainingEngine {
     }
 
     public func trainStep(_ batch: Batch) -> StepResult {
-        guard let spec else { preconditionFailure("CUDAEngine.trainStep before startOptimizer") }
+        guard let optimizer else { preconditionFailure("CUDAEngine.trainStep before startOptimizer") }
         let (loss, right) = forwardAndLoss(batch, training: true, gradient: true)
         guard loss.isFinite else { return StepResult(loss: loss, correct: right, updated: false) }
         _ = root.backward(dlogits.get(gpu, dlogitsShape))
-        steps += 1
-        for (i, p) in network.parameters.enumerated() {
-            let (w, g, n) = (state.value(p.value).pointer, state.grad(p).pointer, p.value.count)
-            switch spec {
-            case .sgd(_, let momentum, let wd):
-                gpu.launchElementwise("sgd_update", count: n, [
-                    .pointer(w), .pointer(g), .pointer(slots[i][0].pointer), .long(n), .float(Float(learningRate)),
-                    .float(Float(momentum)), .float(p.decay ? Float(wd) : 0), .int(hasMomentum[i] ? 0 : 1)])
-                hasMomentum[i] = momentum != 0
-            case .adam(_, let wd):
-                let (beta1, beta2, epsilon) = (0.9, 0.999, 1e-8)  // torch.optim.Adam's defaults, as Training.Adam
-                let t = Double(steps)
-                gpu.launchElementwise("adam_update", count: n, [
-                    .pointer(w), .pointer(g), .pointer(slots[i][0].pointer), .pointer(slots[i][1].pointer), .long(n),
-                    .float(Float(learningRate / (1 - pow(beta1, t)))), .float(Float((1 - pow(beta2, t)).squareRoot())),
-                    .float(Float(1 - beta1)), .float(Float(1 - beta2)), .float(Float(beta2)), .float(Float(epsilon)),
-                    .float(p.decay ? Float(wd) : 0)])
-            }
-        }
+        optimizer.step(network.parameters, state)
         return StepResult(loss: loss, correct: right, updated: true)
     }
 
@@ -170,56 +135,13 @@ public final class CUDAEngine: TrainingEngine {
     public func hostState() -> (network: Network, optimizer: Optimizer?) {
         for p in network.parameters { state.value(p.value).download(into: p.value) }
         for b in network.buffers { state.value(b.value).download(into: b.value) }
-        guard let spec else { return (network, nil) }
-        func values(_ buffer: DeviceBuffer, _ count: Int) -> [Float] {
-            var v = [Float](repeating: 0, count: count)
-            v.withUnsafeMutableBytes { buffer.download($0.baseAddress!, bytes: 4 * count) }
-            return v
-        }
-        let optimizer: Optimizer
-        var slotValues: [String: [String: [Float]]] = [:]
-        switch spec {
-        case .sgd(let lr, let momentum, let wd):
-            optimizer = SGD(parameters: network.parameters, learningRate: lr, momentum: momentum, weightDecay: wd)
-            var m: [String: [Float]] = [:]
-            for (i, p) in network.parameters.enumerated() where hasMomentum[i] { m[p.name] = values(slots[i][0], p.value.count) }
-            slotValues["momentum_buffer"] = m
-        case .adam(let lr, let wd):
-            optimizer = Adam(parameters: network.parameters, learningRate: lr, weightDecay: wd)
-            var m: [String: [Float]] = [:], v: [String: [Float]] = [:]
-            for (i, p) in network.parameters.enumerated() {
-                m[p.name] = values(slots[i][0], p.value.count)
-                v[p.name] = values(slots[i][1], p.value.count)
-            }
-            (slotValues["exp_avg"], slotValues["exp_avg_sq"]) = (m, v)
-        }
-        do {
-            try optimizer.importState(OptimizerState(kind: optimizer.kind, step: steps, slots: slotValues))
-        } catch {
-            fatalError("CUDA engine: the device's optimizer state does not fit the host optimizer: \(error)")
-        }
-        optimizer.learningRate = learningRate
-        hostOptimizer = optimizer
-        return (network, optimizer)
+        guard let optimizer else { return (network, nil) }
+        return (network, optimizer.hostOptimizer(network.parameters))
     }
 
     public func hostStateChanged() {
         uploadTensors()
-        guard let optimizer = hostOptimizer else { return }
-        let exported = optimizer.exportState()
-        steps = exported.step
-        learningRate = optimizer.learningRate
-        for (i, p) in network.parameters.enumerated() {
-            let names = optimizer.kind == "sgd" ? ["momentum_buffer"] : ["exp_avg", "exp_avg_sq"]
-            for (k, slot) in names.enumerated() {
-                if let v = exported.slots[slot]?[p.name] {
-                    v.withUnsafeBytes { slots[i][k].upload($0.baseAddress!, bytes: 4 * v.count) }
-                    if optimizer.kind == "sgd" { hasMomentum[i] = true }
-                } else if optimizer.kind == "sgd" {
-                    hasMomentum[i] = false
-                }
-            }
-        }
+        optimizer?.hostChanged(network.parameters)
     }
 }
 

@@ -42,6 +42,8 @@ public protocol Optimizer: AnyObject {
 
 /// torch.optim.SGD: d = g + wd·w; buf = d (first step) or μ·buf + d; w −= lr·buf (nesterov: lr·(d + μ·buf)).
 public final class SGD: Optimizer {
+    /// The checkpoint slot of its state (PyTorch's name); the GPU engine's optimizer keeps the same.
+    public static let slotNames = ["momentum_buffer"]
     public let kind = "sgd"
     public let parameters: [Parameter]
     public var learningRate: Double
@@ -116,6 +118,10 @@ public final class SGD: Optimizer {
 
 /// torch.optim.Adam (amsgrad off): L2 weight decay added to the gradient, bias-corrected moments.
 public final class Adam: Optimizer {
+    /// torch.optim.Adam's defaults, the ones every engine uses.
+    public static let defaults = (beta1: 0.9, beta2: 0.999, epsilon: 1e-8)
+    /// The checkpoint slots of its state (PyTorch's names), first and second moment.
+    public static let slotNames = ["exp_avg", "exp_avg_sq"]
     public let kind = "adam"
     public let parameters: [Parameter]
     public var learningRate: Double
@@ -123,8 +129,8 @@ public final class Adam: Optimizer {
     public private(set) var stepCount = 0
     private var expAvg: [Tensor], expAvgSq: [Tensor]
 
-    public init(parameters: [Parameter], learningRate: Double = 1e-3, beta1: Double = 0.9, beta2: Double = 0.999,
-                epsilon: Double = 1e-8, weightDecay: Double = 0) {
+    public init(parameters: [Parameter], learningRate: Double = 1e-3, beta1: Double = Adam.defaults.beta1,
+                beta2: Double = Adam.defaults.beta2, epsilon: Double = Adam.defaults.epsilon, weightDecay: Double = 0) {
         self.parameters = parameters
         self.learningRate = learningRate
         self.beta1 = beta1
