@@ -72,10 +72,10 @@ let package = Package(
         .target(
             name: "Report",
             dependencies: [
-                "Experiments", "Harness", "Kernels", "Training", "Storage", .product(name: "CSV", package: "CSV.swift"),
+                "Experiments", "Harness", "Kernels", "NN", "Training", "Storage", .product(name: "CSV", package: "CSV.swift"),
             ]),
         // The grid on a Slurm cluster: job-array scripts, settings, and the status of submitted tasks.
-        .target(name: "Cluster", dependencies: ["Experiments", "Storage", "Harness"]),
+        .target(name: "Cluster", dependencies: ["Experiments", "NN", "Storage", "Harness"]),
         // The second engine: TrainingEngine on an NVIDIA GPU (cuDNN, cuBLAS, NVRTC kernels), its libraries loaded at
         // run time, so the build needs nothing of CUDA.
         .target(name: "GPU", dependencies: ["NN", "Kernels", "Backends", "Training", "Storage"]),

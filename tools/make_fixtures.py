@@ -25,13 +25,14 @@ import torch.nn.functional as F
 
 from ste_nets import (  # noqa: E402,F401  (the one definition of the quantizer and the nets; re-exported)
     ALPHA, STES, ROUNDINGS, QReLUFn, quantize, QReLU, top_of, f32, decision_distance, bn, LeNet5, VGG11, BasicBlock,
-    ResNet20)
+    ResNet20, ResNet32)
 
 
 # ---------------------------------------------------------------- writing
 class Writer:
-    def __init__(self, path):
+    def __init__(self, path, compress_all=False):
         self.f = h5py.File(path, "w", track_order=False)
+        self.compress_all = compress_all  # every array gzip-compressed (the extensions' file: smaller in git)
         # Strings as fixed-length ASCII (np.bytes_): the Swift reader does not take variable-length ones.
         self.f.attrs["torch_version"] = np.bytes_(str(torch.__version__))
         self.f.attrs["generator"] = np.bytes_("tools/make_fixtures.py")
@@ -41,7 +42,7 @@ class Writer:
         a = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
         if a.dtype == np.float64:
             a = a.astype(np.float32)
-        kw = dict(compression="gzip", compression_opts=9, shuffle=True) if compress and a.size > 256 else {}
+        kw = dict(compression="gzip", compression_opts=9, shuffle=True) if (compress or self.compress_all) and a.size > 256 else {}
         self.f.create_dataset(path, data=a, track_times=False, **kw)
 
     def attrs(self, path, **kv):
@@ -237,7 +238,7 @@ def qrelu_inputs_ok(model, run, margin):
     return worst[0] >= margin, worst[0]
 
 
-def net_case(w, net, ctor, shape, batch, init_state, variant, steps, margin=1e-4, max_tries=3000):
+def net_case(w, net, ctor, shape, batch, init_state, variant, steps, margin=1e-4, max_tries=3000, keep_after=True):
     """Finds an input seed whose QReLU inputs stay >= margin*alpha from kinks during the whole case,
     then writes the case under /<net>/<variant>."""
     for seed in range(max_tries):
@@ -285,7 +286,9 @@ def net_case(w, net, ctor, shape, batch, init_state, variant, steps, margin=1e-4
     w.put(f"{g}/labels", labels)
     for key in ("logits", "loss", "eval_logits") + tuple(f"loss{s + 1}" for s in range(1, steps)):
         w.put(f"{g}/{key}", record[key])
-    for group in ["grads"] + [k for k in record if k.startswith(("params_after", "buffers_after"))]:
+    # keep_after False (the extensions): the step's forward and gradients only; the SGD update that follows is the
+    # same code the paper's nets' fixtures prove, and leaving it out keeps the file small.
+    for group in ["grads"] + ([k for k in record if k.startswith(("params_after", "buffers_after"))] if keep_after else []):
         for k, t in record[group].items():
             w.put(f"{g}/{group}/{k}", t, compress=True)
     attrs = dict(seed=1000 + seed, steps=steps, lr=0.1, momentum=0.9, weight_decay=1e-4, batch=batch)
@@ -306,37 +309,47 @@ NET_CASES = [
     ("resnet20", ResNet20, (3, 8, 8), 2, 1e-4, [("a2-clipped-ceil", 1)]),
     ("vgg11_w8", lambda act: VGG11(act, divisor=8), (3, 32, 32), 2, 1e-4, [("a4-identity-ceil", 1)]),
 ]
+# Nets beyond the paper's (the project's extensions), in a file of their own so that adding one leaves nets.h5 alone.
+EXTENSION_CASES = [
+    ("resnet32", ResNet32, (3, 8, 8), 2, 1e-5, [("a2-clipped-ceil", 1)]),  # more activations: margin 1e-5 alpha, as LeNet-5
+]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Tests", "NNTests", "Fixtures"))
+    p.add_argument("--extensions-only", action="store_true", help="write nets-extensions.h5 only (the nets beyond the paper's)")
     a = p.parse_args()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     os.makedirs(a.out, exist_ok=True)
 
-    w = Writer(os.path.join(a.out, "layers.h5"))
-    torch.manual_seed(7)  # the layers' default initialisation draws from the global generator
-    layer_cases(w, torch.Generator().manual_seed(7))
-    w.close()
+    if not a.extensions_only:
+        w = Writer(os.path.join(a.out, "layers.h5"))
+        torch.manual_seed(7)  # the layers' default initialisation draws from the global generator
+        layer_cases(w, torch.Generator().manual_seed(7))
+        w.close()
 
-    w = Writer(os.path.join(a.out, "nets.h5"))
-    for net, ctor, shape, batch, margin, variants in NET_CASES:
-        torch.manual_seed(42)
-        init = ctor(nn.ReLU)
-        state = init.state_dict()
-        for k, v in state.items():
-            if "num_batches_tracked" not in k:
-                w.put(f"{net}/{'buffers' if 'running' in k else 'params'}/{k}", v, compress=True)
-        w.attrs(net, input_shape=list(shape), batch=batch,
-                parameter_count=sum(p.numel() for p in init.parameters()))
-        print(f"{net}: {sum(p.numel() for p in init.parameters())} parameters")
-        for variant, steps in variants:
-            net_case(w, net, ctor, shape, batch, state, variant, steps, margin=margin)
-    w.close()
-    for name in ("layers.h5", "nets.h5"):
-        print(f"{name}: {os.path.getsize(os.path.join(a.out, name)) / 1e6:.2f} MB")
+    files = [("nets-extensions.h5", EXTENSION_CASES)] if a.extensions_only else [("nets.h5", NET_CASES),
+                                                                                 ("nets-extensions.h5", EXTENSION_CASES)]
+    for name, cases in files:
+        w = Writer(os.path.join(a.out, name), compress_all=name == "nets-extensions.h5")
+        for net, ctor, shape, batch, margin, variants in cases:
+            torch.manual_seed(42)
+            init = ctor(nn.ReLU)
+            state = init.state_dict()
+            for k, v in state.items():
+                if "num_batches_tracked" not in k:
+                    w.put(f"{net}/{'buffers' if 'running' in k else 'params'}/{k}", v, compress=True)
+            w.attrs(net, input_shape=list(shape), batch=batch,
+                    parameter_count=sum(p.numel() for p in init.parameters()))
+            print(f"{net}: {sum(p.numel() for p in init.parameters())} parameters")
+            for variant, steps in variants:
+                net_case(w, net, ctor, shape, batch, state, variant, steps, margin=margin, keep_after=cases is NET_CASES)
+        w.close()
+    for name in ("layers.h5", "nets.h5", "nets-extensions.h5"):
+        if os.path.exists(os.path.join(a.out, name)):
+            print(f"{name}: {os.path.getsize(os.path.join(a.out, name)) / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

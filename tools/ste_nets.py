@@ -135,16 +135,27 @@ class BasicBlock(nn.Module):  # He et al. 2016 CIFAR block, option-A (zero-pad) 
         return self.act2(out + sc)
 
 
-class ResNet20(nn.Module):  # CIFAR 3x32x32 (in_channels 1: Fashion-MNIST padded), stages of 3 blocks, widths 16/32/64
-    def __init__(self, act, in_channels=3):
+class ResNet(nn.Module):  # He et al. 2016 CIFAR ResNet of depth 6n + 2: 3 stages of n blocks, widths 16/32/64
+    def __init__(self, act, depth, in_channels=3):
         super().__init__()
+        assert depth >= 8 and (depth - 2) % 6 == 0, f"a CIFAR ResNet has depth 6n + 2, got {depth}"
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), bn(16), act())
         blocks, c = [], 16
         for w, s in ((16, 1), (32, 2), (64, 2)):
-            for i in range(3):
+            for i in range((depth - 2) // 6):
                 blocks.append(BasicBlock(c, w, s if i == 0 else 1, act))
                 c = w
         self.blocks, self.fc = nn.Sequential(*blocks), nn.Linear(64, 10)
 
     def forward(self, x):
         return self.fc(F.adaptive_avg_pool2d(self.blocks(self.stem(x)), 1).flatten(1))
+
+
+class ResNet20(ResNet):  # the paper's (in_channels 1: Fashion-MNIST padded)
+    def __init__(self, act, in_channels=3):
+        super().__init__(act, 20, in_channels)
+
+
+class ResNet32(ResNet):  # the family's next depth: the project's extension, not in the paper
+    def __init__(self, act, in_channels=3):
+        super().__init__(act, 32, in_channels)

@@ -6,6 +6,7 @@
 // Runs whose eval.h5 is up to date (by Make's own rule: no prerequisite newer) are not submitted again.
 import Experiments
 import Foundation
+import NN
 import Storage
 
 /// Make's view of a run's files: is its checkpoint / eval.h5 up to date? Mirrors the rules `ste plan`

@@ -2,6 +2,7 @@
 // Unknown keys, unknown STE names, bits outside 1–8, non-positive epochs or batch sizes and
 // references to missing files are rejected with a message naming the key and the file.
 import Foundation
+import NN
 import Kernels
 import Harness
 
@@ -80,8 +81,6 @@ public let knownDatasets: [String: (side: Int, channels: Int)] = [
     "mnist": (28, 1), "fashion-mnist": (28, 1), "cifar10": (32, 3),
 ]
 
-/// The image side each net takes (LeNet-5: 28, the CIFAR nets: 32).
-let netInputSide: [String: Int] = ["lenet5": 28, "vgg11": 32, "resnet20": 32]
 
 /// A profile shrinks the protocol (for tests and quick looks); nil fields keep the paper protocol.
 public struct ProfileSpec: Codable, Equatable, Sendable {
@@ -387,7 +386,7 @@ public struct ConfigParser {
             for b in bits where table[b] == nil { throw fail("quantizer.alpha", "no α for \(b) bits") }
             alpha = table
         }
-        let netsMap = try map(top["nets"], "nets", allowed: ["lenet5", "vgg11", "resnet20"], required: [])
+        let netsMap = try map(top["nets"], "nets", allowed: networkNames, required: [])
         var nets: [String: NetSpec] = [:]
         for (name, value) in netsMap { nets[name] = try parseNet(name, value) }
         guard !nets.isEmpty else { throw fail("nets", "no nets given") }
@@ -458,7 +457,7 @@ public struct ConfigParser {
         if let padTo, padTo < stored.side || (padTo - stored.side) % 2 != 0 {
             throw fail("\(key).pad_to", "\(padTo) cannot pad \(stored.side)×\(stored.side) images evenly on every side")
         }
-        if let side = netInputSide[name], side != (padTo ?? stored.side) {
+        if let side = netDescriptor(name)?.inputSide, side != (padTo ?? stored.side) {
             let fix = side == stored.side ? "remove pad_to" : side > stored.side ? "set pad_to: \(side)" : "use another net"
             throw fail("\(key).pad_to", "\(name) takes \(side)×\(side) images and \(dataset)'s are "
                 + "\(stored.side)×\(stored.side)" + (padTo.map { ", padded to \($0)×\($0)" } ?? "") + ": \(fix)")

@@ -3,6 +3,7 @@
 // recorded in every file the run writes.
 import Foundation
 import Kernels
+import NN
 
 
 public struct ActivationSpec: Codable, Equatable, Sendable {
@@ -143,5 +144,3 @@ extension ExperimentConfig {
     }
 }
 
-/// Display order of the nets (the paper's Table 1 order).
-public func netOrder(_ net: String) -> Int { ["lenet5": 0, "vgg11": 1, "resnet20": 2][net] ?? 9 }

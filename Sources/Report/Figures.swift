@@ -3,6 +3,7 @@
 import Experiments
 import Foundation
 import Harness
+import NN
 import Storage
 import Training
 

@@ -6,6 +6,7 @@
 // losses of 1e-3 move by that much between seeds).
 import Experiments
 import Foundation
+import NN
 import Storage
 
 public struct CellKey: Hashable, Comparable, Sendable {
