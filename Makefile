@@ -18,7 +18,8 @@ endif
 BIN := .build/$(CONFIG)/ste
 STE := $(BIN)
 # Recorded in every output file (Storage.codeVersion).
-export STE_CODE_VERSION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo -dirty)
+# Uncommitted code changes add "-dirty-" and 12 hex digits of the diff's SHA-256, so two different changes differ.
+export STE_CODE_VERSION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- Sources Package.swift 2>/dev/null || echo -dirty-$$(git diff HEAD -- Sources Package.swift | sha256sum | cut -c1-12))
 export STE_THREADS := $(THREADS)
 # DEVICE=cpu|cuda|auto: the engine of pretrain / train / eval (cuda: an NVIDIA GPU, libraries found at run time);
 # TF32=1: TF32 tensor-core math on the GPU (recorded with the device).

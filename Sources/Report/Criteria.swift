@@ -252,7 +252,7 @@ func criteriaSection(path: String, results: [CriterionResult], runs: [RunID: Run
     let commits = blameCommits(path)
     var ancestry: [String: Bool?] = [:]
     func fixedBefore(_ commit: String, _ trainedBy: String) -> Bool? {
-        let run = trainedBy.replacingOccurrences(of: "-dirty", with: "")
+        let run = commitOfCodeVersion(trainedBy)
         let key = commit + run
         if let known = ancestry[key] { return known }
         let v = isAncestor(commit, of: run)
@@ -366,9 +366,8 @@ func otherCriteriaSection(_ resultFiles: [String]) -> String {
         else { continue }
         let made = ((try? reader.stringAttribute("code_version")) ?? "unknown")
         let commit = runGit(["log", "-1", "--format=%H", "--", config])?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-        let before = commit.isEmpty ? nil : isAncestor(commit, of: made.replacingOccurrences(of: "-dirty", with: ""))
-        rows.append([file, config, commit.isEmpty ? "not committed" : String(commit.prefix(7)), String(made.prefix(7))
-            + (made.hasSuffix("-dirty") ? "-dirty" : ""), before == true ? "yes" : before == false ? "**⚠ no**" : "unknown"])
+        let before = commit.isEmpty ? nil : isAncestor(commit, of: commitOfCodeVersion(made))
+        rows.append([file, config, commit.isEmpty ? "not committed" : String(commit.prefix(7)), shortVersion(made), before == true ? "yes" : before == false ? "**⚠ no**" : "unknown"])
     }
     guard !rows.isEmpty else { return "" }
     var md = "\n## The other experiments' criteria: fixed before their results?\n\n"

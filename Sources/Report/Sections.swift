@@ -199,8 +199,9 @@ func runsSection(_ runs: [RunID: RunRecord], root: String) -> String {
     return s
 }
 
-/// A commit hash shortened to 10 characters, keeping a "-dirty" mark.
+/// A commit hash shortened to 10 characters, keeping a "-dirty" mark and its diff digest ("-dirty" alone in files
+/// written before the digest was recorded).
 func shortVersion(_ v: String) -> String {
     guard v.count >= 40 else { return v }
-    return String(v.prefix(10)) + (v.hasSuffix("-dirty") ? "-dirty" : "")
+    return String(v.prefix(10)) + (v.range(of: "-dirty").map { String(v[$0.lowerBound...]) } ?? "")
 }

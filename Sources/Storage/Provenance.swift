@@ -44,18 +44,27 @@ public struct Provenance: Sendable {
     public func write(to writer: H5Writer) throws { try writer.setAttributes(attributes) }
 }
 
-/// The code version recorded in outputs: $STE_CODE_VERSION if set (the Makefile sets it), else
-/// `git rev-parse HEAD` of the working folder (with "-dirty" when there are uncommitted changes),
+/// The code version recorded in outputs: $STE_CODE_VERSION if set (the Makefile sets it the same way), else
+/// `git rev-parse HEAD` of the working folder, with "-dirty-<12 hex digits>" when the code (Sources, Package.swift)
+/// has uncommitted changes — the SHA-256 of that diff, so two different uncommitted changes do not look the same —
 /// else "unknown".
 public func codeVersion() -> String {
     if let v = ProcessInfo.processInfo.environment["STE_CODE_VERSION"], !v.isEmpty { return v }
     return cachedGitVersion
 }
 
+/// The commit of a code version (without its "-dirty-…" mark).
+public func commitOfCodeVersion(_ version: String) -> String {
+    version.range(of: "-dirty").map { String(version[..<$0.lowerBound]) } ?? version
+}
+
 private let cachedGitVersion: String = {
     guard let head = runGit(["rev-parse", "HEAD"]), head.count == 40 else { return "unknown" }
-    let dirty = runGit(["status", "--porcelain", "--untracked-files=no"]).map { !$0.isEmpty } ?? false
-    return dirty ? head + "-dirty" : head
+    guard let diff = runGit(["diff", "HEAD", "--", "Sources", "Package.swift"]), !diff.isEmpty else { return head }
+    // The same digest as the Makefile's: sha256sum of `git diff HEAD -- Sources Package.swift` (its output ends in a
+    // newline, which runGit trims).
+    let digest = SHA256.hash(data: Data((diff + "\n").utf8)).map { String(format: "%02x", $0) }.joined()
+    return head + "-dirty-" + digest.prefix(12)
 }()
 
 private func runGit(_ args: [String]) -> String? {

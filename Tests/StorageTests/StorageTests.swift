@@ -36,6 +36,17 @@ final class StorageTests: XCTestCase {
         }
     }
 
+    /// A dirty code version carries its diff's digest; the commit is what precedes the mark.
+    func testCodeVersionCommitAndDirtyDigest() {
+        let sha = String(repeating: "a", count: 40)
+        XCTAssertEqual(commitOfCodeVersion(sha + "-dirty-0123456789ab"), sha)
+        XCTAssertEqual(commitOfCodeVersion(sha + "-dirty"), sha)
+        XCTAssertEqual(commitOfCodeVersion(sha), sha)
+        let v = codeVersion()
+        XCTAssertTrue(v == "unknown" || commitOfCodeVersion(v).count == 40, v)
+        if let mark = v.range(of: "-dirty-") { XCTAssertEqual(v[mark.upperBound...].count, 12, v) }
+    }
+
     func testRoundTripEveryDTypeAndRank() throws {
         try roundTrip(Float.self) { Float($0) * 0.25 - 3 }
         try roundTrip(Double.self) { Double($0) * 1e-3 + .pi }
