@@ -1,5 +1,6 @@
 // `ste inspect FILE.h5`: prints a file's groups, datasets (shape, dtype) and attributes.
 import ArgumentParser
+import Foundation
 import Storage
 
 struct Inspect: ParsableCommand {
@@ -24,8 +25,15 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Also print up to 8 leading values of each dataset.")
     var values = false
 
+    @Flag(help: "Print long attributes whole (the configuration, the command's inputs), not cut at 160 characters.")
+    var full = false
+
+    @Flag(help: "Print the file as JSON: every group's and dataset's attributes, each dataset's dtype and shape, and whether its checksums verify.")
+    var json = false
+
     func run() throws {
         let reader = try H5Reader(path: file)
+        if json { return try printJSON(reader) }
         print(file)
         try printAttributes(reader, "/", indent: "  ")
         try walk(reader, "/", level: 0)
@@ -75,10 +83,50 @@ struct Inspect: ParsableCommand {
         }
     }
 
+    private func printJSON(_ reader: H5Reader) throws {
+        func plain(_ v: AttributeValue) -> Any {
+            switch v {
+            case .string(let s): return s
+            case .int(let i): return i
+            case .double(let d): return d.isFinite ? d : "\(d)"
+            case .strings(let a): return a
+            case .ints(let a): return a
+            case .doubles(let a): return a.map { $0.isFinite ? $0 as Any : "\($0)" as Any }
+            }
+        }
+        var objects: [[String: Any]] = []
+        func walk(_ group: String) throws {
+            for child in try reader.children(of: group) {
+                let path = (group == "/" ? "" : group) + "/" + child.name
+                var entry: [String: Any] = ["path": path,
+                    "attributes": try reader.attributes(on: path).mapValues(plain)]
+                switch child.kind {
+                case .group:
+                    entry["kind"] = "group"
+                    objects.append(entry)
+                    try walk(path)
+                case .dataset:
+                    entry["kind"] = "dataset"
+                    entry["shape"] = try reader.shape(of: path)
+                    entry["dtype"] = try reader.dtype(of: path)?.rawValue ?? "string"
+                    objects.append(entry)
+                case .other: break
+                }
+            }
+        }
+        try walk("/")
+        let (checked, unchecked) = try reader.verifyAllChecksums()
+        let root: [String: Any] = ["file": file, "attributes": try reader.attributes(on: "/").mapValues(plain),
+            "objects": objects, "checksums": reader.carriesChecksums ? ["verified": checked, "empty": unchecked] as [String: Any]
+                : ["none": checked + unchecked] as [String: Any]]
+        let data = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+
     private func printAttributes(_ reader: H5Reader, _ path: String, indent: String) throws {
         for (name, value) in try reader.attributes(on: path).sorted(by: { $0.key < $1.key }) {
             var text = value.description
-            if text.count > 160 { text = String(text.prefix(157)) + "..." }
+            if !full && text.count > 160 { text = String(text.prefix(157)) + "..." }
             print("\(indent)@\(name) = \(text)")
         }
     }

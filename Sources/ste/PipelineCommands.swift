@@ -92,6 +92,8 @@ struct Plan: ParsableCommand {
     var make: String?
     @Flag(help: "List the runs instead of printing Make rules.")
     var list = false
+    @Flag(help: "Print every run with its folder and resolved configuration as JSON instead of Make rules.")
+    var json = false
     @Flag(help: "Write the runs that are not complete as Slurm job arrays and submit them (docs/cluster.md).")
     var slurm = false
     @OptionGroup(title: "Slurm (with --slurm)") var slurmOptions: SlurmOptions
@@ -104,6 +106,16 @@ struct Plan: ParsableCommand {
             if list {
                 let r = config.allRuns()
                 for id in r.pretrains + r.cells + r.repel { print(id) }
+                return
+            }
+            if json {
+                let r = config.allRuns()
+                let root = config.resultsRoot(profile: grid.profile)
+                let rows = try (r.pretrains + r.cells + r.repel).map { id in
+                    "{\"run\":\"\(id)\",\"kind\":\"\(id.kind.rawValue)\",\"folder\":\"\(root)/\(id.folder)\",\"configuration\":"
+                        + (try config.runConfig(id, profile: grid.profile).canonicalJSON()) + "}"
+                }
+                print("[\n" + rows.joined(separator: ",\n") + "\n]")
                 return
             }
             let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")

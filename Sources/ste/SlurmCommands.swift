@@ -138,13 +138,24 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var grid: GridOptions
     @Flag(help: "Do not ask Slurm; use the files only.")
     var noQueue = false
+    @Flag(help: "Print the runs' states as JSON ([{run, state, detail}]).")
+    var json = false
 
     func run() throws {
         try stage {
             let config = try grid.load()
             let g = GridStatus(config: config, profile: grid.profile)
             let queue = noQueue ? nil : SlurmQueue.query(jobIDs: g.jobIDs())
-            print(GridStatus.format(g.collect(queue: queue)), terminator: "")
+            let rows = g.collect(queue: queue)
+            if json {
+                struct Row: Encodable { let run: String, state: String, detail: String }
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(rows.map { Row(run: "\($0.id)", state: $0.state.rawValue, detail: $0.detail) }),
+                    as: UTF8.self))
+                return
+            }
+            print(GridStatus.format(rows), terminator: "")
         }
     }
 }
