@@ -342,8 +342,8 @@ smoke-check: | $(BIN)
 	@for f in results/smoke/REPORT.md results/smoke/table1.csv results/smoke/figures/table1-lenet5.svg results/smoke/figures/repel-fig2.svg results/smoke/figures/repel-appendix-c.svg; do \
 	  test -s $$f || { echo "smoke-check: $$f missing"; exit 1; }; done
 	# One cell rerun on its own gives the number the reproduction reported (verify compares runs.csv with its eval.h5).
-	rm -rf results/smoke/runs/lenet5-a2-clipped-s0
-	$(MAKE) --no-print-directory run PROFILE=smoke RUN=lenet5-a2-clipped-s0
+	rm -rf results/smoke/runs/lenet5-a2-identity-s0
+	$(MAKE) --no-print-directory run PROFILE=smoke RUN=lenet5-a2-identity-s0
 	$(STE) verify results/smoke >/dev/null || { $(STE) verify results/smoke | grep -v '^intact'; echo "smoke-check: the rerun cell differs from the reproduction's"; exit 1; }
 	# The machine-readable views: status, plan and inspect as JSON that parses, with what they must hold.
 	$(STE) status --profile smoke --no-queue --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(r["state"] == "done" for r in d), d'
