@@ -100,6 +100,7 @@ test: deps
 	$(SWIFT) test
 	$(MAKE) --no-print-directory smoke-check
 	scripts/test-load.sh
+	d=$$(mktemp -d) && python3 tools/tensorboard.py results/fashion/cpu-budget --out $$d --check && rm -rf $$d
 	scripts/test-deps.sh
 	scripts/test-gpu-script.sh
 	scripts/test-faults.sh
