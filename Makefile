@@ -259,7 +259,7 @@ endif
 
 ifeq ($(DRY_RUN_MAKE),)
 # A plan whose stamps are gone (a results folder deleted to start over) is written again, stamps included.
-PLAN_STAMP_FILES := $(if $(PLAN_ROOT),$(patsubst %,$(PLAN_ROOT)/stamps/%.json,$(PLAN_PRETRAINS) $(PLAN_CELLS) $(PLAN_REPEL)))
+PLAN_STAMP_FILES := $(or $(PLAN_STAMPS),$(if $(PLAN_ROOT),$(patsubst %,$(PLAN_ROOT)/stamps/%.json,$(PLAN_PRETRAINS) $(PLAN_CELLS) $(PLAN_REPEL))))
 PLAN_MISSING_STAMPS := $(filter-out $(wildcard $(PLAN_STAMP_FILES)),$(PLAN_STAMP_FILES))
 $(PLAN): $(EXPERIMENT) $(BIN) $(wildcard data/raw/cifar-10-binary.tar.gz) $(if $(PLAN_MISSING_STAMPS),plan-stamps-missing)
 	@mkdir -p $(@D)

@@ -21,7 +21,7 @@ public struct RunFiles {
         self.profile = profile
     }
 
-    public func directory(_ id: RunID) -> String { "\(root)/\(id.folder)" }
+    public func directory(_ id: RunID) -> String { config.runFolder(id, profile: profile) }
 
     /// Modification time in nanoseconds, nil when the file is missing.
     public static func mtime(_ path: String) -> Int64? {
@@ -32,7 +32,7 @@ public struct RunFiles {
 
     public func checkpointUpToDate(_ id: RunID) -> Bool {
         guard let ck = Self.mtime("\(directory(id))/checkpoint.h5") else { return false }
-        guard let stamp = Self.mtime("\(root)/stamps/\(id).json"), stamp <= ck else { return false }
+        guard let stamp = Self.mtime("\(config.runRoot(id, profile: profile))/stamps/\(id).json"), stamp <= ck else { return false }
         if let net = config.nets[id.net] {
             guard let data = Self.mtime(net.data), data <= ck else { return false }
         }

@@ -167,6 +167,23 @@ public struct ExperimentConfig: Equatable, Sendable {
     /// Set by `resolved(profile:)` from the profile's `repel_controls`.
     public var repelControls = false
 
+    /// With overrides: the same profile without them (set by `resolved(profile:)`). A run whose resolved configuration
+    /// is the same under both is shared: it lives in that config's folder, so an override or a sweep value retrains
+    /// only what it changes (a SET of the quantized phase reuses the float pretrains).
+    public private(set) var base: [ExperimentConfig] = []
+
+    /// The results root that holds run `id`: the base config's when the run is shared, else this config's own.
+    public func runRoot(_ id: RunID, profile: String) -> String {
+        let own = resultsRoot(profile: profile)
+        guard let b = base.first, let mine = try? runConfig(id, profile: profile),
+            let theirs = try? b.runConfig(id, profile: profile), mine.canonicalJSON() == theirs.canonicalJSON()
+        else { return own }
+        return b.resultsRoot(profile: profile)
+    }
+
+    /// The folder of run `id` (shared runs: the base config's).
+    public func runFolder(_ id: RunID, profile: String) -> String { "\(runRoot(id, profile: profile))/\(id.folder)" }
+
     /// Command-line overrides (`key.path=value`) applied to the file, in order; they select their own results folder.
     public var overrides: [String] = []
 
@@ -206,8 +223,17 @@ public struct ExperimentConfig: Equatable, Sendable {
         return config
     }
 
-    /// The protocol after applying a profile ("paper" is the identity).
+    /// The protocol after applying a profile ("paper" is the identity); with overrides, `base` is the same profile
+    /// without them.
     public func resolved(profile: String) throws -> ExperimentConfig {
+        var out = try resolvedProfile(profile)
+        if !overrides.isEmpty {
+            out.base = [try ExperimentConfig.load(file, profile: profile).resolvedProfile(profile)]
+        }
+        return out
+    }
+
+    private func resolvedProfile(_ profile: String) throws -> ExperimentConfig {
         if profile == "paper" { return self }
         guard let p = profiles[profile] else {
             throw ConfigError(file: file, key: "profiles", message:

@@ -15,7 +15,8 @@ public struct Plan {
 
     var root: String { config.resultsRoot(profile: profile) }
 
-    func stampPath(_ id: RunID) -> String { "\(root)/stamps/\(id).json" }
+    /// A run's stamp, in the stamps folder of the root that holds it (a shared run's: the base config's).
+    func stampPath(_ id: RunID) -> String { "\(config.runRoot(id, profile: profile))/stamps/\(id).json" }
 
     /// Writes each run's stamp when its content differs from what is on disk.
     public func writeStamps() throws {
@@ -24,6 +25,7 @@ public struct Plan {
         for id in runs.pretrains + runs.cells + runs.repel {
             let json = try config.runConfig(id, profile: profile).canonicalJSON() + "\n"
             let path = stampPath(id)
+            try makeDirectories((path as NSString).deletingLastPathComponent)
             if (try? String(contentsOfFile: path, encoding: .utf8)) == json { continue }
             try writeAtomically(json, to: path)
         }
@@ -45,7 +47,7 @@ public struct Plan {
         let runs = config.allRuns()
         var starts: [RunID] = runs.pretrains
         for id in runs.repel { if let parent = id.parent, !starts.contains(parent) { starts.append(parent) } }
-        return starts.map { "\(root)/\($0.folder)/checkpoint.h5" }
+        return starts.map { "\(config.runFolder($0, profile: profile))/checkpoint.h5" }
     }
 
     /// The Make fragment: variables listing the runs and one rule per stage of each run.
@@ -62,11 +64,12 @@ public struct Plan {
         out += "PLAN_CELLS := \(runs.cells.filter(ready).map { "\($0)" }.joined(separator: " "))\n"
         out += "PLAN_REPEL := \(runs.repel.filter(ready).map { "\($0)" }.joined(separator: " "))\n"
         out += "PLAN_SKIPPED := \((runs.cells + runs.repel).filter { !ready($0) }.map { "\($0)" }.joined(separator: " "))\n"
-        out += "PLAN_EVALS := \((runs.cells + runs.repel).filter(ready).map { "\(root)/\($0.folder)/eval.h5" }.joined(separator: " "))\n"
+        out += "PLAN_EVALS := \((runs.cells + runs.repel).filter(ready).map { "\(config.runFolder($0, profile: profile))/eval.h5" }.joined(separator: " "))\n"
+        out += "PLAN_STAMPS := \((runs.pretrains + runs.cells + runs.repel).map(stampPath).joined(separator: " "))\n"
         out += "PLAN_START_CHECKPOINTS := \(startCheckpoints().joined(separator: " "))\n\n"
         for id in runs.pretrains + runs.cells + runs.repel {
             let run = try config.runConfig(id, profile: profile)
-            let dir = "\(root)/\(id.folder)"
+            let dir = config.runFolder(id, profile: profile)
             let parent = run.initFrom.map { " " + $0 } ?? ""
             let stage = id.kind == .pretrain ? "pretrain" : "train"
             if resumeFromCommitted {
@@ -88,6 +91,12 @@ public struct Plan {
             out += "\t$(STE) \(stage) \(cfg) --run \(id)\n"
             out += "\(dir)/eval.h5: \(dir)/checkpoint.h5\n"
             out += "\t$(STE) eval \(cfg) --run \(id)\n"
+            // A run shared with the base config: its own folder's paths name the shared files (make run, Slurm tasks).
+            let own = "\(root)/\(id.folder)"
+            if own != dir {
+                out += "# \(id): shared with the config without overrides (the same resolved configuration)\n"
+                out += "\(own)/eval.h5: \(dir)/eval.h5\n\(own)/checkpoint.h5: \(dir)/checkpoint.h5\n"
+            }
         }
         return out
     }

@@ -71,7 +71,6 @@ extension ExperimentConfig {
             throw ConfigError(file: file, key: "nets", message: "run \(id): net '\(id.net)' is not in this profile")
         }
         let p = profiles[profile]
-        let root = resultsRoot(profile: profile)
         var config = RunConfig(experiment: experiment, profile: profile, runID: "\(id)", kind: id.kind.rawValue,
             net: id.net, dataset: net.dataset, data: net.data, augment: net.augment, mean: net.mean, std: net.std,
             evalBatchSize: net.evalBatchSize, seed: id.seed, activation: ActivationSpec(),
@@ -84,7 +83,7 @@ extension ExperimentConfig {
         case .train:
             config.activation = ActivationSpec(bits: id.bits, alpha: try alpha(bits: id.bits!), rounding: rounding, ste: id.ste)
             config.phases = [net.train]
-            config.initFrom = "\(root)/\(id.parent!.folder)/checkpoint.h5"
+            config.initFrom = "\(runFolder(id.parent!, profile: profile))/checkpoint.h5"
         case .repel:
             guard let spec = repelSpec(for: id) else {
                 throw ConfigError(file: file, key: "repel", message: id.isControl
@@ -98,7 +97,7 @@ extension ExperimentConfig {
             warmup.schedule = ScheduleSpec(kind: "constant", milestones: [], gamma: 1)
             // A control runs the low-LR phase only: it is compared with the repel run at the end of that phase.
             config.phases = spec.thenNormalSchedule && !id.isControl ? [warmup, net.train] : [warmup]
-            config.initFrom = "\(root)/\(id.parent!.folder)/checkpoint.h5"
+            config.initFrom = "\(runFolder(id.parent!, profile: profile))/checkpoint.h5"
         }
         return config
     }

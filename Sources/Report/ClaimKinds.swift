@@ -33,6 +33,7 @@ public func loadClaimKinds(_ path: String) throws -> [ClaimKind] {
 /// supporting rows, controls, predictions, extensions and checks apart. Every claim row of every result file must be
 /// in the kinds file, with the text it starts with; missing result files are skipped (not run).
 public func paperClaimTallies(resultFiles: [String], kindsPath: String = claimKindsFile) throws -> [String] {
+    guard resultFiles.contains(where: { FileManager.default.fileExists(atPath: $0) }) else { return [] }
     let kinds = try loadClaimKinds(kindsPath)
     let startsWith = Dictionary(uniqueKeysWithValues: try readCSV(kindsPath).map { ("\($1["result"]!)#\($1["index"]!)", $1["starts_with"] ?? "") })
     var order: [String] = []

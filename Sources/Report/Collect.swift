@@ -21,11 +21,10 @@ public struct RunRecord: Sendable {
 
 /// Reads the finished runs of the (profiled) grid; runs without eval.h5 are absent.
 public func collectRuns(_ config: ExperimentConfig, profile: String) throws -> [RunID: RunRecord] {
-    let root = config.resultsRoot(profile: profile)
     let all = config.allRuns()
     var out: [RunID: RunRecord] = [:]
     for id in all.cells + all.repel {
-        let dir = "\(root)/\(id.folder)"
+        let dir = config.runFolder(id, profile: profile)
         guard FileManager.default.fileExists(atPath: "\(dir)/eval.h5") else { continue }
         let r = try H5Reader(path: "\(dir)/eval.h5")
         var eval: [String: Double] = [:]
@@ -60,10 +59,9 @@ func bestEpochAccuracy(_ r: RunRecord) -> Double { r.history.testAccuracy.max() 
 
 /// The finished pretrains' histories by seed.
 func collectPretrainHistories(_ config: ExperimentConfig, profile: String) throws -> [Int: History] {
-    let root = config.resultsRoot(profile: profile)
     var out: [Int: History] = [:]
     for id in config.allRuns().pretrains {
-        let path = "\(root)/\(id.folder)/history.h5"
+        let path = "\(config.runFolder(id, profile: profile))/history.h5"
         guard FileManager.default.fileExists(atPath: path) else { continue }
         let h = try History.read(from: try H5Reader(path: path))
         if h.count == (try config.runConfig(id, profile: profile)).totalEpochs { out[id.seed] = h }
@@ -72,13 +70,12 @@ func collectPretrainHistories(_ config: ExperimentConfig, profile: String) throw
 }
 
 public func collectFloatBaselines(_ config: ExperimentConfig, profile: String) throws -> [FloatBaseline] {
-    let root = config.resultsRoot(profile: profile)
     var out: [FloatBaseline] = []
     let pretrains = config.allRuns().pretrains
     for net in config.nets.keys.sorted() {
         var b = FloatBaseline(dataset: config.nets[net]!.dataset, net: net, accuracies: [], losses: [])
         for id in pretrains where id.net == net {
-            let path = "\(root)/\(id.folder)/history.h5"
+            let path = "\(config.runFolder(id, profile: profile))/history.h5"
             guard FileManager.default.fileExists(atPath: path) else { continue }
             let h = try History.read(from: try H5Reader(path: path))
             guard let acc = h.testAccuracy.last, let loss = h.trainLoss.last,

@@ -44,7 +44,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
     try writeAtomically(([table1Header + table1MetricHeader] + cells.keys.sorted().map { k in
         table1Line(cells[k]!) + table1MetricColumns(config.paperMetric, final: finalCells[k]!, best: bestCells[k]!)
     }).joined(separator: "\n") + "\n", to: "\(root)/table1.csv")
-    try writeAtomically(csvText(header: runsHeader, rows: runsRows(runs, root: root)), to: "\(root)/runs.csv")
+    try writeAtomically(csvText(header: runsHeader, rows: runsRows(runs, rootOf: { config.runRoot($0, profile: profile) })), to: "\(root)/runs.csv")
     try writeAtomically(csvText(header: historiesHeader, rows: historiesRows(runs)), to: "\(root)/histories.csv")
     let rows = compare(ours: cells, reference: reference)
     let repel = repelOutcomes(runs, config: config)

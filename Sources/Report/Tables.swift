@@ -91,7 +91,8 @@ func epochSummary(_ h: History) -> [String] {
     return [String(acc[best]), h.epoch.indices.contains(best) ? "\(h.epoch[best])" : "\(best + 1)", String(mean), String(sd)]
 }
 
-func runsRows(_ runs: [RunID: RunRecord], root: String) -> [[String]] {
+/// `rootOf`: the results root that holds each run (a shared run's: the base config's).
+func runsRows(_ runs: [RunID: RunRecord], rootOf: (RunID) -> String) -> [[String]] {
     runs.keys.sorted { $0.description < $1.description }.map { id in
         let r = runs[id]!, c = r.config, first = c.phases.first
         func value(_ key: String) -> String { r.eval[key].map { String($0) } ?? "" }
@@ -107,7 +108,7 @@ func runsRows(_ runs: [RunID: RunRecord], root: String) -> [[String]] {
                c.activation.alpha.map { "\($0)" } ?? "", c.activation.rounding?.rawValue ?? "",
                c.activation.bits.map { "\((1 << $0) - 1)" } ?? "", c.trainSubset.map(String.init) ?? "",
                c.trainSubsetBalanced == true ? "1" : "0", c.testSubset.map(String.init) ?? "", c.augment ? "1" : "0",
-               c.padTo.map(String.init) ?? "", "\(c.evalBatchSize)", c.initFrom ?? "", c.experiment, root]
+               c.padTo.map(String.init) ?? "", "\(c.evalBatchSize)", c.initFrom ?? "", c.experiment, rootOf(id)]
     }
 }
 

@@ -119,7 +119,8 @@ private func verifyTable(_ file: String, _ report: inout VerifyReport) {
             report.findings.append(.init(kind: .broken, file: file, message: "line \(line): no run_id / test_accuracy"))
             continue
         }
-        let eval = "\(root)/\(id.folder)/eval.h5"
+        // A run shared with the base config lives in that config's folder (runs.csv's results_folder says which).
+        let eval = "\(row["results_folder"].flatMap { $0.isEmpty ? nil : $0 } ?? root)/\(id.folder)/eval.h5"
         guard FileManager.default.fileExists(atPath: eval) else {
             report.findings.append(.init(kind: .missing, file: file, message: "line \(line): \(eval) is missing"))
             continue

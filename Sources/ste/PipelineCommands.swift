@@ -112,7 +112,7 @@ struct Plan: ParsableCommand {
                 let r = config.allRuns()
                 let root = config.resultsRoot(profile: grid.profile)
                 let rows = try (r.pretrains + r.cells + r.repel).map { id in
-                    "{\"run\":\"\(id)\",\"kind\":\"\(id.kind.rawValue)\",\"folder\":\"\(root)/\(id.folder)\",\"configuration\":"
+                    "{\"run\":\"\(id)\",\"kind\":\"\(id.kind.rawValue)\",\"folder\":\"\(config.runFolder(id, profile: grid.profile))\",\"configuration\":"
                         + (try config.runConfig(id, profile: grid.profile).canonicalJSON()) + "}"
                 }
                 print("[\n" + rows.joined(separator: ",\n") + "\n]")
@@ -139,7 +139,7 @@ struct Pretrain: ParsableCommand {
     func run() throws {
         try stage {
             let (config, run) = try options.resolve(expect: [.pretrain])
-            let executor = RunExecutor(config: run, resultsRoot: config.resultsRoot(profile: options.grid.profile),
+            let executor = RunExecutor(config: run, resultsRoot: config.runRoot(RunID(run.runID)!, profile: options.grid.profile),
                 quiet: options.quiet)
             executor.makeEngine = try options.device.engineFactory(quiet: options.quiet)
             try training.run(executor)
@@ -165,7 +165,7 @@ struct Train: ParsableCommand {
     func run() throws {
         try stage {
             let (config, run) = try options.resolve(expect: [.train, .repel])
-            let executor = RunExecutor(config: run, resultsRoot: config.resultsRoot(profile: options.grid.profile),
+            let executor = RunExecutor(config: run, resultsRoot: config.runRoot(RunID(run.runID)!, profile: options.grid.profile),
                 quiet: options.quiet)
             executor.stopAfterEpochs = stopAfterEpochs
             executor.makeEngine = try options.device.engineFactory(quiet: options.quiet)
@@ -182,7 +182,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         try stage {
             let (config, run) = try options.resolve(expect: [.train, .repel, .pretrain])
-            let r = try evaluateRun(run, resultsRoot: config.resultsRoot(profile: options.grid.profile),
+            let r = try evaluateRun(run, resultsRoot: config.runRoot(RunID(run.runID)!, profile: options.grid.profile),
                 makeEngine: try options.device.engineFactory(quiet: options.quiet))
             if !options.quiet {
                 print("\(run.runID): test accuracy \(String(format: "%.2f", r.testAccuracy)) %, training loss "

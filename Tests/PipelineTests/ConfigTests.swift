@@ -291,6 +291,30 @@ final class ConfigTests: XCTestCase {
         }
     }
 
+    /// An override shares every run it does not change with the config without it (its folder, its stamp): a SET of the
+    /// quantized phase reuses the float pretrains; one of the pretrain retrains them, and everything after.
+    func testOverridesShareTheRunsTheyDoNotChange() throws {
+        let lr = try ExperimentConfig.load("experiments/table1.yaml", profile: "smoke", overrides: ["nets.lenet5.train.lr=0.05"])
+            .resolved(profile: "smoke")
+        let pretrain = RunID("lenet5-s0")!, cell = RunID("lenet5-a2-clipped-s0")!, repel = RunID("lenet5-a4-identity-from-relu-s0")!
+        XCTAssertEqual(lr.runRoot(pretrain, profile: "smoke"), "results/smoke")
+        XCTAssertEqual(lr.runRoot(cell, profile: "smoke"), "results/smoke/set-nets.lenet5.train.lr-0.05")
+        XCTAssertEqual(try lr.runConfig(cell, profile: "smoke").initFrom, "results/smoke/pretrain/lenet5-s0/checkpoint.h5")
+        XCTAssertEqual(lr.runRoot(repel, profile: "smoke"), "results/smoke/set-nets.lenet5.train.lr-0.05",
+            "a repel run starts from a changed cell")
+        let plan = try Plan(config: lr, profile: "smoke").makefile(cifarPresent: false)
+        XCTAssertTrue(plan.contains("results/smoke/set-nets.lenet5.train.lr-0.05/pretrain/lenet5-s0/eval.h5: results/smoke/pretrain/lenet5-s0/eval.h5"), plan)
+        let epochs = try ExperimentConfig.load("experiments/table1.yaml", profile: "smoke",
+            overrides: ["nets.lenet5.pretrain.lr=0.05"]).resolved(profile: "smoke")
+        XCTAssertEqual(epochs.runRoot(pretrain, profile: "smoke"), "results/smoke/set-nets.lenet5.pretrain.lr-0.05")
+        XCTAssertEqual(epochs.runRoot(cell, profile: "smoke"), "results/smoke/set-nets.lenet5.pretrain.lr-0.05",
+            "a cell of a changed pretrain starts elsewhere: not shared")
+        // Without overrides nothing changes.
+        let plain = try ExperimentConfig.load("experiments/table1.yaml", profile: "smoke").resolved(profile: "smoke")
+        XCTAssertEqual(plain.runRoot(cell, profile: "smoke"), "results/smoke")
+        XCTAssertTrue(plain.base.isEmpty)
+    }
+
     /// A stamp changes exactly when that run's resolved configuration changes.
     func testStampsChangeOnlyForTheEditedCell() throws {
         let c = try ExperimentConfig.load("experiments/table1.yaml")
