@@ -38,6 +38,9 @@ public struct Provenance: Sendable {
             "input_digest": .string(contentDigestScheme),
             "library_versions": .strings(libs.keys.sorted().map { "\($0)=\(libs[$0]!)" }),
             "machine": .string(machineDescription()),
+            // The command line and time that made the file (`ste inspect` shows them).
+            "command": .string(CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")),
+            "created_utc": .string(ISO8601DateFormatter().string(from: Date())),
         ]
     }
 
