@@ -195,12 +195,20 @@ public struct Figure: Sendable {
         out += "<clipPath id=\"\(clipID)\"><rect x=\"\(f(left))\" y=\"\(f(top))\" "
             + "width=\"\(f(right - left))\" height=\"\(f(bottom - top))\"/></clipPath>\n"
         out += "<g clip-path=\"url(#\(clipID))\">\n"
+        // Labels of nearby reference lines are set side by side instead of on top of each other.
+        var placed: [(y: Double, start: Double, end: Double)] = []
         for r in p.references where usable(r.y, log: p.logY) {
             let Y = sy(ty(r.y)), color = r.color ?? "#555"
             out += "<line x1=\"\(f(left))\" y1=\"\(f(Y))\" x2=\"\(f(right))\" y2=\"\(f(Y))\" "
                 + "stroke=\"\(color)\" stroke-width=\"1\" stroke-dasharray=\"2,3\"/>\n"
             if !r.label.isEmpty {
-                out += "<text x=\"\(f(left + 4))\" y=\"\(f(Y - 3))\" font-size=\"9\" "
+                let width = 5.2 * Double(r.label.count)
+                var x = left + 4
+                while let clash = placed.first(where: { abs($0.y - Y) < 10 && x < $0.end && x + width > $0.start }) {
+                    x = clash.end + 8
+                }
+                placed.append((Y, x, x + width))
+                out += "<text x=\"\(f(x))\" y=\"\(f(Y - 3))\" font-size=\"9\" "
                     + "fill=\"\(color)\">\(escapeXML(r.label))</text>\n"
             }
         }
