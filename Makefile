@@ -288,7 +288,7 @@ reproduce:
 # The budget Schoenbauer experiment (about 10 min on one core) first, so that it runs beside the Table 1 cells instead
 # of alone at the end; the short theory experiments last, to fill the other core.
 reproduce-all: $(if $(MAIN_JOB),schoenbauer) $(PLAN_EVALS) $(if $(MAIN_JOB),theory)
-	@$(if $(PLAN_SKIPPED),echo "not run (CIFAR-10 absent; place cifar-10-binary.tar.gz in data/raw/): $(words $(PLAN_SKIPPED)) runs")
+	@$(if $(PLAN_SKIPPED),echo "not run ($(PLAN_ABSENT) absent; the report says how to get it): $(words $(PLAN_SKIPPED)) runs")
 	$(STE) report $(GRID) $(REPORT_SECTIONS) $(if $(wildcard $(ROOT)/reproduce-started.txt),--reproduce-started $$(cut -d' ' -f1 $(ROOT)/reproduce-started.txt))
 	$(DIFF)
 	$(STE) verify $(ROOT)
@@ -316,7 +316,7 @@ RUN_THREADS = $(if $(filter command line environment,$(origin THREADS)),$(THREAD
 run:
 	@test -n "$(RUN)" || { echo "usage: make run RUN=<run id>, e.g. RUN=lenet5-a2-clipped-s0"; exit 2; }
 	@$(if $(filter $(RUN),$(PLAN_PRETRAINS) $(PLAN_CELLS) $(PLAN_REPEL)),true,\
-	  { echo "error: $(RUN) is not a run of $(EXPERIMENT) (profile $(PROFILE))$(if $(filter $(RUN),$(PLAN_SKIPPED)),: it needs CIFAR-10 (data/raw/cifar-10-binary.tar.gz),). Its runs: $(wordlist 1,4,$(PLAN_CELLS)) … (make -n reproduce lists them)"; exit 2; })
+	  { echo "error: $(RUN) is not a run of $(EXPERIMENT) (profile $(PROFILE))$(if $(filter $(RUN),$(PLAN_SKIPPED)),: it needs a data set that is absent here ($(PLAN_ABSENT)),). Its runs: $(wordlist 1,4,$(PLAN_CELLS)) … (make -n reproduce lists them)"; exit 2; })
 	@$(if $(filter-out $(REPRODUCE_THREADS),$(RUN_THREADS)),echo "note: $(RUN) at THREADS=$(RUN_THREADS), not the reproduction's $(REPRODUCE_THREADS): its numbers will differ from the committed ones in the last digits or more (the thread count is recorded in its files)")
 	$(MAKE) --no-print-directory THREADS=$(RUN_THREADS) $(ROOT)/$(RUN_KIND)/$(RUN)/eval.h5
 

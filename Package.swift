@@ -72,7 +72,7 @@ let package = Package(
         .target(
             name: "Report",
             dependencies: [
-                "Experiments", "Harness", "Kernels", "NN", "Training", "Storage", .product(name: "CSV", package: "CSV.swift"),
+                "Datasets", "Experiments", "Harness", "Kernels", "NN", "Training", "Storage", .product(name: "CSV", package: "CSV.swift"),
             ]),
         // The grid on a Slurm cluster: job-array scripts, settings, and the status of submitted tasks.
         .target(name: "Cluster", dependencies: ["Experiments", "NN", "Storage", "Harness"]),

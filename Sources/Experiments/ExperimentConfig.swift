@@ -1,6 +1,7 @@
 // The experiment grid as data: experiments/table1.yaml decoded into typed, validated structs.
 // Unknown keys, unknown STE names, bits outside 1–8, non-positive epochs or batch sizes and
 // references to missing files are rejected with a message naming the key and the file.
+import Datasets
 import Foundation
 import NN
 import Kernels
@@ -76,10 +77,6 @@ public struct NetSpec: Codable, Equatable, Sendable {
     public var padTo: Int? = nil
 }
 
-/// Data sets a net can be trained on, with their stored image side and channels.
-public let knownDatasets: [String: (side: Int, channels: Int)] = [
-    "mnist": (28, 1), "fashion-mnist": (28, 1), "cifar10": (32, 3),
-]
 
 
 /// A profile shrinks the protocol (for tests and quick looks); nil fields keep the paper protocol.
@@ -120,8 +117,6 @@ public struct ProfileSpec: Codable, Equatable, Sendable {
     public var criteria: String?
 }
 
-/// Training images of each stored data set (the steps of an epoch without a subset).
-public let datasetTrainImages: [String: Int] = ["mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000]
 
 /// A "repelled from a good minimum" experiment (Fig. 2, Appendix C): start at the minimum that the
 /// `from` STEs reached in the Table 1 cells of (net, bits), continue with the `ste` STE at `warmupLR` for
@@ -288,7 +283,7 @@ public struct ExperimentConfig: Equatable, Sendable {
 
     /// Whole epochs nearest to `steps` optimizer steps of `net`'s quantized phase (a partial last batch is a step).
     public func epochs(ofSteps steps: Int, net: NetSpec, trainSubset: Int?) -> Int {
-        let images = min(trainSubset ?? Int.max, datasetTrainImages[net.dataset] ?? Int.max)
+        let images = min(trainSubset ?? Int.max, datasetDescriptor(net.dataset)?.trainImages ?? Int.max)
         let perEpoch = (images + net.train.batchSize - 1) / net.train.batchSize
         return max(1, Int((Double(steps) / Double(perEpoch)).rounded()))
     }
@@ -476,8 +471,8 @@ public struct ConfigParser {
         let m = try map(value, key, allowed: ["dataset", "data", "augment", "normalize", "eval_batch_size", "pretrain",
             "train", "pad_to"], required: ["dataset", "data", "augment", "normalize", "pretrain", "train"])
         let dataset = try string(m["dataset"], "\(key).dataset")
-        guard let stored = knownDatasets[dataset] else {
-            throw fail("\(key).dataset", "unknown dataset '\(dataset)' (known: \(knownDatasets.keys.sorted().joined(separator: ", ")))")
+        guard let stored = datasetDescriptor(dataset) else {
+            throw fail("\(key).dataset", "unknown dataset '\(dataset)' (known: \(datasetRegistry.map(\.name).sorted().joined(separator: ", ")))")
         }
         let padTo = try m["pad_to"].map { try int($0, "\(key).pad_to") }
         if let padTo, padTo < stored.side || (padTo - stored.side) % 2 != 0 {

@@ -2,6 +2,7 @@
 // defines every quantity and test): per-seed values of the runs, paired by seed, the difference's mean and SE over
 // seeds, the outcome (held, not held, inconclusive), the commit that last changed each criterion and whether it
 // is in the code that trained every run it judges. The report section and the repel-against-control figures.
+import Datasets
 import Experiments
 import Foundation
 import Harness
@@ -322,7 +323,7 @@ func repelControlFigures(_ results: [CriterionResult], runs: [RunID: RunRecord],
             let color = Figure.palette[i == 0 ? 1 : 0]
             let members = r.seeds.compactMap { criterionRun(operand, c, seed: $0).flatMap { runs[$0] } }
             guard let first = members.first else { continue }
-            let images = first.config.trainSubset ?? datasetTrainImages[first.config.dataset] ?? 1
+            let images = first.config.trainSubset ?? datasetDescriptor(first.config.dataset)?.trainImages ?? 1
             stepsPerEpoch = Double((images + first.config.phases[0].batchSize - 1) / first.config.phases[0].batchSize)
             phaseEnd = Double(first.config.phases[0].epochs) * stepsPerEpoch
             let n = members.map(\.history.count).min()!

@@ -1,5 +1,6 @@
 // The report stage: every eval.h5 / history.h5 of the grid → results/table1.csv, results/REPORT.md
 // and SVG figures. Numbers and verdicts are computed here from the files, never typed by hand.
+import Datasets
 import Experiments
 import Foundation
 import Harness
@@ -12,18 +13,20 @@ public struct ReportInputs {
     /// Markdown reports of the other experiments (results/theory/REPORT-theory.md, results/schoenbauer/*.md): linked
     /// from a section of their own, each with its title; missing files are skipped.
     public var sectionFiles: [String]
-    public var cifarPresent: Bool
+    /// Data sets whose runs could not be planned (absent here): their rows say so, with how to get them.
+    public var absentDatasets: Set<String>
     /// Result files of the other papers' experiments (results/theory/*.h5, results/schoenbauer/*.h5) whose claims
     /// the summary tallies by outcome.
     public var claimFiles: [String]
 
-    public init(config: ExperimentConfig, profile: String, sectionFiles: [String] = [], cifarPresent: Bool,
+    public init(config: ExperimentConfig, profile: String, sectionFiles: [String] = [],
+        absentDatasets: Set<String> = Set(datasetRegistry.filter { !$0.isPresent }.map(\.name)),
         claimFiles: [String] = [])
     {
         self.config = config
         self.profile = profile
         self.sectionFiles = sectionFiles
-        self.cifarPresent = cifarPresent
+        self.absentDatasets = absentDatasets
         self.claimFiles = claimFiles
     }
 }
@@ -82,7 +85,7 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
             md += "Its numbers are not comparable with the paper's Table 1.\n\n"
         }
     }
-    md += summarySection(rows: rows, claims: claims, runs: runs, cifarPresent: inputs.cifarPresent,
+    md += summarySection(rows: rows, claims: claims, runs: runs, absentDatasets: inputs.absentDatasets,
         otherClaims: try paperClaimTallies(resultFiles: inputs.claimFiles), criteriaTally: criteriaTally)
     if let referencePath = config.reference {
         md += "## Table 1 (Yin et al., ICLR 2019): test accuracy\n\n"
@@ -118,8 +121,8 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
                     "", "", "not in the paper"] + (best ? [finalColumn(r.key)] : [])
             }
             guard let o = r.ours else {
-                let why = r.key.dataset == "cifar10" && !inputs.cifarPresent
-                    ? "not run: CIFAR-10 absent"
+                let why = inputs.absentDatasets.contains(r.key.dataset)
+                    ? "not run: \(datasetDescriptor(r.key.dataset)?.title ?? r.key.dataset) absent"
                     : "not run (`make run RUN=\(r.key.net)-a\(r.key.bits)-\(r.key.ste)-s\(config.seeds.first ?? 0)`)"
                 return [r.key.dataset, r.key.net, "\(r.key.bits)", r.key.ste, fmt(paper.accuracy, 2), why, "0", "", "", "", ""]
                     + (best ? [""] : [])
@@ -135,10 +138,8 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
                 b.accuracies.map { fmt($0, 2) }.joined(separator: ", "), "", "", "float baseline (final epoch)"]
                 + (best ? [r.accuracyText] : [])
         }, align: ["l", "l", "r", "l", "r", "r", "r", "r", "r", "r", "l"] + (best ? ["r"] : []))
-    if !inputs.cifarPresent && config.nets.values.contains(where: { $0.dataset == "cifar10" }) {
-        md += "\nCIFAR-10 rows: not run because CIFAR-10 is absent. Place the official `cifar-10-binary.tar.gz` "
-        md += "(MD5 c32a1d4ab5d03f1284b67883e8d87530) in `data/raw/` (or let `ste fetch cifar10` download it where a "
-        md += "network is reachable), then run `make reproduce`; the CIFAR cells, Fig. 2 and Appendix C are then part of the plan.\n"
+    for d in datasetRegistry where inputs.absentDatasets.contains(d.name) && config.nets.values.contains(where: { $0.dataset == d.name }) {
+        md += "\n\(d.title) rows: not run because \(d.title) is absent. To run them: \(d.howToGet).\n"
     }
     md += config.reference == nil ? "\n## Training loss\n\n" : "\n## Table 1: training loss (log scale)\n\n"
     md += "Ours: the mean mini-batch loss of the last epoch (train mode, no weight decay), mean ± std over seeds; the "

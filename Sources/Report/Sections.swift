@@ -1,5 +1,6 @@
 // The report's Markdown sections besides the tables: the summary, the ablations, the protocol, the project's choices,
 // the runs and their provenance, the other experiments' reports.
+import Datasets
 import Experiments
 import Foundation
 import Harness
@@ -56,7 +57,7 @@ func relativePath(_ path: String, from root: String) -> String {
 
 /// The report's opening tally: cells by verdict, claims by outcome, what was not run and why, where the
 /// runs came from.
-func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: RunRecord], cifarPresent: Bool,
+func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: RunRecord], absentDatasets: Set<String>,
     otherClaims: [String] = [], criteriaTally: String? = nil) -> String
 {
     func tally(_ verdicts: [Verdict]) -> String {
@@ -89,9 +90,10 @@ func summarySection(rows: [ComparisonRow], claims: [ClaimResult], runs: [RunID: 
     }
     let notRun = rows.filter { $0.ours == nil }
     if !notRun.isEmpty {
-        let cifar = notRun.filter { $0.key.dataset == "cifar10" }.count
-        s += "- Not run: \(notRun.count) cells" + (cifar > 0 && !cifarPresent
-            ? " (\(cifar) need CIFAR-10, which is absent: see the note under the table), with the claims that depend on them.\n"
+        let absent = notRun.filter { absentDatasets.contains($0.key.dataset) }
+        let names = Set(absent.map(\.key.dataset)).sorted().map { datasetDescriptor($0)?.title ?? $0 }.joined(separator: ", ")
+        s += "- Not run: \(notRun.count) cells" + (!absent.isEmpty
+            ? " (\(absent.count) need \(names), which is absent: see the note under the table), with the claims that depend on them.\n"
             : ".\n")
     }
     let commits = Set(runs.values.map(\.trainedBy))

@@ -118,13 +118,10 @@ struct Plan: ParsableCommand {
                 print("[\n" + rows.joined(separator: ",\n") + "\n]")
                 return
             }
-            let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
-                || FileManager.default.fileExists(atPath: "data/cifar10.h5")
             if slurm {
-                return try submitSlurm(plan, config: config, profile: grid.profile, options: slurmOptions, makeFile: make,
-                    cifarPresent: cifar)
+                return try submitSlurm(plan, config: config, profile: grid.profile, options: slurmOptions, makeFile: make)
             }
-            let text = try plan.makefile(cifarPresent: cifar)
+            let text = try plan.makefile()
             if let make { try writeAtomically(text, to: make) } else { print(text, terminator: "") }
         }
     }
@@ -216,10 +213,7 @@ struct ReportCommand: ParsableCommand {
                 try recordReproduceTiming(root: config.resultsRoot(profile: grid.profile), started: started,
                     alsoRan: sections.isEmpty ? nil : "theory and Schoenbauer experiments")
             }
-            let cifar = FileManager.default.fileExists(atPath: "data/raw/cifar-10-binary.tar.gz")
-                || FileManager.default.fileExists(atPath: "data/cifar10.h5")
-            try writeReport(ReportInputs(config: config, profile: grid.profile, sectionFiles: sections, cifarPresent: cifar,
-                claimFiles: claimFiles))
+            try writeReport(ReportInputs(config: config, profile: grid.profile, sectionFiles: sections, claimFiles: claimFiles))
             print("wrote \(config.resultsRoot(profile: grid.profile))/REPORT.md")
         }
     }

@@ -2,6 +2,7 @@
 // `ste status` (a table of every run's state). The logic lives in Experiments (Slurm*.swift).
 import ArgumentParser
 import Cluster
+import Datasets
 import Experiments
 import Report
 import Foundation
@@ -65,7 +66,7 @@ struct SlurmError: Error, CustomStringConvertible {
 
 /// `ste plan --slurm`: writes the submission folder and runs its submit.sh (or prints it all with --dry-run).
 func submitSlurm(_ plan: Experiments.Plan, config: ExperimentConfig, profile: String, options: SlurmOptions,
-    makeFile: String?, cifarPresent: Bool) throws
+    makeFile: String?) throws
 {
     let settings = try options.settings()
     if !options.dryRun && findExecutable("sbatch") == nil {
@@ -77,11 +78,11 @@ func submitSlurm(_ plan: Experiments.Plan, config: ExperimentConfig, profile: St
     }
     let planFile = makeFile ?? ".plan/\(((config.file as NSString).lastPathComponent as NSString).deletingPathExtension)-\(profile).mk"
     if makeFile != nil || !FileManager.default.fileExists(atPath: planFile) {
-        try writeAtomically(try plan.makefile(cifarPresent: cifarPresent), to: planFile)
+        try writeAtomically(try plan.makefile(), to: planFile)
     }
     let files = RunFiles(config: config, profile: profile)
     let all = config.allRuns()
-    func ready(_ id: RunID) -> Bool { cifarPresent || config.nets[id.net]?.dataset != "cifar10" }
+    func ready(_ id: RunID) -> Bool { config.nets[id.net].flatMap { datasetDescriptor($0.dataset)?.isPresent } ?? true }
     func pending(_ ids: [RunID]) -> [RunID] { ids.filter { ready($0) && !files.complete($0) } }
     let todo = (pretrains: pending(all.pretrains), cells: pending(all.cells), repel: pending(all.repel))
     for net in Set((todo.pretrains + todo.cells + todo.repel).map(\.net)).sorted() {

@@ -157,7 +157,7 @@ final class ConfigTests: XCTestCase {
             .resolved(profile: "smoke")
         XCTAssertEqual(smoke.stes, [.relu, .logTailed])
         XCTAssertEqual(smoke.resultsRoot(profile: "smoke"), "results/smoke/set-stes-relulog-tailed")
-        let plan = try Plan(config: smoke, profile: "smoke").makefile(cifarPresent: false)
+        let plan = try Plan(config: smoke, profile: "smoke").makefile(present: { $0 != "cifar10" })
         XCTAssertTrue(plan.contains("PLAN_ROOT := results/smoke/set-stes-relulog-tailed\n"), plan)
         XCTAssertTrue(plan.contains("--profile smoke --set 'stes=[relu, log-tailed]' --run lenet5-a2-log-tailed-s0"), plan)
         // The same checks as the file: a typo on the path, a bad value, a malformed assignment.
@@ -261,16 +261,16 @@ final class ConfigTests: XCTestCase {
             try w.write("/accuracy", [1.0], shape: [1])
             try w.commit()
         }
-        XCTAssertFalse(try plan.makefile(cifarPresent: false).contains("# \(id): done"))
+        XCTAssertFalse(try plan.makefile(present: { $0 != "cifar10" }).contains("# \(id): done"))
         try write("eval.h5", configuration: run.canonicalJSON())
         try write("checkpoint.h5", configuration: run.canonicalJSON())
-        let text = try plan.makefile(cifarPresent: false)
+        let text = try plan.makefile(present: { $0 != "cifar10" })
         XCTAssertTrue(text.contains("# \(id): done"))
         XCTAssertTrue(text.contains("\(folder)/checkpoint.h5:\n"), "a done run's kept checkpoint has no prerequisites")
         XCTAssertTrue(plan.startCheckpoints().contains("\(folder)/checkpoint.h5"))
         try write("eval.h5", configuration: run.canonicalJSON().replacingOccurrences(of: "\"seed\":0", with: "\"seed\":1"))
         try write("checkpoint.h5", configuration: "{}")
-        XCTAssertFalse(try plan.makefile(cifarPresent: false).contains("# \(id): done"))
+        XCTAssertFalse(try plan.makefile(present: { $0 != "cifar10" }).contains("# \(id): done"))
     }
 
     /// An override of a key the profile sets itself is refused (the profile would overrule it silently), naming the
@@ -302,7 +302,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try lr.runConfig(cell, profile: "smoke").initFrom, "results/smoke/pretrain/lenet5-s0/checkpoint.h5")
         XCTAssertEqual(lr.runRoot(repel, profile: "smoke"), "results/smoke/set-nets.lenet5.train.lr-0.05",
             "a repel run starts from a changed cell")
-        let plan = try Plan(config: lr, profile: "smoke").makefile(cifarPresent: false)
+        let plan = try Plan(config: lr, profile: "smoke").makefile(present: { $0 != "cifar10" })
         XCTAssertTrue(plan.contains("results/smoke/set-nets.lenet5.train.lr-0.05/pretrain/lenet5-s0/eval.h5: results/smoke/pretrain/lenet5-s0/eval.h5"), plan)
         let epochs = try ExperimentConfig.load("experiments/table1.yaml", profile: "smoke",
             overrides: ["nets.lenet5.pretrain.lr=0.05"]).resolved(profile: "smoke")

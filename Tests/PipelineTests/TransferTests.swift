@@ -135,7 +135,7 @@ final class TransferTests: XCTestCase {
         // The first convolution took one channel.
         let checkpoint = try H5Reader(path: "out/transfer/runs/resnet20-a2-clipped-s0/checkpoint.h5")
         XCTAssertEqual(try checkpoint.shape(of: "/params/stem.0/weight"), [16, 1, 3, 3])
-        let md = try writeReport(ReportInputs(config: config, profile: "paper", cifarPresent: false))
+        let md = try writeReport(ReportInputs(config: config, profile: "paper", absentDatasets: ["cifar10"]))
         XCTAssertTrue(md.contains("## Test accuracy"), md)
         XCTAssertTrue(md.contains("| fashion-mnist | resnet20 | 2 | clipped | — |"), md)
         XCTAssertTrue(md.contains("not in the paper"))
