@@ -13,15 +13,24 @@ final class ModelTests: XCTestCase {
         "resnet20": (parameters: ["stem.0.weight", "blocks.0.conv1.weight", "blocks.0.conv2.weight", "blocks.1.conv1.weight", "blocks.1.conv2.weight", "blocks.2.conv1.weight", "blocks.2.conv2.weight", "blocks.3.conv1.weight", "blocks.3.conv2.weight", "blocks.4.conv1.weight", "blocks.4.conv2.weight", "blocks.5.conv1.weight", "blocks.5.conv2.weight", "blocks.6.conv1.weight", "blocks.6.conv2.weight", "blocks.7.conv1.weight", "blocks.7.conv2.weight", "blocks.8.conv1.weight", "blocks.8.conv2.weight", "fc.weight", "fc.bias"], buffers: ["stem.1.running_mean", "stem.1.running_var", "blocks.0.bn1.running_mean", "blocks.0.bn1.running_var", "blocks.0.bn2.running_mean", "blocks.0.bn2.running_var", "blocks.1.bn1.running_mean", "blocks.1.bn1.running_var", "blocks.1.bn2.running_mean", "blocks.1.bn2.running_var", "blocks.2.bn1.running_mean", "blocks.2.bn1.running_var", "blocks.2.bn2.running_mean", "blocks.2.bn2.running_var", "blocks.3.bn1.running_mean", "blocks.3.bn1.running_var", "blocks.3.bn2.running_mean", "blocks.3.bn2.running_var", "blocks.4.bn1.running_mean", "blocks.4.bn1.running_var", "blocks.4.bn2.running_mean", "blocks.4.bn2.running_var", "blocks.5.bn1.running_mean", "blocks.5.bn1.running_var", "blocks.5.bn2.running_mean", "blocks.5.bn2.running_var", "blocks.6.bn1.running_mean", "blocks.6.bn1.running_var", "blocks.6.bn2.running_mean", "blocks.6.bn2.running_var", "blocks.7.bn1.running_mean", "blocks.7.bn1.running_var", "blocks.7.bn2.running_mean", "blocks.7.bn2.running_var", "blocks.8.bn1.running_mean", "blocks.8.bn1.running_var", "blocks.8.bn2.running_mean", "blocks.8.bn2.running_var"]),
     ]
 
-    static let parameterCounts = ["lenet5": 61_480, "vgg11": 9_222_858, "resnet20": 268_346]
+    /// ResNet-32's keys follow ResNet-20's with 15 blocks (its NetParity test also checks them against PyTorch's).
+    static let resNet32Keys: (parameters: [String], buffers: [String]) = (
+        ["stem.0.weight"] + (0..<15).flatMap { ["blocks.\($0).conv1.weight", "blocks.\($0).conv2.weight"] } + ["fc.weight", "fc.bias"],
+        ["stem.1.running_mean", "stem.1.running_var"] + (0..<15).flatMap { b in
+            ["bn1", "bn2"].flatMap { ["blocks.\(b).\($0).running_mean", "blocks.\(b).\($0).running_var"] }
+        })
+
+    /// ResNet-32: 461,882, as PyTorch counts it (Tests/NNTests/Fixtures/nets-extensions.h5, parameter_count).
+    static let parameterCounts = ["lenet5": 61_480, "vgg11": 9_222_858, "resnet20": 268_346, "resnet32": 461_882]
     let spec = QuantizerSpec(bits: 4, alpha: 0.1946)
 
     func testParameterCountsAndNames() {
         for name in networkNames {
             let net = makeNetwork(named: name, activation: .quantized(spec, .clipped), seed: 1)
             XCTAssertEqual(net.parameterCount, Self.parameterCounts[name], name)
-            XCTAssertEqual(net.parameters.map(\.name), Self.stateDictKeys[name]!.parameters, name)
-            XCTAssertEqual(net.buffers.map(\.name), Self.stateDictKeys[name]!.buffers, name)
+            let keys = name == "resnet32" ? Self.resNet32Keys : Self.stateDictKeys[name]!
+            XCTAssertEqual(net.parameters.map(\.name), keys.parameters, name)
+            XCTAssertEqual(net.buffers.map(\.name), keys.buffers, name)
             XCTAssertTrue(net.parameters.allSatisfy(\.decay), name)
         }
     }
