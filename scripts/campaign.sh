@@ -120,10 +120,14 @@ case $action in
       trap 'kill $harvester 2>/dev/null || true' EXIT
       evals=$(plan_var PLAN_EVALS | tr ' ' '\n')
       for seed in $seeds; do
-        # Longest first, so that the last hours do not leave a core idle: Fig. 2's runs (the low-lr phase and then
-        # the normal schedule), the other repel runs and controls, then the cells (make starts what each needs first).
-        goals=$(echo "$evals" | grep -- "-s$seed/eval.h5" | awk '{ print (/-identity-from-/ ? 0 : /-from-/ ? 1 : 2), $0 }' \
-          | sort -s -n -k1,1 | cut -d' ' -f2)
+        # The cells other runs start from first, evaluated, so that they are committed (with their checkpoints) before
+        # the long runs that need them; then longest first, so that the last hours do not leave a core idle: Fig. 2's
+        # runs (the low-lr phase and then the normal schedule), the other repel runs and controls, then the other cells.
+        starts=" $(plan_var PLAN_START_CHECKPOINTS) "
+        goals=$(echo "$evals" | grep -- "-s$seed/eval.h5" | while read -r goal; do
+          case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "0 $goal"; continue ;; esac
+          case $goal in *-identity-from-*) echo "1 $goal" ;; *-from-*) echo "2 $goal" ;; *) echo "3 $goal" ;; esac
+        done | sort -s -n -k1,1 | cut -d' ' -f2)
         # shellcheck disable=SC2086
         make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $goals
         harvest
