@@ -349,8 +349,9 @@ smoke-check: | $(BIN)
 	# The machine-readable views: status, plan and inspect as JSON that parses, with what they must hold.
 	$(STE) status --profile smoke --no-queue --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert all(r["state"] == "done" for r in d), d'
 	$(STE) plan --profile smoke --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[0]["configuration"]["net"] == "lenet5", d[0]'
+	$(STE) report --profile smoke --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert len(d["cells"]) == 6, d["cells"]'
 	$(STE) inspect results/smoke/runs/lenet5-a2-clipped-s0/eval.h5 --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["checksums"]["verified"] > 0 and d["attributes"]["stage"] == "eval", d["checksums"]'
-	@echo "smoke-check: 2 passed, 0 failed (the pipeline; one cell rerun on its own reproduces the report's number; status, plan and inspect as JSON)"
+	@echo "smoke-check: 2 passed, 0 failed (the pipeline; one cell rerun on its own reproduces the report's number; status, plan, report and inspect as JSON)"
 	# A new STE (beyond the paper's three) through overrides, in a folder of its own: every table, figure and diff
 	# shows it, and the paper runs above are untouched. Then a sweep of one key writes one folder per value.
 	$(MAKE) --no-print-directory reproduce PROFILE=smoke SET="stes=[identity,relu,clipped,log-tailed]" JOBS=2

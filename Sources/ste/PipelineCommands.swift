@@ -206,15 +206,31 @@ struct ReportCommand: ParsableCommand {
     var claimFiles: [String] = []
     @Option(help: "Unix time at which the `make reproduce` writing this report started (the Makefile passes it); the elapsed time is recorded in <root>/reproduce-timing.txt and shown in the report.")
     var reproduceStarted: Double?
+    @Flag(help: "After writing the report, print its cells (table1.csv) and the files it wrote as JSON.")
+    var json = false
     func run() throws {
         try stage {
             let config = try grid.load()
+            let root = config.resultsRoot(profile: grid.profile)
             if let started = reproduceStarted {
-                try recordReproduceTiming(root: config.resultsRoot(profile: grid.profile), started: started,
+                try recordReproduceTiming(root: root, started: started,
                     alsoRan: sections.isEmpty ? nil : "theory and Schoenbauer experiments")
             }
             try writeReport(ReportInputs(config: config, profile: grid.profile, sectionFiles: sections, claimFiles: claimFiles))
-            print("wrote \(config.resultsRoot(profile: grid.profile))/REPORT.md")
+            guard json else { return print("wrote \(root)/REPORT.md") }
+            struct Cell: Encodable {
+                let dataset: String, net: String, bits: Int, ste: String, n: Int
+                let test_accuracy_mean: Double, test_accuracy_std: Double, train_loss_mean: Double, diverged: Int
+            }
+            struct Summary: Encodable { let report: String, table: String, runs: String, cells: [Cell] }
+            let cells = try loadTable1("\(root)/table1.csv").sorted { $0.key < $1.key }.map { k, r in
+                Cell(dataset: k.dataset, net: k.net, bits: k.bits, ste: k.ste, n: r.n, test_accuracy_mean: r.accuracyMean,
+                    test_accuracy_std: r.accuracyStd, train_loss_mean: r.lossMean, diverged: r.diverged)
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(Summary(report: "\(root)/REPORT.md", table: "\(root)/table1.csv",
+                runs: "\(root)/runs.csv", cells: cells)), as: UTF8.self))
         }
     }
 }
