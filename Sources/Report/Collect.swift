@@ -46,6 +46,27 @@ public func collectRuns(_ config: ExperimentConfig, profile: String) throws -> [
     return out
 }
 
+/// The finished float pretrains as records for runs.csv and histories.csv: they have no eval.h5, so their metrics are
+/// the last epoch's of history.h5 (test accuracy in eval mode, mean mini-batch training loss).
+public func collectPretrainRecords(_ config: ExperimentConfig, profile: String) throws -> [RunID: RunRecord] {
+    var out: [RunID: RunRecord] = [:]
+    for id in config.allRuns().pretrains {
+        let path = "\(config.runFolder(id, profile: profile))/history.h5"
+        guard FileManager.default.fileExists(atPath: path) else { continue }
+        let reader = try H5Reader(path: path)
+        let h = try History.read(from: reader)
+        let run = try config.runConfig(id, profile: profile)
+        guard h.count == run.totalEpochs, let acc = h.testAccuracy.last else { continue }
+        out[id] = RunRecord(id: id, config: run, eval: ["test_accuracy": acc, "test_loss": h.testLoss.last ?? .nan,
+            "train_loss_last_epoch": h.trainLoss.last ?? .nan], history: h,
+            diverged: (try reader.attribute("diverged").intValue ?? 0) != 0, wallSeconds: h.wallSeconds.last ?? 0,
+            threads: Int(try reader.attribute("threads").intValue ?? 0),
+            trainedBy: (try? reader.stringAttribute("code_version")) ?? "unknown",
+            machine: (try? reader.stringAttribute("machine")) ?? "not recorded")
+    }
+    return out
+}
+
 /// The float nets the quantized cells start from, per (dataset, net): the final epoch of each pretrain's
 /// history.h5 (test accuracy on the test set in eval mode, mean training loss of the last epoch), over seeds.
 public struct FloatBaseline: Sendable {

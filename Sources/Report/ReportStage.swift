@@ -47,8 +47,11 @@ public func writeReport(_ inputs: ReportInputs) throws -> String {
     try writeAtomically(([table1Header + table1MetricHeader] + cells.keys.sorted().map { k in
         table1Line(cells[k]!) + table1MetricColumns(config.paperMetric, final: finalCells[k]!, best: bestCells[k]!)
     }).joined(separator: "\n") + "\n", to: "\(root)/table1.csv")
-    try writeAtomically(csvText(header: runsHeader, rows: runsRows(runs, rootOf: { config.runRoot($0, profile: profile) })), to: "\(root)/runs.csv")
-    try writeAtomically(csvText(header: historiesHeader, rows: historiesRows(runs)), to: "\(root)/histories.csv")
+    // runs.csv and histories.csv also list the float pretrains (a sweep of a pretrain key is then a groupby too).
+    let withPretrains = runs.merging(try collectPretrainRecords(config, profile: profile)) { a, _ in a }
+    try writeAtomically(csvText(header: runsHeader, rows: runsRows(withPretrains, rootOf: { config.runRoot($0, profile: profile) })),
+        to: "\(root)/runs.csv")
+    try writeAtomically(csvText(header: historiesHeader, rows: historiesRows(withPretrains)), to: "\(root)/histories.csv")
     let rows = compare(ours: cells, reference: reference)
     let repel = repelOutcomes(runs, config: config)
     let claimsPath = config.claims ?? config.reference?.replacingOccurrences(of: "-table1.csv", with: "-claims.csv") ?? ""

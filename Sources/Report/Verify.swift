@@ -6,6 +6,7 @@
 import Experiments
 import Foundation
 import Storage
+import Training
 
 public struct VerifyFinding: Sendable, Equatable {
     public enum Kind: String, Sendable { case broken, stale, missing, unverifiable }
@@ -119,8 +120,22 @@ private func verifyTable(_ file: String, _ report: inout VerifyReport) {
             report.findings.append(.init(kind: .broken, file: file, message: "line \(line): no run_id / test_accuracy"))
             continue
         }
-        // A run shared with the base config lives in that config's folder (runs.csv's results_folder says which).
-        let eval = "\(row["results_folder"].flatMap { $0.isEmpty ? nil : $0 } ?? root)/\(id.folder)/eval.h5"
+        // A run shared with the base config lives in that config's folder (runs.csv's results_folder says which). A
+        // float pretrain has no eval.h5: its row quotes the last epoch of its history.h5.
+        let folder = "\(row["results_folder"].flatMap { $0.isEmpty ? nil : $0 } ?? root)/\(id.folder)"
+        if id.kind == .pretrain {
+            do {
+                let h = try History.read(from: try H5Reader(path: "\(folder)/history.h5"))
+                if let last = h.testAccuracy.last, abs(last - accuracy) > 1e-9 * max(1, abs(last)) {
+                    report.findings.append(.init(kind: .stale, file: file, message:
+                        "line \(line): \(id) test accuracy \(accuracy) but \(folder)/history.h5 ends at \(last): rebuild the table (make report)"))
+                }
+            } catch {
+                report.findings.append(.init(kind: .missing, file: file, message: "line \(line): \(error)"))
+            }
+            continue
+        }
+        let eval = "\(folder)/eval.h5"
         guard FileManager.default.fileExists(atPath: eval) else {
             report.findings.append(.init(kind: .missing, file: file, message: "line \(line): \(eval) is missing"))
             continue
