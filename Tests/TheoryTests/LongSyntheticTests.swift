@@ -108,15 +108,24 @@ final class LongSyntheticTests: XCTestCase {
             runs: [(.identity, [lost, lost]), (.relu, [good, good]), (.clipped, [good, lost])])
         let large = LongSyntheticSetting(name: "large_step", loss: .hinge, lr: 2, iterations: 10,
             runs: [(.relu, [blewUp, good]), (.clipped, [blewUp, blewUp])])
+        // Per paper STE two claims, reaching 100 % and keeping it: the clipped STE's "lost" run reached it and lost it.
         let claims = longSyntheticClaims(small: small, large: large, config: c)
-        XCTAssertEqual(claims.map(\.outcome), [.unverifiable, .held, .notHeld, .held, .outsideHypotheses])
-        XCTAssertTrue(claims[3].text.hasSuffix("(runs that did not diverge)."))
-        XCTAssertTrue(claims[4].reason.contains("in 3 of 4 runs the loss ended above where it started"), claims[4].reason)
+        XCTAssertEqual(claims.map(\.outcome), [.unverifiable, .held, .held, .held, .notHeld, .held, .outsideHypotheses])
+        XCTAssertTrue(claims[1].text.contains("reaches perfect classification"), claims[1].text)
+        XCTAssertTrue(claims[2].text.contains("converges there"), claims[2].text)
+        XCTAssertTrue(claims[5].text.hasSuffix("(runs that did not diverge)."))
+        XCTAssertTrue(claims[6].reason.contains("in 3 of 4 runs the loss ended above where it started"), claims[6].reason)
         // With the other loss beside it: the same outcome stays; a different one makes the claim unverifiable.
         let other = LongSyntheticSetting(name: "small_step_cross_entropy", loss: .crossEntropy, lr: 0.05, iterations: 10,
             runs: [(.relu, [good, lost]), (.clipped, [lost, lost])])
         let both = longSyntheticClaims(small: small, large: large, otherLoss: other, config: c)
-        XCTAssertEqual(both.map(\.outcome), [.unverifiable, .unverifiable, .notHeld, .held, .outsideHypotheses])
-        XCTAssertTrue(both[1].reason.contains("held under the hinge loss, not held under the cross entropy loss"), both[1].reason)
+        XCTAssertEqual(both.map(\.outcome), [.unverifiable, .held, .unverifiable, .held, .notHeld, .held, .outsideHypotheses])
+        XCTAssertTrue(both[2].reason.contains("held under the hinge loss, not held under the cross entropy loss"), both[2].reason)
+        // The other loss at a smaller step keeping 100 % from every start: the failure was a step-size effect, held.
+        let smaller = LongSyntheticSetting(name: "smaller_step_cross_entropy_0.0125", loss: .crossEntropy, lr: 0.0125,
+            iterations: 40, runs: [(.relu, [good, good])])
+        let stepTest = longSyntheticClaims(small: small, large: large, otherLoss: other, smallerSteps: [smaller], config: c)
+        XCTAssertEqual(stepTest[2].outcome, .held)
+        XCTAssertTrue(stepTest[2].evidence.contains("step-size effect"), stepTest[2].evidence)
     }
 }
