@@ -128,6 +128,12 @@ case $action in
           case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "0 $goal"; continue ;; esac
           case $goal in *-identity-from-*) echo "1 $goal" ;; *-from-*) echo "2 $goal" ;; *) echo "3 $goal" ;; esac
         done | sort -s -n -k1,1 | cut -d' ' -f2)
+        # The start cells in a make of their own: with -j, make may otherwise start a long run before their evaluation.
+        first=$(echo "$goals" | head -n "$(echo "$evals" | grep -- "-s$seed/eval.h5" | while read -r goal; do
+          case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "$goal" ;; esac; done | wc -l)")
+        # shellcheck disable=SC2086
+        make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first
+        harvest
         # shellcheck disable=SC2086
         make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $goals
         harvest
