@@ -131,9 +131,11 @@ case $action in
         # The start cells in a make of their own: with -j, make may otherwise start a long run before their evaluation.
         first=$(echo "$goals" | head -n "$(echo "$evals" | grep -- "-s$seed/eval.h5" | while read -r goal; do
           case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "$goal" ;; esac; done | wc -l)")
-        # shellcheck disable=SC2086
-        make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first
-        harvest
+        if [ -n "$first" ]; then
+          # shellcheck disable=SC2086
+          make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first
+          harvest
+        fi
         # shellcheck disable=SC2086
         make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $goals
         harvest
