@@ -317,7 +317,7 @@ run:
 	@test -n "$(RUN)" || { echo "usage: make run RUN=<run id>, e.g. RUN=lenet5-a2-clipped-s0"; exit 2; }
 	@$(if $(filter $(RUN),$(PLAN_PRETRAINS) $(PLAN_CELLS) $(PLAN_REPEL)),true,\
 	  { echo "error: $(RUN) is not a run of $(EXPERIMENT) (profile $(PROFILE))$(if $(filter $(RUN),$(PLAN_SKIPPED)),: it needs a data set that is absent here ($(PLAN_ABSENT)),). Its runs: $(wordlist 1,4,$(PLAN_CELLS)) … (make -n reproduce lists them)"; exit 2; })
-	@$(if $(filter-out $(REPRODUCE_THREADS),$(RUN_THREADS)),echo "note: $(RUN) at THREADS=$(RUN_THREADS), not the reproduction's $(REPRODUCE_THREADS): its numbers will differ from the committed ones in the last digits or more (the thread count is recorded in its files)")
+	@$(if $(filter-out $(REPRODUCE_THREADS),$(RUN_THREADS)),echo "note: $(RUN) at THREADS=$(RUN_THREADS) and not at the reproduction's $(REPRODUCE_THREADS): its numbers will differ from the committed ones in the last digits or more (the thread count is recorded in its files)",true)
 	$(MAKE) --no-print-directory THREADS=$(RUN_THREADS) $(ROOT)/$(RUN_KIND)/$(RUN)/eval.h5
 
 # Reads the eval/history files as they are: no prerequisites on the runs, so a clone with the committed
