@@ -13,6 +13,8 @@ public struct ClaimKind: Sendable {
     public var kind: String
     public var claim: String
     public var decides: Bool
+    /// The text the row begins with (a result file whose rows moved is refused).
+    public var startsWith: String
 }
 
 public let claimKindsFile = "experiments/reference/claim-kinds.csv"
@@ -25,7 +27,8 @@ public func loadClaimKinds(_ path: String) throws -> [ClaimKind] {
             throw ConfigError(file: path, key: "line \(line)", message: "expected result,index,starts_with,kind (paper, control, "
                 + "prediction, extension, check),claim,decides (yes, no),note")
         }
-        return ClaimKind(result: result, index: index, kind: kind, claim: claim, decides: row["decides"] == "yes")
+        return ClaimKind(result: result, index: index, kind: kind, claim: claim, decides: row["decides"] == "yes",
+            startsWith: row["starts_with"] ?? "")
     }
 }
 
@@ -35,7 +38,6 @@ public func loadClaimKinds(_ path: String) throws -> [ClaimKind] {
 public func paperClaimTallies(resultFiles: [String], kindsPath: String = claimKindsFile) throws -> [String] {
     guard resultFiles.contains(where: { FileManager.default.fileExists(atPath: $0) }) else { return [] }
     let kinds = try loadClaimKinds(kindsPath)
-    let startsWith = Dictionary(uniqueKeysWithValues: try readCSV(kindsPath).map { ("\($1["result"]!)#\($1["index"]!)", $1["starts_with"] ?? "") })
     var order: [String] = []
     var rows: [String: [(ClaimKind, ClaimOutcome)]] = [:]
     for path in resultFiles where FileManager.default.fileExists(atPath: path) {
@@ -49,7 +51,7 @@ public func paperClaimTallies(resultFiles: [String], kindsPath: String = claimKi
             guard let k = kinds.first(where: { $0.result == relative && $0.index == i }) else {
                 throw ConfigError(file: kindsPath, key: "\(relative) claim \(i)", message: "this claim row has no kind: add it (\"\(text.prefix(60))…\")")
             }
-            let expected = startsWith["\(relative)#\(i)"] ?? ""
+            let expected = k.startsWith
             guard text.hasPrefix(expected) else {
                 throw ConfigError(file: kindsPath, key: "\(relative) claim \(i)", message: "the row now reads \"\(text.prefix(60))…\", "
                     + "not \"\(expected)…\": the result file's claims moved; update the kinds")
