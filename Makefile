@@ -31,7 +31,7 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
+.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
 .DEFAULT_GOAL := help
 
 help:
@@ -205,7 +205,7 @@ $(THEORY_MD): $(THEORY_H5) | $(BIN)
 # `make schoenbauer`: the simulation and the MNIST experiment on its ten-minute budget; `make schoenbauer-full`:
 # the same MNIST experiment at an epoch per run (about an hour on 2 cores), reported beside it once it exists.
 SCHOENBAUER_MNIST := results/schoenbauer/mnist.h5 results/schoenbauer/mnist-full.h5
-SCHOENBAUER_H5    = $(SCHOENBAUER_BUDGET) $(wildcard results/schoenbauer/mnist-full.h5)
+SCHOENBAUER_H5    = $(SCHOENBAUER_BUDGET) $(wildcard results/schoenbauer/mnist-full.h5 results/schoenbauer/mnist-small-steps.h5)
 
 SCHOENBAUER_BUDGET := results/schoenbauer/simulation.h5 results/schoenbauer/mnist.h5
 schoenbauer: $(SCHOENBAUER_BUDGET)
@@ -218,6 +218,20 @@ results/schoenbauer/simulation.h5: experiments/schoenbauer/simulation.yaml | $(B
 $(SCHOENBAUER_MNIST): results/schoenbauer/%.h5: experiments/schoenbauer/%.yaml data/mnist.h5 | $(BIN)
 	@mkdir -p $(@D)
 	$(STE) schoenbauer mnist --config $< --out $@ --threads $(THREADS)
+
+# `make -j2 schoenbauer-small-steps`: the small-step SGD test (about 1.5 h on 2 cores), one process per seed on one
+# thread each (results/schoenbauer/parts/), merged by --rescore into results/schoenbauer/mnist-small-steps.h5.
+SMALL_STEPS        := experiments/schoenbauer/mnist-small-steps.yaml
+SMALL_STEPS_SEEDS  := $(shell sed -n 's/^seeds: *\[\([0-9, ]*\)\].*/\1/p' $(SMALL_STEPS) | tr ',' ' ')
+SMALL_STEPS_PARTS  := $(SMALL_STEPS_SEEDS:%=results/schoenbauer/parts/mnist-small-steps-s%.h5)
+schoenbauer-small-steps: results/schoenbauer/mnist-small-steps.h5
+
+results/schoenbauer/parts/mnist-small-steps-s%.h5: $(SMALL_STEPS) data/mnist.h5 | $(BIN)
+	@mkdir -p $(@D)
+	$(STE) schoenbauer mnist --config $< --out $@ --seeds $* --threads 1
+
+results/schoenbauer/mnist-small-steps.h5: $(SMALL_STEPS_PARTS) | $(BIN)
+	$(STE) schoenbauer mnist --config $(SMALL_STEPS) --out $@ $(addprefix --rescore ,$^) --threads 1
 
 # MARK: - Pipeline (Yin et al. 2019 Table 1, Fig. 2 and Appendix C) ----------------------------------------
 
@@ -240,7 +254,7 @@ GRID      := --config $(EXPERIMENT) --profile $(PROFILE) $(foreach s,$(SET),--se
 
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is
 # only needed, and only built, for pipeline goals.
-NON_PIPELINE_GOALS := help deps build test clean data fetch peer-found theory schoenbauer schoenbauer-full sweep bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
+NON_PIPELINE_GOALS := help deps build test clean data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
   data/fashion-mnist.h5
 # `make -n …` is a dry run: make would still remake a missing or stale plan (and so build the binary and
 # install packages), so a dry run reads the plan only if it exists and never remakes it.

@@ -69,6 +69,7 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
             claims.append(Claim("SGD: the agreement improves as η → 0 (seed-mean disagreement of the Default pair lower at "
                 + "the smallest η, equal training time ηt)", held: t.excess.0 > 2 * t.excess.1, evidence: trendEvidence(t)))
         }
+        if c.sgd?.controlsAtEveryStep == true { claims += smallStepClaims(c, results: results) }
     }
     if let ad = c.adam {
         let paperBeta2 = ad.beta2.contains(0.95) ? 0.95 : ad.beta2[0]
@@ -100,8 +101,10 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
     let families = (c.sgd != nil ? ["sgd"] : []) + (c.adam?.beta2.map { "adam-b\(fmt($0))" } ?? [])
     var rows: [[String]] = []
     for family in families {
-        let names = ["default", "no-warp", "jitter"] + ((family == "sgd" ? c.sgd?.scaledown : c.adam?.scaledown) ?? [])
-            .flatMap { ["scaledown-\(fmt($0))", "jitter-\(fmt($0))"] }
+        let sweep = family == "sgd" ? (c.jitterSweep ?? []).sorted() : []
+        let names = ["default", "no-warp", "jitter"] + sweep.map { "jitter-j\(fmt($0))" }
+            + ((family == "sgd" ? c.sgd?.scaledown : c.adam?.scaledown) ?? [])
+            .flatMap { f in ["scaledown-\(fmt(f))", "no-warp-\(fmt(f))", "jitter-\(fmt(f))"] + sweep.map { "jitter-\(fmt(f))-j\(fmt($0))" } }
         for name in names {
             guard let agree = results["\(family)/\(name)/weight_agreement"] else { continue }
             func col(_ metric: String, _ digits: Int = 3) -> String { fmtMeanSE(results["\(family)/\(name)/\(metric)"]!, digits: digits) }
@@ -110,7 +113,8 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
                 col("inference_agreement", 4), col("accuracy_a", 4), col("accuracy_x", 4)])
         }
     }
-    let body = "Every comparison: mean ± SE over \(n) seeds. DSQ is run (a) of each pair; x is the other run.\n\n"
+    let body = jitterEquivalentTable(c, results: results)
+        + "Every comparison: mean ± SE over \(n) seeds. DSQ is run (a) of each pair; x is the other run.\n\n"
         + markdownTable(header: ["optimizer", "comparison", "quantized-weight agreement", "change-point agreement",
             "compressed", "avg change-point error (steps)", "alignment error / distance", "inference agreement",
             "test acc. a (%)", "test acc. x (%)"], rows: rows, align: ["l", "l", "r", "r", "r", "r", "r", "r", "r", "r"])
@@ -130,6 +134,12 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
         let floors = t.levels.map { level -> Double in
             let name = level.0 == 1 ? "jitter" : "jitter-\(fmt(level.0))"
             return disagreement(family, name).map { meanAndSE($0).mean } ?? .nan
+        }
+        let unmapped = t.levels.map { level -> Double in
+            disagreement(family, level.0 == 1 ? "no-warp" : "no-warp-\(fmt(level.0))").map { meanAndSE($0).mean } ?? .nan
+        }
+        if unmapped.count > 1, !unmapped.contains(where: \.isNaN) {
+            series.append(Series("unmapped STE (η, w₀)", x: x, y: unmapped, color: "#b2182b", markers: true))
         }
         if floors.contains(where: { !$0.isNaN }) {
             series.append(Series("Jitter floor (DSQ vs DSQ at η·(1+j))", x: x, y: floors, color: "#333333", dashed: true,
@@ -159,4 +169,97 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
         """
     return SchoenbauerFragment(title: "Schoenbauer et al. 2024 — MNIST ConvNet with quantized convolution kernels",
         setting: setting, claims: claims, body: body)
+}
+
+/// The comparison of DSQ at η·s against DSQ at η·s·(1 + j) (the Jitter runs and the sweep's).
+private func jitterName(scale f: Double, j: Double, _ c: SchoenbauerMNISTConfig) -> String {
+    j == c.jitter ? (f == 1 ? "jitter" : "jitter-\(fmt(f))") : (f == 1 ? "jitter-j\(fmt(j))" : "jitter-\(fmt(f))-j\(fmt(j))")
+}
+
+/// Where a disagreement falls on a Jitter sweep (points (j, seed-mean disagreement), sorted by j): the j at which the
+/// sweep disagrees as much, interpolated linearly in log j between the first two neighbouring points around it, or
+/// a bound outside the sweep ("< 0.025", "> 0.2").
+func jitterEquivalent(_ target: Double, sweep: [(j: Double, disagreement: Double)]) -> (value: Double?, text: String) {
+    guard let first = sweep.first, let last = sweep.last, !target.isNaN else { return (nil, "—") }
+    for (p, q) in zip(sweep, sweep.dropFirst()) where min(p.disagreement, q.disagreement) <= target
+        && target <= max(p.disagreement, q.disagreement)
+    {
+        let t = p.disagreement == q.disagreement ? 0 : (target - p.disagreement) / (q.disagreement - p.disagreement)
+        let j = exp(log(p.j) + t * (log(q.j) - log(p.j)))
+        return (j, fmt(j, digits: 2))
+    }
+    if target < min(first.disagreement, last.disagreement) { return (nil, "< " + fmt(first.j)) }
+    return (nil, "> " + fmt(last.j))
+}
+
+/// Per η (SGD): the mapped and the unmapped STE's disagreement with DSQ, the Jitter floor, and each STE's
+/// Jitter-equivalent perturbation j* on the sweep. Empty without a sweep.
+func jitterEquivalentTable(_ c: SchoenbauerMNISTConfig, results: [String: [Double]]) -> String {
+    guard let sweepValues = c.jitterSweep, !sweepValues.isEmpty, let s = c.sgd else { return "" }
+    func disagreement(_ name: String) -> [Double]? { results["sgd/\(name)/weight_agreement"].map { $0.map { 1 - $0 } } }
+    let js = (sweepValues + [c.jitter]).sorted()
+    var rows: [[String]] = []
+    for f in [1.0] + s.scaledown.sorted(by: >) {
+        let sweep = js.compactMap { j in disagreement(jitterName(scale: f, j: j, c)).map { (j: j, disagreement: meanAndSE($0).mean) } }
+        guard sweep.count == js.count, let mapped = disagreement(f == 1 ? "default" : "scaledown-\(fmt(f))") else { continue }
+        let unmapped = disagreement(f == 1 ? "no-warp" : "no-warp-\(fmt(f))")
+        rows.append(["η×\(fmt(f))", "\(Int((Double(c.steps) / f).rounded()))", fmtMeanSE(mapped),
+            unmapped.map { fmtMeanSE($0) } ?? "—", fmtMeanSE(disagreement(jitterName(scale: f, j: c.jitter, c))!),
+            jitterEquivalent(meanAndSE(mapped).mean, sweep: sweep).text,
+            unmapped.map { jitterEquivalent(meanAndSE($0).mean, sweep: sweep).text } ?? "—"])
+    }
+    guard !rows.isEmpty else { return "" }
+    return "SGD at every η: the quantized-weight disagreement of each STE with DSQ (mean ± SE over \(c.seeds.count) "
+        + "seeds), the Jitter floor (DSQ against DSQ at η·(1 + \(fmt(c.jitter)))), and the Jitter-equivalent perturbation "
+        + "j*: the j at which DSQ against DSQ at η·(1 + j) disagrees as much as the STE does (seed means, interpolated in "
+        + "log j on the sweep j ∈ {\(js.map { fmt($0) }.joined(separator: ", "))}; a bound outside it).\n\n"
+        + markdownTable(header: ["η", "steps", "mapped STE", "unmapped STE", "Jitter floor", "j* mapped", "j* unmapped"],
+            rows: rows, align: ["l", "r", "r", "r", "r", "r", "r"]) + "\n\n"
+}
+
+/// The small-step SGD claims (experiments/schoenbauer/mnist-small-steps.yaml states their criteria): the control at
+/// the smallest η, the mapped STE's excess over the Jitter floor shrinking with η, and its margin over the unmapped
+/// STE opening. A positive quantity claimed: held above 2 SE, inconclusive between 0 and 2 SE, not held at ≤ 0.
+func smallStepClaims(_ c: SchoenbauerMNISTConfig, results: [String: [Double]]) -> [Claim] {
+    guard let f = c.sgd?.scaledown.min() else { return [] }
+    func disagreement(_ name: String) -> [Double]? { results["sgd/\(name)/weight_agreement"].map { $0.map { 1 - $0 } } }
+    guard let mapped1 = disagreement("default"), let mappedF = disagreement("scaledown-\(fmt(f))"),
+        let unmapped1 = disagreement("no-warp"), let unmappedF = disagreement("no-warp-\(fmt(f))"),
+        let floor1 = disagreement("jitter"), let floorF = disagreement("jitter-\(fmt(f))")
+    else { return [] }
+    let n = c.seeds.count
+    func diff(_ a: [Double], _ b: [Double]) -> [Double] { zip(a, b).map { $0 - $1 } }
+    func outcome(_ values: [Double]) -> (ClaimOutcome, String, Double, Double) {
+        let (m, se) = meanAndSE(values)
+        let measured = "\(fmt(m, digits: 3)) vs 2·SE \(fmt(2 * se, digits: 2))"
+        if n < 2 { return (.inconclusive, measured, m, se) }
+        return (m > 2 * se ? .held : m > 0 ? .inconclusive : .notHeld, measured, m, se)
+    }
+    func claim(_ text: String, _ values: [Double], evidence: String) -> Claim {
+        let (o, measured, _, _) = outcome(values)
+        let reason = n < 2 ? "one seed has no standard error" : "the point estimate goes the claimed way but lies within 2 SE of zero"
+        return Claim(text, outcome: o, evidence: evidence + " " + measured, reason: o == .inconclusive ? reason : "")
+    }
+    var claims: [Claim] = []
+    let excessF = diff(unmappedF, floorF)
+    claims.append(claim("SGD control at η×\(fmt(f)) for \(fmt(1 / f))× the steps: the unmapped STE (η, w₀) does not track "
+        + "DSQ (its disagreement exceeds the Jitter floor at that η)", excessF, evidence:
+        "unmapped STE \(fmtMeanSE(unmappedF)) vs Jitter floor \(fmtMeanSE(floorF)) (mean ± SE, \(n) seeds); excess"))
+    let excess1 = diff(mapped1, floor1), excessSmall = diff(mappedF, floorF)
+    claims.append(claim("SGD: the mapped STE's excess over the Jitter floor shrinks as η → 0 (excess at η×\(fmt(f)) below "
+        + "the base η's, equal training time ηt)", diff(excess1, excessSmall), evidence:
+        "excess η×1: \(fmtMeanSE(excess1)), η×\(fmt(f)): \(fmtMeanSE(excessSmall)) (mean ± SE, \(n) seeds); shrink"))
+    let margin1 = diff(unmapped1, mapped1), marginF = diff(unmappedF, mappedF)
+    let (atSmall, atSmallText, _, _) = outcome(marginF)
+    var opens = claim("SGD (the theorem's consequence that the map matters at small η): the unmapped STE's disagreement "
+        + "exceeds the mapped STE's at η×\(fmt(f)), by more than at the base η", diff(marginF, margin1), evidence:
+        "margin (unmapped − mapped) η×1: \(fmtMeanSE(margin1)), η×\(fmt(f)): \(fmtMeanSE(marginF)) (mean ± SE, \(n) seeds); "
+        + "margin at η×\(fmt(f)) \(atSmallText); opening")
+    // Both parts are needed: a margin that grows but stays inside its noise at the smallest η is not yet open.
+    if opens.outcome == .held && atSmall != .held {
+        opens = Claim(opens.text, outcome: atSmall == .notHeld ? .notHeld : .inconclusive, evidence: opens.evidence,
+            reason: atSmall == .notHeld ? "" : "the margin at the smallest η lies within 2 SE of zero")
+    }
+    claims.append(opens)
+    return claims
 }

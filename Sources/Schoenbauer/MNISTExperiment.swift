@@ -36,6 +36,13 @@ struct SGDSetup: Codable {
     var momentum: Double
     /// Learning-rate factors s < 1 of the Scaledown pairs; each runs 1/s times the steps.
     var scaledown: [Double]
+    /// The unmapped STE (the "no warp" control) at every scaled-down η too, not only at the base η.
+    var controlsAtEveryStep: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case lr, momentum, scaledown
+        case controlsAtEveryStep = "controls_at_every_step"
+    }
 }
 
 struct AdamSetup: Codable {
@@ -59,6 +66,9 @@ struct SchoenbauerMNISTConfig: Codable {
     var estimator: EstimatorConfig
     /// j of the Jitter control: the custom estimator against itself at η·(1 + j).
     var jitter: Double
+    /// Further perturbations j of a Jitter sweep at every SGD η (with `jitter`): where the mapped STE's disagreement
+    /// falls among them is its Jitter-equivalent perturbation j*.
+    var jitterSweep: [Double]?
     var sgd: SGDSetup?
     var adam: AdamSetup?
     var mapCells: Int
@@ -67,6 +77,7 @@ struct SchoenbauerMNISTConfig: Codable {
 
     enum CodingKeys: String, CodingKey {
         case seeds, data, steps, bits, estimator, jitter, sgd, adam
+        case jitterSweep = "jitter_sweep"
         case trainImages = "train_images", testImages = "test_images", batchSize = "batch_size"
         case warmupFraction = "warmup_fraction", mapCells = "map_cells", curvePoints = "curve_points"
     }
@@ -290,13 +301,24 @@ func comparisons(_ c: SchoenbauerMNISTConfig, seed: UInt64) -> [Comparison] {
         out.append(Comparison(family: "sgd", name: "default", lrScale: 1, reference: a, other: spec("sgd", 0, custom: false, mapped: true)))
         out.append(Comparison(family: "sgd", name: "no-warp", lrScale: 1, reference: a, other: spec("sgd", 0, custom: false)))
         out.append(Comparison(family: "sgd", name: "jitter", lrScale: 1, reference: a, other: spec("sgd", 0, custom: true, lr: 1 + c.jitter)))
+        for j in c.jitterSweep ?? [] {
+            out.append(Comparison(family: "sgd", name: "jitter-j\(fmt(j))", lrScale: 1, reference: a,
+                other: spec("sgd", 0, custom: true, lr: 1 + j)))
+        }
         for f in s.scaledown {
-            out.append(Comparison(family: "sgd", name: "scaledown-\(fmt(f))", lrScale: f,
-                reference: spec("sgd", 0, custom: true, lr: f, steps: 1 / f),
+            let reference = spec("sgd", 0, custom: true, lr: f, steps: 1 / f)
+            out.append(Comparison(family: "sgd", name: "scaledown-\(fmt(f))", lrScale: f, reference: reference,
                 other: spec("sgd", 0, custom: false, mapped: true, lr: f, steps: 1 / f)))
-            out.append(Comparison(family: "sgd", name: "jitter-\(fmt(f))", lrScale: f,
-                reference: spec("sgd", 0, custom: true, lr: f, steps: 1 / f),
+            out.append(Comparison(family: "sgd", name: "jitter-\(fmt(f))", lrScale: f, reference: reference,
                 other: spec("sgd", 0, custom: true, lr: f * (1 + c.jitter), steps: 1 / f)))
+            if s.controlsAtEveryStep == true {
+                out.append(Comparison(family: "sgd", name: "no-warp-\(fmt(f))", lrScale: f, reference: reference,
+                    other: spec("sgd", 0, custom: false, lr: f, steps: 1 / f)))
+            }
+            for j in c.jitterSweep ?? [] {
+                out.append(Comparison(family: "sgd", name: "jitter-\(fmt(f))-j\(fmt(j))", lrScale: f, reference: reference,
+                    other: spec("sgd", 0, custom: true, lr: f * (1 + j), steps: 1 / f)))
+            }
         }
     }
     if let ad = c.adam {
@@ -319,48 +341,80 @@ func comparisons(_ c: SchoenbauerMNISTConfig, seed: UInt64) -> [Comparison] {
 }
 
 @Sendable func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int) throws -> Double {
-    try runSchoenbauerMNIST(configPath: configPath, outPath: outPath, threads: threads, rescoreFrom: nil)
+    try runSchoenbauerMNIST(configPath: configPath, outPath: outPath, threads: threads, rescoreFrom: [], seeds: nil)
 }
 
-/// The comparisons a result file recorded (per seed), its first seed's loss curves and its run attributes: what the
-/// claims, table and figures are computed from, so that they can be scored again without training.
+/// The comparisons result files recorded (per seed), the first seed's loss curves and the files' run attributes:
+/// what the claims, table and figures are computed from, so that they can be scored again without training. Several
+/// files (the parts of one experiment, each trained with `--seeds`) merge into one record when they share the code
+/// version that trained them, their comparisons, and no seed.
 struct RecordedComparisons {
-    var results: [String: [Double]] = [:]
-    var curves: [String: [Double]] = [:]
-    var seeds: [Int] = []
+    /// Per seed: "<family>/<comparison>/<metric>" → value.
+    var perSeed: [Int: [String: Double]] = [:]
+    /// Per file, its first seed and that seed's loss curves.
+    var curvesBySeed: [Int: [String: [Double]]] = [:]
     var runCount = 0
     var runSeconds = 0.0
     var trainedBy = ""
 
-    init(file: String) throws {
-        let r = try H5Reader(path: file)
-        func leaves(_ group: String, into out: inout [String: [Double]], prefix: String) throws {
-            for (name, kind) in try r.children(of: group) {
-                let path = group + "/" + name, key = prefix.isEmpty ? name : prefix + "/" + name
-                switch kind {
-                case .group: try leaves(path, into: &out, prefix: key)
-                case .dataset: out[key] = try r.read(path, as: Double.self).values
-                case .other: break
+    var seeds: [Int] { perSeed.keys.sorted() }
+
+    init(files: [String]) throws {
+        var keys: Set<String>? = nil
+        for file in files {
+            let r = try H5Reader(path: file)
+            func leaves(_ group: String, into out: inout [String: [Double]], prefix: String) throws {
+                for (name, kind) in try r.children(of: group) {
+                    let path = group + "/" + name, key = prefix.isEmpty ? name : prefix + "/" + name
+                    switch kind {
+                    case .group: try leaves(path, into: &out, prefix: key)
+                    case .dataset: out[key] = try r.read(path, as: Double.self).values
+                    case .other: break
+                    }
                 }
             }
+            var results: [String: [Double]] = [:], curves: [String: [Double]] = [:]
+            try leaves("/comparisons", into: &results, prefix: "")
+            if r.contains("/curves_first_seed") { try leaves("/curves_first_seed", into: &curves, prefix: "") }
+            let seeds = try r.read("/seeds", as: Int64.self).values.map(Int.init)
+            // A file rescored before keeps the code version that trained it.
+            let trained = (try? r.stringAttribute("rescored_from_code_version", on: "/comparisons"))
+                ?? (try? r.stringAttribute("code_version")) ?? "unknown"
+            if trainedBy.isEmpty { trainedBy = trained }
+            guard trained == trainedBy else {
+                throw ReportError("\(file): trained by code version \(trained), \(files[0]) by \(trainedBy): parts of one experiment share their code")
+            }
+            guard keys == nil || keys == Set(results.keys) else {
+                throw ReportError("\(file): its comparisons differ from \(files[0])'s: not a part of the same experiment")
+            }
+            keys = Set(results.keys)
+            for (i, seed) in seeds.enumerated() {
+                guard perSeed[seed] == nil else { throw ReportError("\(file): seed \(seed) is recorded by another file too") }
+                perSeed[seed] = results.compactMapValues { i < $0.count ? $0[i] : nil }
+            }
+            if let first = seeds.first { curvesBySeed[first] = curves }
+            let runs = Int(try r.attribute("runs", on: "/comparisons").intValue ?? 0)
+            runCount += runs
+            runSeconds += (try r.attribute("mean_run_seconds", on: "/comparisons").doubleValue ?? 0) * Double(runs)
         }
-        try leaves("/comparisons", into: &results, prefix: "")
-        if r.contains("/curves_first_seed") { try leaves("/curves_first_seed", into: &curves, prefix: "") }
-        seeds = try r.read("/seeds", as: Int64.self).values.map(Int.init)
-        runCount = Int(try r.attribute("runs", on: "/comparisons").intValue ?? 0)
-        runSeconds = (try r.attribute("mean_run_seconds", on: "/comparisons").doubleValue ?? 0) * Double(runCount)
-        // A file rescored before keeps the code version that trained it.
-        trainedBy = (try? r.stringAttribute("rescored_from_code_version", on: "/comparisons"))
-            ?? (try? r.stringAttribute("code_version")) ?? "unknown"
+    }
+
+    /// Every comparison's values in the order of `seeds`.
+    func results(seeds order: [Int]) -> [String: [Double]] {
+        var out: [String: [Double]] = [:]
+        for seed in order { for (key, v) in perSeed[seed] ?? [:] { out[key, default: []].append(v) } }
+        return out
     }
 }
 
-/// `rescoreFrom`: a result file of this config whose recorded comparisons are scored again (claims, table, figures),
-/// nothing trained.
-func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int, rescoreFrom: String?) throws -> Double {
-    let recorded = try rescoreFrom.map { try RecordedComparisons(file: $0) }
+/// `rescoreFrom`: result files of this config (one, or the parts trained with `seeds`) whose recorded comparisons
+/// are scored again (claims, table, figures), nothing trained. `seeds`: train only these of the config's seeds (a
+/// part, run beside the others in its own process).
+func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int, rescoreFrom: [String], seeds: [UInt64]?) throws -> Double {
+    let recorded = rescoreFrom.isEmpty ? nil : try RecordedComparisons(files: rescoreFrom)
     return try runSchoenbauerExperiment(
         name: "mnist", configType: SchoenbauerMNISTConfig.self, configPath: configPath, outPath: outPath, threads: threads,
+        commandSuffix: seeds.map { " --seeds " + $0.map(String.init).joined(separator: ",") } ?? "",
         extraInputs: { [$0.data] },  // a rescore too: the measurements were made on it
         validate: { c in
             guard !c.seeds.isEmpty, c.trainImages > 0, c.testImages > 0, c.batchSize > 0, c.steps > 0, c.curvePoints > 0,
@@ -372,17 +426,28 @@ func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int, resc
             if let a = c.adam, !(a.lr > 0 && !a.beta2.isEmpty && a.beta2.allSatisfy({ (0..<1).contains($0) })) {
                 throw ReportError("adam: lr > 0 and beta2 values in [0, 1)")
             }
-            if try c.estimator.make() == .ste { throw ReportError("the custom estimator must not be the STE itself") }
-        }
-    ) { c, ctx in
-        if let recorded {
-            guard recorded.seeds == c.seeds.map(Int.init) else {
-                throw ReportError("\(rescoreFrom!): recorded seeds \(recorded.seeds), the config's \(c.seeds): not this config's result")
+            if let sweep = c.jitterSweep {
+                guard c.sgd != nil, sweep.allSatisfy({ $0 > 0 && $0 != c.jitter }), Set(sweep).count == sweep.count else {
+                    throw ReportError("jitter_sweep: distinct values > 0 other than jitter, and an sgd section")
+                }
             }
+            if try c.estimator.make() == .ste { throw ReportError("the custom estimator must not be the STE itself") }
+            if let seeds, seeds.isEmpty || !seeds.allSatisfy(c.seeds.contains) || Set(seeds).count != seeds.count {
+                throw ReportError("--seeds \(seeds.map(String.init).joined(separator: ",")): distinct seeds of the config's \(c.seeds)")
+            }
+        }
+    ) { config, ctx in
+        var c = config
+        if let recorded {
+            guard Set(recorded.seeds) == Set(c.seeds.map(Int.init)) else {
+                throw ReportError("\(rescoreFrom.joined(separator: ", ")): recorded seeds \(recorded.seeds), the config's \(c.seeds): not this config's result")
+            }
+            let order = c.seeds.map(Int.init)
+            let results = recorded.results(seeds: order)
             let estimator = try c.estimator.make()
             let map = EquivalenceMap(estimator: estimator, cells: c.mapCells)
-            for (key, values) in recorded.results { try ctx.write("/comparisons/" + key, values) }
-            for (key, values) in recorded.curves { try ctx.write("/curves_first_seed/" + key, values) }
+            for (key, values) in results { try ctx.write("/comparisons/" + key, values) }
+            for (key, values) in recorded.curvesBySeed[order[0]] ?? [:] { try ctx.write("/curves_first_seed/" + key, values) }
             try ctx.writer.write("/seeds", c.seeds.map { Int64($0) }, shape: [c.seeds.count])
             let kernelWeights = WeightQuantization(network: makeSchoenbauerConvNet(seed: 0), bits: c.bits, estimator: .ste)
                 .tensorIndexPerWeight().count
@@ -390,13 +455,15 @@ func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int, resc
                 "kernel_weights": .int(Int64(kernelWeights)), "runs": .int(Int64(recorded.runCount)),
                 "mean_run_seconds": .double(recorded.runSeconds / Double(max(recorded.runCount, 1))),
                 "rescored_from_code_version": .string(recorded.trainedBy)], on: "/comparisons")
-            var section = try schoenbauerFragment(c, results: recorded.results, alpha: map.alpha, estimator: estimator,
+            var section = try schoenbauerFragment(c, results: results, alpha: map.alpha, estimator: estimator,
                 kernelWeights: kernelWeights, runCount: recorded.runCount, ctx)
-            section.setting += "\n\nThe claims, table and figures were scored again from the comparisons this file recorded "
+            let source = rescoreFrom.count == 1 ? "this file recorded" : "its \(rescoreFrom.count) parts (one process per seed) recorded"
+            section.setting += "\n\nThe claims, table and figures were scored again from the comparisons \(source) "
                 + "when it was trained (code version `\(recorded.trainedBy.prefix(12))`, \(recorded.runCount) runs, "
                 + String(format: "%.0f", recorded.runSeconds) + " s of training); nothing was retrained."
             return section
         }
+        if let seeds { c.seeds = seeds }
         let data = try loadDataset(path: c.data)
         guard data.train.count >= c.trainImages, data.test.count >= c.testImages, data.train.channels == 1,
             data.train.height == 28, data.train.width == 28
@@ -447,7 +514,13 @@ func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int, resc
         try ctx.writer.setAttributes(["alpha": .double(map.alpha), "estimator": .string(estimator.description),
             "kernel_weights": .int(Int64(tensorOf.count)), "runs": .int(Int64(runCount)),
             "mean_run_seconds": .double(runSeconds / Double(max(runCount, 1)))], on: "/comparisons")
-        return try schoenbauerFragment(c, results: results, alpha: map.alpha, estimator: estimator, kernelWeights: tensorOf.count,
-            runCount: runCount, ctx)
+        var section = try schoenbauerFragment(c, results: results, alpha: map.alpha, estimator: estimator,
+            kernelWeights: tensorOf.count, runCount: runCount, ctx)
+        if seeds != nil {
+            section.setting += "\n\nA part: seeds \(c.seeds.map(String.init).joined(separator: ", ")) of the config's "
+                + "\(config.seeds.map(String.init).joined(separator: ", ")); its verdicts are not the experiment's. "
+                + "`--rescore` over every part writes the experiment's result."
+        }
+        return section
     }
 }

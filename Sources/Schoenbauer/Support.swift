@@ -12,23 +12,28 @@ public typealias SchoenbauerContext = ExperimentContext
 public struct SchoenbauerExperimentEntry: Sendable {
     public let name: String
     public let run: @Sendable (_ config: String, _ out: String, _ threads: Int) throws -> Double
-    /// Scores the claims again from a result file's recorded measurements, nothing trained (nil: not offered).
-    public var rescore: (@Sendable (_ config: String, _ out: String, _ from: String, _ threads: Int) throws -> Double)? = nil
+    /// Scores the claims again from result files' recorded measurements (one file, or the parts trained with
+    /// `seeds`), nothing trained (nil: not offered).
+    public var rescore: (@Sendable (_ config: String, _ out: String, _ from: [String], _ threads: Int) throws -> Double)? = nil
+    /// Trains only some of the config's seeds: a part of the experiment (nil: not offered).
+    public var runSeeds: (@Sendable (_ config: String, _ out: String, _ seeds: [UInt64], _ threads: Int) throws -> Double)? = nil
 }
 
 public let schoenbauerExperiments: [SchoenbauerExperimentEntry] = [
     .init(name: "simulation", run: runSchoenbauerSimulation),
-    .init(name: "mnist", run: runSchoenbauerMNIST, rescore: { try runSchoenbauerMNIST(configPath: $0, outPath: $1, threads: $3, rescoreFrom: $2) }),
+    .init(name: "mnist", run: runSchoenbauerMNIST,
+        rescore: { try runSchoenbauerMNIST(configPath: $0, outPath: $1, threads: $3, rescoreFrom: $2, seeds: nil) },
+        runSeeds: { try runSchoenbauerMNIST(configPath: $0, outPath: $1, threads: $3, rescoreFrom: [], seeds: $2) }),
 ]
 
 /// Runs one experiment through the shared harness (Harness/ExperimentHarness.swift); returns the wall time in seconds.
 func runSchoenbauerExperiment<C: Codable>(
-    name: String, configType: C.Type, configPath: String, outPath: String, threads: Int,
+    name: String, configType: C.Type, configPath: String, outPath: String, threads: Int, commandSuffix: String = "",
     extraInputs: @escaping (C) -> [String] = { _ in [] }, validate: (C) throws -> Void,
     body: (C, SchoenbauerContext) throws -> SchoenbauerFragment
 ) throws -> Double {
     try runExperiment(name: name, stage: "schoenbauer " + name,
-        command: "ste schoenbauer \(name) --config \(configPath) --out \(outPath)", configType: configType,
+        command: "ste schoenbauer \(name) --config \(configPath) --out \(outPath)" + commandSuffix, configType: configType,
         configPath: configPath, outPath: outPath, threads: threads, extraInputs: extraInputs, validate: validate, body: body)
 }
 
