@@ -33,7 +33,7 @@ final class StrictConfigTests: XCTestCase {
         _ = try loadExperimentConfig(GongyoScaleConfig.self, from: "experiments/theory/gongyo-scale.yaml")
         _ = try loadExperimentConfig(GongyoMisspecifiedConfig.self, from: "experiments/theory/gongyo-misspecified.yaml")
         _ = try loadExperimentConfig(SimulationConfig.self, from: "experiments/schoenbauer/simulation.yaml")
-        for file in ["mnist", "mnist-full"] {
+        for file in ["mnist", "mnist-full", "mnist-small-steps"] {
             _ = try loadExperimentConfig(SchoenbauerMNISTConfig.self, from: "experiments/schoenbauer/\(file).yaml")
         }
     }

@@ -336,6 +336,68 @@ final class MNISTExperimentPieceTests: XCTestCase {
     }
 }
 
+/// The small-step additions: the comparisons a sweep and the controls add, the Jitter-equivalent perturbation, the
+/// small-step claims' three outcomes.
+final class SmallStepTests: XCTestCase {
+    func config(sweep: [Double]?, controls: Bool?) -> SchoenbauerMNISTConfig {
+        SchoenbauerMNISTConfig(seeds: [0, 1, 2], data: "", trainImages: 1, testImages: 1, batchSize: 1, steps: 100,
+            warmupFraction: 0.1, bits: 2, estimator: EstimatorConfig(name: "dsq", sharpness: 3), jitter: 0.05,
+            jitterSweep: sweep, sgd: SGDSetup(lr: 0.1, momentum: 0.9, scaledown: [0.5, 0.25], controlsAtEveryStep: controls),
+            adam: nil, mapCells: 16, curvePoints: 4)
+    }
+
+    func testComparisonsOfASweepAndControls() {
+        let plain = comparisons(config(sweep: nil, controls: nil), seed: 0).map(\.name)
+        XCTAssertEqual(plain, ["default", "no-warp", "jitter", "scaledown-0.5", "jitter-0.5", "scaledown-0.25", "jitter-0.25"],
+            "without the new keys the comparisons (and so the committed files' claim rows) are unchanged")
+        let all = comparisons(config(sweep: [0.1], controls: true), seed: 0)
+        XCTAssertEqual(all.map(\.name), ["default", "no-warp", "jitter", "jitter-j0.1", "scaledown-0.5", "jitter-0.5",
+            "no-warp-0.5", "jitter-0.5-j0.1", "scaledown-0.25", "jitter-0.25", "no-warp-0.25", "jitter-0.25-j0.1"])
+        let control = all.first { $0.name == "no-warp-0.25" }!
+        XCTAssertFalse(control.other.custom || control.other.mapped)
+        XCTAssertEqual(control.other.lrFactor, 0.25)
+        XCTAssertEqual(control.other.stepsFactor, 4)
+        let sweep = all.first { $0.name == "jitter-0.25-j0.1" }!
+        XCTAssertTrue(sweep.other.custom)
+        XCTAssertEqual(sweep.other.lrFactor, 0.25 * 1.1, accuracy: 1e-15)
+        XCTAssertEqual(sweep.reference, control.reference, "every pair at an η shares its DSQ run")
+    }
+
+    func testJitterEquivalent() {
+        let sweep = [(j: 0.025, disagreement: 0.02), (j: 0.05, disagreement: 0.04), (j: 0.1, disagreement: 0.06)]
+        XCTAssertEqual(jitterEquivalent(0.04, sweep: sweep).value!, 0.05, accuracy: 1e-12)
+        XCTAssertEqual(jitterEquivalent(0.05, sweep: sweep).value!, (0.05 * 0.1).squareRoot(), accuracy: 1e-12,
+            "halfway in disagreement is the geometric mean in j")
+        XCTAssertNil(jitterEquivalent(0.01, sweep: sweep).value)
+        XCTAssertEqual(jitterEquivalent(0.01, sweep: sweep).text, "< 0.025")
+        XCTAssertEqual(jitterEquivalent(0.2, sweep: sweep).text, "> 0.1")
+    }
+
+    func testSmallStepClaimOutcomes() {
+        let c = config(sweep: nil, controls: true)
+        func results(mappedSmall: [Double], unmappedSmall: [Double]) -> [String: [Double]] {
+            let agree = { (d: [Double]) in d.map { 1 - $0 } }
+            return ["sgd/default/weight_agreement": agree([0.10, 0.11, 0.12]),
+                "sgd/no-warp/weight_agreement": agree([0.11, 0.12, 0.13]),
+                "sgd/jitter/weight_agreement": agree([0.05, 0.05, 0.05]),
+                "sgd/scaledown-0.25/weight_agreement": agree(mappedSmall),
+                "sgd/no-warp-0.25/weight_agreement": agree(unmappedSmall),
+                "sgd/jitter-0.25/weight_agreement": agree([0.02, 0.021, 0.019])]
+        }
+        // The map matters at small η: the control stays up, the excess shrinks, the margin opens.
+        let good = smallStepClaims(c, results: results(mappedSmall: [0.02, 0.022, 0.021], unmappedSmall: [0.08, 0.09, 0.085]))
+        XCTAssertEqual(good.map(\.outcome), [.held, .held, .held])
+        // Both STEs fall to the floor together: the control fails and the margin closes.
+        let none = smallStepClaims(c, results: results(mappedSmall: [0.02, 0.022, 0.021], unmappedSmall: [0.019, 0.021, 0.02]))
+        XCTAssertEqual(none[0].outcome, .notHeld)
+        XCTAssertEqual(none[2].outcome, .notHeld)
+        // A margin that opens on the mean but inside the seeds' noise: inconclusive, with a reason.
+        let noisy = smallStepClaims(c, results: results(mappedSmall: [0.02, 0.022, 0.021], unmappedSmall: [0.01, 0.05, 0.04]))
+        XCTAssertEqual(noisy[2].outcome, .inconclusive)
+        XCTAssertFalse(noisy[2].reason.isEmpty)
+    }
+}
+
 /// AvgPool2d against the definition, and its backward as the adjoint of its forward.
 final class AvgPoolTests: XCTestCase {
     func testForwardAndAdjoint() {
