@@ -16,12 +16,17 @@ public struct Series: Sendable {
     public var lineWidth: Double
     /// 1 = opaque; thin per-seed lines behind a mean use less.
     public var opacity: Double
+    /// A name per point, set beside it (empty: none; "" for a point without one). Labels that would overlap are
+    /// moved down (or up) until they do not.
+    public var pointLabels: [String]
 
     /// A series with an empty name is drawn but not listed in the legend.
     public init(_ name: String, x: [Double], y: [Double], color: String? = nil, dashed: Bool = false,
-        markers: Bool = false, lineWidth: Double = 1.6, opacity: Double = 1)
+        markers: Bool = false, lineWidth: Double = 1.6, opacity: Double = 1, pointLabels: [String] = [])
     {
         precondition(x.count == y.count, "series \(name): \(x.count) x values vs \(y.count) y values")
+        precondition(pointLabels.isEmpty || pointLabels.count == x.count, "series \(name): \(pointLabels.count) point labels vs \(x.count) points")
+        self.pointLabels = pointLabels
         self.name = name
         self.x = x
         self.y = y
@@ -212,6 +217,7 @@ public struct Figure: Sendable {
                     + "fill=\"\(color)\">\(escapeXML(r.label))</text>\n"
             }
         }
+        var pointLabels: [(Double, Double, String, String)] = []
         for (k, s) in p.series.enumerated() {
             let color = s.color ?? Figure.palette[k % Figure.palette.count]
             var segments: [[(Double, Double)]] = [[]]
@@ -236,8 +242,29 @@ public struct Figure: Sendable {
                     }
                 }
             }
+            for (i, label) in s.pointLabels.enumerated() where !label.isEmpty
+                && usable(s.x[i], log: p.logX) && usable(s.y[i], log: p.logY)
+            {
+                pointLabels.append((sx(tx(s.x[i])), sy(ty(s.y[i])), label, color))
+            }
         }
         out += "</g>\n"
+        // Point names, right of their point; one that would overlap a name already set moves down a line (up, at
+        // the bottom), so that near points keep legible names.
+        var boxes: [(x0: Double, x1: Double, y: Double)] = placed.map { ($0.start, $0.end, $0.y - 3) }
+        for (X, Y, label, color) in pointLabels {
+            let width = 5.2 * Double(label.count)
+            let x = X + 5 + width <= right - 2 ? X + 5 : max(left + 2, X - 5 - width)  // left of it at the right edge
+            var y = Y + 3
+            var step = 10.0
+            for _ in 0..<40 {
+                guard boxes.contains(where: { abs($0.y - y) < 10 && x < $0.x1 && x + width > $0.x0 }) else { break }
+                if y + step > bottom - 2 { step = -10; y = Y + 3 }
+                y += step
+            }
+            boxes.append((x, x + width, y))
+            out += "<text x=\"\(f(x))\" y=\"\(f(y))\" font-size=\"9\" fill=\"\(color)\">\(escapeXML(label))</text>\n"
+        }
         // Legend, top right inside the frame.
         let named = p.series.enumerated().filter { !$0.element.name.isEmpty }
         if p.showLegend && !named.isEmpty {

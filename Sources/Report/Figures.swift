@@ -75,15 +75,16 @@ func writeFigures(_ runs: [RunID: RunRecord], config: ExperimentConfig, root: St
             let color = Figure.palette[i % Figure.palette.count]
             let mine = compared.filter { $0.key.ste == ste }
             guard !mine.isEmpty else { continue }
-            var xs: [Double] = [], ys: [Double] = []
+            var xs: [Double] = [], ys: [Double] = [], names: [String] = []
             for (key, r) in mine {
                 // Nudged sideways by STE so cells with the same paper value stay apart.
                 let x = reference[key]!.accuracy + 0.01 * (Double(i) - 1), d = r.accuracyMean - reference[key]!.accuracy
                 series.append(Series("", x: [x, x], y: [d - r.accuracyTolerance, d + r.accuracyTolerance], color: color, lineWidth: 1.2))
                 xs += [x, .nan]
                 ys += [d, .nan]
+                names += ["\(key.net) \(key.bits)-bit", ""]
             }
-            series.append(Series("\(ste) STE", x: xs, y: ys, color: color, markers: true))
+            series.append(Series("\(ste) STE", x: xs, y: ys, color: color, markers: true, pointLabels: names))
         }
         let paperValues = compared.map { reference[$0.key]!.accuracy }
         let margin = max(0.05, 0.06 * (paperValues.max()! - paperValues.min()!))

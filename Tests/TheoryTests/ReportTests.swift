@@ -30,6 +30,25 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(Figure(p).svg(), svg, "deterministic output")
     }
 
+    /// Every point named, and two names of points at the same place not drawn over each other.
+    func testPointNamesDoNotOverlap() throws {
+        let p = Panel(title: "t", xLabel: "x", yLabel: "y", series: [
+            Series("a", x: [1, .nan, 2], y: [0, .nan, 1], markers: true, pointLabels: ["lenet5 2-bit", "", "lenet5 4-bit"]),
+            Series("b", x: [1], y: [0], markers: true, pointLabels: ["resnet20 2-bit"]),
+        ])
+        let svg = Figure(p).svg()
+        let pattern = try NSRegularExpression(pattern: #"<text x="([-0-9.]+)" y="([-0-9.]+)" font-size="9" fill="[^"]+">([^<]+)</text>"#)
+        var boxes: [String: (x: Double, y: Double)] = [:]
+        for m in pattern.matches(in: svg, range: NSRange(svg.startIndex..., in: svg)) {
+            let g = { (i: Int) in String(svg[Range(m.range(at: i), in: svg)!]) }
+            boxes[g(3)] = (Double(g(1))!, Double(g(2))!)
+        }
+        XCTAssertEqual(Set(boxes.keys), ["lenet5 2-bit", "lenet5 4-bit", "resnet20 2-bit"])
+        let (a, b) = (boxes["lenet5 2-bit"]!, boxes["resnet20 2-bit"]!)
+        XCTAssertEqual(a.x, b.x, "both sit right of the same point")
+        XCTAssertGreaterThanOrEqual(abs(a.y - b.y), 10, "the second name moved a line away")
+    }
+
     /// A log axis over half a decade that holds a single 1-2-5 value (0.12–0.38: only 0.2) still gets labelled
     /// ticks, at every digit.
     func testNarrowLogAxisGetsTicks() {
