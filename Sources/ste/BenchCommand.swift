@@ -47,6 +47,9 @@ struct Bench: ParsableCommand {
     var convs = false
     @Flag(help: "Also time every layer's forward and backward inside training steps (children of each Sequential; a ResNet block counts as one).")
     var layers = false
+    @Flag(help: "Only time the STE backward loop per rule (the table's rules and a tanh-shaped rule on Lanes.tanh vs per-lane Double), one thread.")
+    var derivatives = false
+
     @Option(help: "Also write the results as JSON to this file.")
     var json: String?
     @Option(help: ArgumentHelp(
@@ -76,6 +79,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if let summary { return try summarize(folder: summary) }
+        if derivatives { benchmarkSTEDerivatives(); return }
         setComputeThreads(threads)
         let gpu: CUDADevice? = deviceOptions.choice == .cpu ? nil : try CUDADevice(tf32: deviceOptions.wantsTF32)
         if let gpu { print("device: \(gpu.description), nominal float32 peak \(String(format: "%.1f", gpu.float32PeakGFLOPS)) GFLOP/s") }
