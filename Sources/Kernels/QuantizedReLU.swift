@@ -17,7 +17,8 @@ public enum Rounding: String, Sendable, CaseIterable, Codable {
 /// PyTorch `ste_torch.py`): x = 0 BLOCKS (ReLU mask is x > 0), x = top PASSES (clipped mask is
 /// x ≤ top). `top` is computed in float32 as `alpha * Float(levels)` (QuantizerSpec.top).
 ///
-/// To add a rule: add a case here with its formula, and its lane formula in `withDerivative`.
+/// To add a rule: add a case here with its formula, and its lane formula in `withDerivative` (a transcendental
+/// derivative through Lanes.exp / tanh / sigmoid, LaneMath.swift, not a per-lane libm call).
 public enum STE: String, Sendable, CaseIterable, Codable {
     /// d/dx x: dx = dy everywhere.
     case identity
