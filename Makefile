@@ -31,7 +31,7 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
+.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs plan-listed bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
 .DEFAULT_GOAL := help
 
 help:
@@ -254,7 +254,7 @@ GRID      := --config $(EXPERIMENT) --profile $(PROFILE) $(foreach s,$(SET),--se
 
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is
 # only needed, and only built, for pipeline goals.
-NON_PIPELINE_GOALS := help deps build test clean data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
+NON_PIPELINE_GOALS := help deps build test clean data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
   data/fashion-mnist.h5
 # `make -n …` is a dry run: make would still remake a missing or stale plan (and so build the binary and
 # install packages), so a dry run reads the plan only if it exists and never remakes it.
@@ -318,10 +318,28 @@ empty :=
 space := $(empty) $(empty)
 SWEEP_KEY    = $(firstword $(subst =, ,$(SWEEP)))
 SWEEP_VALUES = $(subst $(comma), ,$(patsubst $(SWEEP_KEY)=%,%,$(SWEEP)))
+SWEEP_ID     = $(shell printf '%s' '$(EXPERIMENT) $(PROFILE) $(strip $(SET)) $(SWEEP)' | sha256sum | cut -c1-12)
+SWEEP_PLAN  ?=
+# A sweep: every value's plan, then one make over the runs of all values (JOBS at once across values; a run that
+# values share, such as a pretrain the swept key does not change, trained once: scripts/merge-plans.awk), then each
+# value's report (its runs are done by then), and the sweep's table and figure.
 sweep:
 	@test -n "$(SWEEP_VALUES)" || { echo "usage: make sweep SWEEP=key.path=v1,v2,… [SET=…] [PROFILE=…] (e.g. SWEEP=nets.lenet5.train.lr=0.01,0.05)"; exit 2; }
+	@mkdir -p .plan && rm -f .plan/sweep-$(SWEEP_ID).list
+	$(foreach v,$(SWEEP_VALUES),$(MAKE) --no-print-directory plan-listed SET="$(strip $(SET) $(SWEEP_KEY)=$(v))" PLAN_LIST=.plan/sweep-$(SWEEP_ID).list && ) true
+	awk -f scripts/merge-plans.awk $$(cat .plan/sweep-$(SWEEP_ID).list) > .plan/sweep-$(SWEEP_ID).mk
+	$(MAKE) --no-print-directory -j$(JOBS) THREADS=$(REPRODUCE_THREADS) SWEEP_PLAN=.plan/sweep-$(SWEEP_ID).mk sweep-runs
 	$(foreach v,$(SWEEP_VALUES),$(MAKE) --no-print-directory reproduce SET="$(strip $(SET) $(SWEEP_KEY)=$(v))" && ) true
 	$(STE) sweep --config $(EXPERIMENT) --profile $(PROFILE) $(foreach s,$(SET),--set '$(s)') --key $(SWEEP_KEY) --values $(subst $(space),$(comma),$(strip $(SWEEP_VALUES)))
+
+# Helpers of `make sweep`: a value's plan written (including it remakes it) and its path listed; the runs of every
+# value, from the merged plans.
+plan-listed:
+	@echo $(PLAN) >> $(PLAN_LIST)
+ifneq ($(SWEEP_PLAN),)
+include $(SWEEP_PLAN)
+sweep-runs: $(SWEEP_EVALS)
+endif
 
 RUN_KIND = $(if $(findstring -from-,$(RUN)),repel,$(if $(shell echo '$(RUN)' | grep -E -- '-a[0-9]+-'),runs,pretrain))
 # One cell is rerun at the reproduction's thread count, so that it gives the committed number bit for bit (results
@@ -379,9 +397,11 @@ smoke-check: | $(BIN)
 	$(MAKE) --no-print-directory sweep PROFILE=smoke SWEEP=nets.lenet5.train.lr=0.02,0.2 JOBS=2
 	@for v in 0.02 0.2; do grep -q "\"lr\":$$v" results/smoke/set-nets.lenet5.train.lr-$$v/stamps/lenet5-a2-clipped-s0.json \
 	  && test -s results/smoke/set-nets.lenet5.train.lr-$$v/REPORT.md || { echo "smoke-check: sweep value $$v missing"; exit 1; }; done
+	@plan=$$(ls -t .plan/sweep-*.mk | head -1); test $$(grep -c '^results/smoke/pretrain/lenet5-s0/checkpoint.h5:' $$plan) = 1 \
+	  && test $$(grep '^SWEEP_EVALS += ' $$plan | wc -l) = 2 || { echo "smoke-check: $$plan does not hold both values' runs with the shared pretrain once"; exit 1; }
 	@test $$(grep -c '^nets.lenet5.train.lr,0.\(02\|2\),mnist,lenet5,' results/smoke/sweep-nets.lenet5.train.lr.csv) = 12 \
 	  && test -s results/smoke/sweep-nets.lenet5.train.lr.svg || { echo "smoke-check: the sweep's table or figure is missing or incomplete"; exit 1; }
-	@echo "smoke-check: overrides and sweeps passed (a new STE in every table, figure and diff; one folder per swept value, one table and figure for the sweep)"
+	@echo "smoke-check: overrides and sweeps passed (a new STE in every table, figure and diff; one folder per swept value, their runs from one merged plan, one table and figure for the sweep)"
 	rm -rf results/fashion/smoke .plan/fashion-smoke.mk
 	$(MAKE) --no-print-directory reproduce EXPERIMENT=experiments/fashion.yaml PROFILE=smoke
 	@for f in results/fashion/smoke/REPORT.md results/fashion/smoke/table1.csv results/fashion/smoke/figures/repel-fig2.svg results/fashion/smoke/figures/repel-appendix-c.svg; do \
