@@ -67,9 +67,9 @@ public final class CUDAEngine: TrainingEngine {
         dlogitsShape = logits.shape
         lastLogits = logits
         let d = gradient ? dlogits.get(gpu, logits.shape) : nil
-        gpu.launch("softmax_cross_entropy", blocks: (n + 127) / 128, threads: 128, [
-            .pointer(rowLoss!.pointer), .pointer(rowCorrect!.pointer), .pointer(d?.pointer), .pointer(logits.pointer),
-            .pointer(labels!.pointer), .int(Int32(n)), .int(Int32(classes))])
+        gpu.softmaxCrossEntropy(.blocks((n + 127) / 128, threads: 128), rowLoss: rowLoss!.pointer,
+            rowCorrect: rowCorrect!.pointer, dlogits: d?.pointer, logits: logits.pointer, labels: labels!.pointer,
+            batch: Int32(n), classes: Int32(classes))
         var losses = [Double](repeating: 0, count: n), correct = [Int32](repeating: 0, count: n)
         losses.withUnsafeMutableBytes { rowLoss!.download($0.baseAddress!, bytes: 8 * n) }
         correct.withUnsafeMutableBytes { rowCorrect!.download($0.baseAddress!, bytes: 4 * n) }

@@ -22,7 +22,8 @@ protocol ComputeDevice: AnyObject {
     func release(_ pointer: UnsafeMutableRawPointer)
     func copy(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, bytes: Int, _ direction: CopyDirection)
     func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int)
-    /// Launches kernel `name` of KernelSource.swift on `blocks` blocks of `threads` threads.
+    /// Launches kernel `name` of KernelSource.swift on `blocks` blocks of `threads` threads. Called only by the typed
+    /// launches of KernelLaunches.swift, one per kernel.
     func launch(_ name: String, blocks: Int, threads: Int, _ arguments: [KernelArgument])
     /// Column-major C = op(A)·op(B) (BLAS SGEMM with α = 1, β = 0).
     func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int,
@@ -34,14 +35,6 @@ protocol ComputeDevice: AnyObject {
 extension ComputeDevice {
     /// The first device error recorded since the last call (the CUDA device under `ste gpu-check`); nil here.
     func pendingError() -> String? { (self as? CUDADevice)?.takeError() }
-
-    /// One thread per element.
-    func launchElementwise(_ name: String, count: Int, _ arguments: [KernelArgument]) {
-        launch(name, blocks: (count + 255) / 256, threads: 256, arguments)
-    }
-    func launch(_ name: String, blocks: Int, _ arguments: [KernelArgument]) {
-        launch(name, blocks: blocks, threads: 256, arguments)
-    }
 }
 
 /// A CUDA call that failed: which, and the library's reason.

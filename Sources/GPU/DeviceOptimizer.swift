@@ -47,18 +47,17 @@ final class DeviceOptimizer {
             let (w, g, n) = (state.value(p.value).pointer, state.grad(p).pointer, p.value.count)
             switch spec {
             case .sgd(_, let momentum, let wd):
-                gpu.launchElementwise("sgd_update", count: n, [
-                    .pointer(w), .pointer(g), .pointer(slots[i][0].pointer), .long(n), .float(Float(learningRate)),
-                    .float(Float(momentum)), .float(p.decay ? Float(wd) : 0), .int(hasMomentum[i] ? 0 : 1)])
+                gpu.sgdUpdate(.elements(n), w: w, g: g, buffer: slots[i][0].pointer, n: n, lr: Float(learningRate),
+                    momentum: Float(momentum), weightDecay: p.decay ? Float(wd) : 0, firstStep: hasMomentum[i] ? 0 : 1)
                 hasMomentum[i] = momentum != 0
             case .adam(_, let wd):
                 let (beta1, beta2, epsilon) = Adam.defaults
                 let t = Double(steps)
-                gpu.launchElementwise("adam_update", count: n, [
-                    .pointer(w), .pointer(g), .pointer(slots[i][0].pointer), .pointer(slots[i][1].pointer), .long(n),
-                    .float(Float(learningRate / (1 - pow(beta1, t)))), .float(Float((1 - pow(beta2, t)).squareRoot())),
-                    .float(Float(1 - beta1)), .float(Float(1 - beta2)), .float(Float(beta2)), .float(Float(epsilon)),
-                    .float(p.decay ? Float(wd) : 0)])
+                gpu.adamUpdate(.elements(n), w: w, g: g, m: slots[i][0].pointer, v: slots[i][1].pointer, n: n,
+                    stepSize: Float(learningRate / (1 - pow(beta1, t))),
+                    correction2Sqrt: Float((1 - pow(beta2, t)).squareRoot()), oneMinusBeta1: Float(1 - beta1),
+                    oneMinusBeta2: Float(1 - beta2), beta2: Float(beta2), eps: Float(epsilon),
+                    weightDecay: p.decay ? Float(wd) : 0)
             }
         }
     }

@@ -117,8 +117,8 @@ final class ConvolutionOperation: DeviceOperation {
         convolution(g).forward(x: x.pointer, w: state.value(layer.weight.value).pointer, y: y.pointer)
         if let b = layer.bias {
             let (n, c, s) = (g.batch, g.outChannels, g.outHeight * g.outWidth)
-            device.launchElementwise("channel_bias_add", count: n * c * s,
-                [.pointer(y.pointer), .pointer(state.value(b.value).pointer), .long(n * c * s), .int(Int32(c)), .int(Int32(s))])
+            device.channelBiasAdd(.elements(n * c * s), y: y.pointer, bias: state.value(b.value).pointer,
+                total: n * c * s, c: Int32(c), spatial: Int32(s))
         }
         input = training ? x : nil
         return y
@@ -131,8 +131,8 @@ final class ConvolutionOperation: DeviceOperation {
         conv.backwardFilter(x: x.pointer, dy: dy.pointer, dw: state.grad(layer.weight).pointer)
         if let b = layer.bias {
             let (n, c, s) = (dy.shape[0], dy.shape[1], dy.shape[2] * dy.shape[3])
-            device.launch("channel_bias_gradient", blocks: c,
-                [.pointer(state.grad(b).pointer), .pointer(dy.pointer), .int(Int32(n)), .int(Int32(c)), .int(Int32(s))])
+            device.channelBiasGradient(.blocks(c), db: state.grad(b).pointer, dy: dy.pointer, n: Int32(n), c: Int32(c),
+                spatial: Int32(s))
         }
         guard layer.computesInputGradient else { return DeviceTensor(buffer: x.buffer, shape: [0]) }
         let dx = inputGrad.get(device, x.shape)
@@ -162,8 +162,8 @@ final class LinearOperation: DeviceOperation {
         let y = output.get(device, [n, o])
         gemm(true, false, o, n, i, state.value(layer.weight.value).pointer, i, x.pointer, i, y.pointer, o)
         if let b = layer.bias {
-            device.launchElementwise("channel_bias_add", count: n * o,
-                [.pointer(y.pointer), .pointer(state.value(b.value).pointer), .long(n * o), .int(Int32(o)), .int(1)])
+            device.channelBiasAdd(.elements(n * o), y: y.pointer, bias: state.value(b.value).pointer, total: n * o,
+                c: Int32(o), spatial: 1)
         }
         input = training ? x : nil
         return y
@@ -175,8 +175,8 @@ final class LinearOperation: DeviceOperation {
         let (n, i, o) = (x.shape[0], layer.inFeatures, layer.outFeatures)
         gemm(false, true, i, o, n, x.pointer, i, dy.pointer, o, state.grad(layer.weight).pointer, i)
         if let b = layer.bias {
-            device.launch("channel_bias_gradient", blocks: o,
-                [.pointer(state.grad(b).pointer), .pointer(dy.pointer), .int(Int32(n)), .int(Int32(o)), .int(1)])
+            device.channelBiasGradient(.blocks(o), db: state.grad(b).pointer, dy: dy.pointer, n: Int32(n), c: Int32(o),
+                spatial: 1)
         }
         let dx = inputGrad.get(device, [n, i])
         gemm(false, false, i, n, o, state.value(layer.weight.value).pointer, i, dy.pointer, o, dx.pointer, i)
@@ -223,14 +223,13 @@ final class BatchNormOperation: DeviceOperation {
         let total = n * c * s
         let meanPointer: Ptr
         if training {
-            device.launch("batch_norm_statistics", blocks: c, [
-                .pointer(mean.pointer), .pointer(invstd.pointer), .pointer(state.value(norm.runningMean).pointer),
-                .pointer(state.value(norm.runningVar).pointer), .pointer(x.pointer), .int(Int32(n)), .int(Int32(c)),
-                .int(Int32(s)), .float(norm.eps), .float(norm.momentum)])
+            device.batchNormStatistics(.blocks(c), mean: mean.pointer, invstd: invstd.pointer,
+                runningMean: state.value(norm.runningMean).pointer, runningVar: state.value(norm.runningVar).pointer,
+                x: x.pointer, n: Int32(n), c: Int32(c), spatial: Int32(s), eps: norm.eps, momentum: norm.momentum)
             meanPointer = mean.pointer
         } else {
-            device.launchElementwise("batch_norm_eval_invstd", count: c, [
-                .pointer(invstd.pointer), .pointer(state.value(norm.runningVar).pointer), .int(Int32(c)), .float(norm.eps)])
+            device.batchNormEvalInvstd(.elements(c), invstd: invstd.pointer,
+                runningVar: state.value(norm.runningVar).pointer, c: Int32(c), eps: norm.eps)
             meanPointer = state.value(norm.runningMean).pointer
         }
         var quantizer: (QuantizerSpec, STE)? = nil
@@ -239,18 +238,17 @@ final class BatchNormOperation: DeviceOperation {
         (fused, fusedSTE) = (quantizer?.0, quantizer?.1)
         let y = activation != nil && quantizer == nil ? normalized.get(device, x.shape) : output.get(device, x.shape)
         let spec = quantizer?.0
-        device.launchElementwise("batch_norm_apply", count: total, [
-            .pointer(y.pointer), .pointer(x.pointer), .pointer(residual?.pointer), .pointer(meanPointer),
-            .pointer(invstd.pointer), .pointer(weightPointer), .pointer(biasPointer), .long(total), .int(Int32(c)),
-            .int(Int32(s)), .int(spec == nil ? 0 : 1), .int(Int32(spec?.levels ?? 0)), .float(spec?.alpha ?? 1),
-            .int(spec?.rounding == .nearest ? 1 : 0)])
+        device.batchNormApply(.elements(total), y: y.pointer, x: x.pointer, residual: residual?.pointer,
+            mean: meanPointer, invstd: invstd.pointer, weight: weightPointer, bias: biasPointer, total: total,
+            c: Int32(c), spatial: Int32(s), quantizeOutput: spec == nil ? 0 : 1, levels: Int32(spec?.levels ?? 0),
+            alpha: spec?.alpha ?? 1, rounding: spec?.rounding == .nearest ? 1 : 0)
         input = x
         self.residual = training ? residual : nil
         self.training = training
         guard activation != nil, quantizer == nil else { preActivation = nil; return y }
         // A float ReLU after the batch norm (pretraining): its own kernel, its input kept for the backward.
         let r = output.get(device, x.shape)
-        device.launchElementwise("relu_forward", count: total, [.pointer(r.pointer), .pointer(y.pointer), .long(total)])
+        device.reluForward(.elements(total), y: r.pointer, x: y.pointer, n: total)
         preActivation = training ? y : nil
         return r
     }
@@ -262,8 +260,7 @@ final class BatchNormOperation: DeviceOperation {
         var g = dy
         if let pre = preActivation {
             g = reluGrad.get(device, dy.shape)
-            device.launchElementwise("relu_backward", count: dy.count,
-                                     [.pointer(g.pointer), .pointer(dy.pointer), .pointer(pre.pointer), .long(dy.count)])
+            device.reluBackward(.elements(dy.count), dx: g.pointer, dy: dy.pointer, x: pre.pointer, n: dy.count)
         }
         return normalizeBackward(g, x, ste: fusedSTE, top: fused?.top ?? 0)
     }
@@ -275,10 +272,9 @@ final class BatchNormOperation: DeviceOperation {
         }
         let (_, c, s) = dimensions(x)
         let d = sumGrad.get(device, x.shape)
-        device.launchElementwise("batch_norm_residual_gradient", count: x.count, [
-            .pointer(d.pointer), .pointer(dy.pointer), .pointer(x.pointer), .pointer(r.pointer), .pointer(mean.pointer),
-            .pointer(invstd.pointer), .pointer(weightPointer), .pointer(biasPointer), .long(x.count), .int(Int32(c)),
-            .int(Int32(s)), .int(steCode(ste)), .float(spec.top)])
+        device.batchNormResidualGradient(.elements(x.count), dsum: d.pointer, dy: dy.pointer, x: x.pointer,
+            residual: r.pointer, mean: mean.pointer, invstd: invstd.pointer, weight: weightPointer, bias: biasPointer,
+            total: x.count, c: Int32(c), spatial: Int32(s), ste: steCode(ste), top: spec.top)
         residual = nil
         return (d, normalizeBackward(d, x, ste: nil, top: 0))
     }
@@ -288,15 +284,13 @@ final class BatchNormOperation: DeviceOperation {
         input = nil
         let dx = inputGrad.get(device, x.shape)
         let code: Int32 = ste.map(steCode) ?? -1
-        device.launch("batch_norm_backward_sums", blocks: c, [
-            .pointer(sums.pointer), .pointer(norm.weight.map { state.grad($0).pointer }),
-            .pointer(norm.bias.map { state.grad($0).pointer }), .pointer(dy.pointer), .pointer(x.pointer),
-            .pointer(mean.pointer), .pointer(invstd.pointer), .pointer(weightPointer), .pointer(biasPointer),
-            .int(Int32(n)), .int(Int32(c)), .int(Int32(s)), .int(code), .float(top)])
-        device.launchElementwise("batch_norm_backward_apply", count: x.count, [
-            .pointer(dx.pointer), .pointer(sums.pointer), .pointer(dy.pointer), .pointer(x.pointer), .pointer(mean.pointer),
-            .pointer(invstd.pointer), .pointer(weightPointer), .pointer(biasPointer), .long(x.count), .int(Int32(n)),
-            .int(Int32(c)), .int(Int32(s)), .int(code), .float(top)])
+        device.batchNormBackwardSums(.blocks(c), sums: sums.pointer,
+            weightGrad: norm.weight.map { state.grad($0).pointer }, biasGrad: norm.bias.map { state.grad($0).pointer },
+            dy: dy.pointer, x: x.pointer, mean: mean.pointer, invstd: invstd.pointer, weight: weightPointer,
+            bias: biasPointer, n: Int32(n), c: Int32(c), spatial: Int32(s), ste: code, top: top)
+        device.batchNormBackwardApply(.elements(x.count), dx: dx.pointer, sums: sums.pointer, dy: dy.pointer,
+            x: x.pointer, mean: mean.pointer, invstd: invstd.pointer, weight: weightPointer, bias: biasPointer,
+            total: x.count, n: Int32(n), c: Int32(c), spatial: Int32(s), ste: code, top: top)
         return dx
     }
 }
@@ -326,11 +320,10 @@ final class ActivationOperation: DeviceOperation {
         quantizer = nil
         if case .quantized(let spec, let ste) = layer?.activation {
             quantizer = (spec, ste)
-            device.launchElementwise("quantized_relu_forward", count: x.count, [
-                .pointer(y.pointer), .pointer(x.pointer), .long(x.count), .int(Int32(spec.levels)), .float(spec.alpha),
-                .int(spec.rounding == .nearest ? 1 : 0)])
+            device.quantizedReluForward(.elements(x.count), y: y.pointer, x: x.pointer, n: x.count,
+                levels: Int32(spec.levels), alpha: spec.alpha, rounding: spec.rounding == .nearest ? 1 : 0)
         } else {
-            device.launchElementwise("relu_forward", count: x.count, [.pointer(y.pointer), .pointer(x.pointer), .long(x.count)])
+            device.reluForward(.elements(x.count), y: y.pointer, x: x.pointer, n: x.count)
         }
         input = training ? x : nil
         return y
@@ -341,12 +334,10 @@ final class ActivationOperation: DeviceOperation {
         input = nil
         let dx = inputGrad.get(device, x.shape)
         if let (spec, ste) = quantizer {
-            device.launchElementwise("quantized_relu_backward", count: x.count, [
-                .pointer(dx.pointer), .pointer(dy.pointer), .pointer(x.pointer), .long(x.count), .int(steCode(ste)),
-                .float(spec.top)])
+            device.quantizedReluBackward(.elements(x.count), dx: dx.pointer, dy: dy.pointer, x: x.pointer, n: x.count,
+                ste: steCode(ste), top: spec.top)
         } else {
-            device.launchElementwise("relu_backward", count: x.count,
-                                     [.pointer(dx.pointer), .pointer(dy.pointer), .pointer(x.pointer), .long(x.count)])
+            device.reluBackward(.elements(x.count), dx: dx.pointer, dy: dy.pointer, x: x.pointer, n: x.count)
         }
         return dx
     }
@@ -364,18 +355,16 @@ final class MaxPoolOperation: DeviceOperation {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let y = output.get(device, [n, c, h / 2, w / 2])
         if (argmax?.bytes ?? 0) < y.count { argmax = DeviceBuffer(device, bytes: y.count) }
-        device.launchElementwise("max_pool2_forward", count: y.count, [
-            .pointer(y.pointer), .pointer(argmax!.pointer), .pointer(x.pointer), .int(Int32(n)), .int(Int32(c)),
-            .int(Int32(h)), .int(Int32(w))])
+        device.maxPool2Forward(.elements(y.count), y: y.pointer, argmax: argmax!.pointer, x: x.pointer, n: Int32(n),
+            c: Int32(c), h: Int32(h), w: Int32(w))
         inputShape = x.shape
         return y
     }
 
     func backward(_ dy: DeviceTensor) -> DeviceTensor {
         let dx = inputGrad.get(device, inputShape)
-        device.launchElementwise("max_pool2_backward", count: dx.count, [
-            .pointer(dx.pointer), .pointer(dy.pointer), .pointer(argmax!.pointer), .int(Int32(inputShape[0])),
-            .int(Int32(inputShape[1])), .int(Int32(inputShape[2])), .int(Int32(inputShape[3]))])
+        device.maxPool2Backward(.elements(dx.count), dx: dx.pointer, dy: dy.pointer, argmax: argmax!.pointer,
+            n: Int32(inputShape[0]), c: Int32(inputShape[1]), h: Int32(inputShape[2]), w: Int32(inputShape[3]))
         return dx
     }
 }
@@ -389,8 +378,8 @@ final class GlobalAveragePoolOperation: DeviceOperation {
     func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
         let (planes, spatial) = (x.shape[0] * x.shape[1], x.shape[2] * x.shape[3])
         let y = output.get(device, [x.shape[0], x.shape[1]])
-        device.launchElementwise("global_average_pool_forward", count: planes,
-                                 [.pointer(y.pointer), .pointer(x.pointer), .long(planes), .int(Int32(spatial))])
+        device.globalAveragePoolForward(.elements(planes), y: y.pointer, x: x.pointer, planes: planes,
+            spatial: Int32(spatial))
         inputShape = x.shape
         return y
     }
@@ -398,8 +387,8 @@ final class GlobalAveragePoolOperation: DeviceOperation {
     func backward(_ dy: DeviceTensor) -> DeviceTensor {
         let dx = inputGrad.get(device, inputShape)
         let (planes, spatial) = (inputShape[0] * inputShape[1], inputShape[2] * inputShape[3])
-        device.launchElementwise("global_average_pool_backward", count: dx.count,
-                                 [.pointer(dx.pointer), .pointer(dy.pointer), .long(planes), .int(Int32(spatial))])
+        device.globalAveragePoolBackward(.elements(dx.count), dx: dx.pointer, dy: dy.pointer, planes: planes,
+            spatial: Int32(spatial))
         return dx
     }
 }
@@ -424,18 +413,16 @@ final class ShortcutOperation: DeviceOperation {
     func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let y = output.get(device, [n, c + 2 * pad, (h + 1) / 2, (w + 1) / 2])
-        device.launchElementwise("shortcut_option_a_forward", count: y.count, [
-            .pointer(y.pointer), .pointer(x.pointer), .int(Int32(n)), .int(Int32(c)), .int(Int32(h)), .int(Int32(w)),
-            .int(Int32(pad))])
+        device.shortcutOptionAForward(.elements(y.count), y: y.pointer, x: x.pointer, n: Int32(n), c: Int32(c),
+            h: Int32(h), w: Int32(w), pad: Int32(pad))
         inputShape = x.shape
         return y
     }
 
     func backward(_ dy: DeviceTensor) -> DeviceTensor {
         let dx = inputGrad.get(device, inputShape)
-        device.launchElementwise("shortcut_option_a_backward", count: dx.count, [
-            .pointer(dx.pointer), .pointer(dy.pointer), .int(Int32(inputShape[0])), .int(Int32(inputShape[1])),
-            .int(Int32(inputShape[2])), .int(Int32(inputShape[3])), .int(Int32(pad))])
+        device.shortcutOptionABackward(.elements(dx.count), dx: dx.pointer, dy: dy.pointer, n: Int32(inputShape[0]),
+            c: Int32(inputShape[1]), h: Int32(inputShape[2]), w: Int32(inputShape[3]), pad: Int32(pad))
         return dx
     }
 }
@@ -476,8 +463,7 @@ final class BlockOperation: DeviceOperation {
         endedFused = false
         let o = norm2.forward(c, training: training)
         let total = sum.get(device, o.shape)
-        device.launchElementwise("add", count: o.count, [.pointer(total.pointer), .pointer(o.pointer), .pointer(s.pointer),
-                                                         .long(o.count)])
+        device.add(.elements(o.count), y: total.pointer, a: o.pointer, b: s.pointer, n: o.count)
         return act2.forward(total, training: training)
     }
 
@@ -491,7 +477,7 @@ final class BlockOperation: DeviceOperation {
         }
         let dx = conv1.backward(normAct1.backward(conv2.backward(dbranch)))
         let dskip = shortcut?.backward(dsum) ?? dsum
-        device.launchElementwise("accumulate", count: dx.count, [.pointer(dx.pointer), .pointer(dskip.pointer), .long(dx.count)])
+        device.accumulate(.elements(dx.count), y: dx.pointer, a: dskip.pointer, n: dx.count)
         return dx
     }
 }

@@ -1,0 +1,109 @@
+// The typed kernel launches (Sources/GPU/KernelLaunches.swift) against the kernels they launch: each function, called
+// on a device that records instead of running, passes the arguments its kernel's C signature (parsed from
+// KernelSource.swift) declares, in order and kind; every kernel has its function; and no other file launches a kernel
+// by name.
+import Backends
+import Foundation
+import TestSupport
+import XCTest
+
+@testable import GPU
+
+/// Records launches; everything else is unused here.
+private final class RecordingDevice: ComputeDevice {
+    var launches: [(name: String, blocks: Int, threads: Int, arguments: [KernelArgument])] = []
+    var description: String { "recording" }
+    func allocate(bytes: Int) -> UnsafeMutableRawPointer { fatalError() }
+    func release(_ pointer: UnsafeMutableRawPointer) {}
+    func copy(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, bytes: Int, _ direction: CopyDirection) {}
+    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) {}
+    func launch(_ name: String, blocks: Int, threads: Int, _ arguments: [KernelArgument]) {
+        launches.append((name, blocks, threads, arguments))
+    }
+    func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int,
+        b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int) {}
+    func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution { fatalError() }
+    func synchronize() {}
+}
+
+final class KernelLaunchTests: XCTestCase {
+    /// Kernel name → its parameters' kinds ("pointer", "long", "int", "float"), from the CUDA C source.
+    func signatures() throws -> [String: [String]] {
+        let source = cudaKernelSource
+        let pattern = try NSRegularExpression(pattern: #"__global__ void (\w+)\(([^)]*)\)"#)
+        var out: [String: [String]] = [:]
+        for m in pattern.matches(in: source, range: NSRange(source.startIndex..., in: source)) {
+            let name = String(source[Range(m.range(at: 1), in: source)!])
+            out[name] = source[Range(m.range(at: 2), in: source)!].split(separator: ",").map { parameter in
+                let words = parameter.split(whereSeparator: \.isWhitespace)
+                if parameter.contains("*") { return "pointer" }
+                return String(words[words.count - 2])
+            }
+        }
+        return out
+    }
+
+    func kind(_ a: KernelArgument) -> String {
+        switch a {
+        case .pointer: return "pointer"
+        case .long: return "long"
+        case .int: return "int"
+        case .float: return "float"
+        }
+    }
+
+    func testEveryKernelHasATypedLaunchWithItsSignature() throws {
+        let d = RecordingDevice()
+        let p = UnsafeMutableRawPointer(bitPattern: 0x1000)
+        d.quantizedReluForward(.elements(10), y: p, x: p, n: 10, levels: 3, alpha: 1, rounding: 0)
+        d.quantizedReluBackward(.elements(10), dx: p, dy: p, x: p, n: 10, ste: 0, top: 1)
+        d.reluForward(.elements(10), y: p, x: p, n: 10)
+        d.reluBackward(.elements(10), dx: p, dy: p, x: p, n: 10)
+        d.batchNormStatistics(.blocks(4), mean: p, invstd: p, runningMean: p, runningVar: p, x: p, n: 1, c: 4,
+            spatial: 1, eps: 1e-5, momentum: 0.1)
+        d.batchNormApply(.elements(10), y: p, x: p, residual: nil, mean: p, invstd: p, weight: p, bias: p, total: 10,
+            c: 1, spatial: 1, quantizeOutput: 0, levels: 0, alpha: 1, rounding: 0)
+        d.batchNormEvalInvstd(.elements(4), invstd: p, runningVar: p, c: 4, eps: 1e-5)
+        d.batchNormBackwardSums(.blocks(4), sums: p, weightGrad: p, biasGrad: p, dy: p, x: p, mean: p, invstd: p,
+            weight: p, bias: p, n: 1, c: 4, spatial: 1, ste: 0, top: 1)
+        d.batchNormBackwardApply(.elements(10), dx: p, sums: p, dy: p, x: p, mean: p, invstd: p, weight: p, bias: p,
+            total: 10, n: 1, c: 1, spatial: 1, ste: 0, top: 1)
+        d.batchNormResidualGradient(.elements(10), dsum: p, dy: p, x: p, residual: p, mean: p, invstd: p, weight: p,
+            bias: p, total: 10, c: 1, spatial: 1, ste: 0, top: 1)
+        d.channelBiasAdd(.elements(10), y: p, bias: p, total: 10, c: 1, spatial: 1)
+        d.channelBiasGradient(.blocks(1), db: p, dy: p, n: 1, c: 1, spatial: 1)
+        d.maxPool2Forward(.elements(10), y: p, argmax: p, x: p, n: 1, c: 1, h: 2, w: 2)
+        d.maxPool2Backward(.elements(10), dx: p, dy: p, argmax: p, n: 1, c: 1, h: 2, w: 2)
+        d.globalAveragePoolForward(.elements(10), y: p, x: p, planes: 10, spatial: 4)
+        d.globalAveragePoolBackward(.elements(10), dx: p, dy: p, planes: 10, spatial: 4)
+        d.shortcutOptionAForward(.elements(10), y: p, x: p, n: 1, c: 1, h: 2, w: 2, pad: 1)
+        d.shortcutOptionABackward(.elements(10), dx: p, dy: p, n: 1, c: 1, h: 2, w: 2, pad: 1)
+        d.add(.elements(10), y: p, a: p, b: p, n: 10)
+        d.accumulate(.elements(10), y: p, a: p, n: 10)
+        d.softmaxCrossEntropy(.blocks(1, threads: 128), rowLoss: p, rowCorrect: p, dlogits: nil, logits: p, labels: p,
+            batch: 2, classes: 10)
+        d.sgdUpdate(.elements(10), w: p, g: p, buffer: p, n: 10, lr: 0.1, momentum: 0.9, weightDecay: 0, firstStep: 1)
+        d.adamUpdate(.elements(10), w: p, g: p, m: p, v: p, n: 10, stepSize: 1e-3, correction2Sqrt: 1,
+            oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, beta2: 0.999, eps: 1e-8, weightDecay: 0)
+
+        let kernels = try signatures()
+        XCTAssertEqual(kernels.count, 23, "the kernel source's __global__ functions were not all found")
+        XCTAssertEqual(Set(d.launches.map(\.name)), Set(kernels.keys), "a kernel without a typed launch, or one launched twice")
+        for launch in d.launches {
+            XCTAssertEqual(launch.arguments.map(kind), kernels[launch.name], "\(launch.name): arguments against the C signature")
+        }
+        let softmax = d.launches.first { $0.name == "softmax_cross_entropy" }!
+        XCTAssertEqual([softmax.blocks, softmax.threads], [1, 128])
+        let relu = d.launches.first { $0.name == "relu_forward" }!
+        XCTAssertEqual([relu.blocks, relu.threads], [1, 256], "one thread per element, blocks of 256")
+    }
+
+    func testNoOtherFileLaunchesAKernelByName() throws {
+        let folder = repositoryRoot + "/Sources/GPU"
+        for file in try FileManager.default.contentsOfDirectory(atPath: folder) where file != "KernelLaunches.swift" {
+            let text = try String(contentsOfFile: folder + "/" + file, encoding: .utf8)
+            XCTAssertNil(text.range(of: #"\.launch\(\s*""#, options: .regularExpression),
+                "\(file) launches a kernel by name: add or use its typed function in KernelLaunches.swift")
+        }
+    }
+}
