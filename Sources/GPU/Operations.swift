@@ -2,8 +2,9 @@
 // runs (Sources/NN/Models), so each net is described once for both engines. Parameters and running statistics
 // live on the device, keyed by the host tensors they mirror (`DeviceState`), so the PyTorch names of checkpoints do
 // not change. Convolutions run on cuDNN with pinned deterministic algorithms, Linear layers on cuBLAS, the rest on
-// the NVRTC kernels of KernelSource.swift. As on the CPU, a batch norm followed by a quantized ReLU is one pass, and
-// so is the ResNet block's end (batch norm, residual add, quantizer).
+// the NVRTC kernels of KernelSource.swift. The CPU's fusion decisions are taken as they are: a batch norm and the
+// quantized ReLU after it (NN's `BatchNormActivation`) are one pass, and so is the ResNet block's end (batch norm,
+// residual add, quantizer).
 import Backends
 import Kernels
 import NN
@@ -50,6 +51,7 @@ func makeOperation(_ layer: Layer, _ state: DeviceState) throws -> DeviceOperati
     case let c as Conv2d: return ConvolutionOperation(c, state)
     case let l as Linear: return LinearOperation(l, state)
     case let b as BatchNorm: return BatchNormOperation(b, activation: nil, state)
+    case let pair as BatchNormActivation: return BatchNormOperation(pair.norm, activation: pair.activation, state)
     case let q as QReLU: return ActivationOperation(q, state.device)
     case is ReLU: return ActivationOperation(nil, state.device)
     case is MaxPool2d: return MaxPoolOperation(state.device)
@@ -64,19 +66,10 @@ func makeOperation(_ layer: Layer, _ state: DeviceState) throws -> DeviceOperati
 final class SequentialOperation: DeviceOperation {
     let steps: [DeviceOperation]
 
+    /// One operation per step of the CPU's fusion pass (`Sequential.steps`: a batch norm and the quantized ReLU after
+    /// it are one `BatchNormActivation`), so both engines fuse the same pairs.
     init(_ s: Sequential, _ state: DeviceState) throws {
-        var steps: [DeviceOperation] = [], i = 0
-        let layers = s.layers.map(\.layer)
-        while i < layers.count {
-            if let bn = layers[i] as? BatchNorm, i + 1 < layers.count, let act = layers[i + 1] as? QReLU {
-                steps.append(BatchNormOperation(bn, activation: act, state))
-                i += 2
-            } else {
-                steps.append(try makeOperation(layers[i], state))
-                i += 1
-            }
-        }
-        self.steps = steps
+        steps = try s.steps.map { try makeOperation($0.layer, state) }
     }
 
     func forward(_ x: DeviceTensor, training: Bool) -> DeviceTensor {
@@ -444,8 +437,8 @@ final class BlockOperation: DeviceOperation {
         device = state.device
         conv1 = ConvolutionOperation(b.conv1, state)
         conv2 = ConvolutionOperation(b.conv2, state)
-        normAct1 = BatchNormOperation(b.bn1, activation: b.act1, state)
-        normAct2 = BatchNormOperation(b.bn2, activation: b.act2, state)
+        normAct1 = BatchNormOperation(b.normAct1.norm, activation: b.normAct1.activation, state)
+        normAct2 = BatchNormOperation(b.normAct2.norm, activation: b.normAct2.activation, state)
         norm2 = BatchNormOperation(b.bn2, activation: nil, state)
         act2 = ActivationOperation(b.act2, state.device)
         shortcut = b.shortcut.map { ShortcutOperation($0.pad, state.device) }

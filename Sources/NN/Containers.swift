@@ -6,8 +6,9 @@ import Kernels
 public final class Sequential: Layer {
     public let layers: [(name: String, layer: Layer)]
     /// What forward and backward run: `layers`, except that a BatchNorm directly followed by a QReLU is one
-    /// `BatchNormActivation` (the fusion pass; the pair keeps its two names and positions in `layers`).
-    let steps: [(label: String?, layer: Layer)]
+    /// `BatchNormActivation` (the fusion pass; the pair keeps its two names and positions in `layers`). The CUDA
+    /// engine builds its operations from these steps, so both engines fuse the same pairs.
+    public let steps: [(label: String?, layer: Layer)]
 
     /// Children named by position, as nn.Sequential.
     public convenience init(_ layers: [Layer]) { self.init(named: layers.enumerated().map { ("\($0.offset)", $0.element) }) }
@@ -56,8 +57,8 @@ public final class BasicBlock: Layer {
     public let bn1: BatchNorm, bn2: BatchNorm
     public let act1: QReLU, act2: QReLU
     public let shortcut: ShortcutOptionA?
-    /// bn1 + act1, and bn2 + the residual add + act2, each in one pass.
-    private let normAct1: BatchNormActivation, normAct2: BatchNormActivation
+    /// bn1 + act1, and bn2 + the residual add + act2, each in one pass (the CUDA engine's block uses them too).
+    public let normAct1: BatchNormActivation, normAct2: BatchNormActivation
     private var sum = ReusableTensor()
     /// bn2, the residual add and act2 in one pass (false: the three in turn; tests compare the two).
     public var fusesResidual = true
