@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["Kernels", "Backends"]),
         // The training loop (Trainer) and the engine seam it drives (TrainingEngine; CPUEngine is the first engine),
         // optimizers, schedules, data feeding, checkpoints, the per-epoch history.
-        .target(name: "Training", dependencies: ["NN", "Kernels", "Storage"]),
+        .target(name: "Training", dependencies: ["NN", "Kernels", "Backends", "Storage"]),
         // The experiment harness every experiment shares: config reading, claims and their outcomes, result files with
         // provenance, Markdown tables, SVG figures.
         .target(name: "Harness", dependencies: ["Storage", "Yams"]),

@@ -57,7 +57,7 @@ public func evaluateRun(_ config: RunConfig, resultsRoot: String, makeEngine: En
     }
     let w = try H5Writer(path: "\(dir)/eval.h5")
     try Provenance(stage: "eval", configuration: config.canonicalJSON(), inputs: [checkpoint, config.data],
-        libraries: libraryVersions()).write(to: w)
+        libraries: libraryVersions(engine)).write(to: w)
     try w.setAttributes([
         "run_id": .string(config.runID), "net": .string(config.net), "seed": .int(Int64(config.seed)),
         "device": .string(engine.device),

@@ -306,7 +306,7 @@ public final class RunExecutor {
         let (network, optimizer) = engine.hostState()
         try Checkpoint.save(to: path, network: network, optimizer: optimizer, stage: config.kind,
             configuration: config.canonicalJSON(), seed: UInt64(config.seed), epoch: epoch, step: optimizer?.stepCount ?? 0,
-            inputs: provenanceInputs(), libraries: libraryVersions()) { w in
+            inputs: provenanceInputs(), libraries: libraryVersions(engine)) { w in
             try w.setAttributes(self.attributes(epoch: epoch, diverged: diverged))
             if let parent { try w.setAttribute("parent_tensor_sha256", .string(parent)) }
             try history.write(to: w)
@@ -317,7 +317,7 @@ public final class RunExecutor {
     private func writeFinal(_ engine: TrainingEngine, _ history: History, epoch: Int, diverged: Int?) throws {
         let h = try H5Writer(path: historyPath)
         try Provenance(stage: config.kind, configuration: config.canonicalJSON(), inputs: provenanceInputs(),
-            libraries: libraryVersions()).write(to: h)
+            libraries: libraryVersions(engine)).write(to: h)
         try h.setAttributes(attributes(epoch: epoch, diverged: diverged))
         try history.write(to: h)
         try h.commit()
@@ -354,9 +354,10 @@ struct ProgressFile {
     }
 }
 
-/// Library versions recorded in the provenance of run outputs (HDF5's is added by Storage).
-func libraryVersions() -> [String: String] {
-    var v = computeLibraryVersions()
+/// Library versions recorded in the provenance of run outputs: the engine's own (the CPU's oneDNN and OpenBLAS, or
+/// CUDA's, cuDNN's and cuBLAS's); HDF5's is added by Storage.
+func libraryVersions(_ engine: TrainingEngine) -> [String: String] {
+    var v = engine.libraries
     #if swift(>=6.3)
     v["swift"] = "6.3+"
     #endif

@@ -15,6 +15,8 @@ public final class CUDAEngine: TrainingEngine {
     let state: DeviceState
     let root: DeviceOperation
     public var device: String { gpu.description }
+    /// CUDA's, cuDNN's and cuBLAS's versions (not the CPU libraries': nothing of the step runs on them).
+    public var libraries: [String: String] { gpu.recordedLibraries }
 
     /// SGD or Adam on the device (DeviceOptimizer.swift); nil until `startOptimizer`.
     private var optimizer: DeviceOptimizer?

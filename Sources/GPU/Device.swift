@@ -30,6 +30,8 @@ protocol ComputeDevice: AnyObject {
                b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int)
     func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution
     func synchronize()
+    /// The libraries it computes with and their versions, recorded in every file a run on it writes.
+    var recordedLibraries: [String: String] { get }
 }
 
 extension ComputeDevice {
@@ -244,6 +246,12 @@ public final class CUDADevice: ComputeDevice {
 
     /// The libraries' versions as loaded (refused when their CUDA majors differ): `ste gpu-check` prints them.
     public func libraryVersions() throws -> String { try libraries.versions(cublasHandle: cublas) }
+
+    /// The CUDA libraries' versions and files, the device, and how its kernels were loaded: a run's provenance.
+    var recordedLibraries: [String: String] {
+        libraries.versionTable(cublasHandle: cublas).merging(["gpu": description, "cuda_kernels": kernelImage,
+            "tf32": tf32 ? "on" : "off"]) { $1 }
+    }
 
     func function(_ name: String) -> Ptr {
         if let f = functions[name] { return f }

@@ -335,22 +335,40 @@ public struct CUDALibraries {
     /// cuDNN 9.1.0"), and an error when the runtime, NVRTC and cuBLAS are not of one CUDA major version, or the driver
     /// is older than the runtime: mixing them fails later, in ways that do not name the cause.
     func versions(cublasHandle: Ptr) throws -> String {
+        let v = versionNumbers(cublasHandle: cublasHandle), table = versionTable(cublasHandle: cublasHandle)
+        let text = "CUDA runtime \(table["cuda_runtime"]!) (\(runtime.library.path)), driver \(table["cuda_driver"]!), "
+            + "NVRTC \(table["nvrtc"]!) (\(nvrtc.library.path)), cuBLAS \(table["cublas"]!) (\(cublas.library.path)), "
+            + "cuDNN \(table["cudnn"]!) (\(cudnn.library.path))"
+        if let problem = CUDALibraries.versionProblem(runtime: v.runtime, driver: v.driver, nvrtcMajor: v.nvrtcMajor,
+            cublas: v.cublas)
+        {
+            throw CUDAUnavailable(description: "\(problem): \(text); point STE_CUDA_LIBRARY_PATH at one CUDA version's libraries")
+        }
+        return text
+    }
+
+    /// The versions as the libraries report them (runtime 12040, cuBLAS 120405, cuDNN 90100).
+    private func versionNumbers(cublasHandle: Ptr)
+        -> (runtime: CInt, driver: CInt, nvrtcMajor: CInt, nvrtcMinor: CInt, cublas: CInt, cudnn: Int)
+    {
         var runtimeVersion: CInt = 0, driverVersion: CInt = 0, nvrtcMajor: CInt = 0, nvrtcMinor: CInt = 0, blas: CInt = 0
         _ = runtime.runtimeGetVersion(&runtimeVersion)
         _ = runtime.driverGetVersion(&driverVersion)
         _ = nvrtc.version(&nvrtcMajor, &nvrtcMinor)
         _ = cublas.getVersion(cublasHandle, &blas)
-        let dnn = cudnn.getVersion()
+        return (runtimeVersion, driverVersion, nvrtcMajor, nvrtcMinor, blas, Int(cudnn.getVersion()))
+    }
+
+    /// The five libraries' versions as a run file's provenance records them ("cuda_runtime" → "12.4", "cudnn" →
+    /// "9.1.0", …), each with the file it was loaded from.
+    func versionTable(cublasHandle: Ptr) -> [String: String] {
+        let v = versionNumbers(cublasHandle: cublasHandle)
         func cuda(_ v: CInt) -> String { "\(v / 1000).\((v % 1000) / 10)" }
-        let text = "CUDA runtime \(cuda(runtimeVersion)) (\(runtime.library.path)), driver \(cuda(driverVersion)), "
-            + "NVRTC \(nvrtcMajor).\(nvrtcMinor) (\(nvrtc.library.path)), cuBLAS \(blas / 10000).\((blas / 100) % 100).\(blas % 100) "
-            + "(\(cublas.library.path)), cuDNN \(dnn / 10000).\((dnn / 100) % 100).\(dnn % 100) (\(cudnn.library.path))"
-        if let problem = CUDALibraries.versionProblem(runtime: runtimeVersion, driver: driverVersion, nvrtcMajor: nvrtcMajor,
-            cublas: blas)
-        {
-            throw CUDAUnavailable(description: "\(problem): \(text); point STE_CUDA_LIBRARY_PATH at one CUDA version's libraries")
-        }
-        return text
+        return ["cuda_runtime": cuda(v.runtime), "cuda_driver": cuda(v.driver), "nvrtc": "\(v.nvrtcMajor).\(v.nvrtcMinor)",
+            "cublas": "\(v.cublas / 10000).\((v.cublas / 100) % 100).\(v.cublas % 100)",
+            "cudnn": "\(v.cudnn / 10000).\((v.cudnn / 100) % 100).\(v.cudnn % 100)",
+            "cuda_libraries": [runtime.library.path, nvrtc.library.path, cublas.library.path, cudnn.library.path]
+                .joined(separator: " ")]
     }
 
     /// Why these versions cannot work together (nil: they can): the runtime, NVRTC and cuBLAS of different CUDA majors,

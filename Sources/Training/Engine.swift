@@ -4,6 +4,7 @@
 // without touching the loop. `CPUEngine` is the first engine: a `Network` of NN layers and an `Optimizer`.
 // Checkpoints are written from and restored into an engine's host state (a `Network` with PyTorch's
 // parameter names), so every engine reads and writes the same files.
+import Backends
 import Kernels
 import NN
 
@@ -41,6 +42,9 @@ public struct Evaluation: Sendable, Equatable {
 public protocol TrainingEngine: AnyObject {
     /// Where it computes ("cpu"), recorded in every output file.
     var device: String { get }
+    /// The compute libraries it runs on and their versions ("onednn" → "3.x", or CUDA's, cuDNN's and cuBLAS's),
+    /// recorded in every output file's provenance.
+    var libraries: [String: String] { get }
     /// Replaces the optimizer (and its state) with a fresh one.
     func startOptimizer(_ spec: OptimizerSpec)
     /// The rate of the next steps (Double, as PyTorch's Python float).
@@ -64,6 +68,7 @@ public final class CPUEngine: TrainingEngine {
     /// nil until `startOptimizer` (an engine that only evaluates has none).
     public private(set) var optimizer: Optimizer?
     public var device: String { "cpu" }
+    public var libraries: [String: String] { computeLibraryVersions() }
     /// Reused between steps (its shape changes only for a short last batch).
     private var dlogits: Tensor?
 

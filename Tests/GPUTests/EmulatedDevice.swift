@@ -172,4 +172,5 @@ final class EmulatedDevice: ComputeDevice {
 
     func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution { ReferenceConvolution(geometry) }
     func synchronize() {}
+    var recordedLibraries: [String: String] { ["emulation": "the CUDA kernels compiled for the host (C++ threads)"] }
 }

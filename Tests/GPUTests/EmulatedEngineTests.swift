@@ -53,7 +53,11 @@ final class EmulatedEngineTests: XCTestCase {
                         quiet: true)
         }
         let straightNet = makeNetwork(named: "lenet5", activation: act, seed: 1)
-        let straight = try trainer(try CUDAEngine(network: straightNet, optimizer: phases[0].optimizer, device: device))
+        let straightEngine = try CUDAEngine(network: straightNet, optimizer: phases[0].optimizer, device: device)
+        XCTAssertEqual(straightEngine.libraries, device.recordedLibraries, "a CUDA run records its device's libraries")
+        XCTAssertNil(straightEngine.libraries["onednn"], "and not the CPU's, which it does not run on")
+        XCTAssertNotNil(CPUEngine(network: straightNet).libraries["onednn"])
+        let straight = try trainer(straightEngine)
         XCTAssertEqual(try straight.train(from: 0), .completed)
 
         let firstNet = makeNetwork(named: "lenet5", activation: act, seed: 1)

@@ -24,6 +24,7 @@ private final class RecordingDevice: ComputeDevice {
         b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int) {}
     func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution { fatalError() }
     func synchronize() {}
+    var recordedLibraries: [String: String] { [:] }
 }
 
 final class KernelLaunchTests: XCTestCase {
