@@ -154,32 +154,29 @@ fuzz: $(FUZZ_BIN)
 	done; exit $$status
 
 # MARK: - Data ----------------------------------------------------------------------------------
+# The data sets are the registry's (Sources/Datasets/DatasetRegistry.swift): `ste fetch <name>` checks the raw files
+# (getting missing ones where it can: a mirror, Debian's package, or a message saying where to put them) and
+# `ste decode <name>` writes data/<name>.h5. Below, each data set's raw files, as make's prerequisites (the registry's
+# rawDir and rawFiles; Tests/PipelineTests/MakefileDataTests.swift checks the two agree).
 
-MNIST_RAW := $(addprefix data/raw/mnist/,train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz)
+data/%.h5: | $(BIN)
+	$(STE) fetch $*
+	$(STE) decode $* --out $@
+
+MNIST_RAW   := $(addprefix data/raw/mnist/,train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz)
+FASHION_RAW := $(MNIST_RAW:data/raw/mnist/%=data/raw/fashion-mnist/%)
+data/mnist.h5: $(MNIST_RAW)
+data/fashion-mnist.h5: $(FASHION_RAW)
+data/cifar10.h5: data/raw/cifar-10-binary.tar.gz
+
+# Raw files that are not vendored: fetched (the CIFAR-10 archive where a network is reachable, else what to do).
+$(FASHION_RAW): | $(BIN)
+	$(STE) fetch fashion-mnist
+data/raw/cifar-10-binary.tar.gz: | $(BIN)
+	$(STE) fetch cifar10
 
 fetch: $(BIN)
-	$(STE) fetch mnist --raw-dir data/raw/mnist
-
-data/mnist.h5: $(MNIST_RAW) | $(BIN)
-	$(STE) fetch mnist --raw-dir data/raw/mnist
-	$(STE) decode mnist --raw-dir data/raw/mnist --out $@
-
-# Verifies a user-placed archive or downloads it where a network is reachable; otherwise says what to do.
-data/raw/cifar-10-binary.tar.gz: | $(BIN)
-	$(STE) fetch cifar10 --raw-dir data/raw
-
-data/cifar10.h5: data/raw/cifar-10-binary.tar.gz | $(BIN)
-	$(STE) fetch cifar10 --raw-dir data/raw
-	$(STE) decode cifar10 --archive $< --out $@
-
-# Fashion-MNIST: copied from Debian's dataset-fashion-mnist (a make deps package) and verified.
-FASHION_RAW := $(MNIST_RAW:data/raw/mnist/%=data/raw/fashion-mnist/%)
-$(FASHION_RAW): | $(BIN)
-	$(STE) fetch fashion-mnist --raw-dir data/raw/fashion-mnist
-
-data/fashion-mnist.h5: $(FASHION_RAW) | $(BIN)
-	$(STE) fetch fashion-mnist --raw-dir data/raw/fashion-mnist
-	$(STE) decode fashion-mnist --raw-dir data/raw/fashion-mnist --out $@
+	$(STE) fetch mnist
 
 data: data/mnist.h5
 

@@ -48,7 +48,7 @@ set +e; "$STE" fetch cifar10 --raw-dir data/raw --url file:///nonexistent 2>fetc
 [ $rc = 1 ] && grep -q "MD5 mismatch: expected c32a1d4ab5d03f1284b67883e8d87530" fetch.err \
   || { cat fetch.err; fail "the official MD5 check accepted the fixture (exit $rc)"; }
 "$STE" fetch cifar10 --raw-dir data/raw --test-fixture-md5 "$MD5" >/dev/null || fail "fetch with the fixture's sum"
-"$STE" decode cifar10 --archive data/raw/cifar-10-binary.tar.gz --out data/cifar10.h5 --test-fixture-records 60 \
+"$STE" decode cifar10 --raw-dir data/raw --out data/cifar10.h5 --test-fixture-records 60 \
   | grep -q "train 300, test 60" || fail "decode"
 
 phase="{epochs: 1, batch_size: 50, optimizer: sgd, lr: 0.01, momentum: 0.9, weight_decay: 1.0e-4, schedule: {kind: constant}}"

@@ -1,118 +1,101 @@
-// `ste fetch mnist|fashion-mnist|cifar10`: check (and where possible download) the raw dataset files.
-// Glue only: the work is `fetchMNIST` / `fetchCIFAR10` in Datasets.
+// `ste fetch <data set>`: check (and where possible get) a data set's raw files; `ste decode <data set>`: turn them
+// into its HDF5 file. Glue only: which data sets exist, where their raw files live, how they are fetched and decoded
+// is the data set registry's (Datasets/DatasetRegistry.swift).
 import ArgumentParser
 import Datasets
 import Foundation
 
+/// The registry's entry for `name`, or a usage error listing the data sets.
+private func descriptor(_ name: String) throws -> DatasetDescriptor {
+    guard let d = datasetDescriptor(name) else {
+        throw ValidationError("unknown data set '\(name)'; known: \(datasetRegistry.map(\.name).joined(separator: ", "))")
+    }
+    return d
+}
+
+private let datasetList = datasetRegistry.map { "\($0.name) (\($0.title); raw files in \($0.rawDir))" }
+    .joined(separator: ", ")
+
 struct Fetch: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract:
-            "Verify the raw dataset files against their published checksums; download missing ones.",
+        abstract: "Verify a data set's raw files against their published checksums; get missing ones.",
         discussion: """
-            A file that is present is checked (MNIST: SHA-256, CIFAR-10: MD5) and never replaced. A \
-            missing file is downloaded with curl when a mirror is reachable, to a temporary name that is \
-            verified and then renamed into place. Without a network the command says which file is \
-            missing and where to put it, and exits non-zero.
+            A file that is present is checked and never replaced. A missing file is fetched from the data set's \
+            source (downloaded with curl when a mirror is reachable, or copied from a system folder), to a temporary \
+            name that is verified and then renamed into place. When it cannot be had, the command says which file is \
+            missing and where to put it, and exits non-zero. Data sets: \(datasetList).
 
             Examples:
               ste fetch mnist
               ste fetch cifar10 --raw-dir data/raw
-            """,
-        subcommands: [FetchMNIST.self, FetchFashionMNIST.self, FetchCIFAR10.self])
-}
-
-struct FetchMNIST: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "mnist",
-        abstract: "Verify (or download) the four official MNIST .gz files.",
-        discussion: """
-            Checks train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz \
-            and t10k-labels-idx1-ubyte.gz against the SHA-256 sums pinned in the code (the same as \
-            data/raw/mnist/SHA256SUMS).
-
-            Example:
-              ste fetch mnist --raw-dir data/raw/mnist
             """)
 
-    @Option(help: "Folder holding the four .gz files.")
-    var rawDir = "data/raw/mnist"
+    @Argument(help: "The data set: \(datasetRegistry.map(\.name).joined(separator: ", ")).")
+    var dataset: String
 
-    @Option(
-        help:
-            "Base URL to download missing files from, instead of the usual mirrors (file name is appended)."
-    )
-    var mirror: String?
+    @Option(help: "Folder of its raw files (default: the registry's, e.g. data/raw/mnist).")
+    var rawDir: String?
 
-    func run() throws {
-        do {
-            let report = try fetchMNIST(
-                rawDir: rawDir, mirrors: mirror.map { [$0] } ?? mnistMirrors)
-            printFetchReport(report)
-        } catch { throw datasetStageFailure(error) }
-    }
-}
-
-struct FetchFashionMNIST: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "fashion-mnist",
-        abstract: "Copy the four Fashion-MNIST .gz files from Debian's package and verify them.",
-        discussion: """
-            A missing file is copied from the system folder (Debian's dataset-fashion-mnist installs it; \
-            `make deps` installs the package); every file is verified by the SHA-256 of its decompressed \
-            content (data/raw/fashion-mnist/SHA256SUMS), so the upstream .gz files pass too.
-
-            Example:
-              ste fetch fashion-mnist --raw-dir data/raw/fashion-mnist
-            """)
-
-    @Option(help: "Folder to hold the four .gz files.")
-    var rawDir = "data/raw/fashion-mnist"
-
-    @Option(help: "Folder to copy missing files from.")
-    var systemDir = fashionMNISTSystemDir
-
-    func run() throws {
-        do {
-            let report = try fetchFashionMNIST(rawDir: rawDir, systemDir: systemDir)
-            for path in report.verified { print("ok          \(path)") }
-            for path in report.downloaded { print("copied      \(path) (checksum ok)") }
-        } catch { throw datasetStageFailure(error) }
-    }
-}
-
-struct FetchCIFAR10: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "cifar10",
-        abstract: "Verify (or download) the official cifar-10-binary.tar.gz.",
-        discussion: """
-            Checks <raw-dir>/cifar-10-binary.tar.gz against the published MD5 \
-            c32a1d4ab5d03f1284b67883e8d87530. If it is missing and cannot be downloaded, the command \
-            prints where to get it and exits non-zero (the Makefile then skips the CIFAR-10 rows).
-
-            Example:
-              ste fetch cifar10 --raw-dir data/raw
-            """)
-
-    @Option(help: "Folder holding cifar-10-binary.tar.gz.")
-    var rawDir = "data/raw"
-
-    @Option(help: "URL to download the archive from when it is missing.")
-    var url = cifar10URL
+    @Option(name: [.customLong("source"), .customLong("mirror"), .customLong("url"), .customLong("system-dir")],
+        help: "Where missing files come from: MNIST a base URL, Fashion-MNIST a folder, CIFAR-10 the archive's URL.")
+    var source: String?
 
     // For the end-to-end test on an archive the tests write (scripts/test-cifar-path.sh): it replaces the
     // published sum for this call only; without it the official archive's MD5 is checked, always.
     @Option(help: .hidden) var testFixtureMD5: String?
 
+    func validate() throws { _ = try descriptor(dataset) }
+
     func run() throws {
+        let d = try descriptor(dataset)
         do {
-            printFetchReport(try fetchCIFAR10(rawDir: rawDir, url: url, md5: testFixtureMD5 ?? cifar10ArchiveMD5))
+            let report = try d.fetch(rawDir ?? d.rawDir, source ?? d.defaultSource, testFixtureMD5)
+            for path in report.verified { print("ok          \(path)") }
+            for path in report.downloaded { print("fetched     \(path) (checksum ok)") }
         } catch { throw datasetStageFailure(error) }
     }
 }
 
-private func printFetchReport(_ report: FetchReport) {
-    for path in report.verified { print("ok          \(path)") }
-    for path in report.downloaded { print("downloaded  \(path) (checksum ok)") }
+struct Decode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Decode a data set's raw files into an HDF5 dataset file (uint8 images and labels).",
+        discussion: """
+            Output: /train/images, /train/labels, /test/images, /test/labels (uint8, contiguous, \
+            uncompressed) and root attributes dataset, layout, n_train, n_test, decoder_version, \
+            mean and std (per channel, train pixels / 255) plus provenance. Every check of the format (magic \
+            numbers, sizes, the official counts, labels 0...9) names the file that fails it; no output file is \
+            left behind. Data sets: \(datasetList).
+
+            Examples:
+              ste decode mnist
+              ste decode cifar10 --raw-dir data/raw --out data/cifar10.h5
+            """)
+
+    @Argument(help: "The data set: \(datasetRegistry.map(\.name).joined(separator: ", ")).")
+    var dataset: String
+
+    @Option(help: "Folder of its raw files (see `ste fetch`; default: the registry's).")
+    var rawDir: String?
+
+    @Option(help: "HDF5 file to write (its folder must exist; default: the registry's, e.g. data/mnist.h5).")
+    var out: String?
+
+    // Records per batch file of a small archive the tests write (scripts/test-cifar-path.sh); the official
+    // archive has 10,000, which every other call checks.
+    @Option(help: .hidden) var testFixtureRecords: Int?
+
+    func validate() throws { _ = try descriptor(dataset) }
+
+    func run() throws {
+        let d = try descriptor(dataset)
+        let start = Date()
+        do {
+            let s = try d.decode(rawDir ?? d.rawDir, out ?? d.file, testFixtureRecords)
+            let stats = zip(s.mean, s.std).map { String(format: "%.4f/%.4f", $0, $1) }.joined(separator: " ")
+            print("wrote \(s.output): \(s.dataset) train \(s.trainCount), test \(s.testCount), train mean/std \(stats) "
+                + String(format: "(%.2f s)", Date().timeIntervalSince(start)))
+        } catch { throw datasetStageFailure(error) }
+    }
 }
 
 /// Prints `error: <file>: <problem>` (and `hint:`) lines on stderr; returns the failing exit code.
