@@ -61,6 +61,8 @@ public enum GPUChecks {
         report.note("device: \(gpu.description), \(gpu.multiprocessors) SMs, nominal float32 peak "
             + String(format: "%.1f", gpu.float32PeakGFLOPS / 1000) + " TFLOP/s; kernels loaded as \(gpu.kernelImage)")
         run(on: gpu, fixtures: fixtures, &report)
+        // The cuDNN algorithm of every convolution pass the checks ran (ConvolutionAlgorithms.swift).
+        for line in gpu.convolutionChoices { report.note("cuDNN: " + line) }
         return report
     }
 

@@ -160,7 +160,8 @@ public final class CUDADevice: ComputeDevice {
         name = rt.getDeviceProperties(properties, CInt(index)) == 0
             ? String(cString: properties.assumingMemoryBound(to: CChar.self)) : "CUDA device \(index)"
         var handle: Ptr = nil
-        guard libraries.cublas.create(&handle) == 0 else { throw CUDAError(description: "cublasCreate failed") }
+        let created = libraries.cublas.create(&handle)
+        guard created == 0 else { throw CUDAError(description: "cublasCreate failed: \(libraries.cublas.message(created))") }
         cublas = handle
         _ = libraries.cublas.setMathMode(cublas, tf32 ? CUBLAS.tf32Math : CUBLAS.defaultMath)
         handle = nil
@@ -290,12 +291,18 @@ public final class CUDADevice: ComputeDevice {
     func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int,
                b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int) {
         var one: Float = 1, zero: Float = 0
-        check(libraries.cublas.sgemm(cublas, transposeA ? CUBLAS.opT : CUBLAS.opN, transposeB ? CUBLAS.opT : CUBLAS.opN,
-                                     CInt(m), CInt(n), CInt(k), &one, a, CInt(lda), b, CInt(ldb), &zero, c, CInt(ldc)),
-              "cublasSgemm")
+        let status = libraries.cublas.sgemm(cublas, transposeA ? CUBLAS.opT : CUBLAS.opN,
+            transposeB ? CUBLAS.opT : CUBLAS.opN, CInt(m), CInt(n), CInt(k), &one, a, CInt(lda), b, CInt(ldb), &zero, c,
+            CInt(ldc))
+        if status != 0 { fail("cuBLAS: cublasSgemm failed: \(libraries.cublas.message(status))") }
     }
 
     func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution { CUDNNConvolution(self, geometry) }
+
+    /// Every convolution pass's algorithm, as chosen ("<geometry> forward: algorithm 1 (cuDNN heuristics, rank 1,
+    /// workspace 0 B)"), in the order the geometries were first used: `ste gpu-check` prints them.
+    public private(set) var convolutionChoices: [String] = []
+    func recordConvolutionChoice(_ line: String) { convolutionChoices.append(line) }
 
     func workspace(bytes: Int) -> Ptr {
         guard bytes > 0 else { return nil }
@@ -325,8 +332,8 @@ func withKernelParameters(_ arguments: [KernelArgument], _ body: (UnsafeMutableP
     pointers.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
 }
 
-/// A convolution geometry on cuDNN: descriptors, and for each pass the first deterministic algorithm cuDNN
-/// supports (CUDNN.forwardAlgorithms …), with its workspace.
+/// A convolution geometry on cuDNN: descriptors, and for each pass the algorithm ConvolutionAlgorithms.swift chooses
+/// (supported, deterministic, FMA math), with its workspace; the choices are recorded on the device.
 final class CUDNNConvolution: DeviceConvolution {
     let device: CUDADevice
     let geometry: Conv2DGeometry
@@ -354,16 +361,27 @@ final class CUDNNConvolution: DeviceConvolution {
                           "cudnnSetConvolutionMathType")
         (self.x, self.y, self.w, self.conv) = (x, y, f, c)
         let handle = device.cudnn
-        func pick(_ algorithms: [CInt], _ what: String, _ size: (CInt, UnsafeMutablePointer<Int>) -> CInt) -> (CInt, Int) {
-            var bytes = 0
-            for a in algorithms where size(a, &bytes) == 0 { return (a, bytes) }
-            fatalError("cuDNN supports none of the deterministic \(what) algorithms \(algorithms) for \(g)")
+        let math = device.tf32 ? CUDNN.defaultMath : CUDNN.fmaMath
+        func pick(_ what: String, _ ranked: [AlgorithmPerformance], _ fallback: [CInt],
+                  _ size: (CInt, UnsafeMutablePointer<Int>) -> CInt) -> (CInt, Int) {
+            let choice = chooseAlgorithm(ranked: ranked, mathType: math, fallback: fallback) { a in
+                var bytes = 0
+                return size(a, &bytes) == 0 ? bytes : nil
+            }
+            guard let choice else {
+                device.fail("cuDNN offers no supported deterministic \(what) algorithm for \(g) (its heuristics: "
+                    + "\(ranked.map { "\($0.algorithm)/status \($0.status)" }); the fixed list \(fallback))")
+                return (fallback[0], 0)
+            }
+            device.recordConvolutionChoice("\(g) \(what): \(choice)")
+            return (choice.algorithm, choice.workspace)
         }
-        forwardAlgorithm = pick(CUDNN.forwardAlgorithms, "forward") { dnn.forwardWorkspaceSize(handle, x, f, c, y, $0, $1) }
-        dataAlgorithm = pick(CUDNN.backwardDataAlgorithms, "backward-data") {
-            dnn.backwardDataWorkspaceSize(handle, f, y, c, x, $0, $1)
-        }
-        filterAlgorithm = pick(CUDNN.backwardFilterAlgorithms, "backward-filter") {
+        forwardAlgorithm = pick("forward", rankedAlgorithms(dnn.forwardAlgorithmsV7, x, f, c, y, handle: handle),
+            CUDNN.forwardAlgorithms) { dnn.forwardWorkspaceSize(handle, x, f, c, y, $0, $1) }
+        dataAlgorithm = pick("backward-data", rankedAlgorithms(dnn.backwardDataAlgorithmsV7, f, y, c, x, handle: handle),
+            CUDNN.backwardDataAlgorithms) { dnn.backwardDataWorkspaceSize(handle, f, y, c, x, $0, $1) }
+        filterAlgorithm = pick("backward-filter",
+            rankedAlgorithms(dnn.backwardFilterAlgorithmsV7, x, y, c, f, handle: handle), CUDNN.backwardFilterAlgorithms) {
             dnn.backwardFilterWorkspaceSize(handle, x, y, c, f, $0, $1)
         }
     }

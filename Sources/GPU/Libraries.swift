@@ -231,6 +231,8 @@ struct CUBLAS {
                                UnsafeRawPointer?, CInt, UnsafePointer<Float>, UnsafeMutableRawPointer?, CInt) -> CInt
     /// cublasGetVersion_v2(handle, &version): major·10000 + minor·100 + patch (12.4.5 → 120405).
     let getVersion: @convention(c) (Ptr, UnsafeMutablePointer<CInt>) -> CInt
+    /// cublasGetStatusString (cuBLAS ≥ 11.4); nil in older ones, where `statusNames` names the status.
+    let getStatusString: (@convention(c) (CInt) -> UnsafePointer<CChar>?)?
 
     init(folders: [String]) throws {
         library = try SharedLibrary.open("cuBLAS", sonames: ["libcublas.so.13", "libcublas.so.12", "libcublas.so"],
@@ -239,6 +241,21 @@ struct CUBLAS {
         getVersion = try library.symbol("cublasGetVersion_v2", as: type(of: getVersion))
         setMathMode = try library.symbol("cublasSetMathMode", as: type(of: setMathMode))
         sgemm = try library.symbol("cublasSgemm_v2", as: type(of: sgemm))
+        getStatusString = try? library.symbol("cublasGetStatusString", as: (@convention(c) (CInt) -> UnsafePointer<CChar>?).self)
+    }
+
+    /// cublasStatus_t (cublas_api.h), for a cuBLAS without cublasGetStatusString.
+    static let statusNames: [CInt: String] = [0: "CUBLAS_STATUS_SUCCESS", 1: "CUBLAS_STATUS_NOT_INITIALIZED",
+        3: "CUBLAS_STATUS_ALLOC_FAILED", 7: "CUBLAS_STATUS_INVALID_VALUE", 8: "CUBLAS_STATUS_ARCH_MISMATCH",
+        11: "CUBLAS_STATUS_MAPPING_ERROR", 13: "CUBLAS_STATUS_EXECUTION_FAILED", 14: "CUBLAS_STATUS_INTERNAL_ERROR",
+        15: "CUBLAS_STATUS_NOT_SUPPORTED", 16: "CUBLAS_STATUS_LICENSE_ERROR"]
+
+    /// "CUBLAS_STATUS_INVALID_VALUE: an unsupported value or parameter was passed to the function (7)": cuBLAS's own
+    /// name and words for a status (not the CUDA runtime's, whose codes mean other errors).
+    func message(_ status: CInt) -> String {
+        let name = CUBLAS.statusNames[status] ?? "unknown cuBLAS status"
+        let words = getStatusString?(status).map { String(cString: $0) }
+        return name + (words.map { ": " + $0 } ?? "") + " (\(status))"
     }
 
     static let opN: CInt = 0, opT: CInt = 1
@@ -268,6 +285,13 @@ struct CUDNN {
     let backwardFilterWorkspaceSize: @convention(c) (Ptr, Ptr, Ptr, Ptr, Ptr, CInt, UnsafeMutablePointer<Int>) -> CInt
     let backwardFilter: @convention(c) (Ptr, UnsafeRawPointer, Ptr, ConstPtr, Ptr, ConstPtr, Ptr, CInt, Ptr, Int,
                                         UnsafeRawPointer, Ptr, Ptr) -> CInt
+    /// cudnnGetConvolution{Forward,BackwardData,BackwardFilter}Algorithm_v7: cuDNN's heuristics, ranked, for one
+    /// geometry (four descriptors in each call's order, the room for results, the count returned, the perf structs).
+    /// nil where the library lacks them (then the fixed lists below are tried in order).
+    typealias AlgorithmQuery = @convention(c) (Ptr, Ptr, Ptr, Ptr, Ptr, CInt, UnsafeMutablePointer<CInt>,
+                                               UnsafeMutableRawPointer) -> CInt
+    let forwardAlgorithmsV7: AlgorithmQuery?, backwardDataAlgorithmsV7: AlgorithmQuery?
+    let backwardFilterAlgorithmsV7: AlgorithmQuery?
 
     init(folders: [String]) throws {
         library = try SharedLibrary.open("cuDNN", sonames: ["libcudnn.so.9", "libcudnn.so"], folders: folders)
@@ -292,6 +316,11 @@ struct CUDNN {
         backwardFilterWorkspaceSize = try library.symbol("cudnnGetConvolutionBackwardFilterWorkspaceSize",
                                                          as: type(of: backwardFilterWorkspaceSize))
         backwardFilter = try library.symbol("cudnnConvolutionBackwardFilter", as: type(of: backwardFilter))
+        forwardAlgorithmsV7 = try? library.symbol("cudnnGetConvolutionForwardAlgorithm_v7", as: AlgorithmQuery.self)
+        backwardDataAlgorithmsV7 = try? library.symbol("cudnnGetConvolutionBackwardDataAlgorithm_v7",
+                                                       as: AlgorithmQuery.self)
+        backwardFilterAlgorithmsV7 = try? library.symbol("cudnnGetConvolutionBackwardFilterAlgorithm_v7",
+                                                         as: AlgorithmQuery.self)
     }
 
     // cudnnTensorFormat_t, cudnnDataType_t, cudnnConvolutionMode_t, cudnnMathType_t

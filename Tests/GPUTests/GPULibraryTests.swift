@@ -65,6 +65,21 @@ final class GPULibraryTests: XCTestCase {
         if found == 0 { throw XCTSkip("no cuDNN, cuBLAS or CUDA runtime installed here (NVIDIA's Python wheels provide them)") }
     }
 
+    /// cuBLAS statuses by cuBLAS's names (the runtime's cudaGetErrorString would name another error for the same
+    /// number), and the v7 algorithm queries present in the cuDNN found.
+    func testCUBLASStatusesAndCUDNNQueries() throws {
+        let folders = cudaLibraryFolders()
+        guard let cublas = try? CUBLAS(folders: folders) else { throw XCTSkip("no cuBLAS installed here") }
+        XCTAssertNotNil(cublas.getStatusString, "cuBLAS ≥ 11.4 has cublasGetStatusString")
+        XCTAssertEqual(cublas.message(7), "CUBLAS_STATUS_INVALID_VALUE: an unsupported value or parameter was passed to the function (7)")
+        XCTAssertTrue(cublas.message(13).hasPrefix("CUBLAS_STATUS_EXECUTION_FAILED: "))
+        if let cudnn = try? CUDNN(folders: folders) {
+            XCTAssertNotNil(cudnn.forwardAlgorithmsV7)
+            XCTAssertNotNil(cudnn.backwardDataAlgorithmsV7)
+            XCTAssertNotNil(cudnn.backwardFilterAlgorithmsV7)
+        }
+    }
+
     /// Without a driver (or a GPU), the engine names what is missing instead of failing later.
     func testWithoutADriverTheErrorNamesIt() throws {
         if FileManager.default.fileExists(atPath: "/dev/nvidiactl") { throw XCTSkip("this machine has an NVIDIA driver") }

@@ -108,3 +108,50 @@ final class KernelLaunchTests: XCTestCase {
         }
     }
 }
+
+/// The cuDNN algorithm choice (Sources/GPU/ConvolutionAlgorithms.swift): cuDNN's ranked answers filtered to supported,
+/// deterministic, FMA-math algorithms; the fixed list in order when none qualifies; the perf structs read at the C
+/// layout's offsets.
+final class ConvolutionAlgorithmTests: XCTestCase {
+    let fma: CInt = 3
+
+    func perf(_ algorithm: CInt, status: CInt = 0, memory: Int = 64, deterministic: Bool = true, math: CInt = 3)
+        -> AlgorithmPerformance
+    {
+        AlgorithmPerformance(algorithm: algorithm, status: status, memory: memory, deterministic: deterministic, mathType: math)
+    }
+
+    func testTheFirstQualifyingRankedAlgorithmIsTaken() {
+        let ranked = [perf(6, deterministic: false), perf(7, math: 1), perf(2, status: 9), perf(0, memory: 128), perf(1)]
+        let choice = chooseAlgorithm(ranked: ranked, mathType: fma, fallback: [1]) { _ in 0 }
+        XCTAssertEqual(choice, AlgorithmChoice(algorithm: 0, workspace: 128, source: "cuDNN heuristics, rank 4"),
+            "non-deterministic, tensor-op and unsupported answers are skipped")
+    }
+
+    func testTheFixedListInOrderWhenNoAnswerQualifies() {
+        let unsupported: Set<CInt> = [1]
+        let choice = chooseAlgorithm(ranked: [perf(6, deterministic: false)], mathType: fma, fallback: [1, 4, 5]) { a in
+            unsupported.contains(a) ? nil : Int(a) * 10
+        }
+        XCTAssertEqual(choice, AlgorithmChoice(algorithm: 4, workspace: 40, source: "fixed list"))
+        XCTAssertNil(chooseAlgorithm(ranked: [], mathType: fma, fallback: [1]) { _ in nil })
+    }
+
+    func testPerfStructsAreReadAtTheirCOffsets() {
+        // Two cudnnConvolutionFwdAlgoPerf_t as C lays them out: algo, status, time, (pad), memory, determinism, mathType.
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 96, alignment: 8)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0xAB, count: 96)
+        for (i, (algo, status, memory, det, math)) in [(CInt(1), CInt(0), 4096, CInt(1), CInt(3)), (5, 9, 0, 0, 0)].enumerated() {
+            let e = buffer + i * 48
+            e.storeBytes(of: algo, toByteOffset: 0, as: CInt.self)
+            e.storeBytes(of: status, toByteOffset: 4, as: CInt.self)
+            e.storeBytes(of: Float(-1), toByteOffset: 8, as: Float.self)
+            e.storeBytes(of: memory, toByteOffset: 16, as: Int.self)
+            e.storeBytes(of: det, toByteOffset: 24, as: CInt.self)
+            e.storeBytes(of: math, toByteOffset: 28, as: CInt.self)
+        }
+        XCTAssertEqual(AlgorithmPerformance.read(buffer, count: 2), [perf(1, memory: 4096),
+            perf(5, status: 9, memory: 0, deterministic: false, math: 0)])
+    }
+}
