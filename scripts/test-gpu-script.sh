@@ -41,4 +41,16 @@ check "the script's timeouts add to $total s <= 540 s" '[ "$total" -le 540 ]'
 # 10. The bundle's libraries reach only the bundled binary (a wrapper), not PyTorch or other children.
 check "gpu-check.sh exports no LD_LIBRARY_PATH" '! grep -Eq "^[[:space:]]*export LD_LIBRARY_PATH" scripts/gpu-check.sh'
 
+# 2b. What travels (the slimmed working tree and the bundle) fits the 64 MiB a device run may carry.
+check "the slimmed tree and the bundle fit 64 MiB ($(scripts/gpu-slim.sh size | sed 's/^gpu-slim: //'))" 'scripts/gpu-slim.sh size > /dev/null'
+# In a clone with the working tree's scripts: slimming removes the tracked results, keeps a run in progress there
+# (untracked), and restore brings every tracked file back.
+git clone -q . "$tmp/clone" && cp scripts/gpu-slim.sh "$tmp/clone/scripts/"
+mkdir -p "$tmp/clone/results/fashion/x" && echo progress > "$tmp/clone/results/fashion/x/resume.h5"
+(cd "$tmp/clone" && scripts/gpu-slim.sh > "$tmp/slim.txt" && git ls-files --deleted | wc -l > "$tmp/deleted" \
+  && cp results/fashion/x/resume.h5 "$tmp/kept" && scripts/gpu-slim.sh restore > /dev/null \
+  && git status --porcelain --untracked-files=no -- results Tests > "$tmp/after")
+check "gpu-slim.sh removes the tracked results only (a run in progress stays) and restore brings them back" \
+  '[ "$(cat "$tmp/deleted")" -gt 10 ] && [ -f "$tmp/kept" ] && [ -f "$tmp/after" ] && [ ! -s "$tmp/after" ]'
+
 exit $fail
