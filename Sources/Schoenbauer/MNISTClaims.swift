@@ -22,25 +22,28 @@ func fmtMeanSE(_ xs: [Double], digits: Int = 3) -> String {
     return fmt(m, digits: digits) + (xs.count > 1 ? " ± " + fmt(se, digits: 2) : "")
 }
 
-func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]], alpha: Double,
-    estimator: WeightEstimator, kernelWeights: Int, runCount: Int, _ ctx: SchoenbauerContext) throws -> SchoenbauerFragment
-{
+/// The recorded comparisons of a Schoenbauer MNIST result and what is read from them: the claims, the tables, the
+/// trend figure. A struct of what is computed; `schoenbauerFragment` assembles the report section.
+struct MNISTMeasurements {
+    let c: SchoenbauerMNISTConfig
+    /// "<family>/<comparison>/<metric>" → per seed.
+    let results: [String: [Double]]
+
     func disagreement(_ family: String, _ name: String) -> [Double]? {
         results["\(family)/\(name)/weight_agreement"].map { $0.map { 1 - $0 } }
     }
+    var n: Int { c.seeds.count }
+
     /// Paired difference x − floor over seeds: (mean, SE).
     func excess(_ x: [Double], over floor: [Double]) -> (Double, Double) { meanAndSE(zip(x, floor).map { $0 - $1 }) }
-    let n = c.seeds.count
-    var claims: [Claim] = []
-
-    func tracksClaim(_ text: String, family: String, other: String, floor: String = "jitter", expectTracks: Bool) {
-        guard let d = disagreement(family, other), let j = disagreement(family, floor) else { return }
+    func tracksClaim(_ text: String, family: String, other: String, floor: String = "jitter", expectTracks: Bool) -> Claim? {
+        guard let d = disagreement(family, other), let j = disagreement(family, floor) else { return nil }
         let (m, se) = excess(d, over: j)
         let tracks = m <= 2 * se
-        claims.append(Claim(text, held: tracks == expectTracks, evidence:
+        return Claim(text, held: tracks == expectTracks, evidence:
             "quantized-weight disagreement \(fmtMeanSE(d)) vs Jitter floor \(fmtMeanSE(j)) (mean ± SE, \(n) seeds); "
                 + "excess \(fmt(m, digits: 3)) vs 2·SE \(fmt(2 * se, digits: 2)); inference agreement "
-                + fmtMeanSE(results["\(family)/\(other)/inference_agreement"]!, digits: 4)))
+                + fmtMeanSE(results["\(family)/\(other)/inference_agreement"]!, digits: 4))
     }
 
     func trend(_ family: String) -> (levels: [(Double, [Double])], excess: (Double, Double))? {
@@ -55,104 +58,120 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
             + "; drop from η to the smallest η \(fmt(t.excess.0, digits: 3)) vs 2·SE \(fmt(2 * t.excess.1, digits: 2))"
     }
 
-    if c.sgd != nil {
-        tracksClaim("SGD with momentum: the STE with learning rate αη and init M(w₀) trains like the custom estimator "
-            + "(its disagreement with DSQ is within the Jitter floor)", family: "sgd", other: "default", expectTracks: true)
-        tracksClaim("SGD control (the files' \"no warp\"): the STE at η from w₀ does not (disagreement above the Jitter floor)",
-            family: "sgd", other: "no-warp", expectTracks: false)
-        if let f = c.sgd?.scaledown.min() {
-            tracksClaim("… at a smaller step (the claim is for a sufficiently small learning rate): η×\(fmt(f)) for \(fmt(1 / f))× "
-                + "the steps, against the Jitter floor at that η", family: "sgd", other: "scaledown-\(fmt(f))",
-                floor: "jitter-\(fmt(f))", expectTracks: true)
+    /// The paper's claims, the controls and the project's predictions, in the order the claim kinds file lists them.
+    func claims() -> [Claim] {
+        var claims: [Claim] = []
+        if c.sgd != nil {
+            claims += [tracksClaim("SGD with momentum: the STE with learning rate αη and init M(w₀) trains like the custom estimator "
+                + "(its disagreement with DSQ is within the Jitter floor)", family: "sgd", other: "default", expectTracks: true)].compactMap { $0 }
+            claims += [tracksClaim("SGD control (the files' \"no warp\"): the STE at η from w₀ does not (disagreement above the Jitter floor)",
+                family: "sgd", other: "no-warp", expectTracks: false)].compactMap { $0 }
+            if let f = c.sgd?.scaledown.min() {
+                claims += [tracksClaim("… at a smaller step (the claim is for a sufficiently small learning rate): η×\(fmt(f)) for \(fmt(1 / f))× "
+                    + "the steps, against the Jitter floor at that η", family: "sgd", other: "scaledown-\(fmt(f))",
+                    floor: "jitter-\(fmt(f))", expectTracks: true)].compactMap { $0 }
+            }
+            if let t = trend("sgd") {
+                claims.append(Claim("SGD: the agreement improves as η → 0 (seed-mean disagreement of the Default pair lower at "
+                    + "the smallest η, equal training time ηt)", held: t.excess.0 > 2 * t.excess.1, evidence: trendEvidence(t)))
+            }
+            if c.sgd?.controlsAtEveryStep == true { claims += smallStepClaims(c, results: results) }
         }
-        if let t = trend("sgd") {
-            claims.append(Claim("SGD: the agreement improves as η → 0 (seed-mean disagreement of the Default pair lower at "
-                + "the smallest η, equal training time ηt)", held: t.excess.0 > 2 * t.excess.1, evidence: trendEvidence(t)))
+        if let ad = c.adam {
+            let paperBeta2 = ad.beta2.contains(0.95) ? 0.95 : ad.beta2[0]
+            claims += [tracksClaim("Adam (β₂ = \(fmt(paperBeta2)), the files' setting): the plain STE with the same η and init trains like "
+                + "the custom estimator (within the Jitter floor)", family: "adam-b\(fmt(paperBeta2))", other: "default",
+                expectTracks: true)].compactMap { $0 }
+            if let f = ad.scaledown.min() {
+                claims += [tracksClaim("… at a smaller step: η×\(fmt(f)) for \(fmt(1 / f))× the steps, against the Jitter floor at that η",
+                    family: "adam-b\(fmt(paperBeta2))", other: "scaledown-\(fmt(f))", floor: "jitter-\(fmt(f))",
+                    expectTracks: true)].compactMap { $0 }
+            }
+            // The paper's Adam claim names no β₂ ("without any modifications"): every other β₂ of the sweep tests it too.
+            for beta2 in ad.beta2 where beta2 != paperBeta2 {
+                claims += [tracksClaim("Adam at β₂ = \(fmt(beta2)) (the paper's claim names no β₂; the files use \(fmt(paperBeta2))): the plain STE "
+                    + "with the same η and init trains like the custom estimator (within the Jitter floor)",
+                    family: "adam-b\(fmt(beta2))", other: "default", expectTracks: true)].compactMap { $0 }
+            }
+            let short = ad.beta2.min()!, long = ad.beta2.max()!
+            if short != long, let ts = trend("adam-b\(fmt(short))"), let tl = trend("adam-b\(fmt(long))") {
+                claims.append(Claim("Prediction (this project's reading, not the paper's): under Adam with β₂ = \(fmt(short)) the "
+                    + "agreement improves as η → 0", held: ts.excess.0 > 2 * ts.excess.1, evidence: trendEvidence(ts)))
+                claims.append(Claim("Prediction (this project's reading): with β₂ = \(fmt(long)) — a second-moment memory longer "
+                    + "than the run can average over — it stays flat (no drop beyond 2·SE)", held: tl.excess.0 <= 2 * tl.excess.1,
+                    evidence: trendEvidence(tl)))
+            }
         }
-        if c.sgd?.controlsAtEveryStep == true { claims += smallStepClaims(c, results: results) }
-    }
-    if let ad = c.adam {
-        let paperBeta2 = ad.beta2.contains(0.95) ? 0.95 : ad.beta2[0]
-        tracksClaim("Adam (β₂ = \(fmt(paperBeta2)), the files' setting): the plain STE with the same η and init trains like "
-            + "the custom estimator (within the Jitter floor)", family: "adam-b\(fmt(paperBeta2))", other: "default",
-            expectTracks: true)
-        if let f = ad.scaledown.min() {
-            tracksClaim("… at a smaller step: η×\(fmt(f)) for \(fmt(1 / f))× the steps, against the Jitter floor at that η",
-                family: "adam-b\(fmt(paperBeta2))", other: "scaledown-\(fmt(f))", floor: "jitter-\(fmt(f))",
-                expectTracks: true)
-        }
-        // The paper's Adam claim names no β₂ ("without any modifications"): every other β₂ of the sweep tests it too.
-        for beta2 in ad.beta2 where beta2 != paperBeta2 {
-            tracksClaim("Adam at β₂ = \(fmt(beta2)) (the paper's claim names no β₂; the files use \(fmt(paperBeta2))): the plain STE "
-                + "with the same η and init trains like the custom estimator (within the Jitter floor)",
-                family: "adam-b\(fmt(beta2))", other: "default", expectTracks: true)
-        }
-        let short = ad.beta2.min()!, long = ad.beta2.max()!
-        if short != long, let ts = trend("adam-b\(fmt(short))"), let tl = trend("adam-b\(fmt(long))") {
-            claims.append(Claim("Prediction (this project's reading, not the paper's): under Adam with β₂ = \(fmt(short)) the "
-                + "agreement improves as η → 0", held: ts.excess.0 > 2 * ts.excess.1, evidence: trendEvidence(ts)))
-            claims.append(Claim("Prediction (this project's reading): with β₂ = \(fmt(long)) — a second-moment memory longer "
-                + "than the run can average over — it stays flat (no drop beyond 2·SE)", held: tl.excess.0 <= 2 * tl.excess.1,
-                evidence: trendEvidence(tl)))
-        }
-    }
-
-    // Table: every comparison, mean ± SE over seeds.
-    let families = (c.sgd != nil ? ["sgd"] : []) + (c.adam?.beta2.map { "adam-b\(fmt($0))" } ?? [])
-    var rows: [[String]] = []
-    for family in families {
-        let sweep = family == "sgd" ? (c.jitterSweep ?? []).sorted() : []
-        let names = ["default", "no-warp", "jitter"] + sweep.map { "jitter-j\(fmt($0))" }
-            + ((family == "sgd" ? c.sgd?.scaledown : c.adam?.scaledown) ?? [])
-            .flatMap { f in ["scaledown-\(fmt(f))", "no-warp-\(fmt(f))", "jitter-\(fmt(f))"] + sweep.map { "jitter-\(fmt(f))-j\(fmt($0))" } }
-        for name in names {
-            guard let agree = results["\(family)/\(name)/weight_agreement"] else { continue }
-            func col(_ metric: String, _ digits: Int = 3) -> String { fmtMeanSE(results["\(family)/\(name)/\(metric)"]!, digits: digits) }
-            rows.append([family, name, fmtMeanSE(agree, digits: 4), col("change_point_agreement"),
-                col("compressed_change_point_agreement"), col("change_point_error"), col("alignment_error"),
-                col("inference_agreement", 4), col("accuracy_a", 4), col("accuracy_x", 4)])
-        }
-    }
-    let body = jitterEquivalentTable(c, results: results)
-        + "Every comparison: mean ± SE over \(n) seeds. DSQ is run (a) of each pair; x is the other run.\n\n"
-        + markdownTable(header: ["optimizer", "comparison", "quantized-weight agreement", "change-point agreement",
-            "compressed", "avg change-point error (steps)", "alignment error / distance", "inference agreement",
-            "test acc. a (%)", "test acc. x (%)"], rows: rows, align: ["l", "l", "r", "r", "r", "r", "r", "r", "r", "r"])
-
-    // Figure: disagreement against η per family, Default pairs (with the Jitter floor as a reference line).
-    var panels: [Panel] = []
-    for (k, family) in families.enumerated() {
-        guard let t = trend(family) ?? disagreement(family, "default").map({ ([(1.0, $0)], (0.0, 0.0)) }) else { continue }
-        let x = t.levels.map(\.0)
-        var series = [Series("Default pair (thin: each seed)", x: x, y: t.levels.map { meanAndSE($0.1).mean },
-            color: Figure.palette[k % Figure.palette.count], markers: true, lineWidth: 2)]
-        for s in 0..<n {  // each seed thin and unlabelled behind the mean
-            series.append(Series("", x: x, y: t.levels.map { $0.1[s] }, color: Figure.palette[k % Figure.palette.count],
-                lineWidth: 0.8, opacity: 0.45))
-        }
-        // The Jitter floor at each η where it was measured (DSQ against itself at η·(1 + j)).
-        let floors = t.levels.map { level -> Double in
-            let name = level.0 == 1 ? "jitter" : "jitter-\(fmt(level.0))"
-            return disagreement(family, name).map { meanAndSE($0).mean } ?? .nan
-        }
-        let unmapped = t.levels.map { level -> Double in
-            disagreement(family, level.0 == 1 ? "no-warp" : "no-warp-\(fmt(level.0))").map { meanAndSE($0).mean } ?? .nan
-        }
-        if unmapped.count > 1, !unmapped.contains(where: \.isNaN) {
-            series.append(Series("unmapped STE (η, w₀)", x: x, y: unmapped, color: "#b2182b", markers: true))
-        }
-        if floors.contains(where: { !$0.isNaN }) {
-            series.append(Series("Jitter floor (DSQ vs DSQ at η·(1+j))", x: x, y: floors, color: "#333333", dashed: true,
-                markers: true))
-        }
-        panels.append(Panel(title: "\(family): DSQ vs STE", xLabel: "learning rate η / base η (steps × base η / η)",
-            yLabel: "quantized-weight disagreement", series: series, logX: true, logY: true))
-    }
-    if !panels.isEmpty {
-        try ctx.save(Figure(title: "Disagreement of the Default pair as η → 0 at equal training time ηt", panels: panels,
-            columns: 2), suffix: "trend")
+        return claims
     }
 
+    var families: [String] { (c.sgd != nil ? ["sgd"] : []) + (c.adam?.beta2.map { "adam-b\(fmt($0))" } ?? []) }
+
+    /// Every comparison's metrics, mean ± SE over seeds, after the SGD Jitter-equivalence table.
+    func tables() -> String {
+        var rows: [[String]] = []
+        for family in families {
+            let sweep = family == "sgd" ? (c.jitterSweep ?? []).sorted() : []
+            let names = ["default", "no-warp", "jitter"] + sweep.map { "jitter-j\(fmt($0))" }
+                + ((family == "sgd" ? c.sgd?.scaledown : c.adam?.scaledown) ?? [])
+                .flatMap { f in ["scaledown-\(fmt(f))", "no-warp-\(fmt(f))", "jitter-\(fmt(f))"] + sweep.map { "jitter-\(fmt(f))-j\(fmt($0))" } }
+            for name in names {
+                guard let agree = results["\(family)/\(name)/weight_agreement"] else { continue }
+                func col(_ metric: String, _ digits: Int = 3) -> String { fmtMeanSE(results["\(family)/\(name)/\(metric)"]!, digits: digits) }
+                rows.append([family, name, fmtMeanSE(agree, digits: 4), col("change_point_agreement"),
+                    col("compressed_change_point_agreement"), col("change_point_error"), col("alignment_error"),
+                    col("inference_agreement", 4), col("accuracy_a", 4), col("accuracy_x", 4)])
+            }
+        }
+        return jitterEquivalentTable(c, results: results)
+            + "Every comparison: mean ± SE over \(n) seeds. DSQ is run (a) of each pair; x is the other run.\n\n"
+            + markdownTable(header: ["optimizer", "comparison", "quantized-weight agreement", "change-point agreement",
+                "compressed", "avg change-point error (steps)", "alignment error / distance", "inference agreement",
+                "test acc. a (%)", "test acc. x (%)"], rows: rows, align: ["l", "l", "r", "r", "r", "r", "r", "r", "r", "r"])
+    }
+
+    /// Disagreement against η per family, Default pairs, with the unmapped STE and the Jitter floor.
+    func trendFigure(_ ctx: SchoenbauerContext) throws {
+        var panels: [Panel] = []
+        for (k, family) in families.enumerated() {
+            guard let t = trend(family) ?? disagreement(family, "default").map({ ([(1.0, $0)], (0.0, 0.0)) }) else { continue }
+            let x = t.levels.map(\.0)
+            var series = [Series("Default pair (thin: each seed)", x: x, y: t.levels.map { meanAndSE($0.1).mean },
+                color: Figure.palette[k % Figure.palette.count], markers: true, lineWidth: 2)]
+            for s in 0..<n {  // each seed thin and unlabelled behind the mean
+                series.append(Series("", x: x, y: t.levels.map { $0.1[s] }, color: Figure.palette[k % Figure.palette.count],
+                    lineWidth: 0.8, opacity: 0.45))
+            }
+            // The Jitter floor at each η where it was measured (DSQ against itself at η·(1 + j)).
+            let floors = t.levels.map { level -> Double in
+                let name = level.0 == 1 ? "jitter" : "jitter-\(fmt(level.0))"
+                return disagreement(family, name).map { meanAndSE($0).mean } ?? .nan
+            }
+            let unmapped = t.levels.map { level -> Double in
+                disagreement(family, level.0 == 1 ? "no-warp" : "no-warp-\(fmt(level.0))").map { meanAndSE($0).mean } ?? .nan
+            }
+            if unmapped.count > 1, !unmapped.contains(where: \.isNaN) {
+                series.append(Series("unmapped STE (η, w₀)", x: x, y: unmapped, color: "#b2182b", markers: true))
+            }
+            if floors.contains(where: { !$0.isNaN }) {
+                series.append(Series("Jitter floor (DSQ vs DSQ at η·(1+j))", x: x, y: floors, color: "#333333", dashed: true,
+                    markers: true))
+            }
+            panels.append(Panel(title: "\(family): DSQ vs STE", xLabel: "learning rate η / base η (steps × base η / η)",
+                yLabel: "quantized-weight disagreement", series: series, logX: true, logY: true))
+        }
+        if !panels.isEmpty {
+            try ctx.save(Figure(title: "Disagreement of the Default pair as η → 0 at equal training time ηt", panels: panels,
+                columns: 2), suffix: "trend")
+        }
+    }
+}
+
+func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]], alpha: Double,
+    estimator: WeightEstimator, kernelWeights: Int, runCount: Int, _ ctx: SchoenbauerContext) throws -> SchoenbauerFragment
+{
+    let measured = MNISTMeasurements(c: c, results: results)
+    try measured.trendFigure(ctx)
     let setting = """
         Reconstructed from the authors' experiment files (a strong inference that they are the paper's). MNIST, the \
         first \(c.trainImages) training images (batch \(c.batchSize), seeded shuffle shared by the runs of a seed) and \
@@ -168,8 +187,9 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
         are listed in Sources/Schoenbauer/MNISTExperiment.swift; the config file states every value.
         """
     return SchoenbauerFragment(title: "Schoenbauer et al. 2024 — MNIST ConvNet with quantized convolution kernels",
-        setting: setting, claims: claims, body: body)
+        setting: setting, claims: measured.claims(), body: measured.tables())
 }
+
 
 /// The comparison of DSQ at η·s against DSQ at η·s·(1 + j) (the Jitter runs and the sweep's).
 private func jitterName(scale f: Double, j: Double, _ c: SchoenbauerMNISTConfig) -> String {
