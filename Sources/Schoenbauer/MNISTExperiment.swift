@@ -443,20 +443,9 @@ func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int, resc
                 throw ReportError("\(rescoreFrom.joined(separator: ", ")): recorded seeds \(recorded.seeds), the config's \(c.seeds): not this config's result")
             }
             let order = c.seeds.map(Int.init)
-            let results = recorded.results(seeds: order)
-            let estimator = try c.estimator.make()
-            let map = EquivalenceMap(estimator: estimator, cells: c.mapCells)
-            for (key, values) in results { try ctx.write("/comparisons/" + key, values) }
-            for (key, values) in recorded.curvesBySeed[order[0]] ?? [:] { try ctx.write("/curves_first_seed/" + key, values) }
-            try ctx.writer.write("/seeds", c.seeds.map { Int64($0) }, shape: [c.seeds.count])
-            let kernelWeights = WeightQuantization(network: makeSchoenbauerConvNet(seed: 0), bits: c.bits, estimator: .ste)
-                .tensorIndexPerWeight().count
-            try ctx.writer.setAttributes(["alpha": .double(map.alpha), "estimator": .string(estimator.description),
-                "kernel_weights": .int(Int64(kernelWeights)), "runs": .int(Int64(recorded.runCount)),
-                "mean_run_seconds": .double(recorded.runSeconds / Double(max(recorded.runCount, 1))),
-                "rescored_from_code_version": .string(recorded.trainedBy)], on: "/comparisons")
-            var section = try schoenbauerFragment(c, results: results, alpha: map.alpha, estimator: estimator,
-                kernelWeights: kernelWeights, runCount: recorded.runCount, ctx)
+            var section = try writeMNISTResult(c, results: recorded.results(seeds: order),
+                curves: recorded.curvesBySeed[order[0]] ?? [:], runCount: recorded.runCount, runSeconds: recorded.runSeconds,
+                extra: ["rescored_from_code_version": .string(recorded.trainedBy)], ctx)
             let source = rescoreFrom.count == 1 ? "this file recorded" : "its \(rescoreFrom.count) parts (one process per seed) recorded"
             section.setting += "\n\nThe claims, table and figures were scored again from the comparisons \(source) "
                 + "when it was trained (code version `\(recorded.trainedBy.prefix(12))`, \(recorded.runCount) runs, "
@@ -464,58 +453,9 @@ func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int, resc
             return section
         }
         if let seeds { c.seeds = seeds }
-        let data = try loadDataset(path: c.data)
-        guard data.train.count >= c.trainImages, data.test.count >= c.testImages, data.train.channels == 1,
-            data.train.height == 28, data.train.width == 28
-        else { throw ReportError("\(c.data): needs ≥ \(c.trainImages) train and \(c.testImages) test 28×28 MNIST images") }
-        let size = data.train.imageSize
-        let estimator = try c.estimator.make()
-        let map = EquivalenceMap(estimator: estimator, cells: c.mapCells)
-        let quantizers = WeightQuantization(network: makeSchoenbauerConvNet(seed: 0), bits: c.bits, estimator: .ste)
-        let tensorOf = quantizers.tensorIndexPerWeight()
-        var results: [String: [Double]] = [:]  // "<family>/<comparison>/<metric>" → per seed
-        var runSeconds = 0.0, runCount = 0
-        var curves: [String: [Double]] = [:]
-        for seed in c.seeds {
-            // Images scaled to [0, 1] as in the flax example (mean 0, std 1 after /255); the shuffle follows the seed.
-            let train = try Batcher(
-                images: Array(data.train.images[0..<(c.trainImages * size)]), labels: Array(data.train.labels[0..<c.trainImages]),
-                count: c.trainImages, channels: 1, height: 28, width: 28, batchSize: c.batchSize, mean: [0], std: [1],
-                shuffle: true, seed: seed)
-            let test = try Batcher(
-                images: Array(data.test.images[0..<(c.testImages * size)]), labels: Array(data.test.labels[0..<c.testImages]),
-                count: c.testImages, channels: 1, height: 28, width: 28, batchSize: 500, mean: [0], std: [1],
-                shuffle: false, seed: seed)
-            var records: [RunSpec: RunRecord] = [:]
-            func record(_ s: RunSpec) -> RunRecord {
-                if let r = records[s] { return r }
-                let r = trainSchoenbauerRun(s, c, estimator: estimator, map: map, train: train, test: test)
-                print(String(format: "schoenbauer mnist: %@: %d steps, test accuracy %.2f %%, %.1f s", s.label, r.steps, r.accuracy, r.seconds))
-                runSeconds += r.seconds
-                runCount += 1
-                records[s] = r
-                return r
-            }
-            for cmp in comparisons(c, seed: seed) {
-                let (a, x) = (record(cmp.reference), record(cmp.other))
-                let m = PairMetrics(a, x, quantizers: quantizers.entries.map(\.quantizer), tensorOf: tensorOf,
-                    map: cmp.mapped ? map : nil)
-                for (name, v) in zip(PairMetrics.names, m.values) { results["\(cmp.family)/\(cmp.name)/\(name)", default: []].append(v) }
-                results["\(cmp.family)/\(cmp.name)/lr_scale", default: []].append(cmp.lrScale)
-                if seed == c.seeds[0] {
-                    curves["\(cmp.family)/\(cmp.name)/loss_a"] = a.lossCurve
-                    curves["\(cmp.family)/\(cmp.name)/loss_x"] = x.lossCurve
-                }
-            }
-        }
-        for (key, values) in results { try ctx.write("/comparisons/" + key, values) }
-        for (key, values) in curves { try ctx.write("/curves_first_seed/" + key, values) }
-        try ctx.writer.write("/seeds", c.seeds.map { Int64($0) }, shape: [c.seeds.count])
-        try ctx.writer.setAttributes(["alpha": .double(map.alpha), "estimator": .string(estimator.description),
-            "kernel_weights": .int(Int64(tensorOf.count)), "runs": .int(Int64(runCount)),
-            "mean_run_seconds": .double(runSeconds / Double(max(runCount, 1)))], on: "/comparisons")
-        var section = try schoenbauerFragment(c, results: results, alpha: map.alpha, estimator: estimator,
-            kernelWeights: tensorOf.count, runCount: runCount, ctx)
+        let trained = try trainMNISTComparisons(c)
+        var section = try writeMNISTResult(c, results: trained.results, curves: trained.curves, runCount: trained.runCount,
+            runSeconds: trained.runSeconds, extra: [:], ctx)
         if seeds != nil {
             section.setting += "\n\nA part: seeds \(c.seeds.map(String.init).joined(separator: ", ")) of the config's "
                 + "\(config.seeds.map(String.init).joined(separator: ", ")); its verdicts are not the experiment's. "
@@ -523,4 +463,75 @@ func runSchoenbauerMNIST(configPath: String, outPath: String, threads: Int, resc
         }
         return section
     }
+}
+
+/// Writes the comparisons, the first seed's loss curves, the seeds and the run attributes into the result file;
+/// returns the report section scored from them.
+private func writeMNISTResult(_ c: SchoenbauerMNISTConfig, results: [String: [Double]], curves: [String: [Double]],
+    runCount: Int, runSeconds: Double, extra: [String: AttributeValue], _ ctx: SchoenbauerContext) throws -> SchoenbauerFragment
+{
+    let estimator = try c.estimator.make()
+    let map = EquivalenceMap(estimator: estimator, cells: c.mapCells)
+    let kernelWeights = WeightQuantization(network: makeSchoenbauerConvNet(seed: 0), bits: c.bits, estimator: .ste)
+        .tensorIndexPerWeight().count
+    for (key, values) in results { try ctx.write("/comparisons/" + key, values) }
+    for (key, values) in curves { try ctx.write("/curves_first_seed/" + key, values) }
+    try ctx.writer.write("/seeds", c.seeds.map { Int64($0) }, shape: [c.seeds.count])
+    try ctx.writer.setAttributes(["alpha": .double(map.alpha), "estimator": .string(estimator.description),
+        "kernel_weights": .int(Int64(kernelWeights)), "runs": .int(Int64(runCount)),
+        "mean_run_seconds": .double(runSeconds / Double(max(runCount, 1)))].merging(extra) { $1 }, on: "/comparisons")
+    return try schoenbauerFragment(c, results: results, alpha: map.alpha, estimator: estimator,
+        kernelWeights: kernelWeights, runCount: runCount, ctx)
+}
+
+/// Trains every run the comparisons of each seed need (each once) and measures the pairs: per comparison and metric
+/// the per-seed values, the first seed's loss curves, the number of runs and their training time.
+private func trainMNISTComparisons(_ c: SchoenbauerMNISTConfig) throws
+    -> (results: [String: [Double]], curves: [String: [Double]], runCount: Int, runSeconds: Double)
+{
+    let data = try loadDataset(path: c.data)
+    guard data.train.count >= c.trainImages, data.test.count >= c.testImages, data.train.channels == 1,
+        data.train.height == 28, data.train.width == 28
+    else { throw ReportError("\(c.data): needs ≥ \(c.trainImages) train and \(c.testImages) test 28×28 MNIST images") }
+    let size = data.train.imageSize
+    let estimator = try c.estimator.make()
+    let map = EquivalenceMap(estimator: estimator, cells: c.mapCells)
+    let quantizers = WeightQuantization(network: makeSchoenbauerConvNet(seed: 0), bits: c.bits, estimator: .ste)
+    let tensorOf = quantizers.tensorIndexPerWeight()
+    var results: [String: [Double]] = [:]  // "<family>/<comparison>/<metric>" → per seed
+    var runSeconds = 0.0, runCount = 0
+    var curves: [String: [Double]] = [:]
+    for seed in c.seeds {
+        // Images scaled to [0, 1] as in the flax example (mean 0, std 1 after /255); the shuffle follows the seed.
+        let train = try Batcher(
+            images: Array(data.train.images[0..<(c.trainImages * size)]), labels: Array(data.train.labels[0..<c.trainImages]),
+            count: c.trainImages, channels: 1, height: 28, width: 28, batchSize: c.batchSize, mean: [0], std: [1],
+            shuffle: true, seed: seed)
+        let test = try Batcher(
+            images: Array(data.test.images[0..<(c.testImages * size)]), labels: Array(data.test.labels[0..<c.testImages]),
+            count: c.testImages, channels: 1, height: 28, width: 28, batchSize: 500, mean: [0], std: [1],
+            shuffle: false, seed: seed)
+        var records: [RunSpec: RunRecord] = [:]
+        func record(_ s: RunSpec) -> RunRecord {
+            if let r = records[s] { return r }
+            let r = trainSchoenbauerRun(s, c, estimator: estimator, map: map, train: train, test: test)
+            print(String(format: "schoenbauer mnist: %@: %d steps, test accuracy %.2f %%, %.1f s", s.label, r.steps, r.accuracy, r.seconds))
+            runSeconds += r.seconds
+            runCount += 1
+            records[s] = r
+            return r
+        }
+        for cmp in comparisons(c, seed: seed) {
+            let (a, x) = (record(cmp.reference), record(cmp.other))
+            let m = PairMetrics(a, x, quantizers: quantizers.entries.map(\.quantizer), tensorOf: tensorOf,
+                map: cmp.mapped ? map : nil)
+            for (name, v) in zip(PairMetrics.names, m.values) { results["\(cmp.family)/\(cmp.name)/\(name)", default: []].append(v) }
+            results["\(cmp.family)/\(cmp.name)/lr_scale", default: []].append(cmp.lrScale)
+            if seed == c.seeds[0] {
+                curves["\(cmp.family)/\(cmp.name)/loss_a"] = a.lossCurve
+                curves["\(cmp.family)/\(cmp.name)/loss_x"] = x.lossCurve
+            }
+        }
+    }
+    return (results, curves, runCount, runSeconds)
 }
