@@ -134,16 +134,7 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
     ) { c, ctx in
         let q = WeightQuantizer(bits: c.bits, step: c.step)
         let lrs = c.lrs.sorted(by: >)
-        let smallest = lrs.last!
-        let pct: (Double) -> String = { String(format: "%.4f", $0) }
-        var trackEvidence: [String] = [], trackHeld = true, firstLimitHeld = true
-        var agreeEvidence: [String] = [], agreeCount = 0, jitterAgreeCount = 0, controlAgreeCount = 0, controlAgreeTotal = 0
-        var slopeEvidence: [String] = [], slopeHeld = true
-        var crossEvidence: [String] = [], crossHeld = true
-        var controlEvidence: [String] = [], controlHeld = true
-        var rows: [[String]] = []
-        var trajectoryPanels: [Panel] = [], gapSeries: [Series] = []
-        var crossingRows: [[String]] = []
+        var tally = SimulationTally(c: c, smallest: lrs.last!)
         for (ei, ec) in c.estimators.enumerated() {
             let estimator = try ec.make()
             let map = EquivalenceMap(estimator: estimator, cells: c.mapCells)
@@ -159,90 +150,133 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
                     for lr in lrs {
                         let run = simulate(c, estimator: estimator, map: map, lr: lr, noise: sigma, target: target)
                         let gap = run.mapGap(c.step)
-                        let agreeB = run.agreement(run.binsB), agreeC = run.agreement(run.binsC)
-                        let rawGapC = zip(run.w, run.v).map { abs($0 - $1) }.max()! / c.step
-                        let meanB = run.meanLevelGap(run.binsB), meanC = run.meanLevelGap(run.binsC)
-                        let crossB = run.crossingError(run.binsB, path), crossC = run.crossingError(run.binsC, path)
                         gaps.append(gap)
-                        let group = "/\(estimator.name)/target\(ti)/noise\(ni)/lr\(fmt(lr))"
-                        try ctx.write(group + "/w_custom", run.w)
-                        try ctx.write(group + "/mapped_custom", run.mapped)
-                        try ctx.write(group + "/u_mapped_ste", run.u)
-                        try ctx.write(group + "/v_plain_ste", run.v)
-                        try ctx.writer.setAttributes(
-                            ["lr": .double(lr), "noise": .double(sigma), "target": .double(target),
-                             "steps": .int(Int64(run.w.count - 1)), "map_gap_over_step": .double(gap),
-                             "agreement_mapped_ste": .double(agreeB), "agreement_plain_ste": .double(agreeC),
-                             "max_gap_plain_ste_over_step": .double(rawGapC),
-                             "mean_level_gap_mapped_ste": .double(meanB), "mean_level_gap_plain_ste": .double(meanC),
-                             "crossing_error_mapped_ste": .int(Int64(crossB.error)),
-                             "crossing_error_plain_ste": .int(Int64(crossC.error)), "reach_step": .int(Int64(crossB.reach))],
-                            on: group)
-                        rows.append([estimator.name, fmt(map.alpha), fmt(target), fmt(sigma), fmt(lr), "\(run.w.count - 1)",
-                                     fmt(gap), pct(agreeB), pct(agreeC), fmt(meanB), fmt(meanC),
-                                     "\(crossB.error) / \(crossC.error) of \(crossB.reach)", fmt(rawGapC)])
-                        if lr == smallest {
-                            let tolerance = c.trackTolerance * (1 + sigma * sigma / (c.step * c.step))
-                            trackHeld = trackHeld && gap <= tolerance
-                            firstLimitHeld = firstLimitHeld && gap <= c.trackTolerance * c.step
-                            trackEvidence.append("\(label): \(fmt(gap))Δ (limit \(fmt(tolerance))Δ)")
-                            let (agrees, la, lb, onlyTheEnd) = run.compressedAgreement(run.binsB)
-                            let jitterAgrees = run.compressedAgreement(run.binsJ).agrees
-                            if agrees { agreeCount += 1 }
-                            if jitterAgrees { jitterAgreeCount += 1 }
-                            agreeEvidence.append("\(label): \(agrees ? "same" : onlyTheEnd ? "different in the last value only" : "different") "
-                                + "(\(la) vs \(lb) compressed change points; Jitter \(jitterAgrees ? "same" : "different"))")
-                            controlAgreeTotal += 1
-                            if run.compressedAgreement(run.binsC).agrees { controlAgreeCount += 1 }
-                            if sigma == 0 {
-                                let limit = c.crossingTolerance * Double(crossB.reach)
-                                crossHeld = crossHeld && Double(crossB.error) <= limit
-                                controlHeld = controlHeld && Double(crossC.error) > limit && rawGapC > 10 * gap
-                                crossEvidence.append("\(label): \(crossB.error) steps of \(crossB.reach)")
-                                controlEvidence.append("\(label): crossing error \(crossC.error) steps, max |w_a − w_c| \(fmt(rawGapC))Δ")
-                            }
-                        }
+                        try tally.record(run, estimator: estimator.name, alpha: map.alpha, target: target, sigma: sigma,
+                            lr: lr, gap: gap, path: path, group: "/\(estimator.name)/target\(ti)/noise\(ni)/lr\(fmt(lr))", ctx)
+                        if lr == tally.smallest { tally.recordSmallest(run, label: label, sigma: sigma, gap: gap, path: path) }
                         if lr == c.trajectoryLR && ni == 0 {
-                            let t = (0..<run.w.count).map { Double($0) * lr }
-                            trajectoryPanels.append(Panel(
-                                title: "\(estimator.name), c=\(fmt(target)), η=\(fmt(lr)), α=\(fmt(map.alpha))",
-                                xLabel: "time ηt", yLabel: "latent weight / Δ",
-                                series: [
-                                    Series("(a) custom w", x: t, y: run.w.map { $0 / c.step }, color: "#1f77b4"),
-                                    Series("M(w) of (a)", x: t, y: run.mapped.map { $0 / c.step }, color: "#17becf", lineWidth: 3),
-                                    Series("(b) STE αη, M(w₀)", x: t, y: run.u.map { $0 / c.step }, color: "#d62728", dashed: true),
-                                    Series("(c) STE η, w₀", x: t, y: run.v.map { $0 / c.step }, color: "#2ca02c"),
-                                ], xRange: 0...min(c.time, 12)))
-                            trajectoryPanels.append(Panel(
-                                title: "quantized Q(w)/Δ", xLabel: "time ηt", yLabel: "Q / Δ",
-                                series: [
-                                    Series("(a) custom", x: t, y: run.binsA.map { Double($0) + 0.5 }, color: "#1f77b4", lineWidth: 3),
-                                    Series("(b) STE αη, M(w₀)", x: t, y: run.binsB.map { Double($0) + 0.5 }, color: "#d62728", dashed: true),
-                                    Series("(c) STE η, w₀", x: t, y: run.binsC.map { Double($0) + 0.5 }, color: "#2ca02c"),
-                                ], xRange: 0...min(c.time, 12)))
-                            if ti == 0 {
-                                let ea = SimulationRun.entrySteps(run.binsA, path), eb = SimulationRun.entrySteps(run.binsB, path)
-                                let ecs = SimulationRun.entrySteps(run.binsC, path)
-                                let show: (Int?) -> String = { $0.map(String.init) ?? "never" }
-                                for (i, k) in path.enumerated() {
-                                    crossingRows.append([estimator.name, "\(k)", show(ea[i]), show(eb[i]), show(ecs[i])])
-                                }
-                            }
+                            tally.recordTrajectory(run, estimator: estimator.name, alpha: map.alpha, target: target, lr: lr,
+                                path: path, first: ti == 0)
                         }
                     }
                     let slope = logLogSlope(lrs, gaps)
-                    slopeHeld = slopeHeld && slope >= c.minSlope
-                    slopeEvidence.append("\(label): \(fmt(slope))")
+                    tally.slopeHeld = tally.slopeHeld && slope >= c.minSlope
+                    tally.slopeEvidence.append("\(label): \(fmt(slope))")
                     let color = Figure.palette[(ei * c.targets.count * c.noise.count + ti * c.noise.count + ni) % Figure.palette.count]
-                    gapSeries.append(Series(label, x: lrs, y: gaps.map { max($0, 1e-12) }, color: color, markers: true))
+                    tally.gapSeries.append(Series(label, x: lrs, y: gaps.map { max($0, 1e-12) }, color: color, markers: true))
                 }
             }
         }
         try ctx.save(Figure(title: "1-D simulation (σ = \(fmt(c.noise[0]))): custom-estimator SGD vs mapped STE (αη, M(w₀)) vs plain STE",
-                            panels: trajectoryPanels, columns: 2), suffix: "trajectories")
+                            panels: tally.trajectoryPanels, columns: 2), suffix: "trajectories")
         try ctx.save(Figure(Panel(title: "max_t |M(w_t^a) − u_t^b| / Δ at fixed time ηt = \(fmt(c.time))",
-                                  xLabel: "learning rate η", yLabel: "gap / Δ", series: gapSeries, logX: true, logY: true)),
+                                  xLabel: "learning rate η", yLabel: "gap / Δ", series: tally.gapSeries, logX: true, logY: true)),
                      suffix: "gap")
+        return SchoenbauerFragment(title: "Schoenbauer et al. 2024 — 1-D simulation", setting: simulationSetting(c, q: q, lrs: lrs),
+            claims: tally.claims(), body: tally.tables())
+    }
+}
+
+/// What the simulation's runs add up to as they finish: the table rows, the figures' panels and series, and the
+/// evidence of each claim (tracking, bins, change points at the smallest η; the slopes; the control).
+private struct SimulationTally {
+    let c: SimulationConfig
+    let smallest: Double
+    var trackEvidence: [String] = [], trackHeld = true, firstLimitHeld = true
+    var agreeEvidence: [String] = [], agreeCount = 0, jitterAgreeCount = 0, controlAgreeCount = 0, controlAgreeTotal = 0
+    var slopeEvidence: [String] = [], slopeHeld = true
+    var crossEvidence: [String] = [], crossHeld = true
+    var controlEvidence: [String] = [], controlHeld = true
+    var rows: [[String]] = []
+    var trajectoryPanels: [Panel] = [], gapSeries: [Series] = []
+    var crossingRows: [[String]] = []
+
+    init(c: SimulationConfig, smallest: Double) { (self.c, self.smallest) = (c, smallest) }
+
+    /// One run's paths and measures into the result file, and its table row.
+    mutating func record(_ run: SimulationRun, estimator: String, alpha: Double, target: Double, sigma: Double, lr: Double,
+        gap: Double, path: [Int], group: String, _ ctx: SchoenbauerContext) throws
+    {
+        let pct: (Double) -> String = { String(format: "%.4f", $0) }
+        let agreeB = run.agreement(run.binsB), agreeC = run.agreement(run.binsC)
+        let rawGapC = zip(run.w, run.v).map { abs($0 - $1) }.max()! / c.step
+        let meanB = run.meanLevelGap(run.binsB), meanC = run.meanLevelGap(run.binsC)
+        let crossB = run.crossingError(run.binsB, path), crossC = run.crossingError(run.binsC, path)
+        try ctx.write(group + "/w_custom", run.w)
+        try ctx.write(group + "/mapped_custom", run.mapped)
+        try ctx.write(group + "/u_mapped_ste", run.u)
+        try ctx.write(group + "/v_plain_ste", run.v)
+        try ctx.writer.setAttributes(
+            ["lr": .double(lr), "noise": .double(sigma), "target": .double(target),
+             "steps": .int(Int64(run.w.count - 1)), "map_gap_over_step": .double(gap),
+             "agreement_mapped_ste": .double(agreeB), "agreement_plain_ste": .double(agreeC),
+             "max_gap_plain_ste_over_step": .double(rawGapC),
+             "mean_level_gap_mapped_ste": .double(meanB), "mean_level_gap_plain_ste": .double(meanC),
+             "crossing_error_mapped_ste": .int(Int64(crossB.error)),
+             "crossing_error_plain_ste": .int(Int64(crossC.error)), "reach_step": .int(Int64(crossB.reach))],
+            on: group)
+        rows.append([estimator, fmt(alpha), fmt(target), fmt(sigma), fmt(lr), "\(run.w.count - 1)",
+                     fmt(gap), pct(agreeB), pct(agreeC), fmt(meanB), fmt(meanC),
+                     "\(crossB.error) / \(crossC.error) of \(crossB.reach)", fmt(rawGapC)])
+    }
+
+    /// The claims' evidence at the smallest η.
+    mutating func recordSmallest(_ run: SimulationRun, label: String, sigma: Double, gap: Double, path: [Int]) {
+        let rawGapC = zip(run.w, run.v).map { abs($0 - $1) }.max()! / c.step
+        let crossB = run.crossingError(run.binsB, path), crossC = run.crossingError(run.binsC, path)
+        let tolerance = c.trackTolerance * (1 + sigma * sigma / (c.step * c.step))
+        trackHeld = trackHeld && gap <= tolerance
+        firstLimitHeld = firstLimitHeld && gap <= c.trackTolerance * c.step
+        trackEvidence.append("\(label): \(fmt(gap))Δ (limit \(fmt(tolerance))Δ)")
+        let (agrees, la, lb, onlyTheEnd) = run.compressedAgreement(run.binsB)
+        let jitterAgrees = run.compressedAgreement(run.binsJ).agrees
+        if agrees { agreeCount += 1 }
+        if jitterAgrees { jitterAgreeCount += 1 }
+        agreeEvidence.append("\(label): \(agrees ? "same" : onlyTheEnd ? "different in the last value only" : "different") "
+            + "(\(la) vs \(lb) compressed change points; Jitter \(jitterAgrees ? "same" : "different"))")
+        controlAgreeTotal += 1
+        if run.compressedAgreement(run.binsC).agrees { controlAgreeCount += 1 }
+        if sigma == 0 {
+            let limit = c.crossingTolerance * Double(crossB.reach)
+            crossHeld = crossHeld && Double(crossB.error) <= limit
+            controlHeld = controlHeld && Double(crossC.error) > limit && rawGapC > 10 * gap
+            crossEvidence.append("\(label): \(crossB.error) steps of \(crossB.reach)")
+            controlEvidence.append("\(label): crossing error \(crossC.error) steps, max |w_a − w_c| \(fmt(rawGapC))Δ")
+        }
+    }
+
+    /// The trajectory figure's two panels for this run, and (first target) the bins' entry steps.
+    mutating func recordTrajectory(_ run: SimulationRun, estimator: String, alpha: Double, target: Double, lr: Double,
+        path: [Int], first: Bool)
+    {
+        let t = (0..<run.w.count).map { Double($0) * lr }
+        trajectoryPanels.append(Panel(
+            title: "\(estimator), c=\(fmt(target)), η=\(fmt(lr)), α=\(fmt(alpha))",
+            xLabel: "time ηt", yLabel: "latent weight / Δ",
+            series: [
+                Series("(a) custom w", x: t, y: run.w.map { $0 / c.step }, color: "#1f77b4"),
+                Series("M(w) of (a)", x: t, y: run.mapped.map { $0 / c.step }, color: "#17becf", lineWidth: 3),
+                Series("(b) STE αη, M(w₀)", x: t, y: run.u.map { $0 / c.step }, color: "#d62728", dashed: true),
+                Series("(c) STE η, w₀", x: t, y: run.v.map { $0 / c.step }, color: "#2ca02c"),
+            ], xRange: 0...min(c.time, 12)))
+        trajectoryPanels.append(Panel(
+            title: "quantized Q(w)/Δ", xLabel: "time ηt", yLabel: "Q / Δ",
+            series: [
+                Series("(a) custom", x: t, y: run.binsA.map { Double($0) + 0.5 }, color: "#1f77b4", lineWidth: 3),
+                Series("(b) STE αη, M(w₀)", x: t, y: run.binsB.map { Double($0) + 0.5 }, color: "#d62728", dashed: true),
+                Series("(c) STE η, w₀", x: t, y: run.binsC.map { Double($0) + 0.5 }, color: "#2ca02c"),
+            ], xRange: 0...min(c.time, 12)))
+        if first {
+            let ea = SimulationRun.entrySteps(run.binsA, path), eb = SimulationRun.entrySteps(run.binsB, path)
+            let ecs = SimulationRun.entrySteps(run.binsC, path)
+            let show: (Int?) -> String = { $0.map(String.init) ?? "never" }
+            for (i, k) in path.enumerated() {
+                crossingRows.append([estimator, "\(k)", show(ea[i]), show(eb[i]), show(ecs[i])])
+            }
+        }
+    }
+
+    func claims() -> [Claim] {
         let at = "smallest η = \(fmt(smallest))"
         let claims = [
             Claim("SGD: custom estimator (η, w₀) and STE with αη and init M(w₀) follow the same path: max_t |M(w_t^a) − u_t^b| ≤ \(fmt(c.trackTolerance))Δ·(1 + σ²/Δ²) (\(at); the limit grows with the noise as the map's second-order error does)",
@@ -260,6 +294,10 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
             Claim("Control: plain STE (η, w₀) does not follow the custom run (crossing error above the same limit and max |w_a − w_c| > 10 × the mapped gap; deterministic, \(at))",
                   held: controlHeld, evidence: controlEvidence.joined(separator: "; ")),
         ]
+        return claims
+    }
+
+    func tables() -> String {
         var body = markdownTable(
             header: ["est.", "α", "c", "σ", "η", "steps", "max gap (b)/Δ", "Q agrees (b)", "Q agrees (c)",
                      "mean-Q gap (b)/Δ", "mean-Q gap (c)/Δ", "crossing error b / c (steps)", "max |w_a − w_c|/Δ"],
@@ -268,16 +306,21 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
         body += markdownTable(header: ["estimator", "bin k", "(a) custom", "(b) STE αη, M(w₀)", "(c) STE η, w₀"], rows: crossingRows)
         body += "\n\"Q agrees\" is the fraction of steps with equal quantized values; \"mean-Q gap\" compares the average quantized "
         body += "value over the second half of the run (it stays meaningful while Q chatters between two levels at a boundary target).\n"
-        let setting = """
-            One weight, \(c.bits)-bit mid-rise quantizer with Δ = \(fmt(c.step)) (levels Δ(k+½), clipping range \
-            [\(fmt(q.lower)), \(fmt(q.upper))]), loss ½(Q(w) − c)² with c ∈ {\(c.targets.map { fmt($0) }.joined(separator: ", "))} \
-            (a level, and a bin boundary where Q must chatter), start w₀ = \(fmt(c.start)), \
-            SGD without momentum (the theorem's setting), gradient noise σ ∈ {\(c.noise.map { fmt($0) }.joined(separator: ", "))} \
-            (one seeded N(0,1) sequence shared by the runs), learning rates {\(lrs.map { fmt($0) }.joined(separator: ", "))} \
-            each for time ηt = \(fmt(c.time)). Runs: (a) custom estimator, η, w₀; (b) STE, αη, M(w₀); (c) STE, η, w₀. \
-            α and M are computed numerically (composite Simpson, \(c.mapCells) cells per bin). \
-            The paper's simulation settings are not known [N]; every value here is our choice (config file).
-            """
-        return SchoenbauerFragment(title: "Schoenbauer et al. 2024 — 1-D simulation", setting: setting, claims: claims, body: body)
+        return body
     }
+}
+
+/// The report's description of the setting.
+private func simulationSetting(_ c: SimulationConfig, q: WeightQuantizer, lrs: [Double]) -> String {
+    let setting = """
+        One weight, \(c.bits)-bit mid-rise quantizer with Δ = \(fmt(c.step)) (levels Δ(k+½), clipping range \
+        [\(fmt(q.lower)), \(fmt(q.upper))]), loss ½(Q(w) − c)² with c ∈ {\(c.targets.map { fmt($0) }.joined(separator: ", "))} \
+        (a level, and a bin boundary where Q must chatter), start w₀ = \(fmt(c.start)), \
+        SGD without momentum (the theorem's setting), gradient noise σ ∈ {\(c.noise.map { fmt($0) }.joined(separator: ", "))} \
+        (one seeded N(0,1) sequence shared by the runs), learning rates {\(lrs.map { fmt($0) }.joined(separator: ", "))} \
+        each for time ηt = \(fmt(c.time)). Runs: (a) custom estimator, η, w₀; (b) STE, αη, M(w₀); (c) STE, η, w₀. \
+        α and M are computed numerically (composite Simpson, \(c.mapCells) cells per bin). \
+        The paper's simulation settings are not known [N]; every value here is our choice (config file).
+        """
+    return setting
 }
