@@ -230,130 +230,25 @@ func fibonacciSphere(_ count: Int) -> [[Double]] {
     try runExperiment(name: "gongyo-misspecified", configType: GongyoMisspecifiedConfig.self,
         configPath: configPath, outPath: outPath, threads: threads)
     { c, ctx in
-        let model = c.model.model
-        guard model.n == 3, model.m == 1 else {
+        guard c.model.model.n == 3, c.model.model.m == 1 else {
             throw ReportError("\(configPath): gongyo-misspecified needs n = 3 filters entries and m = 1")
         }
-        func vOf(_ w: [Double]) -> [Double] { model.optimalV(w: w) }
-        // Split a vector at w into its tangential part and radial part.
-        func split(_ g: [Double], _ w: [Double]) -> (tangential: [Double], radial: Double) {
-            let wHat = w.map { $0 / norm(w) }
-            let rad = dot(g, wHat)
-            return (sub(g, scaled(wHat, rad)), rad)
-        }
-        // True stationarity (∂f/∂v = 0 is built in through v(ŵ)): ‖w‖·∂f/∂w, scale free.
-        let trueResidual: ([Double]) -> [Double] = { w in scaled(model.gradientW(v: vOf(w), w: w), norm(w)) }
-        // Coarse residuals; clipped ReLU: tangential part × max(‖w‖, 1) and radial part × max(‖w‖, 1)², which
-        // keeps the zeros and stays O(1) as ‖w‖ → ∞ (the raw E g_crelu decays like 1/‖w‖ there).
-        func coarseResidual(_ ste: STE) -> ([Double]) -> [Double] {
-            { w in
-                let g = model.expectedCoarseGradient(ste, v: vOf(w), w: w)
-                guard ste == .clipped else { return g }
-                let (t, r) = split(g, w)
-                let rho = norm(w), up = max(rho, 1)
-                return add(scaled(t, up), scaled(w.map { $0 / rho }, r * up * up))
-            }
-        }
-        let directions = fibonacciSphere(c.start_directions)
-        let kinks = model.filters.flatMap { [$0, $0.map { -$0 }] }
-        func isKink(_ w: [Double]) -> Bool { kinks.contains { angle($0, w) < 1e-4 } }
-
-        struct Root { var w: [Double]; var residual: Double }
-        func dedupe(_ roots: [Root], byScale: Bool) -> [Root] {
-            var out: [Root] = []
-            for r in roots.sorted(by: { $0.residual < $1.residual }) {
-                if !out.contains(where: { angle($0.w, r.w) < c.same_point
-                    && (!byScale || abs(log(norm($0.w) / norm(r.w))) < 1e-3) }) { out.append(r) }
-            }
-            return out.sorted { ($0.w[0], $0.w[1], $0.w[2]) < ($1.w[0], $1.w[1], $1.w[2]) }
-        }
-        func search(_ F: @escaping ([Double]) -> [Double], normalize: Bool, scales: [Double]) -> (roots: [Root], vZero: Int) {
-            let starts = scales.flatMap { s in directions.map { scaled($0, s) } }
-            let ends = parallelMap(starts.count, threads: ctx.threads) { levenbergMarquardt(F, start: starts[$0], normalize: normalize) }
-            var roots: [Root] = []
-            var vZero = 0
-            for e in ends where e.residual < c.root_tol && !isKink(e.x) {
-                if abs(vOf(e.x)[0]) < c.min_abs_v { vZero += 1; continue }
-                roots.append(Root(w: e.x, residual: e.residual))
-            }
-            return (dedupe(roots, byScale: !normalize), vZero)
-        }
-        let stationary = search(trueResidual, normalize: true, scales: [1])
-        var steRoots: [STE: [Root]] = [:]
+        let search = MisspecifiedSearch(c: c, threads: ctx.threads)
+        let stationary = search.roots(search.trueResidual, normalize: true, scales: [1])
+        var steRoots: [STE: [MisspecifiedSearch.Root]] = [:]
         for ste in c.stes {
-            steRoots[ste] = search(coarseResidual(ste), normalize: ste != .clipped,
+            steRoots[ste] = search.roots(search.coarseResidual(ste), normalize: ste != .clipped,
                 scales: ste == .clipped ? c.start_scales : [1]).roots
         }
-
-        // Distances (radians between directions): stationary → nearest STE zero, STE zero → nearest stationary.
-        func nearest(_ w: [Double], _ set: [Root]) -> Double { set.map { angle($0.w, w) }.min() ?? .infinity }
-        var rows: [[String]] = []
-        for (i, s) in stationary.roots.enumerated() {
-            let wHat = s.w.map { $0 / norm(s.w) }
-            var row = ["S\(i + 1)", "(" + wHat.map { fmt($0, digits: 3) }.joined(separator: ", ") + ")",
-                fmt(vOf(s.w)[0]), fmt(model.loss(v: vOf(s.w), w: s.w))]
-            for ste in c.stes {
-                let d = nearest(s.w, steRoots[ste]!)
-                var cell = d.isFinite ? fmt(d) : "no zero found"
-                if ste == .clipped, let r = steRoots[ste]!.min(by: { angle($0.w, s.w) < angle($1.w, s.w) }),
-                    d < 1e-6 { cell += " (‖w‖ = \(fmt(norm(r.w))))" }
-                row.append(cell)
-            }
-            rows.append(row)
-        }
-        var claims: [Claim] = []
-        var reverse: [STE: Double] = [:], forward: [STE: Double] = [:]
-        for ste in c.stes {
-            forward[ste] = stationary.roots.map { nearest($0.w, steRoots[ste]!) }.max() ?? 0
-            reverse[ste] = steRoots[ste]!.map { nearest($0.w, stationary.roots) }.max() ?? 0
-        }
-        if let f = forward[.clipped], let r = reverse[.clipped] {
-            claims.append(Claim("All stationary points of f coincide with the zeros of the clipped ReLU STE's expected "
-                + "coarse gradient.",
-                held: !stationary.roots.isEmpty && f < 1e-6 && r < 1e-6,
-                evidence: "\(stationary.roots.count) isolated stationary directions, \(steRoots[.clipped]!.count) "
-                    + "clipped-ReLU zeros; max distance stationary → zero \(fmt(f)) rad, zero → stationary \(fmt(r)) rad"))
-        }
-        for ste in c.stes where ste != .clipped {
-            let f = forward[ste]!, r = reverse[ste]!
-            claims.append(Claim("Some stationary points are not zeros of the \(ste.label) STE's expected coarse gradient.",
-                held: f > 1e-3 || r > 1e-3,
-                evidence: "\(steRoots[ste]!.count) zeros found; max distance stationary → zero "
-                    + (f.isFinite ? "\(fmt(f)) rad" : "∞ (no zero)") + ", zero → stationary \(fmt(r)) rad"))
-        }
         try ctx.write("/stationary/w", stationary.roots.flatMap { $0.w }, shape: [stationary.roots.count, 3])
-        try ctx.write("/stationary/v", stationary.roots.map { vOf($0.w)[0] })
+        try ctx.write("/stationary/v", stationary.roots.map { search.vOf($0.w)[0] })
         for ste in c.stes {
             let roots = steRoots[ste]!
             try ctx.write("/\(ste.rawValue)/zeros_w", roots.flatMap { $0.w }, shape: [roots.count, 3])
             try ctx.write("/\(ste.rawValue)/zeros_residual", roots.map { $0.residual })
         }
-        // Figure: radial component of E g_μ at each stationary direction against ‖w‖ (tangential ones vanish
-        // there by symmetry for all three STEs — reported in the table).
-        var panels: [Panel] = []
-        for (i, s) in stationary.roots.prefix(4).enumerated() {
-            let wHat = s.w.map { $0 / norm(s.w) }
-            let series = c.stes.enumerated().map { (t, ste) in
-                Series(ste.label, x: c.plot_scales, y: c.plot_scales.map { rho in
-                    let w = scaled(wHat, rho)
-                    return split(model.expectedCoarseGradient(ste, v: vOf(w), w: w), w).radial
-                }, color: Figure.palette[t])
-            }
-            panels.append(Panel(title: "S\(i + 1): ŵ = (" + wHat.map { fmt($0, digits: 2) }.joined(separator: ", ") + ")",
-                xLabel: "‖w‖", yLabel: "radial component ⟨E g_μ, ŵ⟩", series: series, logX: true,
-                references: [ReferenceLine(y: 0, label: "0")]))
-        }
-        if !panels.isEmpty {
-            try ctx.save(Figure(title: "Expected coarse gradient along ŵ at the stationary directions of f "
-                + "(v = v(ŵ) optimal)", panels: panels, columns: 2, panelWidth: 440))
-        }
-        var tangential: [[String]] = []
-        for (i, s) in stationary.roots.enumerated() {
-            tangential.append(["S\(i + 1)"] + c.stes.map { ste in
-                let w = s.w.map { $0 / norm(s.w) }
-                return fmt(norm(split(model.expectedCoarseGradient(ste, v: vOf(w), w: w), w).tangential))
-            })
-        }
+        let found = MisspecifiedFindings(search: search, stationary: stationary.roots, steRoots: steRoots)
+        try found.figure(ctx)
         let setting = """
             Gongyo & Ishikawa 2021's "simple misspecified model" is unknown [N]. Reconstruction: \
             \(c.model.description). Stationary points of f: with v = v(ŵ) solving ∂f/∂v = 0 exactly, roots of \
@@ -364,6 +259,137 @@ func fibonacciSphere(_ count: Int) -> [[Double]] {
             v-gradient): identity and ReLU are scale-free, so searched on the sphere; clipped ReLU in ℝ³ from \
             start scales \(c.start_scales). Distances are angles between directions (radians).
             """
+        return Fragment(title: "Gongyo 2021 — stationary points vs STE zeros in a misspecified model (gongyo-misspecified)",
+            setting: setting, claims: found.claims(), body: found.tables())
+    }
+}
+
+/// The misspecified model's searches: true stationary points of f and zeros of each STE's expected coarse gradient,
+/// by Levenberg–Marquardt from Fibonacci-sphere directions, kinks and the flat set v(ŵ) = 0 left out.
+struct MisspecifiedSearch {
+    let c: GongyoMisspecifiedConfig
+    let threads: Int
+    let model: BinaryTeacherModel
+    let directions: [[Double]]
+    let kinks: [[Double]]
+
+    struct Root { var w: [Double]; var residual: Double }
+
+    init(c: GongyoMisspecifiedConfig, threads: Int) {
+        (self.c, self.threads) = (c, threads)
+        model = c.model.model
+        directions = fibonacciSphere(c.start_directions)
+        kinks = model.filters.flatMap { [$0, $0.map { -$0 }] }
+    }
+
+    func vOf(_ w: [Double]) -> [Double] { model.optimalV(w: w) }
+
+    /// A vector at w split into its tangential part and radial part.
+    func split(_ g: [Double], _ w: [Double]) -> (tangential: [Double], radial: Double) {
+        let wHat = w.map { $0 / norm(w) }
+        let rad = dot(g, wHat)
+        return (sub(g, scaled(wHat, rad)), rad)
+    }
+
+    /// True stationarity (∂f/∂v = 0 is built in through v(ŵ)): ‖w‖·∂f/∂w, scale free.
+    var trueResidual: ([Double]) -> [Double] { { [model] w in scaled(model.gradientW(v: model.optimalV(w: w), w: w), norm(w)) } }
+
+    /// Coarse residuals; clipped ReLU: tangential part × max(‖w‖, 1) and radial part × max(‖w‖, 1)², which
+    /// keeps the zeros and stays O(1) as ‖w‖ → ∞ (the raw E g_crelu decays like 1/‖w‖ there).
+    func coarseResidual(_ ste: STE) -> ([Double]) -> [Double] {
+        { w in
+            let g = model.expectedCoarseGradient(ste, v: vOf(w), w: w)
+            guard ste == .clipped else { return g }
+            let (t, r) = split(g, w)
+            let rho = norm(w), up = max(rho, 1)
+            return add(scaled(t, up), scaled(w.map { $0 / rho }, r * up * up))
+        }
+    }
+
+    func isKink(_ w: [Double]) -> Bool { kinks.contains { angle($0, w) < 1e-4 } }
+
+    func dedupe(_ roots: [Root], byScale: Bool) -> [Root] {
+        var out: [Root] = []
+        for r in roots.sorted(by: { $0.residual < $1.residual }) {
+            if !out.contains(where: { angle($0.w, r.w) < c.same_point
+                && (!byScale || abs(log(norm($0.w) / norm(r.w))) < 1e-3) }) { out.append(r) }
+        }
+        return out.sorted { ($0.w[0], $0.w[1], $0.w[2]) < ($1.w[0], $1.w[1], $1.w[2]) }
+    }
+
+    /// The distinct roots of F from every start (the scales times the directions), and how many searches ended on the
+    /// flat set v(ŵ) = 0.
+    func roots(_ F: @escaping ([Double]) -> [Double], normalize: Bool, scales: [Double]) -> (roots: [Root], vZero: Int) {
+        let starts = scales.flatMap { s in directions.map { scaled($0, s) } }
+        let ends = parallelMap(starts.count, threads: threads) { levenbergMarquardt(F, start: starts[$0], normalize: normalize) }
+        var roots: [Root] = []
+        var vZero = 0
+        for e in ends where e.residual < c.root_tol && !isKink(e.x) {
+            if abs(vOf(e.x)[0]) < c.min_abs_v { vZero += 1; continue }
+            roots.append(Root(w: e.x, residual: e.residual))
+        }
+        return (dedupe(roots, byScale: !normalize), vZero)
+    }
+}
+
+/// What the searches found, as claims, tables and the radial-component figure.
+struct MisspecifiedFindings {
+    let search: MisspecifiedSearch
+    let stationary: [MisspecifiedSearch.Root]
+    let steRoots: [STE: [MisspecifiedSearch.Root]]
+    var c: GongyoMisspecifiedConfig { search.c }
+    var model: BinaryTeacherModel { search.model }
+
+    /// Radians from w to the nearest direction of a set.
+    func nearest(_ w: [Double], _ set: [MisspecifiedSearch.Root]) -> Double { set.map { angle($0.w, w) }.min() ?? .infinity }
+
+    func claims() -> [Claim] {
+        var claims: [Claim] = []
+        var reverse: [STE: Double] = [:], forward: [STE: Double] = [:]
+        for ste in c.stes {
+            forward[ste] = stationary.map { nearest($0.w, steRoots[ste]!) }.max() ?? 0
+            reverse[ste] = steRoots[ste]!.map { nearest($0.w, stationary) }.max() ?? 0
+        }
+        if let f = forward[.clipped], let r = reverse[.clipped] {
+            claims.append(Claim("All stationary points of f coincide with the zeros of the clipped ReLU STE's expected "
+                + "coarse gradient.",
+                held: !stationary.isEmpty && f < 1e-6 && r < 1e-6,
+                evidence: "\(stationary.count) isolated stationary directions, \(steRoots[.clipped]!.count) "
+                    + "clipped-ReLU zeros; max distance stationary → zero \(fmt(f)) rad, zero → stationary \(fmt(r)) rad"))
+        }
+        for ste in c.stes where ste != .clipped {
+            let f = forward[ste]!, r = reverse[ste]!
+            claims.append(Claim("Some stationary points are not zeros of the \(ste.label) STE's expected coarse gradient.",
+                held: f > 1e-3 || r > 1e-3,
+                evidence: "\(steRoots[ste]!.count) zeros found; max distance stationary → zero "
+                    + (f.isFinite ? "\(fmt(f)) rad" : "∞ (no zero)") + ", zero → stationary \(fmt(r)) rad"))
+        }
+        return claims
+    }
+
+    /// Distances (radians between directions): stationary → nearest STE zero; the tangential parts; the zeros.
+    func tables() -> String {
+        var rows: [[String]] = []
+        for (i, s) in stationary.enumerated() {
+            let wHat = s.w.map { $0 / norm(s.w) }
+            var row = ["S\(i + 1)", "(" + wHat.map { fmt($0, digits: 3) }.joined(separator: ", ") + ")",
+                fmt(search.vOf(s.w)[0]), fmt(model.loss(v: search.vOf(s.w), w: s.w))]
+            for ste in c.stes {
+                let d = nearest(s.w, steRoots[ste]!)
+                var cell = d.isFinite ? fmt(d) : "no zero found"
+                if ste == .clipped, let r = steRoots[ste]!.min(by: { angle($0.w, s.w) < angle($1.w, s.w) }),
+                    d < 1e-6 { cell += " (‖w‖ = \(fmt(norm(r.w))))" }
+                row.append(cell)
+            }
+            rows.append(row)
+        }
+        var tangential: [[String]] = []
+        for (i, s) in stationary.enumerated() {
+            tangential.append(["S\(i + 1)"] + c.stes.map { ste in
+                let w = s.w.map { $0 / norm(s.w) }
+                return fmt(norm(search.split(model.expectedCoarseGradient(ste, v: search.vOf(w), w: w), w).tangential))
+            })
+        }
         var body = markdownTable(header: ["point", "ŵ", "v", "f"] + c.stes.map { "distance to nearest \($0.label) zero" },
             rows: rows)
         body += "\nTangential part of E g_μ at the stationary directions (‖w‖ = 1):\n\n"
@@ -373,7 +399,28 @@ func fibonacciSphere(_ count: Int) -> [[Double]] {
                 "(" + r.w.map { fmt($0, digits: 3) }.joined(separator: ", ") + ")"
             }.joined(separator: ", ")) + "\n"
         }
-        return Fragment(title: "Gongyo 2021 — stationary points vs STE zeros in a misspecified model (gongyo-misspecified)",
-            setting: setting, claims: claims, body: body)
+        return body
+    }
+
+    /// Radial component of E g_μ at each stationary direction against ‖w‖ (tangential ones vanish there by symmetry
+    /// for all three STEs — reported in the table).
+    func figure(_ ctx: ExperimentContext) throws {
+        var panels: [Panel] = []
+        for (i, s) in stationary.prefix(4).enumerated() {
+            let wHat = s.w.map { $0 / norm(s.w) }
+            let series = c.stes.enumerated().map { (t, ste) in
+                Series(ste.label, x: c.plot_scales, y: c.plot_scales.map { rho in
+                    let w = scaled(wHat, rho)
+                    return search.split(model.expectedCoarseGradient(ste, v: search.vOf(w), w: w), w).radial
+                }, color: Figure.palette[t])
+            }
+            panels.append(Panel(title: "S\(i + 1): ŵ = (" + wHat.map { fmt($0, digits: 2) }.joined(separator: ", ") + ")",
+                xLabel: "‖w‖", yLabel: "radial component ⟨E g_μ, ŵ⟩", series: series, logX: true,
+                references: [ReferenceLine(y: 0, label: "0")]))
+        }
+        if !panels.isEmpty {
+            try ctx.save(Figure(title: "Expected coarse gradient along ŵ at the stationary directions of f "
+                + "(v = v(ŵ) optimal)", panels: panels, columns: 2, panelWidth: 440))
+        }
     }
 }
