@@ -406,95 +406,37 @@ public struct YinSpuriousConfig: Codable {
     try runExperiment(name: "yin-spurious", configType: YinSpuriousConfig.self, configPath: configPath,
         outPath: outPath, threads: threads)
     { c, ctx in
-        var gradRows: [[String]] = [], trajRows: [[String]] = []
-        var idNorms: [Double] = [], reluNorms: [Double] = [], controlId: [Double] = []
-        var idLeft = 0, reluStayed = 0, total = 0, reluLeft = 0, crLeft = 0
+        var trajRows: [[String]] = []
+        var idLeft = 0, reluLeft = 0, crLeft = 0, total = 0
         var panels: [Panel] = []
-        for (mi, m) in c.ms.enumerated() {
-            // The point θ = π is a local minimizer only where vᵀv* < 0 there, which is Proposition 1's
-            // condition (𝟙ᵀv*)² < (m+1)/2·‖v*‖² [I]; draw v* until it holds and |𝟙ᵀv*| ≥ min_abs_sum.
-            var rng = SplitMix64(seed: c.seed, stream: UInt64(mi))
-            let wStar = rng.unitVector(c.n)
-            var draws = 0
-            var yin = Yin2019(vStar: rng.normals(m).map { $0 + c.v_shift }, wStar: wStar)
-            while !(yin.saddlesExist && abs(sum(yin.vStar)) >= c.min_abs_sum) {
-                draws += 1
-                guard draws < 10_000 else {
-                    throw ReportError("\(ctx.configPath): no v* with |𝟙ᵀv*| ≥ \(c.min_abs_sum) satisfying "
-                        + "Proposition 1 for m = \(m) in 10000 draws")
-                }
-                yin = Yin2019(vStar: rng.normals(m).map { $0 + c.v_shift }, wStar: wStar)
-            }
-            let model = yin.model
-            let (vs, ws) = yin.spuriousMinimizer()
-            let s = sum(yin.vStar)
-            let predicted = 2 * s * s * Double(m - 1) / (pow(Double(m + 1), 2) * (2 * Double.pi).squareRoot())
-            // Gradient norms at the spurious minimizer: closed form and Monte Carlo.
-            var mcRng = SplitMix64(seed: c.seed, stream: UInt64(100 + mi))
-            let mc = model.monteCarlo(v: vs, w: ws, stes: c.stes, samples: c.monte_carlo_samples, rng: &mcRng)
-            var row = ["\(m)", fmt(s), fmt(dot(vs, yin.vStar)), fmt(predicted)]
-            for (t, ste) in c.stes.enumerated() {
-                let g = model.expectedCoarseGradient(ste, v: vs, w: ws)
-                let mcNorm = norm(mc.coarseW[t].map { $0.mean })
-                let mcSE = (mc.coarseW[t].map { $0.se * $0.se }.reduce(0, +)).squareRoot()
-                row.append("\(fmt(norm(g))) (MC \(fmt(mcNorm)) ± \(fmt(mcSE)))")
-                if ste == .identity { idNorms.append(norm(g)) }
-                if ste == .relu { reluNorms.append(norm(g)) }
-            }
-            gradRows.append(row)
-            // Control: 𝟙ᵀv* = 0.
-            let centered = yin.vStar.map { $0 - s / Double(m) }
-            let control = Yin2019(vStar: centered, wStar: yin.wStar)
-            let (cv, cw) = control.spuriousMinimizer()
-            controlId.append(norm(control.expectedIdentityGradient(v: cv, w: cw)))
-
-            // Trajectories from small perturbations of the spurious minimizer.
+        let cases = try c.ms.indices.map { try spuriousCase(c, index: $0, threads: ctx.threads, configPath: ctx.configPath) }
+        for k in cases {
             var series: [Series] = []
-            for (t, ste) in c.stes.enumerated() {
-                let runs = parallelMap(c.starts, threads: ctx.threads) { k -> (dist: [Double], loss: [Double]) in
-                    var r = SplitMix64(seed: c.seed, stream: UInt64(10_000 + mi * 100 + k))
-                    let v0 = add(vs, r.normals(m, scale: c.perturbation / Double(m).squareRoot()))
-                    let w0 = add(ws, r.normals(c.n, scale: c.perturbation / Double(c.n).squareRoot()))
-                    var v = v0, w = w0
-                    var dist: [Double] = [], loss: [Double] = []
-                    for it in 0...c.iterations {
-                        let wHat = w.map { $0 / norm(w) }
-                        dist.append((dot(sub(v, vs), sub(v, vs)) + dot(sub(wHat, ws), sub(wHat, ws))).squareRoot())
-                        loss.append(model.loss(v: v, w: w))
-                        if it == c.iterations { break }
-                        let gv = model.gradientV(v: v, w: w)
-                        let gw = model.expectedCoarseGradient(ste, v: v, w: w)
-                        axpy(-c.eta, gv, &v)
-                        axpy(-c.eta, gw, &w)
-                    }
-                    return (dist, loss)
-                }
-                let finals = runs.map { $0.dist.last! }
-                let left = finals.filter { $0 > c.leave_factor * c.perturbation }.count
-                if ste == .identity { idLeft += left }
-                if ste == .relu { reluStayed += c.starts - left; reluLeft += left }
-                if ste == .clipped { crLeft += left }
+            for (t, run) in k.runs.enumerated() {
+                let finals = run.dist.map { $0.last! }
+                if run.ste == .identity { idLeft += run.left }
+                if run.ste == .relu { reluLeft += run.left }
+                if run.ste == .clipped { crLeft += run.left }
                 trajRows.append([
-                    "\(m)", ste.label, fmt(quantile(finals, 0.5)), fmt(finals.max()!),
-                    fmtFraction(left, c.starts), fmt(quantile(runs.map { $0.loss.last! }, 0.5)),
-                    fmt(yin.loss(v: vs, w: ws)),
+                    "\(k.m)", run.ste.label, fmt(quantile(finals, 0.5)), fmt(finals.max()!),
+                    fmtFraction(run.left, c.starts), fmt(quantile(run.loss.map { $0.last! }, 0.5)),
+                    fmt(k.yin.loss(v: k.vs, w: k.ws)),
                 ])
-                try ctx.write("/m\(m)/\(ste.rawValue)/distance", runs.flatMap { $0.dist },
-                    shape: [c.starts, c.iterations + 1])
-                try ctx.write("/m\(m)/\(ste.rawValue)/loss", runs.flatMap { $0.loss }, shape: [c.starts, c.iterations + 1])
-                let xs = (0...c.iterations).map(Double.init)
-                series.append(Series(ste.label + " (median)", x: xs,
-                    y: (0...c.iterations).map { i in quantile(runs.map { $0.dist[i] }, 0.5) },
-                    color: Figure.palette[t]))
+                try ctx.write("/m\(k.m)/\(run.ste.rawValue)/distance", run.dist.flatMap { $0 }, shape: [c.starts, c.iterations + 1])
+                try ctx.write("/m\(k.m)/\(run.ste.rawValue)/loss", run.loss.flatMap { $0 }, shape: [c.starts, c.iterations + 1])
+                series.append(Series(run.ste.label + " (median)", x: (0...c.iterations).map(Double.init),
+                    y: (0...c.iterations).map { i in quantile(run.dist.map { $0[i] }, 0.5) }, color: Figure.palette[t]))
             }
             total += c.starts
-            try ctx.write("/m\(m)/v_star", yin.vStar)
-            try ctx.write("/m\(m)/w_star", yin.wStar)
-            try ctx.write("/m\(m)/spurious_v", vs)
-            panels.append(Panel(title: "m = \(m), 𝟙ᵀv* = \(fmt(s, digits: 3))", xLabel: "iteration",
+            try ctx.write("/m\(k.m)/v_star", k.yin.vStar)
+            try ctx.write("/m\(k.m)/w_star", k.yin.wStar)
+            try ctx.write("/m\(k.m)/spurious_v", k.vs)
+            panels.append(Panel(title: "m = \(k.m), 𝟙ᵀv* = \(fmt(sum(k.yin.vStar), digits: 3))", xLabel: "iteration",
                 yLabel: "distance to spurious minimizer", series: series, logY: true,
                 references: [ReferenceLine(y: c.perturbation, label: "initial perturbation")]))
         }
+        let idNorms = cases.compactMap(\.identityNorm), reluNorms = cases.compactMap(\.reluNorm)
+        let controlId = cases.map(\.controlIdentityNorm)
         try ctx.write("/identity_gradient_norm", idNorms)
         try ctx.write("/relu_gradient_norm", reluNorms)
         try ctx.save(Figure(title: "Coarse gradient descent started near the spurious minimizers (θ = π), η = \(fmt(c.eta))",
@@ -513,26 +455,105 @@ public struct YinSpuriousConfig: Codable {
                     + "\(fmtFraction(idLeft, total)), ReLU \(fmtFraction(reluLeft, total))"
                     + (c.stes.contains(.clipped) ? ", clipped ReLU \(fmtFraction(crLeft, total))" : "")),
         ]
-        let setting = """
-            Lemma 9 / Theorem 1 check (final version's numbering). For each m in \(c.ms), \
-            v* = N(0, I_m) + \(fmt(c.v_shift))·𝟙, redrawn until |𝟙ᵀv*| ≥ \(fmt(c.min_abs_sum)) and (𝟙ᵀv*)² < (m+1)/2·‖v*‖² (Proposition 1's condition; we find that θ = π \
-            is a local minimizer exactly when it holds, since f grows with θ at rate vᵀv*/(2π) and vᵀv* < 0 \
-            there iff the condition holds [I] — without it the "spurious minimizer" is not a minimizer), \
-            w* uniform on the unit sphere in ℝ^\(c.n). Spurious minimizer v = (I+𝟙𝟙ᵀ)⁻¹(𝟙𝟙ᵀ−I)v*, w = −w*. \
-            Gradient norms in closed form and by Monte Carlo (\(c.monte_carlo_samples) samples, ± one standard \
-            error of the norm's components combined). Then \(c.starts) runs per STE of Algorithm 1 from the \
-            minimizer plus a Gaussian perturbation of size \(fmt(c.perturbation)), η = \(fmt(c.eta)), \
-            \(c.iterations) iterations; distance = ‖v − v_s‖ + direction distance ‖w/‖w‖ − w_s‖ (Euclidean, \
-            stacked). Predicted ‖E g_id‖ at the minimizer = 2(𝟙ᵀv*)²(m−1)/((m+1)²√(2π)) (our simplification of \
-            Lemma 9 there; it points along w, so the identity STE shrinks ‖w‖ until w passes through 0).
-            """
         var body = "Expected coarse-gradient norms at the spurious minimizer (closed form, Monte Carlo ± s.e.):\n\n"
         body += markdownTable(header: ["m", "𝟙ᵀv*", "vᵀv* there (< 0: local min)", "predicted ‖E g_id‖"] + c.stes.map { "‖E g‖ " + $0.label },
-            rows: gradRows)
+            rows: cases.map(\.gradientRow))
         body += "\nTrajectories started near the spurious minimizer:\n\n"
         body += markdownTable(header: ["m", "STE", "median final distance", "max final distance", "left",
             "median final f", "f at spurious min"], rows: trajRows)
-        return Fragment(title: "Yin 2019 — near the spurious minimizers (yin-spurious)", setting: setting,
+        return Fragment(title: "Yin 2019 — near the spurious minimizers (yin-spurious)", setting: spuriousSetting(c),
             claims: claims, body: body)
     }
 }
+
+/// One m of yin-spurious: v* and its spurious minimizer, the coarse-gradient norms there (closed form and Monte
+/// Carlo, the table row), the control 𝟙ᵀv* = 0, and per STE the runs of Algorithm 1 started near the minimizer.
+struct SpuriousCase {
+    let m: Int
+    let yin: Yin2019
+    let vs: [Double], ws: [Double]
+    let gradientRow: [String]
+    let identityNorm: Double?, reluNorm: Double?, controlIdentityNorm: Double
+    /// Per STE: each run's distance to the minimizer and loss per iteration, and how many runs left its neighbourhood.
+    let runs: [(ste: STE, dist: [[Double]], loss: [[Double]], left: Int)]
+}
+
+func spuriousCase(_ c: YinSpuriousConfig, index mi: Int, threads: Int, configPath: String) throws -> SpuriousCase {
+    let m = c.ms[mi]
+    // The point θ = π is a local minimizer only where vᵀv* < 0 there, which is Proposition 1's
+    // condition (𝟙ᵀv*)² < (m+1)/2·‖v*‖² [I]; draw v* until it holds and |𝟙ᵀv*| ≥ min_abs_sum.
+    var rng = SplitMix64(seed: c.seed, stream: UInt64(mi))
+    let wStar = rng.unitVector(c.n)
+    var draws = 0
+    var yin = Yin2019(vStar: rng.normals(m).map { $0 + c.v_shift }, wStar: wStar)
+    while !(yin.saddlesExist && abs(sum(yin.vStar)) >= c.min_abs_sum) {
+        draws += 1
+        guard draws < 10_000 else {
+            throw ReportError("\(configPath): no v* with |𝟙ᵀv*| ≥ \(c.min_abs_sum) satisfying "
+                + "Proposition 1 for m = \(m) in 10000 draws")
+        }
+        yin = Yin2019(vStar: rng.normals(m).map { $0 + c.v_shift }, wStar: wStar)
+    }
+    let model = yin.model
+    let (vs, ws) = yin.spuriousMinimizer()
+    let s = sum(yin.vStar)
+    let predicted = 2 * s * s * Double(m - 1) / (pow(Double(m + 1), 2) * (2 * Double.pi).squareRoot())
+    // Gradient norms at the spurious minimizer: closed form and Monte Carlo.
+    var mcRng = SplitMix64(seed: c.seed, stream: UInt64(100 + mi))
+    let mc = model.monteCarlo(v: vs, w: ws, stes: c.stes, samples: c.monte_carlo_samples, rng: &mcRng)
+    var row = ["\(m)", fmt(s), fmt(dot(vs, yin.vStar)), fmt(predicted)]
+    var identityNorm: Double?, reluNorm: Double?
+    for (t, ste) in c.stes.enumerated() {
+        let g = model.expectedCoarseGradient(ste, v: vs, w: ws)
+        let mcNorm = norm(mc.coarseW[t].map { $0.mean })
+        let mcSE = (mc.coarseW[t].map { $0.se * $0.se }.reduce(0, +)).squareRoot()
+        row.append("\(fmt(norm(g))) (MC \(fmt(mcNorm)) ± \(fmt(mcSE)))")
+        if ste == .identity { identityNorm = norm(g) }
+        if ste == .relu { reluNorm = norm(g) }
+    }
+    // Control: 𝟙ᵀv* = 0.
+    let control = Yin2019(vStar: yin.vStar.map { $0 - s / Double(m) }, wStar: yin.wStar)
+    let (cv, cw) = control.spuriousMinimizer()
+    // Trajectories from small perturbations of the spurious minimizer.
+    let runs = c.stes.map { ste -> (ste: STE, dist: [[Double]], loss: [[Double]], left: Int) in
+        let runs = parallelMap(c.starts, threads: threads) { k -> (dist: [Double], loss: [Double]) in
+            var r = SplitMix64(seed: c.seed, stream: UInt64(10_000 + mi * 100 + k))
+            var v = add(vs, r.normals(m, scale: c.perturbation / Double(m).squareRoot()))
+            var w = add(ws, r.normals(c.n, scale: c.perturbation / Double(c.n).squareRoot()))
+            var dist: [Double] = [], loss: [Double] = []
+            for it in 0...c.iterations {
+                let wHat = w.map { $0 / norm(w) }
+                dist.append((dot(sub(v, vs), sub(v, vs)) + dot(sub(wHat, ws), sub(wHat, ws))).squareRoot())
+                loss.append(model.loss(v: v, w: w))
+                if it == c.iterations { break }
+                let gv = model.gradientV(v: v, w: w)
+                let gw = model.expectedCoarseGradient(ste, v: v, w: w)
+                axpy(-c.eta, gv, &v)
+                axpy(-c.eta, gw, &w)
+            }
+            return (dist, loss)
+        }
+        let left = runs.filter { $0.dist.last! > c.leave_factor * c.perturbation }.count
+        return (ste, runs.map(\.dist), runs.map(\.loss), left)
+    }
+    return SpuriousCase(m: m, yin: yin, vs: vs, ws: ws, gradientRow: row, identityNorm: identityNorm, reluNorm: reluNorm,
+        controlIdentityNorm: norm(control.expectedIdentityGradient(v: cv, w: cw)), runs: runs)
+}
+
+private func spuriousSetting(_ c: YinSpuriousConfig) -> String {
+    let setting = """
+        Lemma 9 / Theorem 1 check (final version's numbering). For each m in \(c.ms), \
+        v* = N(0, I_m) + \(fmt(c.v_shift))·𝟙, redrawn until |𝟙ᵀv*| ≥ \(fmt(c.min_abs_sum)) and (𝟙ᵀv*)² < (m+1)/2·‖v*‖² (Proposition 1's condition; we find that θ = π \
+        is a local minimizer exactly when it holds, since f grows with θ at rate vᵀv*/(2π) and vᵀv* < 0 \
+        there iff the condition holds [I] — without it the "spurious minimizer" is not a minimizer), \
+        w* uniform on the unit sphere in ℝ^\(c.n). Spurious minimizer v = (I+𝟙𝟙ᵀ)⁻¹(𝟙𝟙ᵀ−I)v*, w = −w*. \
+        Gradient norms in closed form and by Monte Carlo (\(c.monte_carlo_samples) samples, ± one standard \
+        error of the norm's components combined). Then \(c.starts) runs per STE of Algorithm 1 from the \
+        minimizer plus a Gaussian perturbation of size \(fmt(c.perturbation)), η = \(fmt(c.eta)), \
+        \(c.iterations) iterations; distance = ‖v − v_s‖ + direction distance ‖w/‖w‖ − w_s‖ (Euclidean, \
+        stacked). Predicted ‖E g_id‖ at the minimizer = 2(𝟙ᵀv*)²(m−1)/((m+1)²√(2π)) (our simplification of \
+        Lemma 9 there; it points along w, so the identity STE shrinks ‖w‖ until w passes through 0).
+        """
+    return setting
+}
+
