@@ -125,58 +125,12 @@ public struct YinFig1Config: Codable {
         let v0 = rng.normals(c.m)
         let w0 = rng.normals(c.n, scale: c.w_scale / Double(c.n).squareRoot())
         let etas = (0..<c.eta_points).map { c.eta_max * Double($0) / Double(c.eta_points - 1) }
-        // Work item: (sample size index, repeat); each has its own RNG stream.
-        let items = c.sample_sizes.indices.flatMap { s in (0..<c.repeats).map { (s, $0) } }
-        let curves: [(empirical: [Double], population: [Double])] = parallelMap(items.count, threads: ctx.threads) {
-            let (s, r) = items[$0]
-            var draw = SplitMix64(seed: c.seed, stream: UInt64(1000 + s * 1000 + r))
-            let (samples, labels) = model.drawSamples(c.sample_sizes[s], rng: &draw)
-            let g = model.empirical(v: v0, w: w0, samples: samples, labels: labels, stes: [c.ste])
-            // Zw(η) = Zw₀ − η Z g: project every row once, then each η costs O(m) per sample.
-            let count = labels.count, m = c.m, n = c.n
-            var a = [Double](repeating: 0, count: count * m), b = a
-            for r in 0..<(count * m) {
-                var pa = 0.0, pb = 0.0
-                for j in 0..<n {
-                    pa += samples[r * n + j] * w0[j]
-                    pb += samples[r * n + j] * g.coarseW[0][j]
-                }
-                a[r] = pa
-                b[r] = pb
-            }
-            var emp: [Double] = [], pop: [Double] = []
-            for eta in etas {
-                var v = v0, w = w0
-                axpy(-eta, g.gradV, &v)
-                axpy(-eta, g.coarseW[0], &w)
-                var loss = 0.0
-                for s in 0..<count {
-                    var y = 0.0
-                    for i in 0..<m where a[s * m + i] - eta * b[s * m + i] > 0 { y += v[i] }
-                    loss += 0.5 * (y - labels[s]) * (y - labels[s])
-                }
-                emp.append(loss / Double(count))
-                pop.append(model.loss(v: v, w: w))
-            }
-            return (emp, pop)
-        }
-        // Roughness of a curve: total variation on [0, η_argmin] over the net descent, minus 1
-        // (0 for a curve that descends monotonically to its minimum).
-        func roughness(_ L: [Double]) -> (rough: Double, firstStepDescends: Bool, upSteps: Int) {
-            let iMin = L.indices.min { L[$0] < L[$1] }!
-            guard iMin > 0 else { return (.infinity, L[1] < L[0], 0) }
-            var tv = 0.0, ups = 0
-            for i in 0..<iMin {
-                tv += abs(L[i + 1] - L[i])
-                if L[i + 1] > L[i] { ups += 1 }
-            }
-            return (tv / (L[0] - L[iMin]) - 1, L[1] < L[0], ups)
-        }
+        let curves = fig1Curves(c, model: model, v0: v0, w0: w0, etas: etas, threads: ctx.threads)
         var rows: [[String]] = []
         var meanRough: [Double] = []
         var descends: [Int] = []
         for (s, size) in c.sample_sizes.enumerated() {
-            let stats = (0..<c.repeats).map { roughness(curves[s * c.repeats + $0].empirical) }
+            let stats = (0..<c.repeats).map { fig1Roughness(curves[s * c.repeats + $0].empirical) }
             let finite = stats.map { $0.rough }.filter { $0.isFinite }
             let mr = finite.isEmpty ? .infinity : finite.reduce(0, +) / Double(finite.count)
             meanRough.append(mr)
@@ -222,23 +176,82 @@ public struct YinFig1Config: Codable {
                 evidence: "roughness " + c.sample_sizes.indices.map { "\(fmt(meanRough[$0])) at \(c.sample_sizes[$0])" }
                     .joined(separator: ", ") + " samples"),
         ]
-        let setting = """
-            Yin et al. 2019, Fig. 1 and the remark on it (few samples: the loss descends only roughly). Teacher v* ~ N(0, I_m), w* uniform on the unit sphere; \
-            one start (v₀ ~ N(0, I_m), w₀ ~ N(0, \(c.w_scale)²/n·I_n)); m = \(c.m), n = \(c.n). For each sample \
-            size, \(c.repeats) independent draws of i.i.d. Gaussian inputs; on each draw the empirical \
-            v-gradient and \(c.ste.label)-STE coarse w-gradient are computed and the empirical loss on the same \
-            draw is evaluated at (v₀, w₀) − η·(gradient) for \(c.eta_points) values of η in [0, \(fmt(c.eta_max))]. \
-            Roughness = (total variation of the curve on [0, η_min]) / (its net descent) − 1: zero for a curve \
-            that falls monotonically to its minimum, measured on this η grid (a finer grid resolves more of the \
-            small jumps the binary units put into the empirical loss). The sample sizes \(c.sample_sizes) are \
-            those of the paper's Fig. 1 (final version: three panels, 10, 50 and 1000 samples); m, n, the start, \
-            the η grid, the number of draws and the roughness measure are ours [N].
-            """
         let body = markdownTable(
             header: ["samples", "mean roughness", "mean up-steps before the minimum", "first step descends"],
             rows: rows, align: ["r", "r", "r", "r"])
-        return Fragment(title: "Yin 2019 — Fig. 1 (yin-fig1)", setting: setting, claims: claims, body: body)
+        return Fragment(title: "Yin 2019 — Fig. 1 (yin-fig1)", setting: fig1Setting(c), claims: claims, body: body)
     }
+}
+
+/// The loss after one step of size η along the negative coarse gradient, for every η, on each draw of each sample
+/// size (items in the order sample size, then draw): the empirical loss on the draw and the population loss.
+func fig1Curves(_ c: YinFig1Config, model: BinaryTeacherModel, v0: [Double], w0: [Double], etas: [Double], threads: Int)
+    -> [(empirical: [Double], population: [Double])]
+{
+    // Work item: (sample size index, repeat); each has its own RNG stream.
+    let items = c.sample_sizes.indices.flatMap { s in (0..<c.repeats).map { (s, $0) } }
+    return parallelMap(items.count, threads: threads) {
+        let (s, r) = items[$0]
+        var draw = SplitMix64(seed: c.seed, stream: UInt64(1000 + s * 1000 + r))
+        let (samples, labels) = model.drawSamples(c.sample_sizes[s], rng: &draw)
+        let g = model.empirical(v: v0, w: w0, samples: samples, labels: labels, stes: [c.ste])
+        // Zw(η) = Zw₀ − η Z g: project every row once, then each η costs O(m) per sample.
+        let count = labels.count, m = c.m, n = c.n
+        var a = [Double](repeating: 0, count: count * m), b = a
+        for r in 0..<(count * m) {
+            var pa = 0.0, pb = 0.0
+            for j in 0..<n {
+                pa += samples[r * n + j] * w0[j]
+                pb += samples[r * n + j] * g.coarseW[0][j]
+            }
+            a[r] = pa
+            b[r] = pb
+        }
+        var emp: [Double] = [], pop: [Double] = []
+        for eta in etas {
+            var v = v0, w = w0
+            axpy(-eta, g.gradV, &v)
+            axpy(-eta, g.coarseW[0], &w)
+            var loss = 0.0
+            for s in 0..<count {
+                var y = 0.0
+                for i in 0..<m where a[s * m + i] - eta * b[s * m + i] > 0 { y += v[i] }
+                loss += 0.5 * (y - labels[s]) * (y - labels[s])
+            }
+            emp.append(loss / Double(count))
+            pop.append(model.loss(v: v, w: w))
+        }
+        return (emp, pop)
+    }
+}
+
+/// Roughness of a curve: total variation on [0, η_argmin] over the net descent, minus 1
+/// (0 for a curve that descends monotonically to its minimum).
+func fig1Roughness(_ L: [Double]) -> (rough: Double, firstStepDescends: Bool, upSteps: Int) {
+    let iMin = L.indices.min { L[$0] < L[$1] }!
+    guard iMin > 0 else { return (.infinity, L[1] < L[0], 0) }
+    var tv = 0.0, ups = 0
+    for i in 0..<iMin {
+        tv += abs(L[i + 1] - L[i])
+        if L[i + 1] > L[i] { ups += 1 }
+    }
+    return (tv / (L[0] - L[iMin]) - 1, L[1] < L[0], ups)
+}
+
+private func fig1Setting(_ c: YinFig1Config) -> String {
+    let setting = """
+        Yin et al. 2019, Fig. 1 and the remark on it (few samples: the loss descends only roughly). Teacher v* ~ N(0, I_m), w* uniform on the unit sphere; \
+        one start (v₀ ~ N(0, I_m), w₀ ~ N(0, \(c.w_scale)²/n·I_n)); m = \(c.m), n = \(c.n). For each sample \
+        size, \(c.repeats) independent draws of i.i.d. Gaussian inputs; on each draw the empirical \
+        v-gradient and \(c.ste.label)-STE coarse w-gradient are computed and the empirical loss on the same \
+        draw is evaluated at (v₀, w₀) − η·(gradient) for \(c.eta_points) values of η in [0, \(fmt(c.eta_max))]. \
+        Roughness = (total variation of the curve on [0, η_min]) / (its net descent) − 1: zero for a curve \
+        that falls monotonically to its minimum, measured on this η grid (a finer grid resolves more of the \
+        small jumps the binary units put into the empirical loss). The sample sizes \(c.sample_sizes) are \
+        those of the paper's Fig. 1 (final version: three panels, 10, 50 and 1000 samples); m, n, the start, \
+        the η grid, the number of draws and the roughness measure are ours [N].
+        """
+    return setting
 }
 
 // MARK: - yin-cgd
