@@ -343,22 +343,8 @@ public struct YinCGDConfig: Codable {
                     color: Figure.palette[c.stes.firstIndex(of: ste)!], markers: true, lineWidth: 0))
             }
         }
-        let increases = increaseByNorm.flatMap { $0.y }, norms = increaseByNorm.flatMap { $0.x }
-        increaseByNorm.append(Series("c_w", x: [c.c_w, c.c_w], y: [increases.min() ?? 1e-12, increases.max() ?? 1],
-            color: "#555", dashed: true, lineWidth: 1))
-        try ctx.save(Figure(title: "Coarse gradient descent (Algorithm 1), m=\(c.m), n=\(c.n), η=\(fmt(c.eta)), "
-            + "\(c.starts) random starts",
-            panels: [
-                Panel(title: "median population loss", xLabel: "iteration", yLabel: "f(v, w)",
-                    series: medianLoss, logY: true),
-                Panel(title: "ReLU, clipped ReLU: runs where f increased", xLabel: "min over t of ‖wᵗ‖",
-                    yLabel: "largest one-step increase of f", series: increaseByNorm, logX: true, logY: true,
-                    xRange: (min(norms.min() ?? c.c_w, c.c_w) / 2)...(max(norms.max() ?? c.c_w, c.c_w) * 10)),
-                Panel(title: "fraction at the global minimum", xLabel: "iteration",
-                    yLabel: "fraction of starts", series: fracGlobal, yRange: 0...1, legendBottom: true),
-                Panel(title: "min over starts of cos∠(E g_μ, ∇_w f)", xLabel: "iteration",
-                    yLabel: "cosine", series: minCos, references: [ReferenceLine(y: 0, label: "0")]),
-            ], columns: 2, panelWidth: 460))
+        try cgdFigure(c, medianLoss: medianLoss, fracGlobal: fracGlobal, minCos: minCos,
+            increaseByNorm: increaseByNorm, ctx)
 
         for ste in c.stes where ste != .identity {
             claims.append(Claim("⟨E g_μ, ∇_w f⟩ ≥ 0 along every trajectory for the \(ste.label) STE "
@@ -372,27 +358,55 @@ public struct YinCGDConfig: Codable {
             claims.append(Claim("⟨E g_id, ∇_w f⟩ ≥ 0 (Lemma 10) along every identity-STE trajectory.",
                 held: m >= -1e-9, evidence: "min cosine \(fmt(m))"))
         }
-        let setting = """
-            Algorithm 1 (full-batch coarse gradient descent on the population loss, using the closed-form \
-            expected coarse gradients; for the clipped ReLU μ = min(max(x,0),1) the closed form derived here \
-            and checked against Monte Carlo in TheoryTests). m = \(c.m), n = \(c.n), η = \(fmt(c.eta)), \
-            \(c.iterations) iterations, \(c.starts) starts; each start draws its own teacher (v* ~ N(0, I_m), \
-            w* uniform on the sphere) and start (v₀ ~ N(0, \(fmt(c.v_scale))²I), w₀ ~ N(0, \(fmt(c.w_scale))²/n·I)); \
-            all STEs use the same \(c.starts) problems. Global minimum: f < \(fmt(c.loss_tol)) and \
-            θ < \(fmt(c.theta_tol)). The paper's sizes, η and initialisation are unknown [N]. Theorem 1 (final \
-            version; vanilla and clipped ReLU STEs) assumes ‖wᵗ‖ ≥ c_w at every iterate and a small enough step, \
-            and its step bound shrinks with c_w (∂f/∂w grows like 1/‖w‖): with η fixed, a run whose ‖w‖ drops \
-            below c_w = \(fmt(c.c_w)) (our value; the theorem's constant is not a number) is outside its \
-            hypotheses, and its claims are scored on the runs that stay above it.
-            """
         let body = markdownTable(
             header: ["STE", "global min", "θ → π (spurious)", "median f", "90 % f", "median θ", "90 % θ",
                 "min cos(E g, ∇_w f)", "runs with an f increase", "largest f increase",
                 "f increases / runs with min‖w‖ ≥ c_w", "converged"],
             rows: rows, align: ["l", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r", "r"])
-        return Fragment(title: "Yin 2019 — coarse gradient descent from random starts (yin-cgd)", setting: setting,
+        return Fragment(title: "Yin 2019 — coarse gradient descent from random starts (yin-cgd)", setting: cgdSetting(c),
             claims: claims, body: body)
     }
+}
+
+/// The yin-cgd figure: median loss, the runs where f increased by their smallest ‖w‖ (against c_w), the fraction
+/// at the global minimum, the smallest cosine between the coarse and the true gradient.
+private func cgdFigure(_ c: YinCGDConfig, medianLoss: [Series], fracGlobal: [Series], minCos: [Series],
+    increaseByNorm: [Series], _ ctx: ExperimentContext) throws
+{
+    let increases = increaseByNorm.flatMap { $0.y }, norms = increaseByNorm.flatMap { $0.x }
+    var increaseByNorm = increaseByNorm
+    increaseByNorm.append(Series("c_w", x: [c.c_w, c.c_w], y: [increases.min() ?? 1e-12, increases.max() ?? 1],
+        color: "#555", dashed: true, lineWidth: 1))
+    try ctx.save(Figure(title: "Coarse gradient descent (Algorithm 1), m=\(c.m), n=\(c.n), η=\(fmt(c.eta)), "
+        + "\(c.starts) random starts",
+        panels: [
+            Panel(title: "median population loss", xLabel: "iteration", yLabel: "f(v, w)",
+                series: medianLoss, logY: true),
+            Panel(title: "ReLU, clipped ReLU: runs where f increased", xLabel: "min over t of ‖wᵗ‖",
+                yLabel: "largest one-step increase of f", series: increaseByNorm, logX: true, logY: true,
+                xRange: (min(norms.min() ?? c.c_w, c.c_w) / 2)...(max(norms.max() ?? c.c_w, c.c_w) * 10)),
+            Panel(title: "fraction at the global minimum", xLabel: "iteration",
+                yLabel: "fraction of starts", series: fracGlobal, yRange: 0...1, legendBottom: true),
+            Panel(title: "min over starts of cos∠(E g_μ, ∇_w f)", xLabel: "iteration",
+                yLabel: "cosine", series: minCos, references: [ReferenceLine(y: 0, label: "0")]),
+        ], columns: 2, panelWidth: 460))
+}
+
+private func cgdSetting(_ c: YinCGDConfig) -> String {
+    let setting = """
+        Algorithm 1 (full-batch coarse gradient descent on the population loss, using the closed-form \
+        expected coarse gradients; for the clipped ReLU μ = min(max(x,0),1) the closed form derived here \
+        and checked against Monte Carlo in TheoryTests). m = \(c.m), n = \(c.n), η = \(fmt(c.eta)), \
+        \(c.iterations) iterations, \(c.starts) starts; each start draws its own teacher (v* ~ N(0, I_m), \
+        w* uniform on the sphere) and start (v₀ ~ N(0, \(fmt(c.v_scale))²I), w₀ ~ N(0, \(fmt(c.w_scale))²/n·I)); \
+        all STEs use the same \(c.starts) problems. Global minimum: f < \(fmt(c.loss_tol)) and \
+        θ < \(fmt(c.theta_tol)). The paper's sizes, η and initialisation are unknown [N]. Theorem 1 (final \
+        version; vanilla and clipped ReLU STEs) assumes ‖wᵗ‖ ≥ c_w at every iterate and a small enough step, \
+        and its step bound shrinks with c_w (∂f/∂w grows like 1/‖w‖): with η fixed, a run whose ‖w‖ drops \
+        below c_w = \(fmt(c.c_w)) (our value; the theorem's constant is not a number) is outside its \
+        hypotheses, and its claims are scored on the runs that stay above it.
+        """
+    return setting
 }
 
 // MARK: - yin-spurious
