@@ -147,68 +147,66 @@ public struct Figure: Sendable {
     // MARK: - Rendering
 
     private func renderPanel(_ p: Panel, x0: Double, y0: Double, w: Double, h: Double) -> String {
-        let left = x0 + 66, right = x0 + w - 14, top = y0 + 28, bottom = y0 + h - 46
-        let tx: (Double) -> Double = p.logX ? { log10($0) } : { $0 }
-        let ty: (Double) -> Double = p.logY ? { log10($0) } : { $0 }
-        func usable(_ v: Double, log: Bool) -> Bool { v.isFinite && (!log || v > 0) }
-
-        var xs: [Double] = [], ys: [Double] = []
-        for s in p.series {
-            for (a, b) in zip(s.x, s.y) where usable(a, log: p.logX) && usable(b, log: p.logY) {
-                xs.append(tx(a)); ys.append(ty(b))
-            }
-        }
-        for r in p.references where usable(r.y, log: p.logY) { ys.append(ty(r.y)) }
-        var (xlo, xhi) = (xs.min() ?? 0, xs.max() ?? 1)
-        var (ylo, yhi) = (ys.min() ?? 0, ys.max() ?? 1)
-        if let r = p.xRange { (xlo, xhi) = (tx(r.lowerBound), tx(r.upperBound)) }
-        if let r = p.yRange { (ylo, yhi) = (ty(r.lowerBound), ty(r.upperBound)) }
-        if xhi <= xlo { xlo -= 0.5; xhi += 0.5 }
-        if yhi <= ylo { let d = max(abs(ylo) * 0.1, 0.5); ylo -= d; yhi += d }
-        if p.yRange == nil && !p.logY { let pad = (yhi - ylo) * 0.05; ylo -= pad; yhi += pad }
-        if p.yRange == nil && p.logY { ylo -= 0.05 * (yhi - ylo); yhi += 0.05 * (yhi - ylo) }
-        let sx = { (v: Double) in left + (v - xlo) / (xhi - xlo) * (right - left) }
-        let sy = { (v: Double) in bottom - (v - ylo) / (yhi - ylo) * (bottom - top) }
-
+        let g = PanelGeometry(p, x0: x0, y0: y0, w: w, h: h)
         var out = "<g>\n"
         out += "<text x=\"\(f(x0 + w / 2))\" y=\"\(f(y0 + 17))\" font-size=\"13\" font-weight=\"bold\" "
             + "text-anchor=\"middle\">\(escapeXML(p.title))</text>\n"
-        out += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(right - left))\" "
-            + "height=\"\(f(bottom - top))\" fill=\"none\" stroke=\"#444\" stroke-width=\"1\"/>\n"
-        // Ticks and grid.
-        for (v, label) in ticks(lo: xlo, hi: xhi, log: p.logX) {
-            let X = sx(v)
-            out += "<line x1=\"\(f(X))\" y1=\"\(f(top))\" x2=\"\(f(X))\" y2=\"\(f(bottom))\" "
-                + "stroke=\"#e5e5e5\" stroke-width=\"1\"/>\n"
-            out += "<text x=\"\(f(X))\" y=\"\(f(bottom + 14))\" font-size=\"10\" "
-                + "text-anchor=\"middle\">\(escapeXML(label))</text>\n"
-        }
-        for (v, label) in ticks(lo: ylo, hi: yhi, log: p.logY) {
-            let Y = sy(v)
-            out += "<line x1=\"\(f(left))\" y1=\"\(f(Y))\" x2=\"\(f(right))\" y2=\"\(f(Y))\" "
-                + "stroke=\"#e5e5e5\" stroke-width=\"1\"/>\n"
-            out += "<text x=\"\(f(left - 4))\" y=\"\(f(Y + 3.5))\" font-size=\"10\" "
-                + "text-anchor=\"end\">\(escapeXML(label))</text>\n"
-        }
-        out += "<text x=\"\(f((left + right) / 2))\" y=\"\(f(bottom + 32))\" font-size=\"11\" "
-            + "text-anchor=\"middle\">\(escapeXML(p.xLabel))</text>\n"
-        let yMid = (top + bottom) / 2
-        out += "<text x=\"\(f(x0 + 14))\" y=\"\(f(yMid))\" font-size=\"11\" text-anchor=\"middle\" "
-            + "transform=\"rotate(-90 \(f(x0 + 14)) \(f(yMid)))\">\(escapeXML(p.yLabel))</text>\n"
+        out += "<rect x=\"\(f(g.left))\" y=\"\(f(g.top))\" width=\"\(f(g.right - g.left))\" "
+            + "height=\"\(f(g.bottom - g.top))\" fill=\"none\" stroke=\"#444\" stroke-width=\"1\"/>\n"
+        out += axes(g, x0: x0)
         // Clip the data to the plot area.
         let clipID = "clip\(Int(x0))_\(Int(y0))"
-        out += "<clipPath id=\"\(clipID)\"><rect x=\"\(f(left))\" y=\"\(f(top))\" "
-            + "width=\"\(f(right - left))\" height=\"\(f(bottom - top))\"/></clipPath>\n"
+        out += "<clipPath id=\"\(clipID)\"><rect x=\"\(f(g.left))\" y=\"\(f(g.top))\" "
+            + "width=\"\(f(g.right - g.left))\" height=\"\(f(g.bottom - g.top))\"/></clipPath>\n"
         out += "<g clip-path=\"url(#\(clipID))\">\n"
-        // Labels of nearby reference lines are set side by side instead of on top of each other.
+        let (references, placed) = referenceLines(g)
+        out += references
+        let (series, pointLabels) = seriesLines(g)
+        out += series
+        out += "</g>\n"
+        out += pointNames(pointLabels, g, avoiding: placed)
+        out += legend(g)
+        out += "</g>\n"
+        return out
+    }
+
+    /// Ticks, grid and axis labels.
+    private func axes(_ g: PanelGeometry, x0: Double) -> String {
+        var out = ""
+        for (v, label) in ticks(lo: g.xlo, hi: g.xhi, log: g.p.logX) {
+            let X = g.sx(v)
+            out += "<line x1=\"\(f(X))\" y1=\"\(f(g.top))\" x2=\"\(f(X))\" y2=\"\(f(g.bottom))\" "
+                + "stroke=\"#e5e5e5\" stroke-width=\"1\"/>\n"
+            out += "<text x=\"\(f(X))\" y=\"\(f(g.bottom + 14))\" font-size=\"10\" "
+                + "text-anchor=\"middle\">\(escapeXML(label))</text>\n"
+        }
+        for (v, label) in ticks(lo: g.ylo, hi: g.yhi, log: g.p.logY) {
+            let Y = g.sy(v)
+            out += "<line x1=\"\(f(g.left))\" y1=\"\(f(Y))\" x2=\"\(f(g.right))\" y2=\"\(f(Y))\" "
+                + "stroke=\"#e5e5e5\" stroke-width=\"1\"/>\n"
+            out += "<text x=\"\(f(g.left - 4))\" y=\"\(f(Y + 3.5))\" font-size=\"10\" "
+                + "text-anchor=\"end\">\(escapeXML(label))</text>\n"
+        }
+        out += "<text x=\"\(f((g.left + g.right) / 2))\" y=\"\(f(g.bottom + 32))\" font-size=\"11\" "
+            + "text-anchor=\"middle\">\(escapeXML(g.p.xLabel))</text>\n"
+        let yMid = (g.top + g.bottom) / 2
+        out += "<text x=\"\(f(x0 + 14))\" y=\"\(f(yMid))\" font-size=\"11\" text-anchor=\"middle\" "
+            + "transform=\"rotate(-90 \(f(x0 + 14)) \(f(yMid)))\">\(escapeXML(g.p.yLabel))</text>\n"
+        return out
+    }
+
+    /// The reference lines; labels of nearby ones are set side by side instead of on top of each other (their boxes
+    /// are returned, for the point names to avoid).
+    private func referenceLines(_ g: PanelGeometry) -> (String, [(y: Double, start: Double, end: Double)]) {
+        var out = ""
         var placed: [(y: Double, start: Double, end: Double)] = []
-        for r in p.references where usable(r.y, log: p.logY) {
-            let Y = sy(ty(r.y)), color = r.color ?? "#555"
-            out += "<line x1=\"\(f(left))\" y1=\"\(f(Y))\" x2=\"\(f(right))\" y2=\"\(f(Y))\" "
+        for r in g.p.references where g.usable(r.y, log: g.p.logY) {
+            let Y = g.sy(g.ty(r.y)), color = r.color ?? "#555"
+            out += "<line x1=\"\(f(g.left))\" y1=\"\(f(Y))\" x2=\"\(f(g.right))\" y2=\"\(f(Y))\" "
                 + "stroke=\"\(color)\" stroke-width=\"1\" stroke-dasharray=\"2,3\"/>\n"
             if !r.label.isEmpty {
                 let width = 5.2 * Double(r.label.count)
-                var x = left + 4
+                var x = g.left + 4
                 while let clash = placed.first(where: { abs($0.y - Y) < 10 && x < $0.end && x + width > $0.start }) {
                     x = clash.end + 8
                 }
@@ -217,13 +215,20 @@ public struct Figure: Sendable {
                     + "fill=\"\(color)\">\(escapeXML(r.label))</text>\n"
             }
         }
+        return (out, placed)
+    }
+
+    /// Every series' polylines (broken at points that cannot be drawn) and markers; the named points' positions.
+    private func seriesLines(_ g: PanelGeometry) -> (String, [(Double, Double, String, String)]) {
+        let p = g.p
+        var out = ""
         var pointLabels: [(Double, Double, String, String)] = []
         for (k, s) in p.series.enumerated() {
             let color = s.color ?? Figure.palette[k % Figure.palette.count]
             var segments: [[(Double, Double)]] = [[]]
             for (a, b) in zip(s.x, s.y) {
-                if usable(a, log: p.logX) && usable(b, log: p.logY) {
-                    segments[segments.count - 1].append((sx(tx(a)), sy(ty(b))))
+                if g.usable(a, log: p.logX) && g.usable(b, log: p.logY) {
+                    segments[segments.count - 1].append((g.sx(g.tx(a)), g.sy(g.ty(b))))
                 } else if !segments[segments.count - 1].isEmpty {
                     segments.append([])
                 }
@@ -243,64 +248,73 @@ public struct Figure: Sendable {
                 }
             }
             for (i, label) in s.pointLabels.enumerated() where !label.isEmpty
-                && usable(s.x[i], log: p.logX) && usable(s.y[i], log: p.logY)
+                && g.usable(s.x[i], log: p.logX) && g.usable(s.y[i], log: p.logY)
             {
-                pointLabels.append((sx(tx(s.x[i])), sy(ty(s.y[i])), label, color))
+                pointLabels.append((g.sx(g.tx(s.x[i])), g.sy(g.ty(s.y[i])), label, color))
             }
         }
-        out += "</g>\n"
-        // Point names, right of their point; one that would overlap a name already set moves down a line (up, at
-        // the bottom), so that near points keep legible names.
+        return (out, pointLabels)
+    }
+
+    /// Point names, right of their point; one that would overlap a name already set moves down a line (up, at the
+    /// bottom), so that near points keep legible names.
+    private func pointNames(_ pointLabels: [(Double, Double, String, String)], _ g: PanelGeometry,
+        avoiding placed: [(y: Double, start: Double, end: Double)]) -> String
+    {
+        var out = ""
         var boxes: [(x0: Double, x1: Double, y: Double)] = placed.map { ($0.start, $0.end, $0.y - 3) }
         for (X, Y, label, color) in pointLabels {
             let width = 5.2 * Double(label.count)
-            let x = X + 5 + width <= right - 2 ? X + 5 : max(left + 2, X - 5 - width)  // left of it at the right edge
+            let x = X + 5 + width <= g.right - 2 ? X + 5 : max(g.left + 2, X - 5 - width)  // left of it at the right edge
             var y = Y + 3
             var step = 10.0
             for _ in 0..<40 {
                 guard boxes.contains(where: { abs($0.y - y) < 10 && x < $0.x1 && x + width > $0.x0 }) else { break }
-                if y + step > bottom - 2 { step = -10; y = Y + 3 }
+                if y + step > g.bottom - 2 { step = -10; y = Y + 3 }
                 y += step
             }
             boxes.append((x, x + width, y))
             out += "<text x=\"\(f(x))\" y=\"\(f(y))\" font-size=\"9\" fill=\"\(color)\">\(escapeXML(label))</text>\n"
         }
-        // Legend, top right inside the frame.
+        return out
+    }
+
+    /// The legend, in the corner of the plot area whose box covers the fewest drawn points (reference lines count
+    /// as points across the width); ties keep the first of top right, bottom right, top left, bottom left.
+    private func legend(_ g: PanelGeometry) -> String {
+        let p = g.p
         let named = p.series.enumerated().filter { !$0.element.name.isEmpty }
-        if p.showLegend && !named.isEmpty {
-            let longest = named.map { $0.element.name.count }.max() ?? 0
-            let lw = min(Double(longest) * 5.8 + 34, right - left - 8)
-            let lh = Double(named.count) * 14 + 6
-            // The corner whose box covers the fewest drawn points (reference lines count as points across the
-            // width); ties keep the first of top right, bottom right, top left, bottom left.
-            var drawn: [(Double, Double)] = []
-            for s in p.series {
-                for (a, b) in zip(s.x, s.y) where usable(a, log: p.logX) && usable(b, log: p.logY) {
-                    drawn.append((sx(tx(a)), sy(ty(b))))
-                }
-            }
-            for r in p.references where usable(r.y, log: p.logY) {
-                for k in 0...20 { drawn.append((left + (right - left) * Double(k) / 20, sy(ty(r.y)))) }
-            }
-            let corners = [(right - lw - 4, top + 4), (right - lw - 4, bottom - lh - 4), (left + 4, top + 4),
-                (left + 4, bottom - lh - 4)]
-            func covered(_ c: (Double, Double)) -> Int {
-                drawn.filter { $0.0 >= c.0 - 3 && $0.0 <= c.0 + lw + 3 && $0.1 >= c.1 - 3 && $0.1 <= c.1 + lh + 3 }.count
-            }
-            let (lx, ly) = p.legendBottom ? corners[1] : corners.min { covered($0) < covered($1) }!
-            out += "<rect x=\"\(f(lx))\" y=\"\(f(ly))\" width=\"\(f(lw))\" height=\"\(f(lh))\" "
-                + "fill=\"white\" fill-opacity=\"0.85\" stroke=\"#bbb\"/>\n"
-            for (row, (k, s)) in named.enumerated() {
-                let color = s.color ?? Figure.palette[k % Figure.palette.count]
-                let Y = ly + 12 + Double(row) * 14
-                let dash = s.dashed ? " stroke-dasharray=\"6,4\"" : ""
-                out += "<line x1=\"\(f(lx + 5))\" y1=\"\(f(Y - 3.5))\" x2=\"\(f(lx + 25))\" "
-                    + "y2=\"\(f(Y - 3.5))\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>\n"
-                out += "<text x=\"\(f(lx + 30))\" y=\"\(f(Y))\" font-size=\"10\">"
-                    + "\(escapeXML(s.name))</text>\n"
+        guard p.showLegend && !named.isEmpty else { return "" }
+        var out = ""
+        let longest = named.map { $0.element.name.count }.max() ?? 0
+        let lw = min(Double(longest) * 5.8 + 34, g.right - g.left - 8)
+        let lh = Double(named.count) * 14 + 6
+        var drawn: [(Double, Double)] = []
+        for s in p.series {
+            for (a, b) in zip(s.x, s.y) where g.usable(a, log: p.logX) && g.usable(b, log: p.logY) {
+                drawn.append((g.sx(g.tx(a)), g.sy(g.ty(b))))
             }
         }
-        out += "</g>\n"
+        for r in p.references where g.usable(r.y, log: p.logY) {
+            for k in 0...20 { drawn.append((g.left + (g.right - g.left) * Double(k) / 20, g.sy(g.ty(r.y)))) }
+        }
+        let corners = [(g.right - lw - 4, g.top + 4), (g.right - lw - 4, g.bottom - lh - 4), (g.left + 4, g.top + 4),
+            (g.left + 4, g.bottom - lh - 4)]
+        func covered(_ c: (Double, Double)) -> Int {
+            drawn.filter { $0.0 >= c.0 - 3 && $0.0 <= c.0 + lw + 3 && $0.1 >= c.1 - 3 && $0.1 <= c.1 + lh + 3 }.count
+        }
+        let (lx, ly) = p.legendBottom ? corners[1] : corners.min { covered($0) < covered($1) }!
+        out += "<rect x=\"\(f(lx))\" y=\"\(f(ly))\" width=\"\(f(lw))\" height=\"\(f(lh))\" "
+            + "fill=\"white\" fill-opacity=\"0.85\" stroke=\"#bbb\"/>\n"
+        for (row, (k, s)) in named.enumerated() {
+            let color = s.color ?? Figure.palette[k % Figure.palette.count]
+            let Y = ly + 12 + Double(row) * 14
+            let dash = s.dashed ? " stroke-dasharray=\"6,4\"" : ""
+            out += "<line x1=\"\(f(lx + 5))\" y1=\"\(f(Y - 3.5))\" x2=\"\(f(lx + 25))\" "
+                + "y2=\"\(f(Y - 3.5))\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>\n"
+            out += "<text x=\"\(f(lx + 30))\" y=\"\(f(Y))\" font-size=\"10\">"
+                + "\(escapeXML(s.name))</text>\n"
+        }
         return out
     }
 
@@ -419,4 +433,42 @@ public func writePNG(ofSVG svgPath: String) throws {
         unlink(tmp)
         throw ReportError("\(png): \(converter) could not convert \(svgPath) (exit \(process.terminationStatus))")
     }
+}
+
+/// A panel's plot area inside its cell and its data ranges (fitted to the drawable points and reference lines, or
+/// the panel's fixed ranges), with the maps from data to pixels.
+private struct PanelGeometry {
+    let p: Panel
+    let left: Double, right: Double, top: Double, bottom: Double
+    let xlo: Double, xhi: Double, ylo: Double, yhi: Double
+
+    init(_ p: Panel, x0: Double, y0: Double, w: Double, h: Double) {
+        self.p = p
+        (left, right, top, bottom) = (x0 + 66, x0 + w - 14, y0 + 28, y0 + h - 46)
+        let tx: (Double) -> Double = p.logX ? { log10($0) } : { $0 }
+        let ty: (Double) -> Double = p.logY ? { log10($0) } : { $0 }
+        func usable(_ v: Double, log: Bool) -> Bool { v.isFinite && (!log || v > 0) }
+        var xs: [Double] = [], ys: [Double] = []
+        for s in p.series {
+            for (a, b) in zip(s.x, s.y) where usable(a, log: p.logX) && usable(b, log: p.logY) {
+                xs.append(tx(a)); ys.append(ty(b))
+            }
+        }
+        for r in p.references where usable(r.y, log: p.logY) { ys.append(ty(r.y)) }
+        var (xlo, xhi) = (xs.min() ?? 0, xs.max() ?? 1)
+        var (ylo, yhi) = (ys.min() ?? 0, ys.max() ?? 1)
+        if let r = p.xRange { (xlo, xhi) = (tx(r.lowerBound), tx(r.upperBound)) }
+        if let r = p.yRange { (ylo, yhi) = (ty(r.lowerBound), ty(r.upperBound)) }
+        if xhi <= xlo { xlo -= 0.5; xhi += 0.5 }
+        if yhi <= ylo { let d = max(abs(ylo) * 0.1, 0.5); ylo -= d; yhi += d }
+        if p.yRange == nil && !p.logY { let pad = (yhi - ylo) * 0.05; ylo -= pad; yhi += pad }
+        if p.yRange == nil && p.logY { ylo -= 0.05 * (yhi - ylo); yhi += 0.05 * (yhi - ylo) }
+        (self.xlo, self.xhi, self.ylo, self.yhi) = (xlo, xhi, ylo, yhi)
+    }
+
+    func tx(_ v: Double) -> Double { p.logX ? log10(v) : v }
+    func ty(_ v: Double) -> Double { p.logY ? log10(v) : v }
+    func usable(_ v: Double, log: Bool) -> Bool { v.isFinite && (!log || v > 0) }
+    func sx(_ v: Double) -> Double { left + (v - xlo) / (xhi - xlo) * (right - left) }
+    func sy(_ v: Double) -> Double { bottom - (v - ylo) / (yhi - ylo) * (bottom - top) }
 }
