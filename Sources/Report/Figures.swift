@@ -7,16 +7,27 @@ import NN
 import Storage
 import Training
 
-/// One figure per net: panels per bit width of test accuracy and training loss per epoch, one line per STE
-/// (mean over seeds); plus one per repel experiment (Fig. 2, Appendix C) whose runs exist. Returns (title, relative path) pairs.
+/// The report's figures: one per net (training curves), ours against the paper, and one per repel experiment (Fig. 2,
+/// Appendix C) whose runs exist. Returns (title, relative path) pairs.
 func writeFigures(_ runs: [RunID: RunRecord], config: ExperimentConfig, root: String, profile: String,
     reference: [CellKey: ReferenceCell], floats: [FloatBaseline], cells: [CellKey: CellResult]) throws -> [(String, String)]
 {
-    var out: [(String, String)] = []
     let trained = runs.filter { $0.key.kind == .train }
-    let nets = Set(trained.keys.map(\.net)).sorted { netOrder($0) < netOrder($1) }
     // Every STE that was run, the paper's three first: a new STE appears without further edits.
     let stes = Set(trained.keys.compactMap { $0.ste?.rawValue }).sorted { (steOrder($0), $0) < (steOrder($1), $1) }
+    var out = try netCurveFigures(trained, stes: stes, root: root, profile: profile, reference: reference, floats: floats)
+    out += try vsPaperFigure(cells, stes: stes, root: root, reference: reference)
+    out += try repelFigures(runs, config: config, root: root)
+    return out
+}
+
+/// Per net: panels per bit width of test accuracy and training loss per epoch, one line per STE (mean over seeds,
+/// each seed thin behind it), the paper's values and the float net as reference lines.
+private func netCurveFigures(_ trained: [RunID: RunRecord], stes: [String], root: String, profile: String,
+    reference: [CellKey: ReferenceCell], floats: [FloatBaseline]) throws -> [(String, String)]
+{
+    var out: [(String, String)] = []
+    let nets = Set(trained.keys.map(\.net)).sorted { netOrder($0) < netOrder($1) }
     for net in nets {
         var panels: [Panel] = []
         let bitsList = Set(trained.keys.filter { $0.net == net }.map { $0.bits! }).sorted()
@@ -66,8 +77,15 @@ func writeFigures(_ runs: [RunID: RunRecord], config: ExperimentConfig, root: St
         try writeFigure(Figure(title: title, panels: panels, columns: 2, panelWidth: 520), to: "\(root)/\(file)")
         out.append(("\(net) training curves", file))
     }
-    // Ours against the paper, every cell: the difference in test accuracy with its tolerance (a cell is consistent
-    // when the bar crosses 0).
+    return out
+}
+
+/// Ours against the paper, every cell: the difference in test accuracy with its tolerance (a cell is consistent
+/// when the bar crosses 0), each point named.
+private func vsPaperFigure(_ cells: [CellKey: CellResult], stes: [String], root: String,
+    reference: [CellKey: ReferenceCell]) throws -> [(String, String)]
+{
+    var out: [(String, String)] = []
     let compared = cells.filter { reference[$0.key] != nil && $0.value.n > 0 }.sorted { $0.key < $1.key }
     if !compared.isEmpty {
         var series: [Series] = []
@@ -96,8 +114,13 @@ func writeFigures(_ runs: [RunID: RunRecord], config: ExperimentConfig, root: St
         try writeFigure(Figure(panel, width: 720, height: 420), to: "\(root)/\(file)")
         out.append(("Ours against the paper, every cell", file))
     }
-    // One figure per repel experiment: each run's curves against the minimum it starts from (reference lines:
-    // the test accuracy and training loss measured at the start, before the first step).
+    return out
+}
+
+/// One figure per repel experiment: each run's curves against the minimum it starts from (reference lines: the
+/// test accuracy and training loss measured at the start, before the first step).
+private func repelFigures(_ runs: [RunID: RunRecord], config: ExperimentConfig, root: String) throws -> [(String, String)] {
+    var out: [(String, String)] = []
     for spec in config.repel {
         let members = runs.filter { $0.key.kind == .repel && !$0.key.isControl && config.repelSpec(for: $0.key) == spec
             && !$0.value.diverged }
