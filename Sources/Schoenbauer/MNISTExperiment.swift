@@ -199,23 +199,7 @@ func trainSchoenbauerRun(_ spec: RunSpec, _ c: SchoenbauerMNISTConfig, estimator
     let network = makeSchoenbauerConvNet(seed: spec.seed)
     let wq = WeightQuantization(network: network, bits: c.bits, estimator: spec.custom ? estimator : .ste)
     if spec.mapped { wq.transformLatents { map.map($0, $1) } }
-    let latentFactor = spec.mapped ? map.alpha : 1
-    let peak: Double
-    let optimizers: [(Optimizer, Double)]
-    if spec.optimizer == "sgd", let s = c.sgd {
-        peak = s.lr * spec.lrFactor
-        optimizers = [
-            (SGD(parameters: wq.latentParameters, learningRate: 0, momentum: s.momentum, weightDecay: 0), latentFactor),
-            (SGD(parameters: wq.floatParameters, learningRate: 0, momentum: s.momentum, weightDecay: 0), 1),
-        ]
-    } else {
-        let a = c.adam!
-        peak = a.lr * spec.lrFactor
-        optimizers = [
-            (Adam(parameters: wq.latentParameters, learningRate: 0, beta1: a.beta1, beta2: spec.beta2, epsilon: a.epsilon), latentFactor),
-            (Adam(parameters: wq.floatParameters, learningRate: 0, beta1: a.beta1, beta2: spec.beta2, epsilon: a.epsilon), 1),
-        ]
-    }
+    let (peak, optimizers) = runOptimizers(spec, c, wq, latentFactor: spec.mapped ? map.alpha : 1)
     let total = Int((Double(c.steps) * spec.stepsFactor).rounded())
     let warmup = Int((c.warmupFraction * Double(total)).rounded())
     let ranges = wq.entries.map { Float($0.quantizer.upper) }
@@ -262,6 +246,34 @@ func trainSchoenbauerRun(_ spec: RunSpec, _ c: SchoenbauerMNISTConfig, estimator
     }
     // Test predictions with the quantized kernels.
     wq.quantizeIntoNetwork()
+    let (predictions, correct) = testPredictions(network, test)
+    var latents: [Float] = []
+    wq.latents(into: &latents)
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+    return RunRecord(latents: latents, changes: changes, distance: distance, predictions: predictions,
+        accuracy: 100 * Double(correct) / Double(predictions.count), lossCurve: curve, steps: total, seconds: seconds)
+}
+
+/// The run's peak learning rate and its two optimizers, each with its rate factor: the quantized kernels' latent
+/// weights (factor α for the mapped STE) and the float parameters.
+private func runOptimizers(_ spec: RunSpec, _ c: SchoenbauerMNISTConfig, _ wq: WeightQuantization, latentFactor: Double)
+    -> (peak: Double, optimizers: [(Optimizer, Double)])
+{
+    if spec.optimizer == "sgd", let s = c.sgd {
+        return (s.lr * spec.lrFactor, [
+            (SGD(parameters: wq.latentParameters, learningRate: 0, momentum: s.momentum, weightDecay: 0), latentFactor),
+            (SGD(parameters: wq.floatParameters, learningRate: 0, momentum: s.momentum, weightDecay: 0), 1),
+        ])
+    }
+    let a = c.adam!
+    return (a.lr * spec.lrFactor, [
+        (Adam(parameters: wq.latentParameters, learningRate: 0, beta1: a.beta1, beta2: spec.beta2, epsilon: a.epsilon), latentFactor),
+        (Adam(parameters: wq.floatParameters, learningRate: 0, beta1: a.beta1, beta2: spec.beta2, epsilon: a.epsilon), 1),
+    ])
+}
+
+/// The predicted class of every test image (eval mode) and how many are right.
+private func testPredictions(_ network: Network, _ test: Batcher) -> (predictions: [UInt8], correct: Int) {
     var predictions: [UInt8] = [], correct = 0
     for i in 0..<test.batchesPerEpoch {
         let b = test.batch(epoch: 0, index: i)
@@ -274,11 +286,7 @@ func trainSchoenbauerRun(_ spec: RunSpec, _ c: SchoenbauerMNISTConfig, estimator
             if best == Int(b.labels[r]) { correct += 1 }
         }
     }
-    var latents: [Float] = []
-    wq.latents(into: &latents)
-    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-    return RunRecord(latents: latents, changes: changes, distance: distance, predictions: predictions,
-        accuracy: 100 * Double(correct) / Double(predictions.count), lossCurve: curve, steps: total, seconds: seconds)
+    return (predictions, correct)
 }
 
 /// A named comparison: the reference run (DSQ at η) and the other run.
