@@ -390,11 +390,44 @@ public struct ConfigParser {
         guard let rounding = Rounding(rawValue: roundingName) else {
             throw fail("quantizer.rounding", "unknown rounding '\(roundingName)' (known: ceil, nearest)")
         }
-        var alpha: [Int: Float]? = nil
-        if let s = q["alpha"] as? String {
+        let alpha = try parseAlpha(q["alpha"], bits: bits)
+        let netsMap = try map(top["nets"], "nets", allowed: networkNames, required: [])
+        var nets: [String: NetSpec] = [:]
+        for (name, value) in netsMap { nets[name] = try parseNet(name, value) }
+        guard !nets.isEmpty else { throw fail("nets", "no nets given") }
+        let repel = try parseRepel(top["repel"], nets: nets)
+        var profiles: [String: ProfileSpec] = [:]
+        if let p = top["profiles"] {
+            let pm = try map(p, "profiles", allowed: Array(((p as? [String: Any]) ?? [:]).keys), required: [])
+            for (name, value) in pm {
+                guard name != "paper" else { throw fail("profiles.paper", "'paper' is the unmodified protocol") }
+                profiles[name] = try parseProfile("profiles.\(name)", value, nets: nets)
+            }
+        }
+        let paperMetric = try top["paper_metric"].map { try string($0, "paper_metric") } ?? "final-epoch"
+        guard ["best-epoch", "final-epoch"].contains(paperMetric) else {
+            throw fail("paper_metric", "unknown metric '\(paperMetric)' (known: best-epoch, final-epoch)")
+        }
+        var config = ExperimentConfig(file: file, experiment: try string(top["experiment"], "experiment"),
+            reference: reference, seeds: seeds, bits: bits, stes: stes, rounding: rounding, alpha: alpha,
+            nets: nets, repel: repel, profiles: profiles,
+            results: try top["results"].map { try string($0, "results") } ?? "results",
+            claims: try top["claims"].map { path in
+                let p = try string(path, "claims")
+                guard FileManager.default.fileExists(atPath: p) else { throw fail("claims", "file '\(p)' does not exist") }
+                return p
+            })
+        config.paperMetric = paperMetric
+        return config
+    }
+
+    /// quantizer.alpha: a mapping bits → α (one for every bit width of the grid), or "fit" (nil).
+    func parseAlpha(_ value: Any?, bits: [Int]) throws -> [Int: Float]? {
+        if let s = value as? String {
             guard s == "fit" else { throw fail("quantizer.alpha", "expected a mapping bits → α or 'fit'") }
+            return nil
         } else {
-            guard let a = q["alpha"] as? [AnyHashable: Any] else {
+            guard let a = value as? [AnyHashable: Any] else {
                 throw fail("quantizer.alpha", "expected a mapping bits → α or 'fit'")
             }
             var table: [Int: Float] = [:]
@@ -405,14 +438,15 @@ public struct ConfigParser {
                 table[b] = Float(value)
             }
             for b in bits where table[b] == nil { throw fail("quantizer.alpha", "no α for \(b) bits") }
-            alpha = table
+            return table
         }
-        let netsMap = try map(top["nets"], "nets", allowed: networkNames, required: [])
-        var nets: [String: NetSpec] = [:]
-        for (name, value) in netsMap { nets[name] = try parseNet(name, value) }
-        guard !nets.isEmpty else { throw fail("nets", "no nets given") }
+    }
+
+    /// repel: name → experiment (Fig. 2, Appendix C), each on a net of the grid, never starting from its own STE's
+    /// minimum, and no two sharing a run id.
+    func parseRepel(_ value: Any?, nets: [String: NetSpec]) throws -> [RepelSpec] {
         var repel: [RepelSpec] = []
-        if let r = top["repel"] {
+        if let r = value {
             guard let entries = r as? [String: Any] else { throw fail("repel", "expected a mapping name → experiment") }
             for name in entries.keys.sorted() {
                 let key = "repel.\(name)"
@@ -441,29 +475,7 @@ public struct ConfigParser {
                 repel.append(spec)
             }
         }
-        var profiles: [String: ProfileSpec] = [:]
-        if let p = top["profiles"] {
-            let pm = try map(p, "profiles", allowed: Array(((p as? [String: Any]) ?? [:]).keys), required: [])
-            for (name, value) in pm {
-                guard name != "paper" else { throw fail("profiles.paper", "'paper' is the unmodified protocol") }
-                profiles[name] = try parseProfile("profiles.\(name)", value, nets: nets)
-            }
-        }
-        let paperMetric = try top["paper_metric"].map { try string($0, "paper_metric") } ?? "final-epoch"
-        guard ["best-epoch", "final-epoch"].contains(paperMetric) else {
-            throw fail("paper_metric", "unknown metric '\(paperMetric)' (known: best-epoch, final-epoch)")
-        }
-        var config = ExperimentConfig(file: file, experiment: try string(top["experiment"], "experiment"),
-            reference: reference, seeds: seeds, bits: bits, stes: stes, rounding: rounding, alpha: alpha,
-            nets: nets, repel: repel, profiles: profiles,
-            results: try top["results"].map { try string($0, "results") } ?? "results",
-            claims: try top["claims"].map { path in
-                let p = try string(path, "claims")
-                guard FileManager.default.fileExists(atPath: p) else { throw fail("claims", "file '\(p)' does not exist") }
-                return p
-            })
-        config.paperMetric = paperMetric
-        return config
+        return repel
     }
 
     public func parseNet(_ name: String, _ value: Any) throws -> NetSpec {
