@@ -41,19 +41,7 @@ public struct GongyoScaleConfig: Codable {
     { c, ctx in
         let model = c.model.model
         let n = model.n
-        // Scale (in)variance of E g_μ at random points: max ‖E g(v, s·w) − E g(v, w)‖ over s ∈ {0.1, 10}.
-        var rng = SplitMix64(seed: c.seed, stream: 0)
-        var invariance: [STE: Double] = [:]
-        for _ in 0..<50 {
-            let v = rng.normals(1), w = rng.normals(n)
-            for ste in c.stes {
-                let g = model.expectedCoarseGradient(ste, v: v, w: w)
-                for s in [0.1, 10.0] {
-                    let d = norm(sub(model.expectedCoarseGradient(ste, v: v, w: scaled(w, s)), g))
-                    invariance[ste] = max(invariance[ste] ?? 0, d)
-                }
-            }
-        }
+        let invariance = scaleInvariance(c, model: model)
         let starts: [([Double], [Double])] = (0..<c.starts).map { s in
             var r = SplitMix64(seed: c.seed, stream: UInt64(1 + s))
             return (r.normals(1), r.normals(n, scale: 1 / Double(n).squareRoot()))
@@ -100,41 +88,70 @@ public struct GongyoScaleConfig: Codable {
                 Panel(title: "population loss", xLabel: "iteration", yLabel: "f(v, w)", series: lossSeries, logY: true),
             ], columns: 2, panelWidth: 460))
 
-        var claims: [Claim] = []
-        for ste in c.stes where ste != .clipped {
-            let r = result[ste]!
-            claims.append(Claim("The \(ste.label) STE keeps the scale symmetry (E g(v, s·w) = E g(v, w)) and so "
-                + "leaves ‖w‖ undetermined: ‖w‖ keeps drifting, no run settles.",
-                held: invariance[ste]! < 1e-12 && r.converged == 0 && r.drift > 1e-3,
-                evidence: "max ‖E g(v,s·w) − E g(v,w)‖ = \(fmt(invariance[ste]!)); converged "
-                    + "\(fmtFraction(r.converged, c.starts)); smallest relative ‖w‖ change over the last 10 % "
-                    + "of iterations \(fmt(r.drift))"))
-        }
-        if let r = result[.clipped] {
-            let spread = (r.finalNorms.max()! - r.finalNorms.min()!) / quantile(r.finalNorms, 0.5)
-            claims.append(Claim("The clipped ReLU STE breaks the scale symmetry and settles at a finite scale.",
-                held: invariance[.clipped]! > 1e-3 && r.converged == c.starts && r.finalNorms.allSatisfy { $0.isFinite },
-                evidence: "max ‖E g(v,s·w) − E g(v,w)‖ = \(fmt(invariance[.clipped]!)); converged "
-                    + "\(fmtFraction(r.converged, c.starts)); final ‖w‖ ∈ [\(fmt(r.finalNorms.min()!)), "
-                    + "\(fmt(r.finalNorms.max()!))] (relative spread \(fmt(spread)))"))
-        }
-        let setting = """
-            Gongyo & Ishikawa 2021 (abstract only; model, data and settings unknown [N]). Reconstruction: the \
-            binary two-linear-layer model of Yin 2019 with a misspecified teacher, \(c.model.description); \
-            the loss is invariant to the scale of w because σ(x) = 1{x>0}. Algorithm 1 (population, closed-form \
-            expected coarse gradients) from \(c.starts) random starts (v₀ ~ N(0,1), w₀ ~ N(0, I/n)), \
-            η = \(fmt(c.eta)), \(c.iterations) iterations; clipped ReLU μ = min(max(x,0),1). Converged: \
-            ‖(∂f/∂v, E g)‖ < \(fmt(c.grad_tol)) at the end. Why this model: at the minimizers of a realizable \
-            teacher every STE's coarse gradient vanishes for any ‖w‖, so the symmetry only shows when the \
-            student cannot fit the teacher, which is the situation the abstract describes.
-            """
         let body = markdownTable(
             header: ["STE", "max scale-invariance defect", "converged", "min final ‖w‖", "median final ‖w‖",
                 "max final ‖w‖", "min ‖w‖ drift (last 10 %)", "median final f", "median final ‖coarse grad‖"],
             rows: rows)
-        return Fragment(title: "Gongyo 2021 — scale symmetry (gongyo-scale)", setting: setting, claims: claims,
+        return Fragment(title: "Gongyo 2021 — scale symmetry (gongyo-scale)", setting: scaleSetting(c),
+            claims: scaleClaims(c, invariance: invariance, result: result),
             body: body)
     }
+}
+
+/// Scale (in)variance of E g_μ at random points: per STE, max ‖E g(v, s·w) − E g(v, w)‖ over s ∈ {0.1, 10}.
+private func scaleInvariance(_ c: GongyoScaleConfig, model: BinaryTeacherModel) -> [STE: Double] {
+    var rng = SplitMix64(seed: c.seed, stream: 0)
+    var invariance: [STE: Double] = [:]
+    for _ in 0..<50 {
+        let v = rng.normals(1), w = rng.normals(model.n)
+        for ste in c.stes {
+            let g = model.expectedCoarseGradient(ste, v: v, w: w)
+            for s in [0.1, 10.0] {
+                let d = norm(sub(model.expectedCoarseGradient(ste, v: v, w: scaled(w, s)), g))
+                invariance[ste] = max(invariance[ste] ?? 0, d)
+            }
+        }
+    }
+    return invariance
+}
+
+/// The identity and ReLU STEs keep the scale symmetry and never settle; the clipped ReLU breaks it and settles.
+private func scaleClaims(_ c: GongyoScaleConfig, invariance: [STE: Double],
+    result: [STE: (converged: Int, drift: Double, finalNorms: [Double])]) -> [Claim]
+{
+    var claims: [Claim] = []
+    for ste in c.stes where ste != .clipped {
+        let r = result[ste]!
+        claims.append(Claim("The \(ste.label) STE keeps the scale symmetry (E g(v, s·w) = E g(v, w)) and so "
+            + "leaves ‖w‖ undetermined: ‖w‖ keeps drifting, no run settles.",
+            held: invariance[ste]! < 1e-12 && r.converged == 0 && r.drift > 1e-3,
+            evidence: "max ‖E g(v,s·w) − E g(v,w)‖ = \(fmt(invariance[ste]!)); converged "
+                + "\(fmtFraction(r.converged, c.starts)); smallest relative ‖w‖ change over the last 10 % "
+                + "of iterations \(fmt(r.drift))"))
+    }
+    if let r = result[.clipped] {
+        let spread = (r.finalNorms.max()! - r.finalNorms.min()!) / quantile(r.finalNorms, 0.5)
+        claims.append(Claim("The clipped ReLU STE breaks the scale symmetry and settles at a finite scale.",
+            held: invariance[.clipped]! > 1e-3 && r.converged == c.starts && r.finalNorms.allSatisfy { $0.isFinite },
+            evidence: "max ‖E g(v,s·w) − E g(v,w)‖ = \(fmt(invariance[.clipped]!)); converged "
+                + "\(fmtFraction(r.converged, c.starts)); final ‖w‖ ∈ [\(fmt(r.finalNorms.min()!)), "
+                + "\(fmt(r.finalNorms.max()!))] (relative spread \(fmt(spread)))"))
+    }
+    return claims
+}
+
+private func scaleSetting(_ c: GongyoScaleConfig) -> String {
+    let setting = """
+        Gongyo & Ishikawa 2021 (abstract only; model, data and settings unknown [N]). Reconstruction: the \
+        binary two-linear-layer model of Yin 2019 with a misspecified teacher, \(c.model.description); \
+        the loss is invariant to the scale of w because σ(x) = 1{x>0}. Algorithm 1 (population, closed-form \
+        expected coarse gradients) from \(c.starts) random starts (v₀ ~ N(0,1), w₀ ~ N(0, I/n)), \
+        η = \(fmt(c.eta)), \(c.iterations) iterations; clipped ReLU μ = min(max(x,0),1). Converged: \
+        ‖(∂f/∂v, E g)‖ < \(fmt(c.grad_tol)) at the end. Why this model: at the minimizers of a realizable \
+        teacher every STE's coarse gradient vanishes for any ‖w‖, so the symmetry only shows when the \
+        student cannot fit the teacher, which is the situation the abstract describes.
+        """
+    return setting
 }
 
 // MARK: - gongyo-misspecified
