@@ -51,7 +51,7 @@ public final class CUDAEngine: TrainingEngine {
     }
 
     public func startOptimizer(_ spec: OptimizerSpec) {
-        optimizer = DeviceOptimizer(spec, parameters: network.parameters, gpu)
+        optimizer = DeviceOptimizer(spec, parameters: network.parameters, layout: state.layout, gpu)
     }
 
     private func forwardAndLoss(_ batch: Batch, training: Bool, gradient: Bool) -> (loss: Float, correct: Int) {

@@ -49,16 +49,26 @@ final class DeviceBuffer {
     let device: ComputeDevice
     let pointer: UnsafeMutableRawPointer
     let bytes: Int
+    /// The buffer a view lies in (kept alive by the view); nil for a buffer that owns its memory.
+    private let parent: DeviceBuffer?
 
     init(_ device: ComputeDevice, bytes: Int) {
         self.device = device
         self.bytes = max(bytes, 4)
         pointer = device.allocate(bytes: self.bytes)
+        parent = nil
     }
 
     convenience init(_ device: ComputeDevice, floats: Int) { self.init(device, bytes: floats * 4) }
 
-    deinit { device.release(pointer) }
+    /// `count` floats of `parent` from float `offset`, without memory of its own.
+    init(viewOf parent: DeviceBuffer, offset: Int, floats count: Int) {
+        precondition(offset >= 0 && count > 0 && 4 * (offset + count) <= parent.bytes,
+            "view of floats \(offset)..<\(offset + count) in a buffer of \(parent.floats)")
+        (device, pointer, bytes, self.parent) = (parent.device, parent.pointer + 4 * offset, 4 * count, parent)
+    }
+
+    deinit { if parent == nil { device.release(pointer) } }
 
     var floats: Int { bytes / 4 }
 

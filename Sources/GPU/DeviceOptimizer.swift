@@ -8,29 +8,32 @@ import Training
 final class DeviceOptimizer {
     let spec: OptimizerSpec
     let gpu: ComputeDevice
+    let layout: FlatLayout
     var learningRate: Double
-    /// Per parameter: SGD's momentum buffer, or Adam's two moments; `hasMomentum`: SGD's buffer exists (PyTorch:
-    /// not before the first step).
+    /// SGD's momentum buffer, or Adam's two moments, each one flat buffer laid out as the parameters
+    /// (DeviceState.layout), zero where a parameter has no state yet; `slots[i][k]`: parameter i's view of slot k.
+    private let flat: [DeviceBuffer]
     private var slots: [[DeviceBuffer]]
+    /// Per parameter: SGD's momentum buffer exists (PyTorch: not before the first step).
     private var hasMomentum: [Bool]
     private var steps = 0
     /// The host optimizer checkpoints read (its state is downloaded into it by `hostOptimizer`).
     private var host: Optimizer?
 
-    init(_ spec: OptimizerSpec, parameters: [Parameter], _ gpu: ComputeDevice) {
-        self.spec = spec
-        self.gpu = gpu
-        let counts = parameters.map(\.value.count)
+    init(_ spec: OptimizerSpec, parameters: [Parameter], layout: FlatLayout, _ gpu: ComputeDevice) {
+        (self.spec, self.gpu, self.layout) = (spec, gpu, layout)
         switch spec {
-        case .sgd(let lr, _, _):
-            learningRate = lr
-            slots = counts.map { [DeviceBuffer(gpu, floats: $0)] }
-        case .adam(let lr, _):
-            learningRate = lr
-            slots = counts.map { n in Adam.slotNames.map { _ in DeviceBuffer(gpu, floats: n) } }
-            slots.flatMap { $0 }.forEach { $0.zero() }
+        case .sgd(let lr, _, _): learningRate = lr
+        case .adam(let lr, _): learningRate = lr
         }
-        hasMomentum = counts.map { _ in false }
+        let names = spec.isAdam ? Adam.slotNames : SGD.slotNames
+        let flat = names.map { _ in DeviceBuffer(gpu, floats: layout.total) }
+        flat.forEach { $0.zero() }
+        self.flat = flat
+        slots = parameters.indices.map { i in
+            flat.map { DeviceBuffer(viewOf: $0, offset: layout.offsets[i], floats: parameters[i].value.count) }
+        }
+        hasMomentum = parameters.map { _ in false }
     }
 
     var slotNames: [String] {
@@ -40,24 +43,28 @@ final class DeviceOptimizer {
         }
     }
 
-    /// One update of every parameter from its gradient, on the device.
+    /// One update of every parameter from its gradient, on the device: one launch per group of the flat layout.
     func step(_ parameters: [Parameter], _ state: DeviceState) {
         steps += 1
-        for (i, p) in parameters.enumerated() {
-            let (w, g, n) = (state.value(p.value).pointer, state.grad(p).pointer, p.value.count)
+        for group in layout.groups {
+            func at(_ b: DeviceBuffer) -> DevicePointer { b.pointer + 4 * group.offset }
+            let (w, g, n) = (at(state.flatValues), at(state.flatGrads), group.count)
             switch spec {
             case .sgd(_, let momentum, let wd):
-                gpu.sgdUpdate(.elements(n), w: w, g: g, buffer: slots[i][0].pointer, n: n, lr: Float(learningRate),
-                    momentum: Float(momentum), weightDecay: p.decay ? Float(wd) : 0, firstStep: hasMomentum[i] ? 0 : 1)
-                hasMomentum[i] = momentum != 0
+                // A parameter without a momentum buffer has zeros there, so that momentum · 0 + d = d for it
+                // too; the first step of a group whose buffers are all new copies d instead, as PyTorch does.
+                let first = group.parameters.allSatisfy { !hasMomentum[$0] }
+                gpu.sgdUpdate(.elements(n), w: w, g: g, buffer: at(flat[0]), n: n, lr: Float(learningRate),
+                    momentum: Float(momentum), weightDecay: group.decay ? Float(wd) : 0, firstStep: first ? 1 : 0)
+                for i in group.parameters { hasMomentum[i] = momentum != 0 }
             case .adam(_, let wd):
                 let (beta1, beta2, epsilon) = Adam.defaults
                 let t = Double(steps)
-                gpu.adamUpdate(.elements(n), w: w, g: g, m: slots[i][0].pointer, v: slots[i][1].pointer, n: n,
+                gpu.adamUpdate(.elements(n), w: w, g: g, m: at(flat[0]), v: at(flat[1]), n: n,
                     stepSize: Float(learningRate / (1 - pow(beta1, t))),
                     correction2Sqrt: Float((1 - pow(beta2, t)).squareRoot()), oneMinusBeta1: Float(1 - beta1),
                     oneMinusBeta2: Float(1 - beta2), beta2: Float(beta2), eps: Float(epsilon),
-                    weightDecay: p.decay ? Float(wd) : 0)
+                    weightDecay: group.decay ? Float(wd) : 0)
             }
         }
     }
@@ -92,7 +99,8 @@ final class DeviceOptimizer {
         return optimizer
     }
 
-    /// The host optimizer's state (restored from a checkpoint) uploaded to the device.
+    /// The host optimizer's state (restored from a checkpoint) uploaded to the device; a parameter without state
+    /// gets zeros.
     func hostChanged(_ parameters: [Parameter]) {
         guard let optimizer = host else { return }
         let exported = optimizer.exportState()
@@ -103,8 +111,9 @@ final class DeviceOptimizer {
                 if let v = exported.slots[slot]?[p.name] {
                     v.withUnsafeBytes { slots[i][k].upload($0.baseAddress!, bytes: 4 * v.count) }
                     if !spec.isAdam { hasMomentum[i] = true }
-                } else if !spec.isAdam {
-                    hasMomentum[i] = false
+                } else {
+                    slots[i][k].zero()
+                    if !spec.isAdam { hasMomentum[i] = false }
                 }
             }
         }

@@ -9,17 +9,26 @@ import Backends
 import Kernels
 import NN
 
-/// Device copies of a network's parameters (value and gradient) and buffers (BN running statistics).
+/// Device copies of a network's parameters (value and gradient) and buffers (BN running statistics). The
+/// parameters' values and gradients each lie in one flat buffer (`FlatLayout`), so that an optimizer step is one
+/// launch per group of parameters rather than one per tensor.
 final class DeviceState {
     let device: ComputeDevice
     private(set) var values: [ObjectIdentifier: DeviceBuffer] = [:]
     private(set) var grads: [ObjectIdentifier: DeviceBuffer] = [:]
+    let layout: FlatLayout
+    let flatValues: DeviceBuffer, flatGrads: DeviceBuffer
 
     init(_ device: ComputeDevice, network: Network) {
         self.device = device
-        for p in network.parameters {
-            values[ObjectIdentifier(p.value)] = DeviceBuffer(device, floats: p.value.count)
-            grads[ObjectIdentifier(p.value)] = DeviceBuffer(device, floats: p.value.count)
+        layout = FlatLayout(network.parameters)
+        flatValues = DeviceBuffer(device, floats: layout.total)
+        flatGrads = DeviceBuffer(device, floats: layout.total)
+        flatValues.zero()  // the alignment gaps stay zero: an update leaves a zero weight with a zero gradient at zero
+        flatGrads.zero()
+        for (i, p) in network.parameters.enumerated() {
+            values[ObjectIdentifier(p.value)] = DeviceBuffer(viewOf: flatValues, offset: layout.offsets[i], floats: p.value.count)
+            grads[ObjectIdentifier(p.value)] = DeviceBuffer(viewOf: flatGrads, offset: layout.offsets[i], floats: p.value.count)
         }
         for b in network.buffers { values[ObjectIdentifier(b.value)] = DeviceBuffer(device, floats: b.value.count) }
     }
@@ -32,6 +41,34 @@ final class DeviceState {
     func grad(_ p: Parameter) -> DeviceBuffer {
         guard let g = grads[ObjectIdentifier(p.value)] else { fatalError("CUDA engine: parameter \(p.name) has no device gradient") }
         return g
+    }
+}
+
+/// Where each parameter lies in the flat value, gradient and optimizer-state buffers: the parameters with weight
+/// decay first, then those without (each group one contiguous range), each tensor starting on a 64-byte boundary.
+/// The update is elementwise, so a group's one launch computes what one launch per tensor did, bit for bit.
+struct FlatLayout {
+    /// Per parameter (in the network's order), its first float.
+    let offsets: [Int]
+    /// The groups: their weight-decay setting, float range and parameters (indices in the network's order).
+    let groups: [(decay: Bool, offset: Int, count: Int, parameters: [Int])]
+    let total: Int
+
+    init(_ parameters: [Parameter]) {
+        var offsets = [Int](repeating: 0, count: parameters.count)
+        var groups: [(decay: Bool, offset: Int, count: Int, parameters: [Int])] = []
+        var next = 0
+        for decay in [true, false] {
+            let members = parameters.indices.filter { parameters[$0].decay == decay }
+            guard !members.isEmpty else { continue }
+            let start = next
+            for i in members {
+                offsets[i] = next
+                next += (parameters[i].value.count + 15) / 16 * 16
+            }
+            groups.append((decay, start, next - start, members))
+        }
+        (self.offsets, self.groups, total) = (offsets, groups, max(next, 1))
     }
 }
 
