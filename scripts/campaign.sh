@@ -14,7 +14,9 @@
 # configuration, whatever their dates. Each finished run's eval.h5 and history.h5 are committed as it finishes,
 # and the checkpoints other runs start from (the pretrains, the repel starts: the plan's PLAN_START_CHECKPOINTS)
 # with them; no other training state enters git. Seeds run in order (0 complete before 1). Runs: JOBS at once,
-# THREADS threads each (defaults 2 and 1, recorded in the pin; a resume uses the recorded threads).
+# THREADS threads each (defaults 2 and 1, recorded in the pin; a resume uses the recorded threads). The runs take the
+# machine's idle time: niced (NICE, default 19), and so is their scheduler autogroup, since Linux weighs a niced
+# process against the processes of other sessions only through its group's nice value.
 # `make -n runs EXPERIMENT=… PROFILE=…` lists what is left.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -109,6 +111,9 @@ case $action in
     ;;
   resume)
     [ -e "$pin" ] || die "no $pin: start the campaign first"
+    # Idle time only (see the header); results do not depend on the priority.
+    renice -n "${NICE:-19}" -p $$ >/dev/null 2>&1 || true
+    echo "${NICE:-19}" > /proc/self/autogroup 2>/dev/null || true
     code=$(sed -n 's/^code=//p' "$pin"); threads=$(sed -n 's/^threads=//p' "$pin"); jobs=${JOBS:-$(sed -n 's/^jobs=//p' "$pin")}
     prepare "$code"
     {
