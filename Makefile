@@ -38,6 +38,7 @@ help:
 	@echo "make reproduce   data -> pretrain -> train -> eval -> report -> diff (MNIST rows by default)"
 	@echo "make test        build and run every test (includes the smoke pipeline)"
 	@echo "make run RUN=lenet5-a2-clipped-s0   one cell;  make report;  make diff;  make theory;  make schoenbauer [-full];  make bench"
+	@echo "make -j2 schoenbauer-small-steps    the Schoenbauer SGD claim at small steps (about 1.5 h on 2 cores, a process per seed)"
 	@echo "make reproduce SET=\"nets.lenet5.train.lr=0.05\"   override any config key (own results folder); make sweep SWEEP=nets.lenet5.train.lr=0.01,0.05"
 	@echo "make slurm       submit the grid as Slurm job arrays (DRY_RUN=1 previews); make slurm-status"
 	@echo "make bench       our train/eval img/s next to the PyTorch peer's (BENCH_ROUNDS=2 interleaved rounds)"
