@@ -380,59 +380,8 @@ public struct LongMNISTConfig: Codable {
         outPath: outPath, threads: threads, extraInputs: [dataPath])
     { c, ctx in
         guard c.bits.count == c.alphas.count else { throw ReportError("\(configPath): bits and alphas differ in length") }
-        let reader = try H5Reader(path: c.data)
-        let trainImages = try reader.read("/train/images", as: UInt8.self, shape: [-1, 28, 28])
-        let trainLabels = try reader.read("/train/labels", as: UInt8.self, shape: [trainImages.shape[0]])
-        let testImages = try reader.read("/test/images", as: UInt8.self, shape: [-1, 28, 28])
-        let testLabels = try reader.read("/test/labels", as: UInt8.self, shape: [testImages.shape[0]])
-        // Standardise with the usual MNIST pixel mean/std (0.1307, 0.3081).
-        func standardise(_ v: [UInt8]) -> [Float] { v.map { (Float($0) / 255 - 0.1307) / 0.3081 } }
-        let xTrain = standardise(trainImages.values), xTest = standardise(testImages.values)
-        let nTrain = trainLabels.values.count, nTest = testLabels.values.count
-        let n = 784
-        let batchesPerEpoch = nTrain / c.batch_size
-        // One shuffled order per epoch, shared by all runs (own Fisher–Yates on SplitMix64).
-        var orderRng = SplitMix64(seed: c.seed, stream: 1)
-        let orders: [[Int]] = (0..<c.epochs).map { _ in
-            var o = Array(0..<nTrain)
-            for i in stride(from: nTrain - 1, to: 0, by: -1) { o.swapAt(i, orderRng.next(below: i + 1)) }
-            return o
-        }
         let configs = c.bits.indices.flatMap { b in c.stes.map { (b, $0) } }
-        let runs = parallelMap(configs.count, threads: ctx.threads) { r -> (loss: [Double], test: [Double], train: [Double]) in
-            let (b, ste) = configs[r]
-            var rng = SplitMix64(seed: c.seed, stream: 100)  // same init for every STE and bit width
-            let net = QuantizedTwoLayerNet(n: n, h: c.hidden, k: 10,
-                quantizer: QuantizedReLU(bits: c.bits[b], alpha: c.alphas[b]), ste: ste, rng: &rng)
-            var curve: [Double] = [], test: [Double] = [], train: [Double] = []
-            xTrain.withUnsafeBufferPointer { x in
-                trainLabels.values.withUnsafeBufferPointer { y in
-                    xTest.withUnsafeBufferPointer { xt in
-                        testLabels.values.withUnsafeBufferPointer { yt in
-                            test.append(net.evaluate(xt.baseAddress!, yt.baseAddress!, count: nTest).accuracy)
-                            var window = 0.0, inWindow = 0
-                            for e in 0..<c.epochs {
-                                for bi in 0..<batchesPerEpoch {
-                                    let idx = orders[e][(bi * c.batch_size)..<((bi + 1) * c.batch_size)]
-                                    let (l, _) = net.step(x.baseAddress!, y.baseAddress!, indices: idx,
-                                        lr: Float(c.lr), momentum: Float(c.momentum))
-                                    window += l
-                                    inWindow += 1
-                                    if inWindow == c.loss_window {
-                                        curve.append(window / Double(inWindow))
-                                        window = 0
-                                        inWindow = 0
-                                    }
-                                }
-                                test.append(net.evaluate(xt.baseAddress!, yt.baseAddress!, count: nTest).accuracy)
-                            }
-                            train.append(net.evaluate(x.baseAddress!, y.baseAddress!, count: nTrain).loss)
-                        }
-                    }
-                }
-            }
-            return (curve, test, train)
-        }
+        let runs = try longMNISTRuns(c, configs: configs, threads: ctx.threads)
         var rows: [[String]] = []
         var panels: [Panel] = []
         var claims: [Claim] = []
@@ -469,20 +418,83 @@ public struct LongMNISTConfig: Codable {
         }
         try ctx.save(Figure(title: "MNIST, 784 → \(c.hidden) quantized ReLU → 10, coarse SGD (batch \(c.batch_size), "
             + "lr \(fmt(c.lr)), momentum \(fmt(c.momentum)))", panels: panels, columns: 2, panelWidth: 460))
-        let setting = """
-            Long, Yin & Xin 2021's MNIST experiment (network width, quantizer, loss, optimiser and results \
-            unknown [N]). Reconstruction: the two-linear-layer network of long-synthetic, 784 → \(c.hidden) → 10, \
-            no biases, with the softmax cross-entropy (long-synthetic uses the hinge), inputs standardised with \
-            mean 0.1307 / std 0.3081, quantized ReLU at \(c.bits) bits with α = \(c.alphas) (the MSE-optimal \
-            uniform steps for a unit Gaussian); minibatch coarse SGD, batch \(c.batch_size), lr \(fmt(c.lr)), \
-            momentum \(fmt(c.momentum)), \(c.epochs) epochs, one shuffled order per epoch shared by all runs, the \
-            same initial weights for every STE. STEs as in long-synthetic: the log-tailed ReLU is the project's \
-            addition, not in the paper. MNIST's classes do not lie in orthogonal subspaces, so the convergence \
-            theorem's data model does not hold here and only that training works is scored. Data: \(c.data).
-            """
         let body = markdownTable(
             header: ["bits", "STE", "test accuracy (%)", "final training loss (full set)", "first-window loss",
                 "last-window loss"], rows: rows)
-        return Fragment(title: "Long 2021 — MNIST (long-mnist)", setting: setting, claims: claims, body: body)
+        return Fragment(title: "Long 2021 — MNIST (long-mnist)", setting: longMNISTSetting(c), claims: claims, body: body)
     }
 }
+/// Trains every (bit width, STE) configuration from the same initial weights on the same shuffled orders: per run
+/// its windowed training-loss curve, its test accuracy per epoch (and before training), its final training loss.
+private func longMNISTRuns(_ c: LongMNISTConfig, configs: [(Int, STE)], threads: Int) throws
+    -> [(loss: [Double], test: [Double], train: [Double])]
+{
+    let reader = try H5Reader(path: c.data)
+    let trainImages = try reader.read("/train/images", as: UInt8.self, shape: [-1, 28, 28])
+    let trainLabels = try reader.read("/train/labels", as: UInt8.self, shape: [trainImages.shape[0]])
+    let testImages = try reader.read("/test/images", as: UInt8.self, shape: [-1, 28, 28])
+    let testLabels = try reader.read("/test/labels", as: UInt8.self, shape: [testImages.shape[0]])
+    // Standardise with the usual MNIST pixel mean/std (0.1307, 0.3081).
+    func standardise(_ v: [UInt8]) -> [Float] { v.map { (Float($0) / 255 - 0.1307) / 0.3081 } }
+    let xTrain = standardise(trainImages.values), xTest = standardise(testImages.values)
+    let nTrain = trainLabels.values.count, nTest = testLabels.values.count
+    let n = 784
+    let batchesPerEpoch = nTrain / c.batch_size
+    // One shuffled order per epoch, shared by all runs (own Fisher–Yates on SplitMix64).
+    var orderRng = SplitMix64(seed: c.seed, stream: 1)
+    let orders: [[Int]] = (0..<c.epochs).map { _ in
+        var o = Array(0..<nTrain)
+        for i in stride(from: nTrain - 1, to: 0, by: -1) { o.swapAt(i, orderRng.next(below: i + 1)) }
+        return o
+    }
+    return parallelMap(configs.count, threads: threads) { r -> (loss: [Double], test: [Double], train: [Double]) in
+        let (b, ste) = configs[r]
+        var rng = SplitMix64(seed: c.seed, stream: 100)  // same init for every STE and bit width
+        let net = QuantizedTwoLayerNet(n: n, h: c.hidden, k: 10,
+            quantizer: QuantizedReLU(bits: c.bits[b], alpha: c.alphas[b]), ste: ste, rng: &rng)
+        var curve: [Double] = [], test: [Double] = [], train: [Double] = []
+        xTrain.withUnsafeBufferPointer { x in
+            trainLabels.values.withUnsafeBufferPointer { y in
+                xTest.withUnsafeBufferPointer { xt in
+                    testLabels.values.withUnsafeBufferPointer { yt in
+                        test.append(net.evaluate(xt.baseAddress!, yt.baseAddress!, count: nTest).accuracy)
+                        var window = 0.0, inWindow = 0
+                        for e in 0..<c.epochs {
+                            for bi in 0..<batchesPerEpoch {
+                                let idx = orders[e][(bi * c.batch_size)..<((bi + 1) * c.batch_size)]
+                                let (l, _) = net.step(x.baseAddress!, y.baseAddress!, indices: idx,
+                                    lr: Float(c.lr), momentum: Float(c.momentum))
+                                window += l
+                                inWindow += 1
+                                if inWindow == c.loss_window {
+                                    curve.append(window / Double(inWindow))
+                                    window = 0
+                                    inWindow = 0
+                                }
+                            }
+                            test.append(net.evaluate(xt.baseAddress!, yt.baseAddress!, count: nTest).accuracy)
+                        }
+                        train.append(net.evaluate(x.baseAddress!, y.baseAddress!, count: nTrain).loss)
+                    }
+                }
+            }
+        }
+        return (curve, test, train)
+    }
+}
+
+private func longMNISTSetting(_ c: LongMNISTConfig) -> String {
+    let setting = """
+        Long, Yin & Xin 2021's MNIST experiment (network width, quantizer, loss, optimiser and results \
+        unknown [N]). Reconstruction: the two-linear-layer network of long-synthetic, 784 → \(c.hidden) → 10, \
+        no biases, with the softmax cross-entropy (long-synthetic uses the hinge), inputs standardised with \
+        mean 0.1307 / std 0.3081, quantized ReLU at \(c.bits) bits with α = \(c.alphas) (the MSE-optimal \
+        uniform steps for a unit Gaussian); minibatch coarse SGD, batch \(c.batch_size), lr \(fmt(c.lr)), \
+        momentum \(fmt(c.momentum)), \(c.epochs) epochs, one shuffled order per epoch shared by all runs, the \
+        same initial weights for every STE. STEs as in long-synthetic: the log-tailed ReLU is the project's \
+        addition, not in the paper. MNIST's classes do not lie in orthogonal subspaces, so the convergence \
+        theorem's data model does not hold here and only that training works is scored. Data: \(c.data).
+        """
+    return setting
+}
+
