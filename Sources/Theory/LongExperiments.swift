@@ -497,4 +497,3 @@ private func longMNISTSetting(_ c: LongMNISTConfig) -> String {
         """
     return setting
 }
-
