@@ -43,6 +43,55 @@ struct Replay: ParsableCommand {
     func run() throws {
         setComputeThreads(threads)
         let r = try H5Reader(path: input)
+        let network = try replayNetwork(r)
+        guard let lr = try r.attribute("lr").doubleValue, let momentum = try r.attribute("momentum").doubleValue,
+              let decay = try r.attribute("weight_decay").doubleValue,
+              let every = try r.attribute("record_every").intValue, every > 0
+        else { throw ValidationError("\(input): attributes lr / momentum / weight_decay / record_every malformed") }
+        let (xs, xShape) = try r.read("/batches/x", as: Float.self)
+        let (labels, _) = try r.read("/batches/labels", as: Int32.self, shape: [xShape[0], xShape[1]])
+        let (evalX, evalShape) = try r.read("/eval/x", as: Float.self)
+        let (evalLabels, _) = try r.read("/eval/labels", as: Int32.self, shape: [evalShape[0]])
+        let steps = xShape[0], n = xShape[1], image = xShape[2...].reduce(1, *)
+        let engine = CPUEngine(network: network, optimizer: .sgd(learningRate: lr, momentum: momentum, weightDecay: decay))
+        var record = ReplayRecord(network: network, evalX: evalX, evalShape: evalShape, evalLabels: evalLabels)
+        record.record(step: 0)
+        let first = steps > 0 ? firstForward(network, x: Tensor(Array(xs[0..<(n * image)]), shape: Array(xShape[1...])))
+            : (logits: [], layers: [])
+        // /batches/rows (optional): how many rows of each step's batch are used (a short last batch of an epoch).
+        let rows = r.contains("/batches/rows") ? try r.read("/batches/rows", as: Int32.self, shape: [steps]).values.map(Int.init)
+            : Array(repeating: n, count: steps)
+        var losses: [Float] = [], correct: [Int32] = []
+        for s in 0..<steps {
+            let m = rows[s]
+            guard m >= 1 && m <= n else { throw ValidationError("\(input): /batches/rows[\(s)] = \(m) is not in 1...\(n)") }
+            let x = Tensor(Array(xs[(s * n * image)..<((s * n + m) * image)]), shape: [m] + Array(xShape[2...]))
+            let batch = Batch(x: x, labels: Array(labels[(s * n)..<(s * n + m)]), indices: Array(0..<m))
+            let step = engine.trainStep(batch)
+            losses.append(step.loss)
+            correct.append(Int32(step.correct))
+            if (s + 1) % Int(every) == 0 || s + 1 == steps { record.record(step: s + 1) }
+        }
+        let w = try H5Writer(path: out)
+        do {
+            try w.write("/loss", losses, shape: [steps])
+            try w.write("/correct", correct, shape: [steps])
+            for (i, t) in first.layers.enumerated() {
+                try w.write("/first_forward/\(i)", t.values, shape: t.shape)
+                try w.setAttribute("layer", .string(t.name), on: "/first_forward/\(i)")
+            }
+            try w.write("/first_logits", first.logits, shape: [steps > 0 ? n : 0, first.logits.count / max(n, 1)])
+            try record.write(to: w)
+            try Provenance(stage: "replay", configuration: "input: \(input)", inputs: [input]).write(to: w)
+            try w.commit()
+        } catch {
+            w.discard()
+            throw error
+        }
+    }
+
+    /// The net the trajectory names, with its activation, and its initial parameters and buffers.
+    private func replayNetwork(_ r: H5Reader) throws -> Network {
         let netName = try r.stringAttribute("network")
         let channels = Int(try r.attribute("input_channels").intValue ?? 3)
         let bits = Int(try r.attribute("bits").intValue ?? 0)
@@ -66,101 +115,78 @@ struct Replay: ParsableCommand {
         for b in network.buffers {
             try r.read(Checkpoint.path("/buffers", b.name), into: b.value.buffer, shape: b.value.shape)
         }
-        guard let lr = try r.attribute("lr").doubleValue, let momentum = try r.attribute("momentum").doubleValue,
-              let decay = try r.attribute("weight_decay").doubleValue,
-              let every = try r.attribute("record_every").intValue, every > 0
-        else { throw ValidationError("\(input): attributes lr / momentum / weight_decay / record_every malformed") }
-        let (xs, xShape) = try r.read("/batches/x", as: Float.self)
-        let (labels, _) = try r.read("/batches/labels", as: Int32.self, shape: [xShape[0], xShape[1]])
-        let (evalX, evalShape) = try r.read("/eval/x", as: Float.self)
-        let (evalLabels, _) = try r.read("/eval/labels", as: Int32.self, shape: [evalShape[0]])
-        let steps = xShape[0], n = xShape[1], image = xShape[2...].reduce(1, *)
-        let engine = CPUEngine(network: network, optimizer: .sgd(learningRate: lr, momentum: momentum, weightDecay: decay))
+        return network
+    }
+}
 
-        var losses: [Float] = [], correct: [Int32] = []
-        var recordSteps: [Int32] = [], evalLoss: [Double] = [], evalCorrect: [Int32] = []
-        var buffers: [String: [Float]] = [:], paramNorms: [String: [Double]] = [:], gradNorms: [String: [Double]] = [:]
+/// The first batch's train-mode logits from the initial state (no update), and the same forward layer by layer
+/// (stem, each block): where two engines part, these show. The running statistics are left as they were.
+private func firstForward(_ network: Network, x: Tensor) -> (logits: [Float], layers: [(name: String, values: [Float], shape: [Int])]) {
+    let saved = network.buffers.map { $0.value.clone() }
+    let logits = network.forward(x, training: true).array
+    for (buffer, copy) in zip(network.buffers, saved) { buffer.value.copy(from: copy) }
+    var layers: [(name: String, values: [Float], shape: [Int])] = []
+    var h = x
+    for (name, child) in network.root.children {
+        let members = name == "blocks" ? child.children.map(\.layer) : [child]
+        for (i, layer) in members.enumerated() {
+            h = layer.forward(h, training: true)
+            var scratch = ReusableTensor()
+            let plain = h.converted(to: .nchw, reusing: &scratch)
+            layers.append((name == "blocks" ? "blocks.\(i)" : name, plain.array, plain.shape))
+        }
+    }
+    for (buffer, copy) in zip(network.buffers, saved) { buffer.value.copy(from: copy) }
+    return (logits, layers)
+}
+
+/// What a replay records every `record_every` steps: the running statistics, each parameter's and its gradient's
+/// L2 norm, and an eval-mode pass over the fixed set.
+private struct ReplayRecord {
+    let network: Network
+    let evalX: [Float], evalShape: [Int], evalLabels: [Int32]
+    var steps: [Int32] = [], evalLoss: [Double] = [], evalCorrect: [Int32] = []
+    var buffers: [String: [Float]] = [:], paramNorms: [String: [Double]] = [:], gradNorms: [String: [Double]] = [:]
+
+    init(network: Network, evalX: [Float], evalShape: [Int], evalLabels: [Int32]) {
+        (self.network, self.evalX, self.evalShape, self.evalLabels) = (network, evalX, evalShape, evalLabels)
+    }
+
+    mutating func record(step: Int) {
         func norm(_ t: Tensor) -> Double { t.readBuffer.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() }
-        func record(step: Int) {
-            recordSteps.append(Int32(step))
-            for b in network.buffers { buffers[b.name, default: []] += b.value.array }
-            for p in network.parameters {
-                paramNorms[p.name, default: []].append(norm(p.value))
-                gradNorms[p.name, default: []].append(step == 0 ? 0 : norm(p.grad))
-            }
-            var lossSum = 0.0, right = 0
-            let evalBatch = 500
-            for start in stride(from: 0, to: evalShape[0], by: evalBatch) {
-                let count = min(evalBatch, evalShape[0] - start)
-                let x = Tensor(Array(evalX[(start * image)..<((start + count) * image)]), shape: [count] + Array(evalShape[1...]))
-                let logits = network.forward(x, training: false)
-                let (loss, ok) = Array(evalLabels[start..<(start + count)]).withUnsafeBufferPointer {
-                    softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: count, classes: logits.shape[1], dlogits: nil)
-                }
-                lossSum += Double(loss) * Double(count)
-                right += ok
-            }
-            evalLoss.append(lossSum / Double(evalShape[0]))
-            evalCorrect.append(Int32(right))
+        steps.append(Int32(step))
+        for b in network.buffers { buffers[b.name, default: []] += b.value.array }
+        for p in network.parameters {
+            paramNorms[p.name, default: []].append(norm(p.value))
+            gradNorms[p.name, default: []].append(step == 0 ? 0 : norm(p.grad))
         }
-        record(step: 0)
-        var firstLogits: [Float] = []
-        var intermediates: [(name: String, values: [Float], shape: [Int])] = []
-        if steps > 0 {  // the first batch's train-mode logits from the initial state (no update)
-            let x = Tensor(Array(xs[0..<(n * image)]), shape: Array(xShape[1...]))
-            let saved = network.buffers.map { $0.value.clone() }
-            firstLogits = network.forward(x, training: true).array
-            for (buffer, copy) in zip(network.buffers, saved) { buffer.value.copy(from: copy) }
-            // The same forward layer by layer (stem, each block): where two engines part, these show.
-            var h = x
-            for (name, child) in network.root.children {
-                let layers = name == "blocks" ? child.children.map(\.layer) : [child]
-                for (i, layer) in layers.enumerated() {
-                    h = layer.forward(h, training: true)
-                    var scratch = ReusableTensor()
-                    let plain = h.converted(to: .nchw, reusing: &scratch)
-                    intermediates.append((name == "blocks" ? "blocks.\(i)" : name, plain.array, plain.shape))
-                }
+        let image = evalShape[1...].reduce(1, *)
+        var lossSum = 0.0, right = 0
+        let evalBatch = 500
+        for start in stride(from: 0, to: evalShape[0], by: evalBatch) {
+            let count = min(evalBatch, evalShape[0] - start)
+            let x = Tensor(Array(evalX[(start * image)..<((start + count) * image)]), shape: [count] + Array(evalShape[1...]))
+            let logits = network.forward(x, training: false)
+            let (loss, ok) = Array(evalLabels[start..<(start + count)]).withUnsafeBufferPointer {
+                softmaxCrossEntropy(logits: logits.readBuffer, labels: $0, batch: count, classes: logits.shape[1], dlogits: nil)
             }
-            for (buffer, copy) in zip(network.buffers, saved) { buffer.value.copy(from: copy) }
+            lossSum += Double(loss) * Double(count)
+            right += ok
         }
-        // /batches/rows (optional): how many rows of each step's batch are used (a short last batch of an epoch).
-        let rows = r.contains("/batches/rows") ? try r.read("/batches/rows", as: Int32.self, shape: [steps]).values.map(Int.init)
-            : Array(repeating: n, count: steps)
-        for s in 0..<steps {
-            let m = rows[s]
-            guard m >= 1 && m <= n else { throw ValidationError("\(input): /batches/rows[\(s)] = \(m) is not in 1...\(n)") }
-            let x = Tensor(Array(xs[(s * n * image)..<((s * n + m) * image)]), shape: [m] + Array(xShape[2...]))
-            let batch = Batch(x: x, labels: Array(labels[(s * n)..<(s * n + m)]), indices: Array(0..<m))
-            let step = engine.trainStep(batch)
-            losses.append(step.loss)
-            correct.append(Int32(step.correct))
-            if (s + 1) % Int(every) == 0 || s + 1 == steps { record(step: s + 1) }
+        evalLoss.append(lossSum / Double(evalShape[0]))
+        evalCorrect.append(Int32(right))
+    }
+
+    func write(to w: H5Writer) throws {
+        try w.write("/record/step", steps, shape: [steps.count])
+        try w.write("/record/eval_loss", evalLoss, shape: [evalLoss.count])
+        try w.write("/record/eval_correct", evalCorrect, shape: [evalCorrect.count])
+        for b in network.buffers {
+            try w.write(Checkpoint.path("/record/buffers", b.name), buffers[b.name]!, shape: [steps.count, b.value.count])
         }
-        let w = try H5Writer(path: out)
-        do {
-            try w.write("/loss", losses, shape: [steps])
-            try w.write("/correct", correct, shape: [steps])
-            for (i, t) in intermediates.enumerated() {
-                try w.write("/first_forward/\(i)", t.values, shape: t.shape)
-                try w.setAttribute("layer", .string(t.name), on: "/first_forward/\(i)")
-            }
-            try w.write("/first_logits", firstLogits, shape: [steps > 0 ? n : 0, firstLogits.count / max(n, 1)])
-            try w.write("/record/step", recordSteps, shape: [recordSteps.count])
-            try w.write("/record/eval_loss", evalLoss, shape: [evalLoss.count])
-            try w.write("/record/eval_correct", evalCorrect, shape: [evalCorrect.count])
-            for b in network.buffers {
-                try w.write(Checkpoint.path("/record/buffers", b.name), buffers[b.name]!, shape: [recordSteps.count, b.value.count])
-            }
-            for p in network.parameters {
-                try w.write(Checkpoint.path("/record/param_norm", p.name), paramNorms[p.name]!, shape: [recordSteps.count])
-                try w.write(Checkpoint.path("/record/grad_norm", p.name), gradNorms[p.name]!, shape: [recordSteps.count])
-            }
-            try Provenance(stage: "replay", configuration: "input: \(input)", inputs: [input]).write(to: w)
-            try w.commit()
-        } catch {
-            w.discard()
-            throw error
+        for p in network.parameters {
+            try w.write(Checkpoint.path("/record/param_norm", p.name), paramNorms[p.name]!, shape: [steps.count])
+            try w.write(Checkpoint.path("/record/grad_norm", p.name), gradNorms[p.name]!, shape: [steps.count])
         }
     }
 }
