@@ -153,35 +153,41 @@ struct LongSyntheticSetting {
         ] + longSyntheticClaims(small: settings[0], large: settings[1], otherLoss: settings.count > 2 ? settings[2] : nil,
             smallerSteps: Array(settings.dropFirst(3)), config: c)
         let tail = "\(fmt(c.tail_fraction * 100)) %"
-        let setting = """
-            Long, Yin & Xin 2021 (abstract only; the data generator, widths, loss, quantizer, STE class, step \
-            sizes and iterations are unknown [N], so every one of them below is ours). Data: the data model of \
-            the authors' line of work — \(data.classes) classes in mutually orthogonal \(c.subspace_dim)-dimensional \
-            subspaces of ℝ^\(data.n) (class k on coordinates \(c.subspace_dim)k … \(c.subspace_dim)k + \
-            \(c.subspace_dim - 1)), samples in antipodal pairs ±x with x = √K·z, z ~ N(0, I_\(c.subspace_dim)), \
-            class counts \(data.classCounts()). Each class's mean is the origin, so the origin lies in every \
-            class's convex hull and no linear classifier labels all points (measured: softmax regression with \
-            bias, \(c.linear_iterations) full-batch steps of lr \(fmt(c.linear_lr)), reaches \
-            \(fmt(linearAccuracy * 100)) % at best). Network: logits = Vσ_α(Wx), no biases, \(c.student_hidden) \
-            hidden units, W rows ~ N(0, I/n), V ~ N(0, I/h); \(c.bits)-bit ceil-rounding quantized ReLU, \
-            α = \(fmt(c.alpha)) (levels {0, α, …, \((1 << c.bits) - 1)α}). Loss: \(lossText(c.loss)). Training: \
-            full-batch coarse gradient descent, no momentum, \(c.starts) starts (the same starts for every STE and \
-            step), η = \(fmt(c.lr)) for \(c.iterations) iterations (the small step the claim needs), and for \
-            contrast η = \(fmt(c.large_lr)) for \(c.large_lr_iterations) iterations; a run whose loss ends above \
-            where it started has diverged, and we take that as the sign of a step that is not small [criterion \
-            ours]. STEs: ReLU and clipped ReLU (clipped at \((1 << c.bits) - 1)α) stand for the paper's 'class of \
-            STEs with certain monotonicity'; the log-tailed ReLU (1/(x − Lα + 1) above Lα; Cai et al. 2017) is \
-            the project's addition, not in the paper; identity is a baseline. A start scores "perfect" when every \
-            iterate in the last \(tail) of its run classifies all \(data.count) points.
-            """
         let body = markdownTable(
             header: ["STE", "η", "iterations", "reached 100 % (any iterate)", "kept 100 % over the last \(tail)",
                 "median first iterate at 100 %", "last misclassifying iterate (all starts)",
                 "most misclassified in the last \(tail)", "median final loss", "runs that diverged"],
             rows: rows)
-        return Fragment(title: "Long 2021 — synthetic non-linear classification (long-synthetic)", setting: setting,
+        return Fragment(title: "Long 2021 — synthetic non-linear classification (long-synthetic)",
+            setting: longSyntheticSetting(c, data: data, linearAccuracy: linearAccuracy),
             claims: claims, body: body)
     }
+}
+
+private func longSyntheticSetting(_ c: LongSyntheticConfig, data: SubspaceData, linearAccuracy: Double) -> String {
+    let tail = "\(fmt(c.tail_fraction * 100)) %"
+    let setting = """
+        Long, Yin & Xin 2021 (abstract only; the data generator, widths, loss, quantizer, STE class, step \
+        sizes and iterations are unknown [N], so every one of them below is ours). Data: the data model of \
+        the authors' line of work — \(data.classes) classes in mutually orthogonal \(c.subspace_dim)-dimensional \
+        subspaces of ℝ^\(data.n) (class k on coordinates \(c.subspace_dim)k … \(c.subspace_dim)k + \
+        \(c.subspace_dim - 1)), samples in antipodal pairs ±x with x = √K·z, z ~ N(0, I_\(c.subspace_dim)), \
+        class counts \(data.classCounts()). Each class's mean is the origin, so the origin lies in every \
+        class's convex hull and no linear classifier labels all points (measured: softmax regression with \
+        bias, \(c.linear_iterations) full-batch steps of lr \(fmt(c.linear_lr)), reaches \
+        \(fmt(linearAccuracy * 100)) % at best). Network: logits = Vσ_α(Wx), no biases, \(c.student_hidden) \
+        hidden units, W rows ~ N(0, I/n), V ~ N(0, I/h); \(c.bits)-bit ceil-rounding quantized ReLU, \
+        α = \(fmt(c.alpha)) (levels {0, α, …, \((1 << c.bits) - 1)α}). Loss: \(lossText(c.loss)). Training: \
+        full-batch coarse gradient descent, no momentum, \(c.starts) starts (the same starts for every STE and \
+        step), η = \(fmt(c.lr)) for \(c.iterations) iterations (the small step the claim needs), and for \
+        contrast η = \(fmt(c.large_lr)) for \(c.large_lr_iterations) iterations; a run whose loss ends above \
+        where it started has diverged, and we take that as the sign of a step that is not small [criterion \
+        ours]. STEs: ReLU and clipped ReLU (clipped at \((1 << c.bits) - 1)α) stand for the paper's 'class of \
+        STEs with certain monotonicity'; the log-tailed ReLU (1/(x − Lα + 1) above Lα; Cai et al. 2017) is \
+        the project's addition, not in the paper; identity is a baseline. A start scores "perfect" when every \
+        iterate in the last \(tail) of its run classifies all \(data.count) points.
+        """
+    return setting
 }
 
 func lossText(_ loss: TwoLayerLoss) -> String {
@@ -259,7 +265,19 @@ func recordLongSynthetic(_ s: LongSyntheticSetting, config c: LongSyntheticConfi
 func longSyntheticClaims(small: LongSyntheticSetting, large: LongSyntheticSetting, otherLoss: LongSyntheticSetting? = nil,
     smallerSteps: [LongSyntheticSetting] = [], config c: LongSyntheticConfig) -> [Claim]
 {
-    let tail = "\(fmt(c.tail_fraction * 100)) %"
+    let scoring = LongSyntheticScoring(small: small, large: large, otherLoss: otherLoss, smallerSteps: smallerSteps, c: c)
+    return scoring.smallStepClaims() + scoring.largeStepClaims()
+}
+
+/// The long-synthetic claims scored from the runs: at the small step per STE (reaching and keeping 100 % told apart
+/// for the paper's STEs, the loss's role where the two losses disagree, the smaller steps' test of it), and at the
+/// large step, inside and outside the small-step hypothesis.
+struct LongSyntheticScoring {
+    let small: LongSyntheticSetting, large: LongSyntheticSetting, otherLoss: LongSyntheticSetting?
+    let smallerSteps: [LongSyntheticSetting]
+    let c: LongSyntheticConfig
+
+    var tail: String { "\(fmt(c.tail_fraction * 100)) %" }
     func keptCount(_ runs: [LongSyntheticRun]) -> Int {
         runs.filter { perfectOverTail($0.misclassified, tailFraction: c.tail_fraction) }.count
     }
@@ -270,9 +288,8 @@ func longSyntheticClaims(small: LongSyntheticSetting, large: LongSyntheticSettin
             + "misclassifying iterate \(last < 0 ? "none" : "\(last)"); loss 0 (hinge minimum) at the end in "
             + "\(runs.filter { $0.loss.last! == 0 }.count)"
     }
-    let claimTail = "reaches perfect classification (a global minimum) from every start: 100 % training accuracy, "
-        + "kept over the last \(tail) of \(c.iterations) iterations (η = \(fmt(c.lr)))."
-    var claims: [Claim] = []
+    var claimTail: String { "reaches perfect classification (a global minimum) from every start: 100 % training accuracy, "
+        + "kept over the last \(tail) of \(c.iterations) iterations (η = \(fmt(c.lr)))." }
     /// Held / not held under the configured loss, unless the other loss gives the other outcome: the paper's loss
     /// is unknown, so the outcome is then the reconstruction's, not the paper's.
     func scored(_ text: String, ste: STE, runs: [LongSyntheticRun]) -> Claim {
@@ -318,42 +335,51 @@ func longSyntheticClaims(small: LongSyntheticSetting, large: LongSyntheticSettin
         return Claim(text, outcome: .unverifiable, evidence: evidenceText, reason: base.reason
             + (smaller.isEmpty ? "" : "; smaller steps under \(other.loss.rawValue) do not keep it either"))
     }
-    for (ste, runs) in small.runs {
-        let allKept = keptCount(runs) == runs.count
-        switch ste {
-        case .relu, .clipped:
-            claims.append(reaches(ste, runs))
-            claims.append(stays(ste, runs))
-        case .logTailed:
-            claims.append(scored("(The project's addition: the log-tailed ReLU STE is not in the paper.) Coarse "
-                + "gradient descent with the log-tailed ReLU STE (monotone) " + claimTail, ste: ste, runs: runs))
-        case .identity:
-            // Whether the paper's class contains μ(x) = x is unknown: a failure contradicts the paper only if it does.
-            claims.append(Claim("Coarse gradient descent with the identity STE (μ(x) = x, also monotone) " + claimTail,
-                outcome: allKept ? .held : .unverifiable, evidence: evidence(runs),
-                reason: allKept ? "" : "the paper's STE class ('certain monotonicity') is unknown [N]; whether it "
-                    + "contains the identity decides whether this result contradicts the paper"))
+
+    func smallStepClaims() -> [Claim] {
+        var claims: [Claim] = []
+        for (ste, runs) in small.runs {
+            let allKept = keptCount(runs) == runs.count
+            switch ste {
+            case .relu, .clipped:
+                claims.append(reaches(ste, runs))
+                claims.append(stays(ste, runs))
+            case .logTailed:
+                claims.append(scored("(The project's addition: the log-tailed ReLU STE is not in the paper.) Coarse "
+                    + "gradient descent with the log-tailed ReLU STE (monotone) " + claimTail, ste: ste, runs: runs))
+            case .identity:
+                // Whether the paper's class contains μ(x) = x is unknown: a failure contradicts the paper only if it does.
+                claims.append(Claim("Coarse gradient descent with the identity STE (μ(x) = x, also monotone) " + claimTail,
+                    outcome: allKept ? .held : .unverifiable, evidence: evidence(runs),
+                    reason: allKept ? "" : "the paper's STE class ('certain monotonicity') is unknown [N]; whether it "
+                        + "contains the identity decides whether this result contradicts the paper"))
+            }
         }
+        return claims
     }
-    guard !large.runs.isEmpty else { return claims }
-    let text = "At η = \(fmt(c.large_lr)) (\(c.large_lr_iterations) iterations) coarse gradient descent with the "
-        + "monotone STEs reaches perfect classification and keeps it over the last \(tail)"
-    let all = large.runs.flatMap { $0.runs }
-    let inside = all.filter { !diverged($0) }, outside = all.filter(diverged)
-    if !inside.isEmpty {
-        claims.append(Claim(text + " (runs that did not diverge).", held: keptCount(inside) == inside.count,
-            evidence: evidence(inside)))
+
+    func largeStepClaims() -> [Claim] {
+        var claims: [Claim] = []
+        guard !large.runs.isEmpty else { return claims }
+        let text = "At η = \(fmt(c.large_lr)) (\(c.large_lr_iterations) iterations) coarse gradient descent with the "
+            + "monotone STEs reaches perfect classification and keeps it over the last \(tail)"
+        let all = large.runs.flatMap { $0.runs }
+        let inside = all.filter { !diverged($0) }, outside = all.filter(diverged)
+        if !inside.isEmpty {
+            claims.append(Claim(text + " (runs that did not diverge).", held: keptCount(inside) == inside.count,
+                evidence: evidence(inside)))
+        }
+        if !outside.isEmpty {
+            let before = quantile(outside.map { $0.loss.first! }, 0.5), after = quantile(outside.map { $0.loss.last! }, 0.5)
+            claims.append(Claim(text + " (runs that diverged).", outcome: .outsideHypotheses,
+                evidence: evidence(outside) + "; per STE diverged: " + large.runs.map { "\($0.ste.label) "
+                    + "\($0.runs.filter(diverged).count)/\($0.runs.count)" }.joined(separator: ", "),
+                reason: "the claim is for a small step size; in \(outside.count) of \(all.count) runs the loss ended "
+                    + "above where it started (median \(fmt(before)) → \(fmt(after))): the iteration diverged, so "
+                    + "η = \(fmt(c.large_lr)) is not a small step here"))
+        }
+        return claims
     }
-    if !outside.isEmpty {
-        let before = quantile(outside.map { $0.loss.first! }, 0.5), after = quantile(outside.map { $0.loss.last! }, 0.5)
-        claims.append(Claim(text + " (runs that diverged).", outcome: .outsideHypotheses,
-            evidence: evidence(outside) + "; per STE diverged: " + large.runs.map { "\($0.ste.label) "
-                + "\($0.runs.filter(diverged).count)/\($0.runs.count)" }.joined(separator: ", "),
-            reason: "the claim is for a small step size; in \(outside.count) of \(all.count) runs the loss ended "
-                + "above where it started (median \(fmt(before)) → \(fmt(after))): the iteration diverged, so "
-                + "η = \(fmt(c.large_lr)) is not a small step here"))
-    }
-    return claims
 }
 
 // MARK: - long-mnist
