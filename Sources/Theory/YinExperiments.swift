@@ -317,15 +317,7 @@ public struct YinCGDConfig: Codable {
                 "\(insideIncreases)/\(split.inside.count)",
                 fmtFraction(converged, c.starts),
             ])
-            let g = "/\(ste.rawValue)"
-            try ctx.write(g + "/loss", runs.flatMap { r in recorded.map { r.loss[$0] } }, shape: [c.starts, recorded.count])
-            try ctx.write(g + "/theta", runs.flatMap { r in recorded.map { r.theta[$0] } }, shape: [c.starts, recorded.count])
-            try ctx.write(g + "/w_norm", runs.flatMap { r in recorded.map { r.wNorm[$0] } }, shape: [c.starts, recorded.count])
-            try ctx.write(g + "/min_inner_product", runs.map { $0.inner.min()! })
-            try ctx.write(g + "/min_cosine", runs.map { minDefined($0.cosine) })
-            try ctx.write(g + "/min_w_norm", runs.map { $0.wNorm.min()! })
-            try ctx.write(g + "/final_loss", finalLoss)
-            try ctx.write(g + "/final_theta", finalTheta)
+            try writeCGDRuns(runs, group: "/\(ste.rawValue)", recorded: recorded, ctx)
             let xs = recorded.map(Double.init)
             medianLoss.append(Series(ste.label, x: xs, y: recorded.map { i in quantile(runs.map { $0.loss[i] }, 0.5) }))
             fracGlobal.append(Series(ste.label, x: xs, y: recorded.map { i in
@@ -346,18 +338,7 @@ public struct YinCGDConfig: Codable {
         try cgdFigure(c, medianLoss: medianLoss, fracGlobal: fracGlobal, minCos: minCos,
             increaseByNorm: increaseByNorm, ctx)
 
-        for ste in c.stes where ste != .identity {
-            claims.append(Claim("⟨E g_μ, ∇_w f⟩ ≥ 0 along every trajectory for the \(ste.label) STE "
-                + (ste == .relu ? "(Lemma 5)." : "(final version, Lemmas 7–8)."),
-                held: minInners[ste]! >= -1e-9,
-                evidence: "min of ⟨E g, ∇_w f⟩/(‖E g‖‖∇_w f‖) over \(c.starts) trajectories × "
-                    + "\(c.iterations + 1) iterates (where ∇_w f ≠ 0): \(fmt(minInners[ste]!))"))
-        }
-        for ste in c.stes { claims += theorem1[ste] ?? [] }
-        if let m = minInners[.identity] {
-            claims.append(Claim("⟨E g_id, ∇_w f⟩ ≥ 0 (Lemma 10) along every identity-STE trajectory.",
-                held: m >= -1e-9, evidence: "min cosine \(fmt(m))"))
-        }
+        claims += cgdClaims(c, minInners: minInners, theorem1: theorem1)
         let body = markdownTable(
             header: ["STE", "global min", "θ → π (spurious)", "median f", "90 % f", "median θ", "90 % θ",
                 "min cos(E g, ∇_w f)", "runs with an f increase", "largest f increase",
@@ -366,6 +347,38 @@ public struct YinCGDConfig: Codable {
         return Fragment(title: "Yin 2019 — coarse gradient descent from random starts (yin-cgd)", setting: cgdSetting(c),
             claims: claims, body: body)
     }
+}
+
+/// The recorded iterates of every run (loss, θ, ‖w‖ every `record_every` steps) and its summaries, under `group`.
+private func writeCGDRuns(_ runs: [Trajectory], group g: String, recorded: [Int], _ ctx: ExperimentContext) throws {
+    let starts = runs.count
+    try ctx.write(g + "/loss", runs.flatMap { r in recorded.map { r.loss[$0] } }, shape: [starts, recorded.count])
+    try ctx.write(g + "/theta", runs.flatMap { r in recorded.map { r.theta[$0] } }, shape: [starts, recorded.count])
+    try ctx.write(g + "/w_norm", runs.flatMap { r in recorded.map { r.wNorm[$0] } }, shape: [starts, recorded.count])
+    try ctx.write(g + "/min_inner_product", runs.map { $0.inner.min()! })
+    try ctx.write(g + "/min_cosine", runs.map { minDefined($0.cosine) })
+    try ctx.write(g + "/min_w_norm", runs.map { $0.wNorm.min()! })
+    try ctx.write(g + "/final_loss", runs.map { $0.loss.last! })
+    try ctx.write(g + "/final_theta", runs.map { $0.theta.last! })
+}
+
+/// Lemma 5 / Lemmas 7–8 (the coarse gradient's correlation with the true one) per monotone STE, Theorem 1's claims,
+/// and Lemma 10 for the identity STE.
+private func cgdClaims(_ c: YinCGDConfig, minInners: [STE: Double], theorem1: [STE: [Claim]]) -> [Claim] {
+    var claims: [Claim] = []
+    for ste in c.stes where ste != .identity {
+        claims.append(Claim("⟨E g_μ, ∇_w f⟩ ≥ 0 along every trajectory for the \(ste.label) STE "
+            + (ste == .relu ? "(Lemma 5)." : "(final version, Lemmas 7–8)."),
+            held: minInners[ste]! >= -1e-9,
+            evidence: "min of ⟨E g, ∇_w f⟩/(‖E g‖‖∇_w f‖) over \(c.starts) trajectories × "
+                + "\(c.iterations + 1) iterates (where ∇_w f ≠ 0): \(fmt(minInners[ste]!))"))
+    }
+    for ste in c.stes { claims += theorem1[ste] ?? [] }
+    if let m = minInners[.identity] {
+        claims.append(Claim("⟨E g_id, ∇_w f⟩ ≥ 0 (Lemma 10) along every identity-STE trajectory.",
+            held: m >= -1e-9, evidence: "min cosine \(fmt(m))"))
+    }
+    return claims
 }
 
 /// The yin-cgd figure: median loss, the runs where f increased by their smallest ‖w‖ (against c_w), the fraction
