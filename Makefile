@@ -38,7 +38,7 @@ help:
 	@echo "make reproduce   data -> pretrain -> train -> eval -> report -> diff (MNIST rows by default)"
 	@echo "make test        build and run every test (includes the smoke pipeline)"
 	@echo "make run RUN=lenet5-a2-clipped-s0   one cell;  make report;  make diff;  make theory;  make schoenbauer [-full];  make bench"
-	@echo "make -j2 schoenbauer-small-steps    the Schoenbauer SGD claim at small steps (about 1.5 h on 2 cores, a process per seed)"
+	@echo "make -j3 schoenbauer-small-steps    the Schoenbauer SGD claim at small steps (81 min on a 2-core VM; a process per seed)"
 	@echo "make reproduce SET=\"nets.lenet5.train.lr=0.05\"   override any config key (own results folder); make sweep SWEEP=nets.lenet5.train.lr=0.01,0.05"
 	@echo "make slurm       submit the grid as Slurm job arrays (DRY_RUN=1 previews); make slurm-status"
 	@echo "make bench       our train/eval img/s next to the PyTorch peer's (BENCH_ROUNDS=2 interleaved rounds)"
@@ -217,7 +217,7 @@ $(SCHOENBAUER_MNIST): results/schoenbauer/%.h5: experiments/schoenbauer/%.yaml d
 	@mkdir -p $(@D)
 	$(STE) schoenbauer mnist --config $< --out $@ --threads $(THREADS)
 
-# `make -j2 schoenbauer-small-steps`: the small-step SGD test (about 1.5 h on 2 cores), one process per seed on one
+# `make -j3 schoenbauer-small-steps`: the small-step SGD test (81 min on the 2-core VM, 3 processes), one process per seed on one
 # thread each (results/schoenbauer/parts/), merged by --rescore into results/schoenbauer/mnist-small-steps.h5.
 SMALL_STEPS        := experiments/schoenbauer/mnist-small-steps.yaml
 SMALL_STEPS_SEEDS  := $(shell sed -n 's/^seeds: *\[\([0-9, ]*\)\].*/\1/p' $(SMALL_STEPS) | tr ',' ' ')

@@ -20,7 +20,7 @@ final class CommittedResultsTests: XCTestCase {
         let quoted = readme[start.upperBound..<end.lowerBound].split(separator: "\n").filter { $0.hasPrefix("- ") }.map(String.init)
         let theory = ["yin-fig1", "yin-cgd", "yin-spurious", "long-synthetic", "long-mnist", "gongyo-scale", "gongyo-misspecified"]
             .map { repositoryRoot + "/results/theory/\($0).h5" }
-        let schoenbauer = ["simulation", "mnist", "mnist-full"].map { repositoryRoot + "/results/schoenbauer/\($0).h5" }
+        let schoenbauer = ["simulation", "mnist", "mnist-full", "mnist-small-steps"].map { repositoryRoot + "/results/schoenbauer/\($0).h5" }
         XCTAssertEqual(quoted, try paperClaimTallies(resultFiles: theory + schoenbauer,
             kindsPath: repositoryRoot + "/" + claimKindsFile))
     }
