@@ -163,7 +163,7 @@ struct MNISTMeasurements {
         if !panels.isEmpty {
             // One panel (SGD only) gets the width the title needs.
             try ctx.save(Figure(title: "Disagreement of the Default pair as η → 0 at equal training time ηt", panels: panels,
-                columns: 2, panelWidth: panels.count == 1 ? 560 : 420), suffix: "trend")
+                columns: 2, panelWidth: panels.count == 1 ? 640 : 420), suffix: "trend")
         }
     }
 }
