@@ -40,11 +40,20 @@ public struct Provenance: Sendable {
             "machine": .string(machineDescription()),
             // The command line and time that made the file (`ste inspect` shows them).
             "command": .string(CommandLine.arguments.map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")),
-            "created_utc": .string(ISO8601DateFormatter().string(from: Date())),
+            "created_utc": .string(ISO8601DateFormatter().string(from: creationTime())),
         ]
     }
 
     public func write(to writer: H5Writer) throws { try writer.setAttributes(attributes) }
+}
+
+/// When a file is made: now, or $SOURCE_DATE_EPOCH (seconds since 1970, the reproducible-builds convention) when it
+/// is set, so that two runs of the same stage can write byte-identical files.
+public func creationTime() -> Date {
+    if let s = ProcessInfo.processInfo.environment["SOURCE_DATE_EPOCH"], let seconds = Int64(s) {
+        return Date(timeIntervalSince1970: TimeInterval(seconds))
+    }
+    return Date()
 }
 
 /// The code version recorded in outputs: $STE_CODE_VERSION if set (the Makefile sets it the same way), else

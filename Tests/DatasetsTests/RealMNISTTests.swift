@@ -1,5 +1,5 @@
 // The real, vendored MNIST (data/raw/mnist, found from this file's path): decoded counts, labels
-// and statistics match the published values, and decoding is byte-reproducible.
+// and statistics match the published values, and decoding is byte-reproducible (at a fixed SOURCE_DATE_EPOCH).
 import Datasets
 import Storage
 import XCTest
@@ -9,6 +9,10 @@ final class RealMNISTTests: XCTestCase {
         let raw = repositoryRoot() + "/data/raw/mnist"
         let out = makeTemporaryFolder("real")
         defer { try? FileManager.default.removeItem(atPath: out) }
+        // The files record when they were made (provenance created_utc): one fixed time, so that two decodes that
+        // straddle a second are still the same bytes.
+        setenv("SOURCE_DATE_EPOCH", "1765000000", 1)
+        defer { unsetenv("SOURCE_DATE_EPOCH") }
         try decodeMNIST(rawDir: raw, output: out + "/a.h5")
         try decodeMNIST(rawDir: raw, output: out + "/b.h5")
         XCTAssertEqual(try sha256Hex(ofFile: out + "/a.h5"), try sha256Hex(ofFile: out + "/b.h5"))

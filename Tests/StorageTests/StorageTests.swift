@@ -150,6 +150,20 @@ final class StorageTests: XCTestCase {
         w2.discard()
     }
 
+    /// created_utc is the time of writing, or SOURCE_DATE_EPOCH's when it is set (reproducible files).
+    func testCreationTimeFollowsSourceDateEpoch() throws {
+        setenv("SOURCE_DATE_EPOCH", "0", 1)
+        defer { unsetenv("SOURCE_DATE_EPOCH") }
+        let p = try Provenance(stage: "test", configuration: "{}")
+        guard case .string(let created) = p.attributes["created_utc"] else { return XCTFail("no created_utc") }
+        XCTAssertEqual(created, "1970-01-01T00:00:00Z")
+        unsetenv("SOURCE_DATE_EPOCH")
+        guard case .string(let now) = try Provenance(stage: "test", configuration: "{}").attributes["created_utc"] else {
+            return XCTFail("no created_utc")
+        }
+        XCTAssertNotEqual(now, created)
+    }
+
     func testProvenanceIsRecorded() throws {
         let input = dir + "/input.bin"
         XCTAssertTrue(FileManager.default.createFile(atPath: input, contents: Data("abc".utf8)))
