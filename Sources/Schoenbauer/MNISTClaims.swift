@@ -36,7 +36,7 @@ struct MNISTMeasurements {
 
     /// Paired difference x − floor over seeds: (mean, SE).
     func excess(_ x: [Double], over floor: [Double]) -> (Double, Double) { meanAndSE(zip(x, floor).map { $0 - $1 }) }
-    func tracksClaim(_ text: String, family: String, other: String, floor: String = "jitter", expectTracks: Bool) -> Claim? {
+    func tracksClaim(_ text: String, family: String, other: String, floor: String = PairName.jitter(1), expectTracks: Bool) -> Claim? {
         guard let d = disagreement(family, other), let j = disagreement(family, floor) else { return nil }
         let (m, se) = excess(d, over: j)
         let tracks = m <= 2 * se
@@ -47,10 +47,10 @@ struct MNISTMeasurements {
     }
 
     func trend(_ family: String) -> (levels: [(Double, [Double])], excess: (Double, Double))? {
-        guard let base = disagreement(family, "default") else { return nil }
+        guard let base = disagreement(family, PairName.ste(1)) else { return nil }
         let factors = (family == "sgd" ? c.sgd?.scaledown : c.adam?.scaledown) ?? []
-        guard let smallest = factors.min(), let low = disagreement(family, "scaledown-\(fmt(smallest))") else { return nil }
-        let levels = [(1.0, base)] + factors.sorted(by: >).compactMap { f in disagreement(family, "scaledown-\(fmt(f))").map { (f, $0) } }
+        guard let smallest = factors.min(), let low = disagreement(family, PairName.ste(smallest)) else { return nil }
+        let levels = [(1.0, base)] + factors.sorted(by: >).compactMap { f in disagreement(family, PairName.ste(f)).map { (f, $0) } }
         return (levels, excess(base, over: low))
     }
     func trendEvidence(_ t: (levels: [(Double, [Double])], excess: (Double, Double))) -> String {
@@ -63,35 +63,35 @@ struct MNISTMeasurements {
         var claims: [Claim] = []
         if c.sgd != nil {
             claims += [tracksClaim("SGD with momentum: the STE with learning rate αη and init M(w₀) trains like the custom estimator "
-                + "(its disagreement with DSQ is within the Jitter floor)", family: "sgd", other: "default", expectTracks: true)].compactMap { $0 }
+                + "(its disagreement with DSQ is within the Jitter floor)", family: "sgd", other: PairName.ste(1), expectTracks: true)].compactMap { $0 }
             claims += [tracksClaim("SGD control (the files' \"no warp\"): the STE at η from w₀ does not (disagreement above the Jitter floor)",
-                family: "sgd", other: "no-warp", expectTracks: false)].compactMap { $0 }
+                family: "sgd", other: PairName.unmapped(1), expectTracks: false)].compactMap { $0 }
             if let f = c.sgd?.scaledown.min() {
                 claims += [tracksClaim("… at a smaller step (the claim is for a sufficiently small learning rate): η×\(fmt(f)) for \(fmt(1 / f))× "
-                    + "the steps, against the Jitter floor at that η", family: "sgd", other: "scaledown-\(fmt(f))",
-                    floor: "jitter-\(fmt(f))", expectTracks: true)].compactMap { $0 }
+                    + "the steps, against the Jitter floor at that η", family: "sgd", other: PairName.ste(f),
+                    floor: PairName.jitter(f), expectTracks: true)].compactMap { $0 }
             }
             if let t = trend("sgd") {
                 claims.append(Claim("SGD: the agreement improves as η → 0 (seed-mean disagreement of the Default pair lower at "
                     + "the smallest η, equal training time ηt)", held: t.excess.0 > 2 * t.excess.1, evidence: trendEvidence(t)))
             }
-            if c.sgd?.controlsAtEveryStep == true { claims += smallStepClaims(c, results: results) }
+            if c.sgd?.controlsAtEveryStep == true { claims += smallStepClaims() }
         }
         if let ad = c.adam {
             let paperBeta2 = ad.beta2.contains(0.95) ? 0.95 : ad.beta2[0]
             claims += [tracksClaim("Adam (β₂ = \(fmt(paperBeta2)), the files' setting): the plain STE with the same η and init trains like "
-                + "the custom estimator (within the Jitter floor)", family: "adam-b\(fmt(paperBeta2))", other: "default",
+                + "the custom estimator (within the Jitter floor)", family: "adam-b\(fmt(paperBeta2))", other: PairName.ste(1),
                 expectTracks: true)].compactMap { $0 }
             if let f = ad.scaledown.min() {
                 claims += [tracksClaim("… at a smaller step: η×\(fmt(f)) for \(fmt(1 / f))× the steps, against the Jitter floor at that η",
-                    family: "adam-b\(fmt(paperBeta2))", other: "scaledown-\(fmt(f))", floor: "jitter-\(fmt(f))",
+                    family: "adam-b\(fmt(paperBeta2))", other: PairName.ste(f), floor: PairName.jitter(f),
                     expectTracks: true)].compactMap { $0 }
             }
             // The paper's Adam claim names no β₂ ("without any modifications"): every other β₂ of the sweep tests it too.
             for beta2 in ad.beta2 where beta2 != paperBeta2 {
                 claims += [tracksClaim("Adam at β₂ = \(fmt(beta2)) (the paper's claim names no β₂; the files use \(fmt(paperBeta2))): the plain STE "
                     + "with the same η and init trains like the custom estimator (within the Jitter floor)",
-                    family: "adam-b\(fmt(beta2))", other: "default", expectTracks: true)].compactMap { $0 }
+                    family: "adam-b\(fmt(beta2))", other: PairName.ste(1), expectTracks: true)].compactMap { $0 }
             }
             let short = ad.beta2.min()!, long = ad.beta2.max()!
             if short != long, let ts = trend("adam-b\(fmt(short))"), let tl = trend("adam-b\(fmt(long))") {
@@ -112,9 +112,10 @@ struct MNISTMeasurements {
         var rows: [[String]] = []
         for family in families {
             let sweep = family == "sgd" ? (c.jitterSweep ?? []).sorted() : []
-            let names = ["default", "no-warp", "jitter"] + sweep.map { "jitter-j\(fmt($0))" }
-                + ((family == "sgd" ? c.sgd?.scaledown : c.adam?.scaledown) ?? [])
-                .flatMap { f in ["scaledown-\(fmt(f))", "no-warp-\(fmt(f))", "jitter-\(fmt(f))"] + sweep.map { "jitter-\(fmt(f))-j\(fmt($0))" } }
+            let scales = [1.0] + ((family == "sgd" ? c.sgd?.scaledown : c.adam?.scaledown) ?? [])
+            let names = scales.flatMap { f in
+                [PairName.ste(f), PairName.unmapped(f), PairName.jitter(f)] + sweep.map { PairName.jitter(f, j: $0) }
+            }
             for name in names {
                 guard let agree = results["\(family)/\(name)/weight_agreement"] else { continue }
                 func col(_ metric: String, _ digits: Int = 3) -> String { fmtMeanSE(results["\(family)/\(name)/\(metric)"]!, digits: digits) }
@@ -123,7 +124,7 @@ struct MNISTMeasurements {
                     col("inference_agreement", 4), col("accuracy_a", 4), col("accuracy_x", 4)])
             }
         }
-        return jitterEquivalentTable(c, results: results)
+        return jitterEquivalentTable()
             + "Every comparison: mean ± SE over \(n) seeds. DSQ is run (a) of each pair; x is the other run.\n\n"
             + markdownTable(header: ["optimizer", "comparison", "quantized-weight agreement", "change-point agreement",
                 "compressed", "avg change-point error (steps)", "alignment error / distance", "inference agreement",
@@ -134,7 +135,7 @@ struct MNISTMeasurements {
     func trendFigure(_ ctx: SchoenbauerContext) throws {
         var panels: [Panel] = []
         for (k, family) in families.enumerated() {
-            guard let t = trend(family) ?? disagreement(family, "default").map({ ([(1.0, $0)], (0.0, 0.0)) }) else { continue }
+            guard let t = trend(family) ?? disagreement(family, PairName.ste(1)).map({ ([(1.0, $0)], (0.0, 0.0)) }) else { continue }
             let x = t.levels.map(\.0)
             var series = [Series("Default pair (thin: each seed)", x: x, y: t.levels.map { meanAndSE($0.1).mean },
                 color: Figure.palette[k % Figure.palette.count], markers: true, lineWidth: 2)]
@@ -144,11 +145,10 @@ struct MNISTMeasurements {
             }
             // The Jitter floor at each η where it was measured (DSQ against itself at η·(1 + j)).
             let floors = t.levels.map { level -> Double in
-                let name = level.0 == 1 ? "jitter" : "jitter-\(fmt(level.0))"
-                return disagreement(family, name).map { meanAndSE($0).mean } ?? .nan
+                disagreement(family, PairName.jitter(level.0)).map { meanAndSE($0).mean } ?? .nan
             }
             let unmapped = t.levels.map { level -> Double in
-                disagreement(family, level.0 == 1 ? "no-warp" : "no-warp-\(fmt(level.0))").map { meanAndSE($0).mean } ?? .nan
+                disagreement(family, PairName.unmapped(level.0)).map { meanAndSE($0).mean } ?? .nan
             }
             if unmapped.count > 1, !unmapped.contains(where: \.isNaN) {
                 series.append(Series("unmapped STE (η, w₀)", x: x, y: unmapped, color: "#b2182b", markers: true))
@@ -192,11 +192,6 @@ func schoenbauerFragment(_ c: SchoenbauerMNISTConfig, results: [String: [Double]
 }
 
 
-/// The comparison of DSQ at η·s against DSQ at η·s·(1 + j) (the Jitter runs and the sweep's).
-private func jitterName(scale f: Double, j: Double, _ c: SchoenbauerMNISTConfig) -> String {
-    j == c.jitter ? (f == 1 ? "jitter" : "jitter-\(fmt(f))") : (f == 1 ? "jitter-j\(fmt(j))" : "jitter-\(fmt(f))-j\(fmt(j))")
-}
-
 /// Where a disagreement falls on a Jitter sweep (points (j, seed-mean disagreement), sorted by j): the j at which the
 /// sweep disagrees as much, interpolated linearly in log j between the first two neighbouring points around it, or
 /// a bound outside the sweep ("< 0.025", "> 0.2").
@@ -213,74 +208,85 @@ func jitterEquivalent(_ target: Double, sweep: [(j: Double, disagreement: Double
     return (nil, "> " + fmt(last.j))
 }
 
-/// Per η (SGD): the mapped and the unmapped STE's disagreement with DSQ, the Jitter floor, and each STE's
-/// Jitter-equivalent perturbation j* on the sweep. Empty without a sweep.
-func jitterEquivalentTable(_ c: SchoenbauerMNISTConfig, results: [String: [Double]]) -> String {
-    guard let sweepValues = c.jitterSweep, !sweepValues.isEmpty, let s = c.sgd else { return "" }
-    func disagreement(_ name: String) -> [Double]? { results["sgd/\(name)/weight_agreement"].map { $0.map { 1 - $0 } } }
-    let js = (sweepValues + [c.jitter]).sorted()
-    var rows: [[String]] = []
-    for f in [1.0] + s.scaledown.sorted(by: >) {
-        let sweep = js.compactMap { j in disagreement(jitterName(scale: f, j: j, c)).map { (j: j, disagreement: meanAndSE($0).mean) } }
-        guard sweep.count == js.count, let mapped = disagreement(f == 1 ? "default" : "scaledown-\(fmt(f))") else { continue }
-        let unmapped = disagreement(f == 1 ? "no-warp" : "no-warp-\(fmt(f))")
-        rows.append(["η×\(fmt(f))", "\(Int((Double(c.steps) / f).rounded()))", fmtMeanSE(mapped),
-            unmapped.map { fmtMeanSE($0) } ?? "—", fmtMeanSE(disagreement(jitterName(scale: f, j: c.jitter, c))!),
-            jitterEquivalent(meanAndSE(mapped).mean, sweep: sweep).text,
-            unmapped.map { jitterEquivalent(meanAndSE($0).mean, sweep: sweep).text } ?? "—"])
+extension MNISTMeasurements {
+    /// Per η (SGD): the mapped and the unmapped STE's disagreement with DSQ, the Jitter floor, and each STE's
+    /// Jitter-equivalent perturbation j* on the sweep. Empty without a sweep.
+    func jitterEquivalentTable() -> String {
+        guard let sweepValues = c.jitterSweep, !sweepValues.isEmpty, let s = c.sgd else { return "" }
+        let js = (sweepValues + [c.jitter]).sorted()
+        var rows: [[String]] = []
+        for f in [1.0] + s.scaledown.sorted(by: >) {
+            let sweep = js.compactMap { j in
+                disagreement("sgd", PairName.jitter(f, j: j == c.jitter ? nil : j)).map { (j: j, disagreement: meanAndSE($0).mean) }
+            }
+            guard sweep.count == js.count, let mapped = disagreement("sgd", PairName.ste(f)),
+                let floor = disagreement("sgd", PairName.jitter(f)) else { continue }
+            let unmapped = disagreement("sgd", PairName.unmapped(f))
+            rows.append(["η×\(fmt(f))", "\(Int((Double(c.steps) / f).rounded()))", fmtMeanSE(mapped),
+                unmapped.map { fmtMeanSE($0) } ?? "—", fmtMeanSE(floor),
+                jitterEquivalent(meanAndSE(mapped).mean, sweep: sweep).text,
+                unmapped.map { jitterEquivalent(meanAndSE($0).mean, sweep: sweep).text } ?? "—"])
+        }
+        guard !rows.isEmpty else { return "" }
+        return "SGD at every η: the quantized-weight disagreement of each STE with DSQ (mean ± SE over \(n) "
+            + "seeds), the Jitter floor (DSQ against DSQ at η·(1 + \(fmt(c.jitter)))), and the Jitter-equivalent perturbation "
+            + "j*: the j at which DSQ against DSQ at η·(1 + j) disagrees as much as the STE does (seed means, interpolated in "
+            + "log j on the sweep j ∈ {\(js.map { fmt($0) }.joined(separator: ", "))}; a bound outside it).\n\n"
+            + markdownTable(header: ["η", "steps", "mapped STE", "unmapped STE", "Jitter floor", "j* mapped", "j* unmapped"],
+                rows: rows, align: ["l", "r", "r", "r", "r", "r", "r"]) + "\n\n"
     }
-    guard !rows.isEmpty else { return "" }
-    return "SGD at every η: the quantized-weight disagreement of each STE with DSQ (mean ± SE over \(c.seeds.count) "
-        + "seeds), the Jitter floor (DSQ against DSQ at η·(1 + \(fmt(c.jitter)))), and the Jitter-equivalent perturbation "
-        + "j*: the j at which DSQ against DSQ at η·(1 + j) disagrees as much as the STE does (seed means, interpolated in "
-        + "log j on the sweep j ∈ {\(js.map { fmt($0) }.joined(separator: ", "))}; a bound outside it).\n\n"
-        + markdownTable(header: ["η", "steps", "mapped STE", "unmapped STE", "Jitter floor", "j* mapped", "j* unmapped"],
-            rows: rows, align: ["l", "r", "r", "r", "r", "r", "r"]) + "\n\n"
+
+    /// The small-step SGD claims (experiments/schoenbauer/mnist-small-steps.yaml states their criteria): the control
+    /// at the smallest η, the mapped STE's excess over the Jitter floor shrinking with η, and its margin over the
+    /// unmapped STE opening. A positive quantity claimed: held above 2 SE, inconclusive between 0 and 2 SE, not held at
+    /// ≤ 0.
+    func smallStepClaims() -> [Claim] {
+        guard let f = c.sgd?.scaledown.min() else { return [] }
+        func at(_ name: (Double) -> String) -> ([Double], [Double])? {
+            guard let base = disagreement("sgd", name(1)), let small = disagreement("sgd", name(f)) else { return nil }
+            return (base, small)
+        }
+        guard let (mapped1, mappedF) = at(PairName.ste), let (unmapped1, unmappedF) = at(PairName.unmapped),
+            let (floor1, floorF) = at({ PairName.jitter($0) })
+        else { return [] }
+        func diff(_ a: [Double], _ b: [Double]) -> [Double] { zip(a, b).map { $0 - $1 } }
+        func outcome(_ values: [Double]) -> (outcome: ClaimOutcome, measured: String) {
+            let (m, se) = meanAndSE(values)
+            let measured = "\(fmt(m, digits: 3)) vs 2·SE \(fmt(2 * se, digits: 2))"
+            if n < 2 { return (.inconclusive, measured) }
+            return (m > 2 * se ? .held : m > 0 ? .inconclusive : .notHeld, measured)
+        }
+        func claim(_ text: String, _ values: [Double], evidence: String) -> Claim {
+            let (o, measured) = outcome(values)
+            let reason = n < 2 ? "one seed has no standard error" : "the point estimate goes the claimed way but lies within 2 SE of zero"
+            return Claim(text, outcome: o, evidence: evidence + " " + measured, reason: o == .inconclusive ? reason : "")
+        }
+        var claims: [Claim] = []
+        claims.append(claim("SGD control at η×\(fmt(f)) for \(fmt(1 / f))× the steps: the unmapped STE (η, w₀) does not "
+            + "track DSQ (its disagreement exceeds the Jitter floor at that η)", diff(unmappedF, floorF), evidence:
+            "unmapped STE \(fmtMeanSE(unmappedF)) vs Jitter floor \(fmtMeanSE(floorF)) (mean ± SE, \(n) seeds); excess"))
+        let excess1 = diff(mapped1, floor1), excessSmall = diff(mappedF, floorF)
+        claims.append(claim("SGD: the mapped STE's excess over the Jitter floor shrinks as η → 0 (excess at η×\(fmt(f)) "
+            + "below the base η's, equal training time ηt)", diff(excess1, excessSmall), evidence:
+            "excess η×1: \(fmtMeanSE(excess1)), η×\(fmt(f)): \(fmtMeanSE(excessSmall)) (mean ± SE, \(n) seeds); shrink"))
+        let margin1 = diff(unmapped1, mapped1), marginF = diff(unmappedF, mappedF)
+        let atSmall = outcome(marginF)
+        var opens = claim("SGD (the theorem's consequence that the map matters at small η): the unmapped STE's "
+            + "disagreement exceeds the mapped STE's at η×\(fmt(f)), by more than at the base η", diff(marginF, margin1),
+            evidence: "margin (unmapped − mapped) η×1: \(fmtMeanSE(margin1)), η×\(fmt(f)): \(fmtMeanSE(marginF)) "
+                + "(mean ± SE, \(n) seeds); margin at η×\(fmt(f)) \(atSmall.measured); opening")
+        // Both parts are needed: a margin that grows but stays inside its noise at the smallest η is not yet open.
+        if opens.outcome == .held && atSmall.outcome != .held {
+            opens = Claim(opens.text, outcome: atSmall.outcome == .notHeld ? .notHeld : .inconclusive,
+                evidence: opens.evidence,
+                reason: atSmall.outcome == .notHeld ? "" : "the margin at the smallest η lies within 2 SE of zero")
+        }
+        claims.append(opens)
+        return claims
+    }
 }
 
-/// The small-step SGD claims (experiments/schoenbauer/mnist-small-steps.yaml states their criteria): the control at
-/// the smallest η, the mapped STE's excess over the Jitter floor shrinking with η, and its margin over the unmapped
-/// STE opening. A positive quantity claimed: held above 2 SE, inconclusive between 0 and 2 SE, not held at ≤ 0.
+/// The small-step claims of a result's comparisons (MNISTMeasurements.smallStepClaims).
 func smallStepClaims(_ c: SchoenbauerMNISTConfig, results: [String: [Double]]) -> [Claim] {
-    guard let f = c.sgd?.scaledown.min() else { return [] }
-    func disagreement(_ name: String) -> [Double]? { results["sgd/\(name)/weight_agreement"].map { $0.map { 1 - $0 } } }
-    guard let mapped1 = disagreement("default"), let mappedF = disagreement("scaledown-\(fmt(f))"),
-        let unmapped1 = disagreement("no-warp"), let unmappedF = disagreement("no-warp-\(fmt(f))"),
-        let floor1 = disagreement("jitter"), let floorF = disagreement("jitter-\(fmt(f))")
-    else { return [] }
-    let n = c.seeds.count
-    func diff(_ a: [Double], _ b: [Double]) -> [Double] { zip(a, b).map { $0 - $1 } }
-    func outcome(_ values: [Double]) -> (ClaimOutcome, String, Double, Double) {
-        let (m, se) = meanAndSE(values)
-        let measured = "\(fmt(m, digits: 3)) vs 2·SE \(fmt(2 * se, digits: 2))"
-        if n < 2 { return (.inconclusive, measured, m, se) }
-        return (m > 2 * se ? .held : m > 0 ? .inconclusive : .notHeld, measured, m, se)
-    }
-    func claim(_ text: String, _ values: [Double], evidence: String) -> Claim {
-        let (o, measured, _, _) = outcome(values)
-        let reason = n < 2 ? "one seed has no standard error" : "the point estimate goes the claimed way but lies within 2 SE of zero"
-        return Claim(text, outcome: o, evidence: evidence + " " + measured, reason: o == .inconclusive ? reason : "")
-    }
-    var claims: [Claim] = []
-    let excessF = diff(unmappedF, floorF)
-    claims.append(claim("SGD control at η×\(fmt(f)) for \(fmt(1 / f))× the steps: the unmapped STE (η, w₀) does not track "
-        + "DSQ (its disagreement exceeds the Jitter floor at that η)", excessF, evidence:
-        "unmapped STE \(fmtMeanSE(unmappedF)) vs Jitter floor \(fmtMeanSE(floorF)) (mean ± SE, \(n) seeds); excess"))
-    let excess1 = diff(mapped1, floor1), excessSmall = diff(mappedF, floorF)
-    claims.append(claim("SGD: the mapped STE's excess over the Jitter floor shrinks as η → 0 (excess at η×\(fmt(f)) below "
-        + "the base η's, equal training time ηt)", diff(excess1, excessSmall), evidence:
-        "excess η×1: \(fmtMeanSE(excess1)), η×\(fmt(f)): \(fmtMeanSE(excessSmall)) (mean ± SE, \(n) seeds); shrink"))
-    let margin1 = diff(unmapped1, mapped1), marginF = diff(unmappedF, mappedF)
-    let (atSmall, atSmallText, _, _) = outcome(marginF)
-    var opens = claim("SGD (the theorem's consequence that the map matters at small η): the unmapped STE's disagreement "
-        + "exceeds the mapped STE's at η×\(fmt(f)), by more than at the base η", diff(marginF, margin1), evidence:
-        "margin (unmapped − mapped) η×1: \(fmtMeanSE(margin1)), η×\(fmt(f)): \(fmtMeanSE(marginF)) (mean ± SE, \(n) seeds); "
-        + "margin at η×\(fmt(f)) \(atSmallText); opening")
-    // Both parts are needed: a margin that grows but stays inside its noise at the smallest η is not yet open.
-    if opens.outcome == .held && atSmall != .held {
-        opens = Claim(opens.text, outcome: atSmall == .notHeld ? .notHeld : .inconclusive, evidence: opens.evidence,
-            reason: atSmall == .notHeld ? "" : "the margin at the smallest η lies within 2 SE of zero")
-    }
-    claims.append(opens)
-    return claims
+    MNISTMeasurements(c: c, results: results).smallStepClaims()
 }

@@ -289,6 +289,19 @@ private func testPredictions(_ network: Network, _ test: Batcher) -> (prediction
     return (predictions, correct)
 }
 
+/// The names of the comparisons in result files ("<family>/<name>/<metric>") at step scale f (1: the base η).
+enum PairName {
+    /// The STE under test (mapped, under SGD) against DSQ: "default", "scaledown-0.5".
+    static func ste(_ f: Double) -> String { f == 1 ? "default" : "scaledown-\(fmt(f))" }
+    /// The unmapped STE against DSQ (SGD's "no warp" control): "no-warp", "no-warp-0.5".
+    static func unmapped(_ f: Double) -> String { f == 1 ? "no-warp" : "no-warp-\(fmt(f))" }
+    /// DSQ against DSQ at η·s·(1 + j), the config's `jitter` without a suffix: "jitter", "jitter-0.5", "jitter-j0.1",
+    /// "jitter-0.5-j0.1".
+    static func jitter(_ f: Double, j: Double? = nil) -> String {
+        (f == 1 ? "jitter" : "jitter-\(fmt(f))") + (j.map { "-j\(fmt($0))" } ?? "")
+    }
+}
+
 /// A named comparison: the reference run (DSQ at η) and the other run.
 struct Comparison {
     var family: String  // "sgd" or "adam-b0.95"
@@ -306,25 +319,25 @@ func comparisons(_ c: SchoenbauerMNISTConfig, seed: UInt64) -> [Comparison] {
     }
     if let s = c.sgd {
         let a = spec("sgd", 0, custom: true)
-        out.append(Comparison(family: "sgd", name: "default", lrScale: 1, reference: a, other: spec("sgd", 0, custom: false, mapped: true)))
-        out.append(Comparison(family: "sgd", name: "no-warp", lrScale: 1, reference: a, other: spec("sgd", 0, custom: false)))
-        out.append(Comparison(family: "sgd", name: "jitter", lrScale: 1, reference: a, other: spec("sgd", 0, custom: true, lr: 1 + c.jitter)))
+        out.append(Comparison(family: "sgd", name: PairName.ste(1), lrScale: 1, reference: a, other: spec("sgd", 0, custom: false, mapped: true)))
+        out.append(Comparison(family: "sgd", name: PairName.unmapped(1), lrScale: 1, reference: a, other: spec("sgd", 0, custom: false)))
+        out.append(Comparison(family: "sgd", name: PairName.jitter(1), lrScale: 1, reference: a, other: spec("sgd", 0, custom: true, lr: 1 + c.jitter)))
         for j in c.jitterSweep ?? [] {
-            out.append(Comparison(family: "sgd", name: "jitter-j\(fmt(j))", lrScale: 1, reference: a,
+            out.append(Comparison(family: "sgd", name: PairName.jitter(1, j: j), lrScale: 1, reference: a,
                 other: spec("sgd", 0, custom: true, lr: 1 + j)))
         }
         for f in s.scaledown {
             let reference = spec("sgd", 0, custom: true, lr: f, steps: 1 / f)
-            out.append(Comparison(family: "sgd", name: "scaledown-\(fmt(f))", lrScale: f, reference: reference,
+            out.append(Comparison(family: "sgd", name: PairName.ste(f), lrScale: f, reference: reference,
                 other: spec("sgd", 0, custom: false, mapped: true, lr: f, steps: 1 / f)))
-            out.append(Comparison(family: "sgd", name: "jitter-\(fmt(f))", lrScale: f, reference: reference,
+            out.append(Comparison(family: "sgd", name: PairName.jitter(f), lrScale: f, reference: reference,
                 other: spec("sgd", 0, custom: true, lr: f * (1 + c.jitter), steps: 1 / f)))
             if s.controlsAtEveryStep == true {
-                out.append(Comparison(family: "sgd", name: "no-warp-\(fmt(f))", lrScale: f, reference: reference,
+                out.append(Comparison(family: "sgd", name: PairName.unmapped(f), lrScale: f, reference: reference,
                     other: spec("sgd", 0, custom: false, lr: f, steps: 1 / f)))
             }
             for j in c.jitterSweep ?? [] {
-                out.append(Comparison(family: "sgd", name: "jitter-\(fmt(f))-j\(fmt(j))", lrScale: f, reference: reference,
+                out.append(Comparison(family: "sgd", name: PairName.jitter(f, j: j), lrScale: f, reference: reference,
                     other: spec("sgd", 0, custom: true, lr: f * (1 + j), steps: 1 / f)))
             }
         }
@@ -333,13 +346,13 @@ func comparisons(_ c: SchoenbauerMNISTConfig, seed: UInt64) -> [Comparison] {
         for b2 in ad.beta2 {
             let family = "adam-b\(fmt(b2))"
             let a = spec("adam", b2, custom: true)
-            out.append(Comparison(family: family, name: "default", lrScale: 1, reference: a, other: spec("adam", b2, custom: false)))
-            out.append(Comparison(family: family, name: "jitter", lrScale: 1, reference: a, other: spec("adam", b2, custom: true, lr: 1 + c.jitter)))
+            out.append(Comparison(family: family, name: PairName.ste(1), lrScale: 1, reference: a, other: spec("adam", b2, custom: false)))
+            out.append(Comparison(family: family, name: PairName.jitter(1), lrScale: 1, reference: a, other: spec("adam", b2, custom: true, lr: 1 + c.jitter)))
             for f in ad.scaledown {
-                out.append(Comparison(family: family, name: "scaledown-\(fmt(f))", lrScale: f,
+                out.append(Comparison(family: family, name: PairName.ste(f), lrScale: f,
                     reference: spec("adam", b2, custom: true, lr: f, steps: 1 / f),
                     other: spec("adam", b2, custom: false, lr: f, steps: 1 / f)))
-                out.append(Comparison(family: family, name: "jitter-\(fmt(f))", lrScale: f,
+                out.append(Comparison(family: family, name: PairName.jitter(f), lrScale: f,
                     reference: spec("adam", b2, custom: true, lr: f, steps: 1 / f),
                     other: spec("adam", b2, custom: true, lr: f * (1 + c.jitter), steps: 1 / f)))
             }
