@@ -258,11 +258,10 @@ public final class CUDADevice: ComputeDevice {
     /// The libraries' versions as loaded (refused when their CUDA majors differ): `ste gpu-check` prints them.
     public func libraryVersions() throws -> String { try libraries.versions(cublasHandle: cublas) }
 
-    /// The CUDA libraries' versions and files, the device, and how its kernels were loaded: a run's provenance.
-    var recordedLibraries: [String: String] {
-        libraries.versionTable(cublasHandle: cublas).merging(["gpu": description, "cuda_kernels": kernelImage,
-            "tf32": tf32 ? "on" : "off"]) { $1 }
-    }
+    /// The CUDA libraries' versions and files, the device, and how its kernels were loaded: a run's provenance (read
+    /// once; every file the run writes records it).
+    lazy var recordedLibraries: [String: String] = libraries.versionTable(cublasHandle: cublas)
+        .merging(["gpu": description, "cuda_kernels": kernelImage, "tf32": tf32 ? "on" : "off"]) { $1 }
 
     func function(_ name: String) -> Ptr {
         if let f = functions[name] { return f }

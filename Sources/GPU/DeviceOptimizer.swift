@@ -26,8 +26,7 @@ final class DeviceOptimizer {
         case .sgd(let lr, _, _): learningRate = lr
         case .adam(let lr, _): learningRate = lr
         }
-        let names = spec.isAdam ? Adam.slotNames : SGD.slotNames
-        let flat = names.map { _ in DeviceBuffer(gpu, floats: layout.total) }
+        let flat = spec.slotNames.map { _ in DeviceBuffer(gpu, floats: layout.total) }
         flat.forEach { $0.zero() }
         self.flat = flat
         slots = parameters.indices.map { i in
@@ -36,12 +35,7 @@ final class DeviceOptimizer {
         hasMomentum = parameters.map { _ in false }
     }
 
-    var slotNames: [String] {
-        switch spec {
-        case .sgd: return SGD.slotNames
-        case .adam: return Adam.slotNames
-        }
-    }
+    var slotNames: [String] { spec.slotNames }
 
     /// One update of every parameter from its gradient, on the device: one launch per group of the flat layout.
     func step(_ parameters: [Parameter], _ state: DeviceState) {
@@ -122,6 +116,8 @@ final class DeviceOptimizer {
 
 extension OptimizerSpec {
     var isAdam: Bool { if case .adam = self { return true } else { return false } }
+    /// The optimizer's state tensors per parameter, by Training's names.
+    var slotNames: [String] { isAdam ? Adam.slotNames : SGD.slotNames }
 }
 
 #if canImport(Glibc)

@@ -364,7 +364,7 @@ public struct CUDALibraries {
     /// cuDNN 9.1.0"), and an error when the runtime, NVRTC and cuBLAS are not of one CUDA major version, or the driver
     /// is older than the runtime: mixing them fails later, in ways that do not name the cause.
     func versions(cublasHandle: Ptr) throws -> String {
-        let v = versionNumbers(cublasHandle: cublasHandle), table = versionTable(cublasHandle: cublasHandle)
+        let v = versionNumbers(cublasHandle: cublasHandle), table = versionTable(v)
         let text = "CUDA runtime \(table["cuda_runtime"]!) (\(runtime.library.path)), driver \(table["cuda_driver"]!), "
             + "NVRTC \(table["nvrtc"]!) (\(nvrtc.library.path)), cuBLAS \(table["cublas"]!) (\(cublas.library.path)), "
             + "cuDNN \(table["cudnn"]!) (\(cudnn.library.path))"
@@ -390,8 +390,11 @@ public struct CUDALibraries {
 
     /// The five libraries' versions as a run file's provenance records them ("cuda_runtime" → "12.4", "cudnn" →
     /// "9.1.0", …), each with the file it was loaded from.
-    func versionTable(cublasHandle: Ptr) -> [String: String] {
-        let v = versionNumbers(cublasHandle: cublasHandle)
+    func versionTable(cublasHandle: Ptr) -> [String: String] { versionTable(versionNumbers(cublasHandle: cublasHandle)) }
+
+    private func versionTable(_ v: (runtime: CInt, driver: CInt, nvrtcMajor: CInt, nvrtcMinor: CInt, cublas: CInt, cudnn: Int))
+        -> [String: String]
+    {
         func cuda(_ v: CInt) -> String { "\(v / 1000).\((v % 1000) / 10)" }
         return ["cuda_runtime": cuda(v.runtime), "cuda_driver": cuda(v.driver), "nvrtc": "\(v.nvrtcMajor).\(v.nvrtcMinor)",
             "cublas": "\(v.cublas / 10000).\((v.cublas / 100) % 100).\(v.cublas % 100)",

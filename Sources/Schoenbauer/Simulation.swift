@@ -152,8 +152,8 @@ func simulate(_ c: SimulationConfig, estimator: WeightEstimator, map: Equivalenc
                         let gap = run.mapGap(c.step)
                         gaps.append(gap)
                         try tally.record(run, estimator: estimator.name, alpha: map.alpha, target: target, sigma: sigma,
-                            lr: lr, gap: gap, path: path, group: "/\(estimator.name)/target\(ti)/noise\(ni)/lr\(fmt(lr))", ctx)
-                        if lr == tally.smallest { tally.recordSmallest(run, label: label, sigma: sigma, gap: gap, path: path) }
+                            lr: lr, gap: gap, path: path, label: label,
+                            group: "/\(estimator.name)/target\(ti)/noise\(ni)/lr\(fmt(lr))", ctx)
                         if lr == c.trajectoryLR && ni == 0 {
                             tally.recordTrajectory(run, estimator: estimator.name, alpha: map.alpha, target: target, lr: lr,
                                 path: path, first: ti == 0)
@@ -193,9 +193,9 @@ private struct SimulationTally {
 
     init(c: SimulationConfig, smallest: Double) { (self.c, self.smallest) = (c, smallest) }
 
-    /// One run's paths and measures into the result file, and its table row.
+    /// One run's paths and measures into the result file, its table row and, at the smallest η, the claims' evidence.
     mutating func record(_ run: SimulationRun, estimator: String, alpha: Double, target: Double, sigma: Double, lr: Double,
-        gap: Double, path: [Int], group: String, _ ctx: SchoenbauerContext) throws
+        gap: Double, path: [Int], label: String, group: String, _ ctx: SchoenbauerContext) throws
     {
         let pct: (Double) -> String = { String(format: "%.4f", $0) }
         let agreeB = run.agreement(run.binsB), agreeC = run.agreement(run.binsC)
@@ -218,12 +218,15 @@ private struct SimulationTally {
         rows.append([estimator, fmt(alpha), fmt(target), fmt(sigma), fmt(lr), "\(run.w.count - 1)",
                      fmt(gap), pct(agreeB), pct(agreeC), fmt(meanB), fmt(meanC),
                      "\(crossB.error) / \(crossC.error) of \(crossB.reach)", fmt(rawGapC)])
+        if lr == smallest {
+            recordSmallest(run, label: label, sigma: sigma, gap: gap, rawGapC: rawGapC, crossB: crossB, crossC: crossC)
+        }
     }
 
     /// The claims' evidence at the smallest η.
-    mutating func recordSmallest(_ run: SimulationRun, label: String, sigma: Double, gap: Double, path: [Int]) {
-        let rawGapC = zip(run.w, run.v).map { abs($0 - $1) }.max()! / c.step
-        let crossB = run.crossingError(run.binsB, path), crossC = run.crossingError(run.binsC, path)
+    private mutating func recordSmallest(_ run: SimulationRun, label: String, sigma: Double, gap: Double, rawGapC: Double,
+        crossB: (error: Int, reach: Int), crossC: (error: Int, reach: Int))
+    {
         let tolerance = c.trackTolerance * (1 + sigma * sigma / (c.step * c.step))
         trackHeld = trackHeld && gap <= tolerance
         firstLimitHeld = firstLimitHeld && gap <= c.trackTolerance * c.step
