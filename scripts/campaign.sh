@@ -6,6 +6,8 @@
 #   scripts/campaign.sh start  PROFILE [EXPERIMENT]   pin HEAD (a clean tree), commit the pin, run
 #   scripts/campaign.sh resume PROFILE [EXPERIMENT]   the pinned commit's build, the runs not yet committed
 #   scripts/campaign.sh harvest PROFILE [EXPERIMENT]  commit the runs finished since the last commit, once
+#   scripts/campaign.sh snapshot PROFILE [EXPERIMENT] commit the resume state of the runs in flight (before a machine
+#                                                     goes away: another resumes them from there, not from epoch 0)
 #
 # The pin (<results root>/CAMPAIGN: code version, threads, jobs) is committed; the code under the runs is that
 # commit's, built in a git worktree (.campaign/PROFILE), so work landing on main does not change it (a resume
@@ -13,7 +15,8 @@
 # the profile's `resume_from_committed: true` makes the plan take a run as done when its committed files record its
 # configuration, whatever their dates. Each finished run's eval.h5 and history.h5 are committed as it finishes,
 # and the checkpoints other runs start from (the pretrains, the repel starts: the plan's PLAN_START_CHECKPOINTS)
-# with them; no other training state enters git. Seeds run in order (0 complete before 1). Runs: JOBS at once,
+# with them; other training state enters git only by `snapshot` (the resume files of the runs in flight, removed
+# again in the commit of each such run when it finishes). Seeds run in order (0 complete before 1). Runs: JOBS at once,
 # THREADS threads each (defaults 2 and 1, recorded in the pin; a resume uses the recorded threads). The runs take the
 # machine's idle time: niced (NICE, default 19), and so is their scheduler autogroup, since Linux weighs a niced
 # process against the processes of other sessions only through its group's nice value.
@@ -21,8 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 main=$(pwd)
-action=${1:?usage: scripts/campaign.sh start|resume|harvest PROFILE [EXPERIMENT]}
-profile=${2:?usage: scripts/campaign.sh start|resume|harvest PROFILE [EXPERIMENT]}
+action=${1:?usage: scripts/campaign.sh start|resume|harvest|snapshot PROFILE [EXPERIMENT]}
+profile=${2:?usage: scripts/campaign.sh start|resume|harvest|snapshot PROFILE [EXPERIMENT]}
 experiment=${3:-experiments/fashion.yaml}
 worktree=.campaign/$profile
 log=.campaign/$profile.log
@@ -86,6 +89,11 @@ harvest() {
     code=$(h5dump -a /code_version "$dir/history.h5" 2>/dev/null | sed -n 's/.*(0): "\(.*\)".*/\1/p' | head -1)
     # shellcheck disable=SC2086
     git_retry add -f $files
+    # A snapshot of its resume state, committed while it ran, goes with it (the finished run removed the file).
+    if git ls-files --error-unmatch "$dir/resume.h5" >/dev/null 2>&1; then
+      git_retry rm -q --cached "$dir/resume.h5"
+      files="$files $dir/resume.h5"
+    fi
     # shellcheck disable=SC2086
     git_retry commit -q -m "$profile: $id finished (code $code; $machine; $(printf '%.0f' "${wall:-0}") s of training and testing)" \
       -m "Run by scripts/campaign.sh from the pinned build in $worktree ($(cat "$pin" | tr '\n' ' '))." -- $files
@@ -108,6 +116,17 @@ case $action in
     [ -e "$pin" ] || die "no $pin: start the campaign first"
     prepare "$(sed -n 's/^code=//p' "$pin")"
     harvest
+    ;;
+  snapshot)
+    # Resume files are written under a temporary name and renamed, so each is whole when added.
+    states=$(find "$root" -name resume.h5 | sort)
+    [ -n "$states" ] || die "no run in flight under $root"
+    # shellcheck disable=SC2086
+    git_retry add -f $states
+    # shellcheck disable=SC2086
+    git_retry commit -q -m "$profile: resume state of the runs in flight ($(hostname), $(date -u +%FT%TZ))" \
+      -m "scripts/campaign.sh snapshot: a resume on another machine continues them from here." -- $states
+    echo "campaign: committed the resume state of $(echo "$states" | wc -l) runs"
     ;;
   resume)
     [ -e "$pin" ] || die "no $pin: start the campaign first"
@@ -149,5 +168,5 @@ case $action in
       echo "campaign $profile: every run done $(date -u +%FT%TZ)"
     } 2>&1 | tee -a "$log"
     ;;
-  *) die "unknown action '$action' (start, resume, harvest)" ;;
+  *) die "unknown action '$action' (start, resume, harvest, snapshot)" ;;
 esac
