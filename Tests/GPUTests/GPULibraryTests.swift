@@ -69,7 +69,9 @@ final class GPULibraryTests: XCTestCase {
     /// number), and the v7 algorithm queries present in the cuDNN found.
     func testCUBLASStatusesAndCUDNNQueries() throws {
         let folders = cudaLibraryFolders()
-        guard let cublas = try? CUBLAS(folders: folders) else { throw XCTSkip("no cuBLAS installed here") }
+        guard let cublas = try? CUBLAS(folders: folders) else {
+            throw XCTSkip("no cuBLAS installed here (NVIDIA's nvidia-cublas wheel provides it; `make peer` installs it in ~/.venv-peer)")
+        }
         XCTAssertNotNil(cublas.getStatusString, "cuBLAS ≥ 11.4 has cublasGetStatusString")
         XCTAssertEqual(cublas.message(7), "CUBLAS_STATUS_INVALID_VALUE: an unsupported value or parameter was passed to the function (7)")
         XCTAssertTrue(cublas.message(13).hasPrefix("CUBLAS_STATUS_EXECUTION_FAILED: "))
