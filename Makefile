@@ -31,7 +31,7 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs plan-listed bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check
+.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs plan-listed bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check gpu-rehearsal
 .DEFAULT_GOAL := help
 
 help:
@@ -253,7 +253,7 @@ GRID      := --config $(EXPERIMENT) --profile $(PROFILE) $(foreach s,$(SET),--se
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is
 # only needed, and only built, for pipeline goals.
 NON_PIPELINE_GOALS := help deps build test clean data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
-  data/fashion-mnist.h5
+  data/fashion-mnist.h5 gpu-bundle gpu-check gpu-rehearsal
 # `make -n …` is a dry run: make would still remake a missing or stale plan (and so build the binary and
 # install packages), so a dry run reads the plan only if it exists and never remakes it.
 DRY_RUN_MAKE := $(findstring n,$(firstword -$(MAKEFLAGS)))
@@ -461,6 +461,12 @@ gpu/bundle.tar.xz: $(SOURCES) | deps
 # On a GPU machine with the bundle in gpu/: the engine's checks, a smoke pipeline on the GPU, the benchmark.
 gpu-check:
 	scripts/gpu-check.sh
+
+# That check rehearsed here (scripts/gpu-rehearsal.sh): the same script and bundle, in a sandbox without network,
+# installers, Swift or this project's libraries, against a host stand-in for the NVIDIA libraries (tools/cuda-standin).
+# About 8 minutes on 2 cores after the bundle's build; logs in gpu/rehearsal/.
+gpu-rehearsal: gpu/bundle.tar.xz
+	scripts/gpu-rehearsal.sh
 
 # Deletes the build (a release build from scratch takes about 6 minutes on 2 cores), the plans, the smoke results
 # and the GPU bundle; results of real runs stay.
