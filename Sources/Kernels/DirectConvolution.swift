@@ -161,59 +161,14 @@ public enum DirectConvolution {
             let lastMask = SIMD8<Float>((0..<8).map { $0 < covered ? 0 : 1 })
             for n in images {
                 copyPadded(s, from: input + n * ci * s.height * s.width, into: plane)
-                // dy as whole vectors per row (masked), then summed into the bias lanes when asked.
-                let g = outputGrad + n * co * oh * ow
-                for o in 0..<co {
-                    for oy in 0..<oh {
-                        let row = g + (o * oh + oy) * ow, dst = grad + (o * oh + oy) * vectors
-                        for v in 0..<(vectors - 1) { dst[v] = load8(row + 8 * v) }
-                        dst[vectors - 1] = load8(row + lastStart) * lastMask
-                    }
-                    guard bias else { continue }
-                    var biasLanes = acc[weightCount + o]
-                    for v in 0..<(oh * vectors) { biasLanes += grad[o * oh * vectors + v] }
-                    acc[weightCount + o] = biasLanes
-                }
+                loadGradientVectors(s, outputGrad + n * co * oh * ow, into: grad, lastMask: lastMask,
+                                    biasLanes: bias ? acc + weightCount : nil)
                 // Tiles of 2 output channels × 5 kernel columns for one (input channel, kernel row).
                 for i in 0..<ci {
                     for ky in 0..<k {
                         for c0 in stride(from: 0, to: co, by: 2) {
-                            let ca = c0, cb = Swift.min(c0 + 1, co - 1)
-                            for kx0 in stride(from: 0, to: k, by: 5) {
-                                let k0 = kx0, k1 = Swift.min(kx0 + 1, k - 1), k2 = Swift.min(kx0 + 2, k - 1)
-                                let k3 = Swift.min(kx0 + 3, k - 1), k4 = Swift.min(kx0 + 4, k - 1)
-                                let slotA = ((ca * ci + i) * k + ky) * k, slotB = ((cb * ci + i) * k + ky) * k
-                                var a0 = acc[slotA + k0], a1 = acc[slotA + k1], a2 = acc[slotA + k2]
-                                var a3 = acc[slotA + k3], a4 = acc[slotA + k4]
-                                var b0 = acc[slotB + k0], b1 = acc[slotB + k1], b2 = acc[slotB + k2]
-                                var b3 = acc[slotB + k3], b4 = acc[slotB + k4]
-                                for oy in 0..<oh {
-                                    let ga = grad + (ca * oh + oy) * vectors, gb = grad + (cb * oh + oy) * vectors
-                                    let row = plane + (i * ph + oy + ky) * pw
-                                    for v in 0..<vectors {
-                                        let x0 = row + Swift.min(8 * v, lastStart)
-                                        let da = ga[v], db = gb[v]
-                                        var u = load8(x0 + k0)
-                                        a0 = a0.addingProduct(da, u); b0 = b0.addingProduct(db, u)
-                                        u = load8(x0 + k1)
-                                        a1 = a1.addingProduct(da, u); b1 = b1.addingProduct(db, u)
-                                        u = load8(x0 + k2)
-                                        a2 = a2.addingProduct(da, u); b2 = b2.addingProduct(db, u)
-                                        u = load8(x0 + k3)
-                                        a3 = a3.addingProduct(da, u); b3 = b3.addingProduct(db, u)
-                                        u = load8(x0 + k4)
-                                        a4 = a4.addingProduct(da, u); b4 = b4.addingProduct(db, u)
-                                    }
-                                }
-                                // Store only real slots, each once (repeated channels/columns are dropped).
-                                let columns = k - kx0, pair = c0 + 1 < co
-                                acc[slotA + k0] = a0
-                                if pair { acc[slotB + k0] = b0 }
-                                if columns > 1 { acc[slotA + k1] = a1; if pair { acc[slotB + k1] = b1 } }
-                                if columns > 2 { acc[slotA + k2] = a2; if pair { acc[slotB + k2] = b2 } }
-                                if columns > 3 { acc[slotA + k3] = a3; if pair { acc[slotB + k3] = b3 } }
-                                if columns > 4 { acc[slotA + k4] = a4; if pair { acc[slotB + k4] = b4 } }
-                            }
+                            accumulateWeightTiles(s, plane: plane, grad: grad, acc: acc, channel: i, kernelRow: ky,
+                                                  outChannel: c0)
                         }
                     }
                 }
@@ -221,6 +176,74 @@ public enum DirectConvolution {
             for i in 0..<(weightCount + co) { sums[i] = acc[i].sum() }
         }
         }
+        }
+    }
+
+    /// One image's dy as whole vectors per row (the row's last vector overlaps the one before it: `lastMask` masks
+    /// its lanes already counted), summed into the bias lanes when `biasLanes` is given.
+    @inline(__always)
+    private static func loadGradientVectors(_ s: DirectConvShape, _ g: UnsafePointer<Float>,
+                                            into grad: UnsafeMutablePointer<SIMD8<Float>>, lastMask: SIMD8<Float>,
+                                            biasLanes: UnsafeMutablePointer<SIMD8<Float>>?) {
+        let (co, oh, ow) = (s.outChannels, s.outHeight, s.outWidth)
+        let vectors = (ow + 7) / 8, lastStart = ow - 8
+        for o in 0..<co {
+            for oy in 0..<oh {
+                let row = g + (o * oh + oy) * ow, dst = grad + (o * oh + oy) * vectors
+                for v in 0..<(vectors - 1) { dst[v] = load8(row + 8 * v) }
+                dst[vectors - 1] = load8(row + lastStart) * lastMask
+            }
+            guard let biasLanes else { continue }
+            var lanes = biasLanes[o]
+            for v in 0..<(oh * vectors) { lanes += grad[o * oh * vectors + v] }
+            biasLanes[o] = lanes
+        }
+    }
+
+    /// `weightsOfImages`' tiles for input channel `i`, kernel row `ky` and output channels c0, c0 + 1: 2 channels × 5
+    /// kernel columns at a time, over every output pixel of the image in `plane`, into the lanes of `acc`.
+    @inline(__always)
+    private static func accumulateWeightTiles(_ s: DirectConvShape, plane: UnsafeMutablePointer<Float>,
+                                              grad: UnsafeMutablePointer<SIMD8<Float>>,
+                                              acc: UnsafeMutablePointer<SIMD8<Float>>, channel i: Int, kernelRow ky: Int,
+                                              outChannel c0: Int) {
+        let (k, ci, co, oh, ph, pw) = (s.kernel, s.inChannels, s.outChannels, s.outHeight, s.paddedHeight, s.paddedWidth)
+        let vectors = (s.outWidth + 7) / 8, lastStart = s.outWidth - 8
+        let ca = c0, cb = Swift.min(c0 + 1, co - 1)
+        for kx0 in stride(from: 0, to: k, by: 5) {
+            let k0 = kx0, k1 = Swift.min(kx0 + 1, k - 1), k2 = Swift.min(kx0 + 2, k - 1)
+            let k3 = Swift.min(kx0 + 3, k - 1), k4 = Swift.min(kx0 + 4, k - 1)
+            let slotA = ((ca * ci + i) * k + ky) * k, slotB = ((cb * ci + i) * k + ky) * k
+            var a0 = acc[slotA + k0], a1 = acc[slotA + k1], a2 = acc[slotA + k2]
+            var a3 = acc[slotA + k3], a4 = acc[slotA + k4]
+            var b0 = acc[slotB + k0], b1 = acc[slotB + k1], b2 = acc[slotB + k2]
+            var b3 = acc[slotB + k3], b4 = acc[slotB + k4]
+            for oy in 0..<oh {
+                let ga = grad + (ca * oh + oy) * vectors, gb = grad + (cb * oh + oy) * vectors
+                let row = plane + (i * ph + oy + ky) * pw
+                for v in 0..<vectors {
+                    let x0 = row + Swift.min(8 * v, lastStart)
+                    let da = ga[v], db = gb[v]
+                    var u = load8(x0 + k0)
+                    a0 = a0.addingProduct(da, u); b0 = b0.addingProduct(db, u)
+                    u = load8(x0 + k1)
+                    a1 = a1.addingProduct(da, u); b1 = b1.addingProduct(db, u)
+                    u = load8(x0 + k2)
+                    a2 = a2.addingProduct(da, u); b2 = b2.addingProduct(db, u)
+                    u = load8(x0 + k3)
+                    a3 = a3.addingProduct(da, u); b3 = b3.addingProduct(db, u)
+                    u = load8(x0 + k4)
+                    a4 = a4.addingProduct(da, u); b4 = b4.addingProduct(db, u)
+                }
+            }
+            // Store only real slots, each once (repeated channels/columns are dropped).
+            let columns = k - kx0, pair = c0 + 1 < co
+            acc[slotA + k0] = a0
+            if pair { acc[slotB + k0] = b0 }
+            if columns > 1 { acc[slotA + k1] = a1; if pair { acc[slotB + k1] = b1 } }
+            if columns > 2 { acc[slotA + k2] = a2; if pair { acc[slotB + k2] = b2 } }
+            if columns > 3 { acc[slotA + k3] = a3; if pair { acc[slotB + k3] = b3 } }
+            if columns > 4 { acc[slotA + k4] = a4; if pair { acc[slotB + k4] = b4 } }
         }
     }
 
@@ -281,63 +304,11 @@ public enum DirectConvolution {
         let vectors = (pixels + 7) / 8, fullTiles = vectors / 3
         @inline(__always) func start(_ v: Int) -> Int { Swift.min(8 * Swift.min(v, vectors - 1), pixels - 8) }
         switch vectors - 3 * fullTiles {
-        case 1: remainderTiles(rows: 12, vectors: 1)
-        case 2: remainderTiles(rows: 6, vectors: 2)
+        case 1: remainderTiles(s, weight: weight, outputGrad: outputGrad, columns: columns, tileRows: 12, tileVectors: 1,
+                               pa: start(3 * fullTiles), pb: start(3 * fullTiles))
+        case 2: remainderTiles(s, weight: weight, outputGrad: outputGrad, columns: columns, tileRows: 6, tileVectors: 2,
+                               pa: start(3 * fullTiles), pb: start(3 * fullTiles + 1))
         default: break
-        }
-        /// Tiles of `tileRows` rows × `tileVectors` (1 or 2) vectors over the vectors from 3 · fullTiles on.
-        @inline(__always) func remainderTiles(rows tileRows: Int, vectors tileVectors: Int) {
-            let pa = start(3 * fullTiles), pb = start(3 * fullTiles + tileVectors - 1)
-            for r0 in stride(from: 0, to: rows, by: tileRows) {
-                var acc = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
-                           SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
-                @inline(__always) func row(_ j: Int) -> Int { Swift.min(r0 + j, rows - 1) }
-                if tileVectors == 1 {
-                    for o in 0..<co {
-                        let ga = load8(outputGrad + o * pixels + pa), wr = weight + o * rows
-                        acc.0 = acc.0.addingProduct(SIMD8(repeating: wr[row(0)]), ga)
-                        acc.1 = acc.1.addingProduct(SIMD8(repeating: wr[row(1)]), ga)
-                        acc.2 = acc.2.addingProduct(SIMD8(repeating: wr[row(2)]), ga)
-                        acc.3 = acc.3.addingProduct(SIMD8(repeating: wr[row(3)]), ga)
-                        acc.4 = acc.4.addingProduct(SIMD8(repeating: wr[row(4)]), ga)
-                        acc.5 = acc.5.addingProduct(SIMD8(repeating: wr[row(5)]), ga)
-                        acc.6 = acc.6.addingProduct(SIMD8(repeating: wr[row(6)]), ga)
-                        acc.7 = acc.7.addingProduct(SIMD8(repeating: wr[row(7)]), ga)
-                        acc.8 = acc.8.addingProduct(SIMD8(repeating: wr[row(8)]), ga)
-                        acc.9 = acc.9.addingProduct(SIMD8(repeating: wr[row(9)]), ga)
-                        acc.10 = acc.10.addingProduct(SIMD8(repeating: wr[row(10)]), ga)
-                        acc.11 = acc.11.addingProduct(SIMD8(repeating: wr[row(11)]), ga)
-                    }
-                    withUnsafeBytes(of: &acc) { sums in
-                        for j in 0..<Swift.min(12, rows - r0) {
-                            store8(sums.load(fromByteOffset: 32 * j, as: SIMD8<Float>.self), columns + (r0 + j) * pixels + pa)
-                        }
-                    }
-                } else {
-                    for o in 0..<co {
-                        let g = outputGrad + o * pixels, wr = weight + o * rows
-                        let ga = load8(g + pa), gb = load8(g + pb)
-                        var m = SIMD8<Float>(repeating: wr[row(0)])
-                        acc.0 = acc.0.addingProduct(m, ga); acc.1 = acc.1.addingProduct(m, gb)
-                        m = SIMD8<Float>(repeating: wr[row(1)])
-                        acc.2 = acc.2.addingProduct(m, ga); acc.3 = acc.3.addingProduct(m, gb)
-                        m = SIMD8<Float>(repeating: wr[row(2)])
-                        acc.4 = acc.4.addingProduct(m, ga); acc.5 = acc.5.addingProduct(m, gb)
-                        m = SIMD8<Float>(repeating: wr[row(3)])
-                        acc.6 = acc.6.addingProduct(m, ga); acc.7 = acc.7.addingProduct(m, gb)
-                        m = SIMD8<Float>(repeating: wr[row(4)])
-                        acc.8 = acc.8.addingProduct(m, ga); acc.9 = acc.9.addingProduct(m, gb)
-                        m = SIMD8<Float>(repeating: wr[row(5)])
-                        acc.10 = acc.10.addingProduct(m, ga); acc.11 = acc.11.addingProduct(m, gb)
-                    }
-                    withUnsafeBytes(of: &acc) { sums in
-                        for j in 0..<Swift.min(6, rows - r0) {
-                            store8(sums.load(fromByteOffset: 64 * j, as: SIMD8<Float>.self), columns + (r0 + j) * pixels + pa)
-                            store8(sums.load(fromByteOffset: 64 * j + 32, as: SIMD8<Float>.self), columns + (r0 + j) * pixels + pb)
-                        }
-                    }
-                }
-            }
         }
         for r0 in stride(from: 0, to: rows, by: 4) {
             let r1 = Swift.min(r0 + 1, rows - 1), r2 = Swift.min(r0 + 2, rows - 1), r3 = Swift.min(r0 + 3, rows - 1)
@@ -366,6 +337,65 @@ public enum DirectConvolution {
                 store8(a1, out1 + pa); store8(b1, out1 + pb); store8(c1, out1 + pc)
                 store8(a2, out2 + pa); store8(b2, out2 + pb); store8(c2, out2 + pc)
                 store8(a3, out3 + pa); store8(b3, out3 + pb); store8(c3, out3 + pc)
+            }
+        }
+    }
+
+    /// `transposedProduct`'s tiles of `tileRows` rows × `tileVectors` (1 or 2) vectors, at pixels `pa` (and `pb`), over
+    /// the vectors its full tiles of three leave.
+    @inline(__always)
+    private static func remainderTiles(_ s: DirectConvShape, weight: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>,
+                                       columns: UnsafeMutablePointer<Float>, tileRows: Int, tileVectors: Int, pa: Int,
+                                       pb: Int) {
+        let rows = s.inChannels * s.taps, pixels = s.outHeight * s.outWidth, co = s.outChannels
+        for r0 in stride(from: 0, to: rows, by: tileRows) {
+            var acc = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
+                       SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+            @inline(__always) func row(_ j: Int) -> Int { Swift.min(r0 + j, rows - 1) }
+            if tileVectors == 1 {
+                for o in 0..<co {
+                    let ga = load8(outputGrad + o * pixels + pa), wr = weight + o * rows
+                    acc.0 = acc.0.addingProduct(SIMD8(repeating: wr[row(0)]), ga)
+                    acc.1 = acc.1.addingProduct(SIMD8(repeating: wr[row(1)]), ga)
+                    acc.2 = acc.2.addingProduct(SIMD8(repeating: wr[row(2)]), ga)
+                    acc.3 = acc.3.addingProduct(SIMD8(repeating: wr[row(3)]), ga)
+                    acc.4 = acc.4.addingProduct(SIMD8(repeating: wr[row(4)]), ga)
+                    acc.5 = acc.5.addingProduct(SIMD8(repeating: wr[row(5)]), ga)
+                    acc.6 = acc.6.addingProduct(SIMD8(repeating: wr[row(6)]), ga)
+                    acc.7 = acc.7.addingProduct(SIMD8(repeating: wr[row(7)]), ga)
+                    acc.8 = acc.8.addingProduct(SIMD8(repeating: wr[row(8)]), ga)
+                    acc.9 = acc.9.addingProduct(SIMD8(repeating: wr[row(9)]), ga)
+                    acc.10 = acc.10.addingProduct(SIMD8(repeating: wr[row(10)]), ga)
+                    acc.11 = acc.11.addingProduct(SIMD8(repeating: wr[row(11)]), ga)
+                }
+                withUnsafeBytes(of: &acc) { sums in
+                    for j in 0..<Swift.min(12, rows - r0) {
+                        store8(sums.load(fromByteOffset: 32 * j, as: SIMD8<Float>.self), columns + (r0 + j) * pixels + pa)
+                    }
+                }
+            } else {
+                for o in 0..<co {
+                    let g = outputGrad + o * pixels, wr = weight + o * rows
+                    let ga = load8(g + pa), gb = load8(g + pb)
+                    var m = SIMD8<Float>(repeating: wr[row(0)])
+                    acc.0 = acc.0.addingProduct(m, ga); acc.1 = acc.1.addingProduct(m, gb)
+                    m = SIMD8<Float>(repeating: wr[row(1)])
+                    acc.2 = acc.2.addingProduct(m, ga); acc.3 = acc.3.addingProduct(m, gb)
+                    m = SIMD8<Float>(repeating: wr[row(2)])
+                    acc.4 = acc.4.addingProduct(m, ga); acc.5 = acc.5.addingProduct(m, gb)
+                    m = SIMD8<Float>(repeating: wr[row(3)])
+                    acc.6 = acc.6.addingProduct(m, ga); acc.7 = acc.7.addingProduct(m, gb)
+                    m = SIMD8<Float>(repeating: wr[row(4)])
+                    acc.8 = acc.8.addingProduct(m, ga); acc.9 = acc.9.addingProduct(m, gb)
+                    m = SIMD8<Float>(repeating: wr[row(5)])
+                    acc.10 = acc.10.addingProduct(m, ga); acc.11 = acc.11.addingProduct(m, gb)
+                }
+                withUnsafeBytes(of: &acc) { sums in
+                    for j in 0..<Swift.min(6, rows - r0) {
+                        store8(sums.load(fromByteOffset: 64 * j, as: SIMD8<Float>.self), columns + (r0 + j) * pixels + pa)
+                        store8(sums.load(fromByteOffset: 64 * j + 32, as: SIMD8<Float>.self), columns + (r0 + j) * pixels + pb)
+                    }
+                }
             }
         }
     }
@@ -501,60 +531,13 @@ public enum DirectConvolution {
             acc.initialize(repeating: .zero, count: weightVectors + groups)
             for n in images {
                 copyPadded(s, from: input + n * ci * s.height * s.width, into: plane)
-                // dy of this image, channels-last: grad[p·groups + g] = dy[8g ..< 8g + 8, p].
-                let g0 = outputGrad + n * co * pixels
-                for g in 0..<groups {
-                    for p in 0..<pixels {
-                        var v = SIMD8<Float>()
-                        for lane in 0..<8 { v[lane] = g0[(8 * g + lane) * pixels + p] }
-                        grad[p * groups + g] = v
-                    }
-                    guard bias else { continue }
-                    var biasLanes = acc[weightVectors + g]
-                    for p in 0..<pixels { biasLanes += grad[p * groups + g] }
-                    acc[weightVectors + g] = biasLanes
-                }
+                channelsLastGradient(s, outputGrad + n * co * pixels, into: grad, biasLanes: bias ? acc + weightVectors : nil)
                 // Tiles of 5 kernel columns × 2 channel vectors for one (input channel, kernel row).
                 for i in 0..<ci {
                     for ky in 0..<k {
                         for ga in stride(from: 0, to: groups, by: 2) {
-                            let gb = Swift.min(ga + 1, groups - 1)
-                            for kx0 in stride(from: 0, to: k, by: 5) {
-                                let k0 = kx0, k1 = Swift.min(kx0 + 1, k - 1), k2 = Swift.min(kx0 + 2, k - 1)
-                                let k3 = Swift.min(kx0 + 3, k - 1), k4 = Swift.min(kx0 + 4, k - 1)
-                                let slot = (i * k + ky) * k  // + kx, then × groups + g
-                                @inline(__always) func at(_ kx: Int, _ g: Int) -> Int { (slot + kx) * groups + g }
-                                var a0 = acc[at(k0, ga)], a1 = acc[at(k1, ga)], a2 = acc[at(k2, ga)]
-                                var a3 = acc[at(k3, ga)], a4 = acc[at(k4, ga)]
-                                var b0 = acc[at(k0, gb)], b1 = acc[at(k1, gb)], b2 = acc[at(k2, gb)]
-                                var b3 = acc[at(k3, gb)], b4 = acc[at(k4, gb)]
-                                for oy in 0..<oh {
-                                    let row = plane + (i * ph + oy + ky) * pw
-                                    let gr = grad + oy * ow * groups
-                                    for ox in 0..<ow {
-                                        let da = gr[ox * groups + ga], db = gr[ox * groups + gb]
-                                        let x = row + ox
-                                        var u = SIMD8<Float>(repeating: x[k0])
-                                        a0 = a0.addingProduct(u, da); b0 = b0.addingProduct(u, db)
-                                        u = SIMD8<Float>(repeating: x[k1])
-                                        a1 = a1.addingProduct(u, da); b1 = b1.addingProduct(u, db)
-                                        u = SIMD8<Float>(repeating: x[k2])
-                                        a2 = a2.addingProduct(u, da); b2 = b2.addingProduct(u, db)
-                                        u = SIMD8<Float>(repeating: x[k3])
-                                        a3 = a3.addingProduct(u, da); b3 = b3.addingProduct(u, db)
-                                        u = SIMD8<Float>(repeating: x[k4])
-                                        a4 = a4.addingProduct(u, da); b4 = b4.addingProduct(u, db)
-                                    }
-                                }
-                                // Store only real slots, each once (repeated columns/groups are dropped).
-                                let columns = k - kx0, pair = ga + 1 < groups
-                                acc[at(k0, ga)] = a0
-                                if pair { acc[at(k0, gb)] = b0 }
-                                if columns > 1 { acc[at(k1, ga)] = a1; if pair { acc[at(k1, gb)] = b1 } }
-                                if columns > 2 { acc[at(k2, ga)] = a2; if pair { acc[at(k2, gb)] = b2 } }
-                                if columns > 3 { acc[at(k3, ga)] = a3; if pair { acc[at(k3, gb)] = b3 } }
-                                if columns > 4 { acc[at(k4, ga)] = a4; if pair { acc[at(k4, gb)] = b4 } }
-                            }
+                            accumulateChannelVectorTiles(s, plane: plane, grad: grad, acc: acc, channel: i, kernelRow: ky,
+                                                         group: ga)
                         }
                     }
                 }
@@ -565,6 +548,74 @@ public enum DirectConvolution {
             }
         }
         }
+        }
+    }
+
+    /// One image's dy channels-last, grad[p·groups + g] = dy[8g ..< 8g + 8, p], summed into the bias lanes when
+    /// `biasLanes` is given.
+    @inline(__always)
+    private static func channelsLastGradient(_ s: DirectConvShape, _ g0: UnsafePointer<Float>,
+                                             into grad: UnsafeMutablePointer<SIMD8<Float>>,
+                                             biasLanes: UnsafeMutablePointer<SIMD8<Float>>?) {
+        let pixels = s.outHeight * s.outWidth, groups = s.outChannels / 8
+        for g in 0..<groups {
+            for p in 0..<pixels {
+                var v = SIMD8<Float>()
+                for lane in 0..<8 { v[lane] = g0[(8 * g + lane) * pixels + p] }
+                grad[p * groups + g] = v
+            }
+            guard let biasLanes else { continue }
+            var lanes = biasLanes[g]
+            for p in 0..<pixels { lanes += grad[p * groups + g] }
+            biasLanes[g] = lanes
+        }
+    }
+
+    /// `channelVectorWeights`' tiles for input channel `i`, kernel row `ky` and channel vectors ga, ga + 1: 5 kernel
+    /// columns × 2 channel vectors at a time, over every output pixel of the image in `plane`, into `acc`.
+    @inline(__always)
+    private static func accumulateChannelVectorTiles(_ s: DirectConvShape, plane: UnsafeMutablePointer<Float>,
+                                                     grad: UnsafeMutablePointer<SIMD8<Float>>,
+                                                     acc: UnsafeMutablePointer<SIMD8<Float>>, channel i: Int,
+                                                     kernelRow ky: Int, group ga: Int) {
+        let (k, oh, ow, ph, pw) = (s.kernel, s.outHeight, s.outWidth, s.paddedHeight, s.paddedWidth)
+        let groups = s.outChannels / 8
+        let gb = Swift.min(ga + 1, groups - 1)
+        for kx0 in stride(from: 0, to: k, by: 5) {
+            let k0 = kx0, k1 = Swift.min(kx0 + 1, k - 1), k2 = Swift.min(kx0 + 2, k - 1)
+            let k3 = Swift.min(kx0 + 3, k - 1), k4 = Swift.min(kx0 + 4, k - 1)
+            let slot = (i * k + ky) * k  // + kx, then × groups + g
+            @inline(__always) func at(_ kx: Int, _ g: Int) -> Int { (slot + kx) * groups + g }
+            var a0 = acc[at(k0, ga)], a1 = acc[at(k1, ga)], a2 = acc[at(k2, ga)]
+            var a3 = acc[at(k3, ga)], a4 = acc[at(k4, ga)]
+            var b0 = acc[at(k0, gb)], b1 = acc[at(k1, gb)], b2 = acc[at(k2, gb)]
+            var b3 = acc[at(k3, gb)], b4 = acc[at(k4, gb)]
+            for oy in 0..<oh {
+                let row = plane + (i * ph + oy + ky) * pw
+                let gr = grad + oy * ow * groups
+                for ox in 0..<ow {
+                    let da = gr[ox * groups + ga], db = gr[ox * groups + gb]
+                    let x = row + ox
+                    var u = SIMD8<Float>(repeating: x[k0])
+                    a0 = a0.addingProduct(u, da); b0 = b0.addingProduct(u, db)
+                    u = SIMD8<Float>(repeating: x[k1])
+                    a1 = a1.addingProduct(u, da); b1 = b1.addingProduct(u, db)
+                    u = SIMD8<Float>(repeating: x[k2])
+                    a2 = a2.addingProduct(u, da); b2 = b2.addingProduct(u, db)
+                    u = SIMD8<Float>(repeating: x[k3])
+                    a3 = a3.addingProduct(u, da); b3 = b3.addingProduct(u, db)
+                    u = SIMD8<Float>(repeating: x[k4])
+                    a4 = a4.addingProduct(u, da); b4 = b4.addingProduct(u, db)
+                }
+            }
+            // Store only real slots, each once (repeated columns/groups are dropped).
+            let columns = k - kx0, pair = ga + 1 < groups
+            acc[at(k0, ga)] = a0
+            if pair { acc[at(k0, gb)] = b0 }
+            if columns > 1 { acc[at(k1, ga)] = a1; if pair { acc[at(k1, gb)] = b1 } }
+            if columns > 2 { acc[at(k2, ga)] = a2; if pair { acc[at(k2, gb)] = b2 } }
+            if columns > 3 { acc[at(k3, ga)] = a3; if pair { acc[at(k3, gb)] = b3 } }
+            if columns > 4 { acc[at(k4, ga)] = a4; if pair { acc[at(k4, gb)] = b4 } }
         }
     }
 
