@@ -50,13 +50,32 @@ extension ComputeDevice {
         launch("relu_backward", grid, [.pointer(dx), .pointer(dy), .pointer(x), .long(n)])
     }
 
-    /// `batch_norm_statistics(float* mean, float* invstd, float* running_mean, float* running_var, const float* x, int
-    ///     n, int c, int spatial, float eps, float momentum)`
-    func batchNormStatistics(_ grid: LaunchGrid, mean: DevicePointer?, invstd: DevicePointer?,
-        runningMean: DevicePointer?, runningVar: DevicePointer?, x: DevicePointer?, n: Int32, c: Int32, spatial: Int32,
+    /// `channel_partial_sums(double* partial, const float* x, const float* mean, int n, int c, int spatial, int
+    ///     parts)`
+    func channelPartialSums(_ grid: LaunchGrid, partial: DevicePointer?, x: DevicePointer?, mean: DevicePointer?, n: Int32,
+        c: Int32, spatial: Int32, parts: Int32) {
+        launch("channel_partial_sums", grid, [.pointer(partial), .pointer(x), .pointer(mean), .int(n), .int(c),
+            .int(spatial), .int(parts)])
+    }
+
+    /// `channel_sums_finish(float* out, const double* partial, int c, int parts)`
+    func channelSumsFinish(_ grid: LaunchGrid, out: DevicePointer?, partial: DevicePointer?, c: Int32, parts: Int32) {
+        launch("channel_sums_finish", grid, [.pointer(out), .pointer(partial), .int(c), .int(parts)])
+    }
+
+    /// `batch_norm_mean(float* mean, const double* partial, int c, int parts, long count)`
+    func batchNormMean(_ grid: LaunchGrid, mean: DevicePointer?, partial: DevicePointer?, c: Int32, parts: Int32,
+        count: Int) {
+        launch("batch_norm_mean", grid, [.pointer(mean), .pointer(partial), .int(c), .int(parts), .long(count)])
+    }
+
+    /// `batch_norm_variance(float* invstd, float* running_mean, float* running_var, const float* mean, const double*
+    ///     partial, int c, int parts, long count, float eps, float momentum)`
+    func batchNormVariance(_ grid: LaunchGrid, invstd: DevicePointer?, runningMean: DevicePointer?,
+        runningVar: DevicePointer?, mean: DevicePointer?, partial: DevicePointer?, c: Int32, parts: Int32, count: Int,
         eps: Float, momentum: Float) {
-        launch("batch_norm_statistics", grid, [.pointer(mean), .pointer(invstd), .pointer(runningMean),
-            .pointer(runningVar), .pointer(x), .int(n), .int(c), .int(spatial), .float(eps), .float(momentum)])
+        launch("batch_norm_variance", grid, [.pointer(invstd), .pointer(runningMean), .pointer(runningVar),
+            .pointer(mean), .pointer(partial), .int(c), .int(parts), .long(count), .float(eps), .float(momentum)])
     }
 
     /// `batch_norm_apply(float* y, const float* x, const float* residual, const float* mean, const float* invstd, const
@@ -76,15 +95,23 @@ extension ComputeDevice {
         launch("batch_norm_eval_invstd", grid, [.pointer(invstd), .pointer(runningVar), .int(c), .float(eps)])
     }
 
-    /// `batch_norm_backward_sums(double* sums, float* weight_grad, float* bias_grad, const float* dy, const float* x,
-    ///     const float* mean, const float* invstd, const float* weight, const float* bias, int n, int c, int spatial,
-    ///     int ste, float top)`
-    func batchNormBackwardSums(_ grid: LaunchGrid, sums: DevicePointer?, weightGrad: DevicePointer?,
-        biasGrad: DevicePointer?, dy: DevicePointer?, x: DevicePointer?, mean: DevicePointer?, invstd: DevicePointer?,
-        weight: DevicePointer?, bias: DevicePointer?, n: Int32, c: Int32, spatial: Int32, ste: Int32, top: Float) {
-        launch("batch_norm_backward_sums", grid, [.pointer(sums), .pointer(weightGrad), .pointer(biasGrad),
-            .pointer(dy), .pointer(x), .pointer(mean), .pointer(invstd), .pointer(weight), .pointer(bias), .int(n),
-            .int(c), .int(spatial), .int(ste), .float(top)])
+    /// `batch_norm_backward_partial_sums(double* partial, const float* dy, const float* x, const float* mean, const
+    ///     float* invstd, const float* weight, const float* bias, int n, int c, int spatial, int parts, int ste, float
+    ///     top)`
+    func batchNormBackwardPartialSums(_ grid: LaunchGrid, partial: DevicePointer?, dy: DevicePointer?,
+        x: DevicePointer?, mean: DevicePointer?, invstd: DevicePointer?, weight: DevicePointer?, bias: DevicePointer?,
+        n: Int32, c: Int32, spatial: Int32, parts: Int32, ste: Int32, top: Float) {
+        launch("batch_norm_backward_partial_sums", grid, [.pointer(partial), .pointer(dy), .pointer(x), .pointer(mean),
+            .pointer(invstd), .pointer(weight), .pointer(bias), .int(n), .int(c), .int(spatial), .int(parts),
+            .int(ste), .float(top)])
+    }
+
+    /// `batch_norm_backward_sums_finish(double* sums, float* weight_grad, float* bias_grad, const double* partial, int
+    ///     c, int parts)`
+    func batchNormBackwardSumsFinish(_ grid: LaunchGrid, sums: DevicePointer?, weightGrad: DevicePointer?,
+        biasGrad: DevicePointer?, partial: DevicePointer?, c: Int32, parts: Int32) {
+        launch("batch_norm_backward_sums_finish", grid, [.pointer(sums), .pointer(weightGrad), .pointer(biasGrad),
+            .pointer(partial), .int(c), .int(parts)])
     }
 
     /// `batch_norm_backward_apply(float* dx, const double* sums, const float* dy, const float* x, const float* mean,
@@ -113,12 +140,6 @@ extension ComputeDevice {
     func channelBiasAdd(_ grid: LaunchGrid, y: DevicePointer?, bias: DevicePointer?, total: Int, c: Int32,
         spatial: Int32) {
         launch("channel_bias_add", grid, [.pointer(y), .pointer(bias), .long(total), .int(c), .int(spatial)])
-    }
-
-    /// `channel_bias_gradient(float* db, const float* dy, int n, int c, int spatial)`
-    func channelBiasGradient(_ grid: LaunchGrid, db: DevicePointer?, dy: DevicePointer?, n: Int32, c: Int32,
-        spatial: Int32) {
-        launch("channel_bias_gradient", grid, [.pointer(db), .pointer(dy), .int(n), .int(c), .int(spatial)])
     }
 
     /// `max_pool2_forward(float* y, unsigned char* argmax, const float* x, int n, int c, int h, int w)`

@@ -2,8 +2,9 @@
 // not do. Each mirrors a CPU kernel of Sources/Kernels and is named after it: the quantizer and every STE
 // (QuantizedReLU.swift), batch norm in training and eval with the quantizer, the residual add and the STE mask fused
 // (BatchNorm.swift), pooling and the option-A shortcut (Pooling.swift), the loss (CrossEntropy.swift) and the
-// optimizer updates (OptimizerKernels.swift). Deterministic by construction: no atomics; every reduction is one block
-// per channel (or one thread per row) summing in a fixed order in double precision, then a fixed-shape tree.
+// optimizer updates (OptimizerKernels.swift). Deterministic by construction: no atomics; every per-channel reduction is
+// a fixed number of blocks per channel (by the shape alone), each summing a fixed chunk in double precision through a
+// fixed-shape tree, then the chunks in order; the loss is one thread per row.
 
 let cudaKernelSource = #"""
 extern "C" {
@@ -49,7 +50,8 @@ __global__ void relu_backward(float* dx, const float* dy, const float* x, long n
     if (i < n) dx[i] = 0.0f + (x[i] > 0.0f ? dy[i] : 0.0f);
 }
 
-// ---- per-channel sums: one block of 256 threads per channel, fixed order ----------------------------------------
+// ---- per-channel sums: `parts` blocks of 256 threads per channel, each over a fixed chunk, then the chunks' sums in
+// order by one thread per channel — deterministic, and c·parts blocks to fill the GPU (parts depends on the shape only).
 // Element (i, ch, s) of an [n, c, spatial] tensor is at (i·c + ch)·spatial + s.
 __device__ double block_sum(double v, double* shared) {
     shared[threadIdx.x] = v;
@@ -63,33 +65,65 @@ __device__ double block_sum(double v, double* shared) {
     return total;
 }
 
-// Training statistics (BatchNorm.swift batchNormForwardTraining): batch mean, 1/sqrt(biased var + eps), and the
-// running statistics updated with the unbiased variance.
-__global__ void batch_norm_statistics(float* mean, float* invstd, float* running_mean, float* running_var,
-                                      const float* x, int n, int c, int spatial, float eps, float momentum) {
+// Block b covers channel b / parts, chunk b % parts of its n·spatial elements: [first, end).
+__device__ __forceinline__ void channel_chunk(int parts, long count, int* ch, long* first, long* end) {
+    *ch = blockIdx.x / parts;
+    long chunk = (count + parts - 1) / parts;
+    *first = (blockIdx.x % parts) * chunk;
+    *end = *first + chunk < count ? *first + chunk : count;
+}
+
+// partial[ch·parts + part] = Σ x over the chunk, or Σ (x − mean[ch])² when mean is given.
+__global__ void channel_partial_sums(double* partial, const float* x, const float* mean, int n, int c, int spatial,
+                                     int parts) {
     __shared__ double shared[256];
-    int ch = blockIdx.x;
-    long count = (long)n * spatial;
+    int ch;
+    long first, end;
+    channel_chunk(parts, (long)n * spatial, &ch, &first, &end);
     double sum = 0.0;
-    for (long j = threadIdx.x; j < count; j += blockDim.x) {
+    for (long j = first + threadIdx.x; j < end; j += blockDim.x) {
         long i = j / spatial, s = j % spatial;
-        sum += (double)x[(i * c + ch) * spatial + s];
+        float v = x[(i * c + ch) * spatial + s];
+        if (mean) {
+            double d = (double)(v - mean[ch]);
+            sum += d * d;
+        } else {
+            sum += (double)v;
+        }
     }
-    double m = (double)count;
-    float mu = (float)(block_sum(sum, shared) / m);
+    double total = block_sum(sum, shared);
+    if (threadIdx.x == 0) partial[blockIdx.x] = total;
+}
+
+// out[ch] = Σ of the channel's partial sums in order (a bias gradient).
+__global__ void channel_sums_finish(float* out, const double* partial, int c, int parts) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double sum = 0.0;
+    for (int p = 0; p < parts; p++) sum += partial[ch * parts + p];
+    out[ch] = (float)sum;
+}
+
+// Training statistics (BatchNorm.swift batchNormForwardTraining), from two rounds of partial sums: the batch mean,
+// then 1/sqrt(biased var + eps) and the running statistics updated with the unbiased variance.
+__global__ void batch_norm_mean(float* mean, const double* partial, int c, int parts, long count) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double sum = 0.0;
+    for (int p = 0; p < parts; p++) sum += partial[ch * parts + p];
+    mean[ch] = (float)(sum / (double)count);
+}
+
+__global__ void batch_norm_variance(float* invstd, float* running_mean, float* running_var, const float* mean,
+                                    const double* partial, int c, int parts, long count, float eps, float momentum) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
     double sq = 0.0;
-    for (long j = threadIdx.x; j < count; j += blockDim.x) {
-        long i = j / spatial, s = j % spatial;
-        double d = (double)(x[(i * c + ch) * spatial + s] - mu);
-        sq += d * d;
-    }
-    double variance = block_sum(sq, shared) / m;
-    if (threadIdx.x == 0) {
-        mean[ch] = mu;
-        invstd[ch] = (float)(1.0 / sqrt(variance + (double)eps));
-        running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * mu;
-        running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(variance * m / (m - 1.0));
-    }
+    for (int p = 0; p < parts; p++) sq += partial[ch * parts + p];
+    double m = (double)count, variance = sq / m;
+    invstd[ch] = (float)(1.0 / sqrt(variance + (double)eps));
+    running_mean[ch] = (1.0f - momentum) * running_mean[ch] + momentum * mean[ch];
+    running_var[ch] = (1.0f - momentum) * running_var[ch] + momentum * (float)(variance * m / (m - 1.0));
 }
 
 // y = σ(x·scale + shift (+ residual)) with scale = invstd·w, shift = b − mean·scale per channel; quantize 0: no σ.
@@ -123,18 +157,19 @@ __device__ __forceinline__ float masked_gradient(const float* dy, const float* x
     return dy[j] * ste_derivative(v, ste, top);
 }
 
-// Per channel: Σ g and Σ g·x̂ (BatchNorm.swift batchNormBackwardTraining), into sums[2·ch], sums[2·ch + 1]; with
-// weight_grad / bias_grad (affine) also dweight = Σ g·x̂, dbias = Σ g.
-__global__ void batch_norm_backward_sums(double* sums, float* weight_grad, float* bias_grad, const float* dy,
-                                         const float* x, const float* mean, const float* invstd, const float* weight,
-                                         const float* bias, int n, int c, int spatial, int ste, float top) {
+// Per channel and chunk: Σ g and Σ g·x̂ (BatchNorm.swift batchNormBackwardTraining) into partial[2·b], partial[2·b + 1]
+// for block b = ch·parts + part.
+__global__ void batch_norm_backward_partial_sums(double* partial, const float* dy, const float* x, const float* mean,
+                                                 const float* invstd, const float* weight, const float* bias, int n,
+                                                 int c, int spatial, int parts, int ste, float top) {
     __shared__ double shared[256];
-    int ch = blockIdx.x;
-    long count = (long)n * spatial;
+    int ch;
+    long first, end;
+    channel_chunk(parts, (long)n * spatial, &ch, &first, &end);
     float scale = invstd[ch] * (weight ? weight[ch] : 1.0f);
     float shift = (bias ? bias[ch] : 0.0f) - mean[ch] * scale;
     double sum_g = 0.0, sum_gx = 0.0;
-    for (long k = threadIdx.x; k < count; k += blockDim.x) {
+    for (long k = first + threadIdx.x; k < end; k += blockDim.x) {
         long i = k / spatial, s = k % spatial;
         long j = (i * c + ch) * spatial + s;
         float g = masked_gradient(dy, x, 0, j, scale, shift, ste, top);
@@ -145,11 +180,26 @@ __global__ void batch_norm_backward_sums(double* sums, float* weight_grad, float
     double total_g = block_sum(sum_g, shared);
     double total_gx = block_sum(sum_gx, shared);
     if (threadIdx.x == 0) {
-        sums[2 * ch] = total_g;
-        sums[2 * ch + 1] = total_gx;
-        if (weight_grad) weight_grad[ch] = (float)total_gx;
-        if (bias_grad) bias_grad[ch] = (float)total_g;
+        partial[2 * blockIdx.x] = total_g;
+        partial[2 * blockIdx.x + 1] = total_gx;
     }
+}
+
+// The chunks' sums in order: sums[2·ch] = Σ g, sums[2·ch + 1] = Σ g·x̂; with weight_grad / bias_grad (affine) also
+// dweight = Σ g·x̂, dbias = Σ g.
+__global__ void batch_norm_backward_sums_finish(double* sums, float* weight_grad, float* bias_grad,
+                                                const double* partial, int c, int parts) {
+    int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double total_g = 0.0, total_gx = 0.0;
+    for (int p = 0; p < parts; p++) {
+        total_g += partial[2 * (ch * parts + p)];
+        total_gx += partial[2 * (ch * parts + p) + 1];
+    }
+    sums[2 * ch] = total_g;
+    sums[2 * ch + 1] = total_gx;
+    if (weight_grad) weight_grad[ch] = (float)total_gx;
+    if (bias_grad) bias_grad[ch] = (float)total_g;
 }
 
 // dx = w·invstd·(g − mean(g) − x̂·mean(g·x̂)).
@@ -186,20 +236,6 @@ __global__ void batch_norm_residual_gradient(float* dsum, const float* dy, const
 __global__ void channel_bias_add(float* y, const float* bias, long total, int c, int spatial) {
     long j = blockIdx.x * (long)blockDim.x + threadIdx.x;
     if (j < total) y[j] += bias[(j / spatial) % c];
-}
-
-// db[ch] = Σ over batch and space of dy (one block per channel).
-__global__ void channel_bias_gradient(float* db, const float* dy, int n, int c, int spatial) {
-    __shared__ double shared[256];
-    int ch = blockIdx.x;
-    long count = (long)n * spatial;
-    double sum = 0.0;
-    for (long k = threadIdx.x; k < count; k += blockDim.x) {
-        long i = k / spatial, s = k % spatial;
-        sum += (double)dy[(i * c + ch) * spatial + s];
-    }
-    double total = block_sum(sum, shared);
-    if (threadIdx.x == 0) db[ch] = (float)total;
 }
 
 // ---- pooling and the option-A shortcut (Pooling.swift) --------------------------------------------------------

@@ -9,6 +9,23 @@ import Backends
 import Kernels
 import NN
 
+/// Blocks per channel of a per-channel sum over `count` elements (KernelSource.swift's partial sums): set by the shape
+/// alone, never by the device, so that the sums' order — and so the bits — are those of every GPU; chunks of at least
+/// 2,048 elements, at most 64 per channel (ResNet-20's first stage at batch 128: 16 channels × 64 blocks).
+func channelParts(_ count: Int) -> Int { Swift.max(1, Swift.min(64, count / 2048)) }
+
+extension ComputeDevice {
+    /// out[ch] = Σ over batch and space of x [n, c, spatial] (the bias gradients), through `partial` (scratch).
+    func channelSums(out: DevicePointer?, x: DeviceTensor, n: Int, c: Int, spatial: Int,
+                     partial: inout ReusableDeviceTensor) {
+        let parts = channelParts(n * spatial)
+        let scratch = partial.get(self, [2 * c * parts])  // c·parts doubles
+        channelPartialSums(.blocks(c * parts), partial: scratch.pointer, x: x.pointer, mean: nil, n: Int32(n),
+            c: Int32(c), spatial: Int32(spatial), parts: Int32(parts))
+        channelSumsFinish(.elements(c), out: out, partial: scratch.pointer, c: Int32(c), parts: Int32(parts))
+    }
+}
+
 /// Device copies of a network's parameters (value and gradient) and buffers (BN running statistics). The
 /// parameters' values and gradients each lie in one flat buffer (`FlatLayout`), so that an optimizer step is one
 /// launch per group of parameters rather than one per tensor.
@@ -123,7 +140,7 @@ final class ConvolutionOperation: DeviceOperation {
     let state: DeviceState
     var device: ComputeDevice { state.device }
     private var input: DeviceTensor?
-    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
+    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor(), partial = ReusableDeviceTensor()
     private var convolutions: [Conv2DGeometry: DeviceConvolution] = [:]
 
     init(_ layer: Conv2d, _ state: DeviceState) { (self.layer, self.state) = (layer, state) }
@@ -161,8 +178,7 @@ final class ConvolutionOperation: DeviceOperation {
         conv.backwardFilter(x: x.pointer, dy: dy.pointer, dw: state.grad(layer.weight).pointer)
         if let b = layer.bias {
             let (n, c, s) = (dy.shape[0], dy.shape[1], dy.shape[2] * dy.shape[3])
-            device.channelBiasGradient(.blocks(c), db: state.grad(b).pointer, dy: dy.pointer, n: Int32(n), c: Int32(c),
-                spatial: Int32(s))
+            device.channelSums(out: state.grad(b).pointer, x: dy, n: n, c: c, spatial: s, partial: &partial)
         }
         guard layer.computesInputGradient else { return DeviceTensor(buffer: x.buffer, shape: [0]) }
         let dx = inputGrad.get(device, x.shape)
@@ -177,7 +193,7 @@ final class LinearOperation: DeviceOperation {
     let state: DeviceState
     var device: ComputeDevice { state.device }
     private var input: DeviceTensor?
-    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
+    private var output = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor(), partial = ReusableDeviceTensor()
 
     init(_ layer: Linear, _ state: DeviceState) { (self.layer, self.state) = (layer, state) }
 
@@ -205,8 +221,7 @@ final class LinearOperation: DeviceOperation {
         let (n, i, o) = (x.shape[0], layer.inFeatures, layer.outFeatures)
         gemm(false, true, i, o, n, x.pointer, i, dy.pointer, o, state.grad(layer.weight).pointer, i)
         if let b = layer.bias {
-            device.channelBiasGradient(.blocks(o), db: state.grad(b).pointer, dy: dy.pointer, n: Int32(n), c: Int32(o),
-                spatial: 1)
+            device.channelSums(out: state.grad(b).pointer, x: dy, n: n, c: o, spatial: 1, partial: &partial)
         }
         let dx = inputGrad.get(device, [n, i])
         gemm(false, false, i, n, o, state.value(layer.weight.value).pointer, i, dy.pointer, o, dx.pointer, i)
@@ -224,7 +239,7 @@ final class BatchNormOperation: DeviceOperation {
     var device: ComputeDevice { state.device }
     private let mean: DeviceBuffer, invstd: DeviceBuffer, sums: DeviceBuffer
     private var output = ReusableDeviceTensor(), normalized = ReusableDeviceTensor(), inputGrad = ReusableDeviceTensor()
-    private var sumGrad = ReusableDeviceTensor(), reluGrad = ReusableDeviceTensor()
+    private var sumGrad = ReusableDeviceTensor(), reluGrad = ReusableDeviceTensor(), partial = ReusableDeviceTensor()
     private var input: DeviceTensor?, residual: DeviceTensor?, preActivation: DeviceTensor?
     private var training = false
     private var fused: QuantizerSpec?, fusedSTE: STE?
@@ -253,9 +268,20 @@ final class BatchNormOperation: DeviceOperation {
         let total = n * c * s
         let meanPointer: Ptr
         if training {
-            device.batchNormStatistics(.blocks(c), mean: mean.pointer, invstd: invstd.pointer,
+            // Two rounds of partial sums: the mean, then the squared deviations from it.
+            let parts = channelParts(n * s)
+            let scratch = partial.get(device, [2 * c * parts])
+            let (nn, cc, ss, pp) = (Int32(n), Int32(c), Int32(s), Int32(parts))
+            device.channelPartialSums(.blocks(c * parts), partial: scratch.pointer, x: x.pointer, mean: nil, n: nn,
+                c: cc, spatial: ss, parts: pp)
+            device.batchNormMean(.elements(c), mean: mean.pointer, partial: scratch.pointer, c: cc, parts: pp,
+                count: n * s)
+            device.channelPartialSums(.blocks(c * parts), partial: scratch.pointer, x: x.pointer, mean: mean.pointer,
+                n: nn, c: cc, spatial: ss, parts: pp)
+            device.batchNormVariance(.elements(c), invstd: invstd.pointer,
                 runningMean: state.value(norm.runningMean).pointer, runningVar: state.value(norm.runningVar).pointer,
-                x: x.pointer, n: Int32(n), c: Int32(c), spatial: Int32(s), eps: norm.eps, momentum: norm.momentum)
+                mean: mean.pointer, partial: scratch.pointer, c: cc, parts: pp, count: n * s, eps: norm.eps,
+                momentum: norm.momentum)
             meanPointer = mean.pointer
         } else {
             device.batchNormEvalInvstd(.elements(c), invstd: invstd.pointer,
@@ -314,10 +340,14 @@ final class BatchNormOperation: DeviceOperation {
         input = nil
         let dx = inputGrad.get(device, x.shape)
         let code: Int32 = ste.map(steCode) ?? -1
-        device.batchNormBackwardSums(.blocks(c), sums: sums.pointer,
+        let parts = channelParts(n * s)
+        let scratch = partial.get(device, [4 * c * parts])  // two doubles per block
+        device.batchNormBackwardPartialSums(.blocks(c * parts), partial: scratch.pointer, dy: dy.pointer, x: x.pointer,
+            mean: mean.pointer, invstd: invstd.pointer, weight: weightPointer, bias: biasPointer, n: Int32(n),
+            c: Int32(c), spatial: Int32(s), parts: Int32(parts), ste: code, top: top)
+        device.batchNormBackwardSumsFinish(.elements(c), sums: sums.pointer,
             weightGrad: norm.weight.map { state.grad($0).pointer }, biasGrad: norm.bias.map { state.grad($0).pointer },
-            dy: dy.pointer, x: x.pointer, mean: mean.pointer, invstd: invstd.pointer, weight: weightPointer,
-            bias: biasPointer, n: Int32(n), c: Int32(c), spatial: Int32(s), ste: code, top: top)
+            partial: scratch.pointer, c: Int32(c), parts: Int32(parts))
         device.batchNormBackwardApply(.elements(x.count), dx: dx.pointer, sums: sums.pointer, dy: dy.pointer,
             x: x.pointer, mean: mean.pointer, invstd: invstd.pointer, weight: weightPointer, bias: biasPointer,
             total: x.count, n: Int32(n), c: Int32(c), spatial: Int32(s), ste: code, top: top)

@@ -14,8 +14,9 @@ final class GPULibraryTests: XCTestCase {
         }
         for architecture in ["compute_80", "compute_90"] {
             let ptx = try compiler.compileKernels(architecture: architecture)
-            for kernel in ["batch_norm_statistics", "batch_norm_apply", "batch_norm_backward_sums", "batch_norm_backward_apply",
-                           "batch_norm_residual_gradient", "max_pool2_forward", "max_pool2_backward", "softmax_cross_entropy",
+            for kernel in ["channel_partial_sums", "batch_norm_mean", "batch_norm_variance", "batch_norm_apply",
+                           "batch_norm_backward_partial_sums", "batch_norm_backward_sums_finish", "batch_norm_backward_apply",
+                           "batch_norm_residual_gradient", "channel_sums_finish", "max_pool2_forward", "max_pool2_backward", "softmax_cross_entropy",
                            "sgd_update", "adam_update", "shortcut_option_a_forward", "quantized_relu_backward"] {
                 XCTAssertTrue(ptx.contains(".entry \(kernel)("), "\(kernel) missing from the PTX for \(architecture)")
             }

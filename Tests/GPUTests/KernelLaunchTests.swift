@@ -60,19 +60,22 @@ final class KernelLaunchTests: XCTestCase {
         d.quantizedReluBackward(.elements(10), dx: p, dy: p, x: p, n: 10, ste: 0, top: 1)
         d.reluForward(.elements(10), y: p, x: p, n: 10)
         d.reluBackward(.elements(10), dx: p, dy: p, x: p, n: 10)
-        d.batchNormStatistics(.blocks(4), mean: p, invstd: p, runningMean: p, runningVar: p, x: p, n: 1, c: 4,
-            spatial: 1, eps: 1e-5, momentum: 0.1)
+        d.channelPartialSums(.blocks(8), partial: p, x: p, mean: nil, n: 1, c: 4, spatial: 1, parts: 2)
+        d.channelSumsFinish(.elements(4), out: p, partial: p, c: 4, parts: 2)
+        d.batchNormMean(.elements(4), mean: p, partial: p, c: 4, parts: 2, count: 10)
+        d.batchNormVariance(.elements(4), invstd: p, runningMean: p, runningVar: p, mean: p, partial: p, c: 4, parts: 2,
+            count: 10, eps: 1e-5, momentum: 0.1)
         d.batchNormApply(.elements(10), y: p, x: p, residual: nil, mean: p, invstd: p, weight: p, bias: p, total: 10,
             c: 1, spatial: 1, quantizeOutput: 0, levels: 0, alpha: 1, rounding: 0)
         d.batchNormEvalInvstd(.elements(4), invstd: p, runningVar: p, c: 4, eps: 1e-5)
-        d.batchNormBackwardSums(.blocks(4), sums: p, weightGrad: p, biasGrad: p, dy: p, x: p, mean: p, invstd: p,
-            weight: p, bias: p, n: 1, c: 4, spatial: 1, ste: 0, top: 1)
+        d.batchNormBackwardPartialSums(.blocks(8), partial: p, dy: p, x: p, mean: p, invstd: p, weight: p, bias: p,
+            n: 1, c: 4, spatial: 1, parts: 2, ste: 0, top: 1)
+        d.batchNormBackwardSumsFinish(.elements(4), sums: p, weightGrad: p, biasGrad: p, partial: p, c: 4, parts: 2)
         d.batchNormBackwardApply(.elements(10), dx: p, sums: p, dy: p, x: p, mean: p, invstd: p, weight: p, bias: p,
             total: 10, n: 1, c: 1, spatial: 1, ste: 0, top: 1)
         d.batchNormResidualGradient(.elements(10), dsum: p, dy: p, x: p, residual: p, mean: p, invstd: p, weight: p,
             bias: p, total: 10, c: 1, spatial: 1, ste: 0, top: 1)
         d.channelBiasAdd(.elements(10), y: p, bias: p, total: 10, c: 1, spatial: 1)
-        d.channelBiasGradient(.blocks(1), db: p, dy: p, n: 1, c: 1, spatial: 1)
         d.maxPool2Forward(.elements(10), y: p, argmax: p, x: p, n: 1, c: 1, h: 2, w: 2)
         d.maxPool2Backward(.elements(10), dx: p, dy: p, argmax: p, n: 1, c: 1, h: 2, w: 2)
         d.globalAveragePoolForward(.elements(10), y: p, x: p, planes: 10, spatial: 4)
@@ -88,7 +91,7 @@ final class KernelLaunchTests: XCTestCase {
             oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, beta2: 0.999, eps: 1e-8, weightDecay: 0)
 
         let kernels = try signatures()
-        XCTAssertEqual(kernels.count, 23, "the kernel source's __global__ functions were not all found")
+        XCTAssertEqual(kernels.count, 26, "the kernel source's __global__ functions were not all found")
         XCTAssertEqual(Set(d.launches.map(\.name)), Set(kernels.keys), "a kernel without a typed launch, or one launched twice")
         for launch in d.launches {
             XCTAssertEqual(launch.arguments.map(kind), kernels[launch.name], "\(launch.name): arguments against the C signature")
