@@ -19,7 +19,7 @@ build() {  # soname, section, extra link arguments
 build libcudart.so.13 STANDIN_CUDART
 build libcuda.so.1 STANDIN_DRIVER -ldl
 build libnvrtc.so.13 STANDIN_NVRTC -ldl
-build libnvrtc-builtins.so.13.0 STANDIN_NVRTC_BUILTINS
+build libnvrtc-builtins.so.13.0-standin STANDIN_NVRTC_BUILTINS
 build libcublasLt.so.13 STANDIN_CUBLASLT
 build libcublas.so.13 STANDIN_CUBLAS -L"$out" -l:libcublasLt.so.13
 build libcudnn.so.9 STANDIN_CUDNN

@@ -351,9 +351,10 @@ EXPORT int nvrtcDestroyProgram(void** program) {
 // cache keeps PTX compilations: every `ste` process compiles the same kernels, and a C++ compile takes seconds.
 EXPORT int nvrtcCompileProgram(void* handle, int count, const char* const* options) {
     Program* program = static_cast<Program*>(handle);
-    // Like NVRTC, which opens its builtins library by name when it compiles.
-    if (!dlopen("libnvrtc-builtins.so.13.0", RTLD_NOW | RTLD_GLOBAL)) {
-        program->log = std::string("cuda-standin: libnvrtc-builtins.so.13.0 could not be loaded: ") + dlerror();
+    // Like NVRTC, which opens its builtins library by name when it compiles. (Named apart from NVIDIA's 13.0 builtins,
+    // which a real NVRTC in the same process would otherwise take for its own.)
+    if (!dlopen("libnvrtc-builtins.so.13.0-standin", RTLD_NOW | RTLD_GLOBAL)) {
+        program->log = std::string("cuda-standin: libnvrtc-builtins.so.13.0-standin could not be loaded: ") + dlerror();
         return 7;  // NVRTC_ERROR_BUILTIN_OPERATION_FAILURE
     }
     if (injected_failure("nvrtcCompileProgram")) { program->log = "injected failure"; return 6; }
