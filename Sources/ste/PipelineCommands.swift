@@ -110,7 +110,6 @@ struct Plan: ParsableCommand {
             }
             if json {
                 let r = config.allRuns()
-                let root = config.resultsRoot(profile: grid.profile)
                 let rows = try (r.pretrains + r.cells + r.repel).map { id in
                     "{\"run\":\"\(id)\",\"kind\":\"\(id.kind.rawValue)\",\"folder\":\"\(config.runFolder(id, profile: grid.profile))\",\"configuration\":"
                         + (try config.runConfig(id, profile: grid.profile).canonicalJSON()) + "}"
