@@ -104,6 +104,7 @@ test: deps
 	d=$$(mktemp -d) && python3 tools/tensorboard.py results/fashion/cpu-budget --out $$d --check && rm -rf $$d
 	scripts/test-deps.sh
 	scripts/test-gpu-script.sh
+	scripts/test-cuda-standin.sh $(BIN)
 	scripts/test-faults.sh
 	scripts/test-cifar-path.sh
 	scripts/test-slurm.sh --local-table results/smoke/table1.csv
