@@ -613,17 +613,26 @@ static float* columns(const Geometry& g, int algorithm, void* workspace, size_t 
     return own.data();
 }
 
+// What each pass does first: the injected failure, the descriptors' geometry (x, w, conv, y), the algorithm, and the
+// columns buffer it works in.
+static int begin(const char* entry, Pass pass, void* xd, void* wd, void* cd, void* yd, int algorithm, void* workspace,
+                 size_t bytes, Geometry& g, std::vector<float>& own, float*& col) {
+    if (injected_failure(entry)) return 8;  // CUDNN_STATUS_EXECUTION_FAILED
+    if (!geometry(xd, wd, cd, yd, g)) return badParam;
+    if (!supported(pass, algorithm)) return notSupported;
+    int status = success;
+    col = columns(g, algorithm, workspace, bytes, own, status);
+    return col ? success : status;
+}
+
 EXPORT int cudnnConvolutionForward(void*, const float* alpha, void* xd, const float* x, void* wd, const float* w, void* cd,
                                    int algorithm, void* workspace, size_t bytes, const float* beta, void* yd, float* y) {
-    if (injected_failure("cudnnConvolutionForward")) return 8;  // CUDNN_STATUS_EXECUTION_FAILED
-    Geometry g;
-    if (!geometry(xd, wd, cd, yd, g)) return badParam;
-    if (!supported(forwardPass, algorithm)) return notSupported;
     if (*alpha != 1.0f) return notSupported;  // here only: the engine passes α = 1
+    Geometry g;
     std::vector<float> own;
-    int status = success;
-    float* col = columns(g, algorithm, workspace, bytes, own, status);
-    if (!col) return status;
+    float* col = nullptr;
+    if (int status = begin("cudnnConvolutionForward", forwardPass, xd, wd, cd, yd, algorithm, workspace, bytes, g, own, col))
+        return status;
     // Split in two halves along the reduction, as a GPU's GEMM splits it: the sums are rounded in another order than
     // the CPU engine's, as they are on a GPU, so that checks which must allow for that are rehearsed with it.
     int rows = g.c * g.r * g.s, plane = g.oh * g.ow, half = rows / 2;
@@ -638,14 +647,12 @@ EXPORT int cudnnConvolutionForward(void*, const float* alpha, void* xd, const fl
 EXPORT int cudnnConvolutionBackwardData(void*, const float* alpha, void* wd, const float* w, void* dyd, const float* dy,
                                         void* cd, int algorithm, void* workspace, size_t bytes, const float* beta, void* dxd,
                                         float* dx) {
-    if (injected_failure("cudnnConvolutionBackwardData")) return 8;
     Geometry g;
-    if (!geometry(dxd, wd, cd, dyd, g)) return badParam;
-    if (!supported(dataPass, algorithm)) return notSupported;
     std::vector<float> own;
-    int status = success;
-    float* col = columns(g, algorithm, workspace, bytes, own, status);
-    if (!col) return status;
+    float* col = nullptr;
+    if (int status = begin("cudnnConvolutionBackwardData", dataPass, dxd, wd, cd, dyd, algorithm, workspace, bytes, g,
+                           own, col))
+        return status;
     int rows = g.c * g.r * g.s, plane = g.oh * g.ow;
     size_t image = size_t(g.c) * g.h * g.w;
     std::vector<float> sum(image);
@@ -661,14 +668,12 @@ EXPORT int cudnnConvolutionBackwardData(void*, const float* alpha, void* wd, con
 EXPORT int cudnnConvolutionBackwardFilter(void*, const float* alpha, void* xd, const float* x, void* dyd, const float* dy,
                                           void* cd, int algorithm, void* workspace, size_t bytes, const float* beta,
                                           void* dwd, float* dw) {
-    if (injected_failure("cudnnConvolutionBackwardFilter")) return 8;
     Geometry g;
-    if (!geometry(xd, dwd, cd, dyd, g)) return badParam;
-    if (!supported(filterPass, algorithm)) return notSupported;
     std::vector<float> own;
-    int status = success;
-    float* col = columns(g, algorithm, workspace, bytes, own, status);
-    if (!col) return status;
+    float* col = nullptr;
+    if (int status = begin("cudnnConvolutionBackwardFilter", filterPass, xd, dwd, cd, dyd, algorithm, workspace, bytes, g,
+                           own, col))
+        return status;
     int rows = g.c * g.r * g.s, plane = g.oh * g.ow;
     std::vector<float> sum(size_t(g.k) * rows, 0.0f);
     for (int b = 0; b < g.n; b++) {
