@@ -30,13 +30,9 @@ step() { if [ "$2" = 0 ]; then echo "PASS $1"; else echo "FAIL $1"; failed=1; fi
 tools/cuda-standin/build.sh "$work/nvidia" > "$log/standin-build.txt" 2>&1 \
   || { cat "$log/standin-build.txt"; echo "gpu-rehearsal: the stand-in does not build"; exit 2; }
 
-# What a device run carries: tracked files present and untracked ones git does not ignore, less what
-# scripts/gpu-slim.sh leaves behind, and the bundle, named in the carry list because git ignores it.
-carry() {
-  mkdir -p "$1"
-  git ls-files -z -c -o --exclude-standard | grep -zv -E '^(results|Tests/NNTests/Fixtures/nets-extensions\.h5)(/|$)' \
-    | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -c | tar -x -C "$1"
-}
+# What a device run carries: the slimmed working tree (scripts/gpu-slim.sh files), and the bundle, named in the carry
+# list because git ignores it.
+carry() { mkdir -p "$1" && scripts/gpu-slim.sh files | tar --null -T - -c | tar -x -C "$1"; }
 carry "$work/tree-bare"
 carry "$work/tree" && mkdir -p "$work/tree/gpu" && cp gpu/bundle.tar.xz "$work/tree/gpu/"
 bytes=$(du -sb "$work/tree" | cut -f1)

@@ -8,6 +8,8 @@
 #                                  (not from git: nothing is committed; untracked files stay), print what travels
 #   scripts/gpu-slim.sh restore    put them back (git checkout)
 #   scripts/gpu-slim.sh size       print what would travel, slimmed, and exit 1 when it and the bundle exceed 64 MiB
+#   scripts/gpu-slim.sh files      list (NUL-separated) the files a device run carries, slimmed: tracked files present
+#                                  and untracked ones git does not ignore (scripts/gpu-rehearsal.sh copies them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Not used on the device: committed results, the fixtures of the nets outside the paper's grid.
@@ -37,5 +39,8 @@ case ${1:-slim} in
     total=$((slim + bundle))
     echo "gpu-slim: slimmed tree $(mib "$slim") + bundle $(mib "$bundle")$([ -f gpu/bundle.tar.xz ] || echo ' (not built; 34 MiB assumed)') = $(mib "$total") of 64 MiB"
     [ "$total" -le "$budget" ] ;;
-  *) echo "usage: scripts/gpu-slim.sh [slim|restore|size]"; exit 2 ;;
+  files)
+    git ls-files -z -c -o --exclude-standard | grep -zv -E "^($(IFS='|'; echo "${unneeded[*]}"))(/|$)" \
+      | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done ;;
+  *) echo "usage: scripts/gpu-slim.sh [slim|restore|size|files]"; exit 2 ;;
 esac
