@@ -1,10 +1,10 @@
 // The second engine: `TrainingEngine` (Training/Engine.swift) on an NVIDIA GPU, beside the CPU engine the way a CUDA
 // file sits beside its C file. It walks the same NN layer tree as the CPU engine (Operations.swift), keeps
 // parameters, BN statistics and optimizer state on the device, and syncs them with the host `Network` only for
-// checkpoints, so checkpoints are the same files whichever engine wrote them. Each step uploads its batch, runs
-// forward, the loss (a thread per row, summed on the host in the CPU engine's order), backward and the update on one
-// stream; same seed, same device → the same bits (deterministic kernels, pinned cuDNN algorithms, TF32 off unless
-// asked for).
+// checkpoints, so checkpoints are the same files whichever engine wrote them. The data set is kept on the device and
+// each batch built there (DeviceDataset.swift); a step runs forward, the loss (a thread per row, summed on the host
+// in the CPU engine's order), backward and the update on one stream; same seed, same device → the same bits
+// (deterministic kernels, pinned cuDNN algorithms, TF32 off unless asked for).
 import Kernels
 import NN
 import Training
@@ -29,7 +29,6 @@ public final class CUDAEngine: TrainingEngine {
     /// The shape of the latest logits (their gradient's), and the logits (the checks read them).
     private var dlogitsShape: [Int] = []
     private(set) var lastLogits: DeviceTensor?
-    private var labels: DeviceBuffer?, rowLoss: DeviceBuffer?, rowCorrect: DeviceBuffer?
 
     public convenience init(network: Network, optimizer: OptimizerSpec?, gpu: CUDADevice) throws {
         try self.init(network: network, optimizer: optimizer, device: gpu)
@@ -54,52 +53,108 @@ public final class CUDAEngine: TrainingEngine {
         optimizer = DeviceOptimizer(spec, parameters: network.parameters, layout: state.layout, gpu)
     }
 
-    private func forwardAndLoss(_ batch: Batch, training: Bool, gradient: Bool) -> (loss: Float, correct: Int) {
+    /// The labels of the batch in flight, and the loss kernel's per-row results: the losses (doubles) then the hits
+    /// (ints), read back in one copy.
+    private var labels: DeviceBuffer?, rowResults: DeviceBuffer?
+    /// The data sets kept on the device (the training and the test set), most recent last.
+    private var datasets: [DeviceDataset] = []
+
+    private func reserveRows(_ n: Int) {
+        guard (labels?.bytes ?? 0) < 4 * n else { return }
+        labels = DeviceBuffer(gpu, bytes: 4 * n)
+        rowResults = DeviceBuffer(gpu, bytes: 12 * n)
+    }
+
+    /// The host batch uploaded as the input (checks and replays that hand the engine a batch).
+    private func stage(_ batch: Batch) -> DeviceTensor {
+        reserveRows(batch.count)
         let x = input.get(gpu, batch.x.shape)
         x.buffer.upload(batch.x)
-        let n = batch.count
-        if (labels?.bytes ?? 0) < 4 * n {
-            labels = DeviceBuffer(gpu, bytes: 4 * n)
-            rowLoss = DeviceBuffer(gpu, bytes: 8 * n)
-            rowCorrect = DeviceBuffer(gpu, bytes: 4 * n)
+        batch.labels.withUnsafeBytes { labels!.upload($0.baseAddress!, bytes: 4 * batch.count) }
+        return x
+    }
+
+    /// Batch `index` of `epoch` built on the device from `batcher`'s data set, uploaded on its first use.
+    private func stage(_ batcher: Batcher, epoch: Int, index: Int) -> DeviceTensor {
+        reserveRows(batcher.batchSize)
+        let dataset: DeviceDataset
+        if let i = datasets.firstIndex(where: { $0.batcher === batcher }) {
+            dataset = datasets.remove(at: i)
+        } else {
+            dataset = DeviceDataset(batcher, gpu)
+            if datasets.count == 2 { datasets.removeFirst() }
         }
-        batch.labels.withUnsafeBytes { labels!.upload($0.baseAddress!, bytes: 4 * n) }
+        datasets.append(dataset)
+        return dataset.build(epoch: epoch, index: index, into: &input, labels: labels!).0
+    }
+
+    /// Forward of `x` (its labels in `labelBuffer`), the loss kernel, and the loss summed on the host.
+    private func forwardAndLoss(_ x: DeviceTensor, labels labelBuffer: DeviceBuffer, training: Bool, gradient: Bool)
+        -> (loss: Float, correct: Int) {
+        let n = x.shape[0]
+        reserveRows(n)
         let logits = root.forward(x, training: training)
         let classes = logits.shape[1]
         dlogitsShape = logits.shape
         lastLogits = logits
         let d = gradient ? dlogits.get(gpu, logits.shape) : nil
-        gpu.softmaxCrossEntropy(.blocks((n + 127) / 128, threads: 128), rowLoss: rowLoss!.pointer,
-            rowCorrect: rowCorrect!.pointer, dlogits: d?.pointer, logits: logits.pointer, labels: labels!.pointer,
-            batch: Int32(n), classes: Int32(classes))
-        var losses = [Double](repeating: 0, count: n), correct = [Int32](repeating: 0, count: n)
-        losses.withUnsafeMutableBytes { rowLoss!.download($0.baseAddress!, bytes: 8 * n) }
-        correct.withUnsafeMutableBytes { rowCorrect!.download($0.baseAddress!, bytes: 4 * n) }
+        let results = rowResults!.pointer
+        gpu.softmaxCrossEntropy(.blocks((n + 127) / 128, threads: 128), rowLoss: results, rowCorrect: results + 8 * n,
+            dlogits: d?.pointer, logits: logits.pointer, labels: labelBuffer.pointer, batch: Int32(n),
+            classes: Int32(classes))
+        var bytes = [UInt8](repeating: 0, count: 12 * n)
+        bytes.withUnsafeMutableBytes { rowResults!.download($0.baseAddress!, bytes: 12 * n) }
         // The CPU engine's sum (Kernels/CrossEntropy.swift): rows in order, in double, then the mean as a float.
-        var total = 0.0
-        for l in losses { total += l }
-        return (Float(total * (1 / Double(n))), correct.reduce(0) { $0 + Int($1) })
+        return bytes.withUnsafeBytes { raw in
+            var total = 0.0, correct = 0
+            for i in 0..<n {
+                total += raw.load(fromByteOffset: 8 * i, as: Double.self)
+                correct += Int(raw.load(fromByteOffset: 8 * n + 4 * i, as: Int32.self))
+            }
+            return (Float(total * (1 / Double(n))), correct)
+        }
     }
 
-    public func trainStep(_ batch: Batch) -> StepResult {
+    /// Backward from the loss and the update, after a finite loss.
+    private func finishStep(_ loss: Float, _ right: Int) -> StepResult {
         guard let optimizer else { preconditionFailure("CUDAEngine.trainStep before startOptimizer") }
-        let (loss, right) = forwardAndLoss(batch, training: true, gradient: true)
         guard loss.isFinite else { return StepResult(loss: loss, correct: right, updated: false) }
         _ = root.backward(dlogits.get(gpu, dlogitsShape))
         optimizer.step(network.parameters, state)
         return StepResult(loss: loss, correct: right, updated: true)
     }
 
+    public func trainStep(_ batch: Batch) -> StepResult {
+        let (loss, right) = forwardAndLoss(stage(batch), labels: labels!, training: true, gradient: true)
+        return finishStep(loss, right)
+    }
+
+    /// The training loop's step: the batch built on the device from the data set kept there.
+    public func trainStep(_ batcher: Batcher, epoch: Int, index: Int) -> StepResult {
+        let x = stage(batcher, epoch: epoch, index: index)
+        let (loss, right) = forwardAndLoss(x, labels: labels!, training: true, gradient: true)
+        return finishStep(loss, right)
+    }
+
+    /// A batch kept on the device for steps that reuse it (the benchmark's).
+    public func resident(_ batch: Batch) -> ResidentBatch { ResidentBatch(batch, gpu) }
+
+    public func trainStep(_ batch: ResidentBatch) -> StepResult {
+        let (loss, right) = forwardAndLoss(batch.x, labels: batch.labels, training: true, gradient: true)
+        return finishStep(loss, right)
+    }
 
     /// An eval-mode forward pass and the loss of `batch`, finished on the device (the benchmark's eval step).
-    public func forward(_ batch: Batch) { _ = forwardAndLoss(batch, training: false, gradient: false) }
+    public func forward(_ batch: ResidentBatch) {
+        _ = forwardAndLoss(batch.x, labels: batch.labels, training: false, gradient: false)
+    }
 
     /// Waits for the device's queued work.
     public func synchronize() { gpu.synchronize() }
 
     /// The logits of `batch` in eval mode (the checks).
     func evalLogits(_ batch: Batch) -> [Float] {
-        _ = forwardAndLoss(batch, training: false, gradient: false)
+        _ = forwardAndLoss(stage(batch), labels: labels!, training: false, gradient: false)
         return download(lastLogits!)
     }
 
@@ -123,11 +178,11 @@ public final class CUDAEngine: TrainingEngine {
         }
         var lossSum = 0.0, correct = 0, total = 0
         for i in 0..<batcher.batchesPerEpoch {
-            let batch = batcher.batch(epoch: 0, index: i)
-            let (loss, right) = forwardAndLoss(batch, training: batchStatistics, gradient: false)
-            lossSum += Double(loss) * Double(batch.count)
+            let x = stage(batcher, epoch: 0, index: i)
+            let (loss, right) = forwardAndLoss(x, labels: labels!, training: batchStatistics, gradient: false)
+            lossSum += Double(loss) * Double(x.shape[0])
             correct += right
-            total += batch.count
+            total += x.shape[0]
         }
         for (v, copy) in saved { v.copy(from: copy, bytes: v.bytes) }
         return Evaluation(loss: lossSum / Double(total), accuracy: 100 * Double(correct) / Double(total), correct: correct,

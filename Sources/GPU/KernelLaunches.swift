@@ -192,6 +192,15 @@ extension ComputeDevice {
         launch("accumulate", grid, [.pointer(y), .pointer(a), .long(n)])
     }
 
+    /// `gather_batch(float* x, int* labels, const unsigned char* images, const unsigned char* image_labels, const
+    ///     float* lookup, const int* plan, int count, int c, int h, int w)`
+    func gatherBatch(_ grid: LaunchGrid, x: DevicePointer?, labels: DevicePointer?, images: DevicePointer?,
+        imageLabels: DevicePointer?, lookup: DevicePointer?, plan: DevicePointer?, count: Int32, c: Int32, h: Int32,
+        w: Int32) {
+        launch("gather_batch", grid, [.pointer(x), .pointer(labels), .pointer(images), .pointer(imageLabels),
+            .pointer(lookup), .pointer(plan), .int(count), .int(c), .int(h), .int(w)])
+    }
+
     /// `softmax_cross_entropy(double* row_loss, int* row_correct, float* dlogits, const float* logits, const int*
     ///     labels, int batch, int classes)`
     func softmaxCrossEntropy(_ grid: LaunchGrid, rowLoss: DevicePointer?, rowCorrect: DevicePointer?,

@@ -317,6 +317,25 @@ __global__ void accumulate(float* y, const float* a, long n) {
     if (i < n) y[i] += a[i];
 }
 
+// ---- batches from the data set kept on the device (Training/Batcher.swift) ------------------------------------
+// Row r of the batch is data set image plan[4r], cropped at offset (plan[4r+1], plan[4r+2]) of the unpadded image
+// (zero outside it), mirrored when plan[4r+3] is 1, each byte mapped through the normalisation table: the host
+// batcher's arithmetic, so the same floats. One thread per output value; the row's first writes its label.
+__global__ void gather_batch(float* x, int* labels, const unsigned char* images, const unsigned char* image_labels,
+                             const float* lookup, const int* plan, int count, int c, int h, int w) {
+    long image_size = (long)c * h * w;
+    long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
+    if (i >= (long)count * image_size) return;
+    int col = (int)(i % w), row = (int)((i / w) % h), ch = (int)((i / ((long)h * w)) % c);
+    int r = (int)(i / image_size);
+    const int* p = plan + 4 * r;
+    int sy = row + p[1], sx = (p[3] ? w - 1 - col : col) + p[2];
+    unsigned char pixel = (sy >= 0 && sy < h && sx >= 0 && sx < w)
+        ? images[(long)p[0] * image_size + ((long)ch * h + sy) * w + sx] : (unsigned char)0;
+    x[i] = lookup[ch * 256 + pixel];
+    if (i % image_size == 0) labels[r] = (int)image_labels[p[0]];
+}
+
 // ---- loss (CrossEntropy.swift): a thread per row, in double; the host sums the rows in order ------------------
 __global__ void softmax_cross_entropy(double* row_loss, int* row_correct, float* dlogits, const float* logits,
                                       const int* labels, int batch, int classes) {

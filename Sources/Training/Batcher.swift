@@ -34,10 +34,12 @@ public final class Batcher {
     public let shuffle: Bool
     public let augmentation: Augmentation
     public let seed: UInt64
-    private let images: [UInt8]
-    private let labels: [UInt8]
+    /// The data set as given: count·c·h·w bytes, image-major CHW, and count labels (an engine that keeps the data
+    /// set in its own memory builds its batches from these, `lookup` and `rows`).
+    public let images: [UInt8]
+    public let labels: [UInt8]
     /// lookup[c·256 + p] = (p/255 − mean[c]) / std[c], exactly the torchvision arithmetic in Float.
-    private let lookup: [Float]
+    public let lookup: [Float]
     private var order: [Int]
     private var epoch = -1
     private var fullBatch: Tensor?, lastBatch: Tensor?
@@ -91,8 +93,12 @@ public final class Batcher {
         return p
     }
 
-    /// Batch `index` (from 0) of `epoch`: rows permutation(epoch)[index·batchSize ..< +batchSize].
-    public func batch(epoch: Int, index: Int) -> Batch {
+    /// The number of rows of batch `index` (the last one may be short).
+    public func count(ofBatch index: Int) -> Int { min(batchSize, count - index * batchSize) }
+
+    /// The data set rows of batch `index` (from 0) of `epoch`, permutation(epoch)[index·batchSize ..< +batchSize],
+    /// and their crop/flip draws: everything a batch is made of but its pixels.
+    public func rows(epoch: Int, index: Int) -> (rows: [Int], draws: [(top: Int, left: Int, flip: Bool)]) {
         precondition(index >= 0 && index < batchesPerEpoch, "batch \(index) of \(batchesPerEpoch)")
         if epoch != self.epoch {
             order = permutation(epoch: epoch)
@@ -100,6 +106,12 @@ public final class Batcher {
         }
         let start = index * batchSize
         let rows = Array(order[start..<min(start + batchSize, count)])
+        return (rows, augmentationDraws(epoch: epoch, index: index, count: rows.count))
+    }
+
+    /// Batch `index` (from 0) of `epoch`: the pixels of `rows(epoch:index:)`, normalised and augmented.
+    public func batch(epoch: Int, index: Int) -> Batch {
+        let (rows, draws) = self.rows(epoch: epoch, index: index)
         let x: Tensor
         if rows.count == batchSize {
             if fullBatch == nil { fullBatch = Tensor(zeros: [batchSize, channels, height, width]) }
@@ -108,7 +120,6 @@ public final class Batcher {
             if lastBatch?.shape[0] != rows.count { lastBatch = Tensor(zeros: [rows.count, channels, height, width]) }
             x = lastBatch!
         }
-        let draws = augmentationDraws(epoch: epoch, index: index, count: rows.count)
         let plane = height * width, imageSize = channels * plane
         images.withUnsafeBufferPointer { src in
             lookup.withUnsafeBufferPointer { table in

@@ -52,6 +52,9 @@ public protocol TrainingEngine: AnyObject {
     /// Forward in train mode, softmax cross-entropy and, when the loss is finite, backward and an update
     /// (the optimizer must have been started).
     func trainStep(_ batch: Batch) -> StepResult
+    /// `trainStep` on batch `index` of `epoch` of `batcher` (the training loop's call): an engine that keeps the
+    /// data set in its own memory builds the batch there; by default the batcher builds it on the host.
+    func trainStep(_ batcher: Batcher, epoch: Int, index: Int) -> StepResult
     /// One pass over `batcher`'s epoch-0 batches without updating. `batchStatistics`: batch norm in train mode
     /// (batch statistics), its running statistics left exactly as they were; otherwise in eval mode.
     func evaluate(_ batcher: Batcher, batchStatistics: Bool) -> Evaluation
@@ -60,6 +63,12 @@ public protocol TrainingEngine: AnyObject {
     func hostState() -> (network: Network, optimizer: Optimizer?)
     /// After the host state was overwritten (a checkpoint restored into it), the engine computes from it.
     func hostStateChanged()
+}
+
+extension TrainingEngine {
+    public func trainStep(_ batcher: Batcher, epoch: Int, index: Int) -> StepResult {
+        trainStep(batcher.batch(epoch: epoch, index: index))
+    }
 }
 
 /// The CPU engine: NN's layers (Kernels, oneDNN, OpenBLAS) and the optimizers of Optimizer.swift.

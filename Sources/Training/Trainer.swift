@@ -93,12 +93,12 @@ public final class Trainer {
             var lossSum = 0.0, correct = 0, seen = 0
             for i in 0..<trainBatches.batchesPerEpoch {
                 try beforeStep(epoch + 1, i)
-                let batch = trainBatches.batch(epoch: epoch, index: i)
-                let step = engine.trainStep(batch)
+                let step = engine.trainStep(trainBatches, epoch: epoch, index: i)
                 guard step.updated else { return .diverged(epoch: epoch + 1) }
-                lossSum += Double(step.loss) * Double(batch.count)
+                let rows = trainBatches.count(ofBatch: i)
+                lossSum += Double(step.loss) * Double(rows)
                 correct += step.correct
-                seen += batch.count
+                seen += rows
                 if !quiet, Date().timeIntervalSince(lastProgress) >= ProgressLine.interval, i + 1 < trainBatches.batchesPerEpoch {
                     lastProgress = Date()
                     ProgressLine(quiet: quiet).step(run: label, epoch: epoch + 1, of: total, batch: i + 1,

@@ -112,9 +112,11 @@ struct Bench: ParsableCommand {
             let steps = Batch(x: x, labels: labels, indices: Array(0..<batch))
             let trainStep: () -> Void, evalStep: () -> Void
             if let gpu {
+                // The batch kept on the device, as the peer keeps its own: neither side uploads in the timed steps.
                 let engine = try CUDAEngine(network: net, optimizer: sgd, gpu: gpu)
-                trainStep = { _ = engine.trainStep(steps) }
-                evalStep = { engine.forward(steps) }
+                let resident = engine.resident(steps)
+                trainStep = { _ = engine.trainStep(resident) }
+                evalStep = { engine.forward(resident) }
             } else {
                 let engine = CPUEngine(network: net, optimizer: sgd)
                 trainStep = { _ = engine.trainStep(steps) }

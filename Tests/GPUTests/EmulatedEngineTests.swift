@@ -107,4 +107,36 @@ final class EmulatedEngineTests: XCTestCase {
         XCTAssertEqual(trainMode.loss, reference.loss, accuracy: 1e-4 * abs(reference.loss))
         XCTAssertEqual(trainMode.correct, reference.correct)
     }
+    /// The batches the device builds from the data set kept there are the host batcher's, bit for bit: crops at every
+    /// offset (zero padding included), flips, several channels, a short last batch, reshuffled epochs.
+    func testBatchesBuiltOnTheDeviceAreTheHostBatchersBits() throws {
+        var rng = SplitMix64(seed: 8)
+        let (count, c, h, w) = (13, 3, 6, 5)
+        let images = (0..<(count * c * h * w)).map { _ in UInt8(rng.next(below: 256)) }
+        let labels = (0..<count).map { _ in UInt8(rng.next(below: 10)) }
+        for augmentation in [Augmentation.none, .cropAndFlip(padding: 4)] {
+            let batcher = try Batcher(images: images, labels: labels, count: count, channels: c, height: h, width: w,
+                batchSize: 5, mean: [0.4, 0.5, 0.6], std: [0.2, 0.25, 0.3], shuffle: true, augmentation: augmentation,
+                seed: 3)
+            let dataset = DeviceDataset(batcher, device)
+            var x = ReusableDeviceTensor()
+            let deviceLabels = DeviceBuffer(device, bytes: 4 * batcher.batchSize)
+            var flips = 0
+            for epoch in 0..<3 {
+                for index in 0..<batcher.batchesPerEpoch {
+                    let (tensor, rows) = dataset.build(epoch: epoch, index: index, into: &x, labels: deviceLabels)
+                    var pixels = [Float](repeating: 0, count: tensor.count)
+                    pixels.withUnsafeMutableBytes { tensor.buffer.download($0.baseAddress!, bytes: $0.count) }
+                    var gathered = [Int32](repeating: -1, count: rows)
+                    gathered.withUnsafeMutableBytes { deviceLabels.download($0.baseAddress!, bytes: $0.count) }
+                    let host = batcher.batch(epoch: epoch, index: index)
+                    XCTAssertEqual(tensor.shape, host.x.shape)
+                    XCTAssertEqual(pixels.map(\.bitPattern), bitPatterns(host.x), "\(augmentation) epoch \(epoch) batch \(index)")
+                    XCTAssertEqual(gathered, host.labels)
+                    flips += batcher.augmentationDraws(epoch: epoch, index: index, count: rows).filter(\.flip).count
+                }
+            }
+            if augmentation != .none { XCTAssertGreaterThan(flips, 0, "the draws include flips") }
+        }
+    }
 }

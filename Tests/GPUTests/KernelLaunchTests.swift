@@ -84,6 +84,8 @@ final class KernelLaunchTests: XCTestCase {
         d.shortcutOptionABackward(.elements(10), dx: p, dy: p, n: 1, c: 1, h: 2, w: 2, pad: 1)
         d.add(.elements(10), y: p, a: p, b: p, n: 10)
         d.accumulate(.elements(10), y: p, a: p, n: 10)
+        d.gatherBatch(.elements(10), x: p, labels: p, images: p, imageLabels: p, lookup: p, plan: p, count: 1, c: 1, h: 2,
+            w: 5)
         d.softmaxCrossEntropy(.blocks(1, threads: 128), rowLoss: p, rowCorrect: p, dlogits: nil, logits: p, labels: p,
             batch: 2, classes: 10)
         d.sgdUpdate(.elements(10), w: p, g: p, buffer: p, n: 10, lr: 0.1, momentum: 0.9, weightDecay: 0, firstStep: 1)
@@ -91,7 +93,7 @@ final class KernelLaunchTests: XCTestCase {
             oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, beta2: 0.999, eps: 1e-8, weightDecay: 0)
 
         let kernels = try signatures()
-        XCTAssertEqual(kernels.count, 26, "the kernel source's __global__ functions were not all found")
+        XCTAssertEqual(kernels.count, 27, "the kernel source's __global__ functions were not all found")
         XCTAssertEqual(Set(d.launches.map(\.name)), Set(kernels.keys), "a kernel without a typed launch, or one launched twice")
         for launch in d.launches {
             XCTAssertEqual(launch.arguments.map(kind), kernels[launch.name], "\(launch.name): arguments against the C signature")
