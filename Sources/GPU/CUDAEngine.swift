@@ -56,6 +56,9 @@ public final class CUDAEngine: TrainingEngine {
     /// The labels of the batch in flight, and the loss kernel's per-row results: the losses (doubles) then the hits
     /// (ints), read back in one copy.
     private var labels: DeviceBuffer?, rowResults: DeviceBuffer?
+    /// The steps' CUDA graphs (Graphs.swift), and the latest forward pass's key and graph, for its backward pass.
+    let graphs = StepGraphs()
+    private var stepInFlight: (StepKey, StepGraph?)?
     /// The data sets kept on the device (the training and the test set), most recent last.
     private var datasets: [DeviceDataset] = []
 
@@ -93,15 +96,18 @@ public final class CUDAEngine: TrainingEngine {
         -> (loss: Float, correct: Int) {
         let n = x.shape[0]
         reserveRows(n)
-        let logits = root.forward(x, training: training)
-        let classes = logits.shape[1]
-        dlogitsShape = logits.shape
-        lastLogits = logits
-        let d = gradient ? dlogits.get(gpu, logits.shape) : nil
         let results = rowResults!.pointer
-        gpu.softmaxCrossEntropy(.blocks((n + 127) / 128, threads: 128), rowLoss: results, rowCorrect: results + 8 * n,
-            dlogits: d?.pointer, logits: logits.pointer, labels: labelBuffer.pointer, batch: Int32(n),
-            classes: Int32(classes))
+        let key = StepKey(input: x.pointer, labels: labelBuffer.pointer, shape: x.shape, training: training,
+                          gradient: gradient)
+        let (logits, graph) = graphs.forward(key, gpu, network) {
+            let logits = root.forward(x, training: training)
+            let d = gradient ? dlogits.get(gpu, logits.shape) : nil
+            gpu.softmaxCrossEntropy(.blocks((n + 127) / 128, threads: 128), rowLoss: results,
+                rowCorrect: results + 8 * n, dlogits: d?.pointer, logits: logits.pointer, labels: labelBuffer.pointer,
+                batch: Int32(n), classes: Int32(logits.shape[1]))
+            return logits
+        }
+        (dlogitsShape, lastLogits, stepInFlight) = (logits.shape, logits, (key, graph))
         var bytes = [UInt8](repeating: 0, count: 12 * n)
         bytes.withUnsafeMutableBytes { rowResults!.download($0.baseAddress!, bytes: 12 * n) }
         // The CPU engine's sum (Kernels/CrossEntropy.swift): rows in order, in double, then the mean as a float.
@@ -119,7 +125,8 @@ public final class CUDAEngine: TrainingEngine {
     private func finishStep(_ loss: Float, _ right: Int) -> StepResult {
         guard let optimizer else { preconditionFailure("CUDAEngine.trainStep before startOptimizer") }
         guard loss.isFinite else { return StepResult(loss: loss, correct: right, updated: false) }
-        _ = root.backward(dlogits.get(gpu, dlogitsShape))
+        let (key, graph) = stepInFlight!
+        graphs.backward(key, graph, gpu) { _ = root.backward(dlogits.get(gpu, dlogitsShape)) }
         optimizer.step(network.parameters, state)
         return StepResult(loss: loss, correct: right, updated: true)
     }

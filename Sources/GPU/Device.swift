@@ -1,7 +1,8 @@
 // What the engine needs of a device (`ComputeDevice`: memory, copies, kernel launches, GEMMs, convolutions) and the
 // CUDA device that provides it: the libraries' handles, the kernels compiled by NVRTC for its architecture, cuDNN
-// convolutions with pinned deterministic algorithms, and errors that name the call that failed. One stream (the
-// legacy default stream) and synchronous copies: the order of every operation is the program's. The tests run the
+// convolutions with pinned deterministic algorithms, and errors that name the call that failed. One stream of its own
+// for every kernel, library call and copy (copies to the host wait for it): the order of every operation is the
+// program's, and a step's work can be captured into a CUDA graph (Graphs.swift). The tests run the
 // same engine on a host emulation of this protocol (Tests/GPUTests/EmulatedDevice.swift).
 import Backends
 import Foundation
@@ -30,6 +31,12 @@ protocol ComputeDevice: AnyObject {
                b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int)
     func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution
     func synchronize()
+    /// Runs `body` with the device work it enqueues recorded into a graph instead of run (nil: this device has no
+    /// graphs, and the work ran); the graph, launched, does that work again with the same arguments and addresses.
+    func capture(_ body: () -> Void) -> DeviceGraph?
+    /// How many buffers were released so far: a graph refers to its buffers by address, so one captured before a
+    /// release may point at freed memory and is not launched again.
+    var releases: Int { get }
     /// The libraries it computes with and their versions, recorded in every file a run on it writes.
     var recordedLibraries: [String: String] { get }
 }
@@ -139,6 +146,10 @@ public final class CUDADevice: ComputeDevice {
     private var functions: [String: Ptr] = [:]
     /// cuDNN's workspace, grown on demand.
     private var workspaceBuffer: DeviceBuffer?
+    /// The stream everything runs on (cuDNN and cuBLAS too), and whether a graph is being captured from it.
+    private(set) var stream: Ptr = nil
+    var capturing = false
+    private(set) var releases = 0
 
     /// Opens device `index`: loads the libraries, creates the handles, compiles the kernels.
     public init(index: Int = 0, tf32: Bool = false) throws {
@@ -180,6 +191,16 @@ public final class CUDADevice: ComputeDevice {
             throw CUDAError(description: "cudnnCreate: " + (libraries.cudnn.getErrorString(s).map { String(cString: $0) } ?? "") + " (\(s))")
         }
         cudnn = handle
+        var streamHandle: Ptr = nil
+        let streamStatus = rt.streamCreateWithFlags(&streamHandle, CUDARuntime.streamNonBlocking)
+        guard streamStatus == 0 else {
+            throw CUDAError(description: "cudaStreamCreateWithFlags: \(CUDADevice.runtimeMessage(rt, streamStatus))")
+        }
+        stream = streamHandle
+        let onStream = (libraries.cublas.setStream(cublas, stream), libraries.cudnn.setStream(cudnn, stream))
+        guard onStream == (0, 0) else {
+            throw CUDAError(description: "cublasSetStream/cudnnSetStream: statuses \(onStream.0), \(onStream.1)")
+        }
         // Machine code for this device first (it loads under a driver older than the NVRTC that made it); PTX, which
         // the driver compiles, when NVRTC cannot emit CUBIN or the driver refuses it.
         let compiler = NVRTCCompiler(nvrtc: libraries.nvrtc)
@@ -275,8 +296,8 @@ public final class CUDADevice: ComputeDevice {
     func launch(_ name: String, blocks: Int, threads: Int, _ arguments: [KernelArgument]) {
         guard blocks > 0 else { return }
         withKernelParameters(arguments) { parameters in
-            let status = libraries.driver.launchKernel(function(name), UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0, nil,
-                                                       parameters, nil)
+            let status = libraries.driver.launchKernel(function(name), UInt32(blocks), 1, 1, UInt32(threads), 1, 1, 0,
+                                                       stream, parameters, nil)
             if status != 0 { fail("CUDA: launch of \(name) failed: \(driverMessage(status))") }
         }
     }
@@ -287,15 +308,22 @@ public final class CUDADevice: ComputeDevice {
         return p!
     }
 
-    func release(_ pointer: UnsafeMutableRawPointer) { _ = libraries.runtime.free(pointer) }
+    func release(_ pointer: UnsafeMutableRawPointer) {
+        releases += 1
+        _ = libraries.runtime.free(pointer)
+    }
 
+    /// On the stream; a copy from pageable host memory returns once the source was read, one to the host waits for it.
     func copy(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, bytes: Int, _ direction: CopyDirection) {
         let kind = direction == .toDevice ? CUDARuntime.hostToDevice : direction == .toHost ? CUDARuntime.deviceToHost
             : CUDARuntime.deviceToDevice
-        check(libraries.runtime.memcpy(destination, source, bytes, kind), "cudaMemcpy")
+        check(libraries.runtime.memcpyAsync(destination, source, bytes, kind, stream), "cudaMemcpyAsync")
+        if direction == .toHost { check(libraries.runtime.streamSynchronize(stream), "cudaStreamSynchronize") }
     }
 
-    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) { check(libraries.runtime.memset(pointer, 0, bytes), "cudaMemset") }
+    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
+        check(libraries.runtime.memsetAsync(pointer, 0, bytes, stream), "cudaMemsetAsync")
+    }
 
     func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int,
                b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int) {
@@ -320,7 +348,7 @@ public final class CUDADevice: ComputeDevice {
         return workspaceBuffer!.pointer
     }
 
-    func synchronize() { check(libraries.runtime.deviceSynchronize(), "cudaDeviceSynchronize") }
+    func synchronize() { check(libraries.runtime.streamSynchronize(stream), "cudaStreamSynchronize") }
 }
 
 /// A kernel's parameter array as cuLaunchKernel takes it: one pointer per argument, to a copy of its value.

@@ -92,7 +92,7 @@ typealias CInt = Int32
 typealias Ptr = UnsafeMutableRawPointer?
 typealias ConstPtr = UnsafeRawPointer?
 
-/// The CUDA runtime (libcudart): devices, memory, copies.
+/// The CUDA runtime (libcudart): devices, memory, the stream, copies on it, and CUDA graphs captured from it.
 struct CUDARuntime {
     let library: SharedLibrary
     let getDeviceCount: @convention(c) (UnsafeMutablePointer<CInt>) -> CInt
@@ -101,9 +101,16 @@ struct CUDARuntime {
     let getDeviceProperties: @convention(c) (UnsafeMutableRawPointer, CInt) -> CInt
     let malloc: @convention(c) (UnsafeMutablePointer<Ptr>, Int) -> CInt
     let free: @convention(c) (Ptr) -> CInt
-    let memcpy: @convention(c) (Ptr, ConstPtr, Int, CInt) -> CInt
-    let memset: @convention(c) (Ptr, CInt, Int) -> CInt
-    let deviceSynchronize: @convention(c) () -> CInt
+    let streamCreateWithFlags: @convention(c) (UnsafeMutablePointer<Ptr>, UInt32) -> CInt
+    let streamSynchronize: @convention(c) (Ptr) -> CInt
+    let memcpyAsync: @convention(c) (Ptr, ConstPtr, Int, CInt, Ptr) -> CInt
+    let memsetAsync: @convention(c) (Ptr, CInt, Int, Ptr) -> CInt
+    let streamBeginCapture: @convention(c) (Ptr, CInt) -> CInt
+    let streamEndCapture: @convention(c) (Ptr, UnsafeMutablePointer<Ptr>) -> CInt
+    let graphInstantiateWithFlags: @convention(c) (UnsafeMutablePointer<Ptr>, Ptr, UInt64) -> CInt
+    let graphLaunch: @convention(c) (Ptr, Ptr) -> CInt
+    let graphDestroy: @convention(c) (Ptr) -> CInt
+    let graphExecDestroy: @convention(c) (Ptr) -> CInt
     let getErrorString: @convention(c) (CInt) -> UnsafePointer<CChar>?
     let runtimeGetVersion: @convention(c) (UnsafeMutablePointer<CInt>) -> CInt
     let driverGetVersion: @convention(c) (UnsafeMutablePointer<CInt>) -> CInt
@@ -118,16 +125,25 @@ struct CUDARuntime {
             ?? library.symbol("cudaGetDeviceProperties", as: type(of: getDeviceProperties))
         malloc = try library.symbol("cudaMalloc", as: type(of: malloc))
         free = try library.symbol("cudaFree", as: type(of: free))
-        memcpy = try library.symbol("cudaMemcpy", as: type(of: memcpy))
-        memset = try library.symbol("cudaMemset", as: type(of: memset))
-        deviceSynchronize = try library.symbol("cudaDeviceSynchronize", as: type(of: deviceSynchronize))
+        streamCreateWithFlags = try library.symbol("cudaStreamCreateWithFlags", as: type(of: streamCreateWithFlags))
+        streamSynchronize = try library.symbol("cudaStreamSynchronize", as: type(of: streamSynchronize))
+        memcpyAsync = try library.symbol("cudaMemcpyAsync", as: type(of: memcpyAsync))
+        memsetAsync = try library.symbol("cudaMemsetAsync", as: type(of: memsetAsync))
+        streamBeginCapture = try library.symbol("cudaStreamBeginCapture", as: type(of: streamBeginCapture))
+        streamEndCapture = try library.symbol("cudaStreamEndCapture", as: type(of: streamEndCapture))
+        graphInstantiateWithFlags = try library.symbol("cudaGraphInstantiateWithFlags",
+                                                       as: type(of: graphInstantiateWithFlags))
+        graphLaunch = try library.symbol("cudaGraphLaunch", as: type(of: graphLaunch))
+        graphDestroy = try library.symbol("cudaGraphDestroy", as: type(of: graphDestroy))
+        graphExecDestroy = try library.symbol("cudaGraphExecDestroy", as: type(of: graphExecDestroy))
         getErrorString = try library.symbol("cudaGetErrorString", as: type(of: getErrorString))
         runtimeGetVersion = try library.symbol("cudaRuntimeGetVersion", as: type(of: runtimeGetVersion))
         driverGetVersion = try library.symbol("cudaDriverGetVersion", as: type(of: driverGetVersion))
     }
 
-    // cudaMemcpyKind, cudaDeviceAttr
+    // cudaMemcpyKind, cudaDeviceAttr, cudaStreamNonBlocking, cudaStreamCaptureModeThreadLocal
     static let hostToDevice: CInt = 1, deviceToHost: CInt = 2, deviceToDevice: CInt = 3
+    static let streamNonBlocking: UInt32 = 1, captureModeThreadLocal: CInt = 1
     static let attributeClockRate: CInt = 13, attributeMultiprocessorCount: CInt = 16
     static let attributeComputeCapabilityMajor: CInt = 75, attributeComputeCapabilityMinor: CInt = 76
 }
@@ -227,6 +243,7 @@ struct CUBLAS {
     let library: SharedLibrary
     let create: @convention(c) (UnsafeMutablePointer<Ptr>) -> CInt
     let setMathMode: @convention(c) (Ptr, CInt) -> CInt
+    let setStream: @convention(c) (Ptr, Ptr) -> CInt
     let sgemm: @convention(c) (Ptr, CInt, CInt, CInt, CInt, CInt, UnsafePointer<Float>, UnsafeRawPointer?, CInt,
                                UnsafeRawPointer?, CInt, UnsafePointer<Float>, UnsafeMutableRawPointer?, CInt) -> CInt
     /// cublasGetVersion_v2(handle, &version): major·10000 + minor·100 + patch (12.4.5 → 120405).
@@ -240,6 +257,7 @@ struct CUBLAS {
         create = try library.symbol("cublasCreate_v2", as: type(of: create))
         getVersion = try library.symbol("cublasGetVersion_v2", as: type(of: getVersion))
         setMathMode = try library.symbol("cublasSetMathMode", as: type(of: setMathMode))
+        setStream = try library.symbol("cublasSetStream_v2", as: type(of: setStream))
         sgemm = try library.symbol("cublasSgemm_v2", as: type(of: sgemm))
         getStatusString = try? library.symbol("cublasGetStatusString", as: (@convention(c) (CInt) -> UnsafePointer<CChar>?).self)
     }
@@ -268,6 +286,7 @@ struct CUDNN {
     let library: SharedLibrary
     let getVersion: @convention(c) () -> Int
     let create: @convention(c) (UnsafeMutablePointer<Ptr>) -> CInt
+    let setStream: @convention(c) (Ptr, Ptr) -> CInt
     let getErrorString: @convention(c) (CInt) -> UnsafePointer<CChar>?
     let createTensorDescriptor: @convention(c) (UnsafeMutablePointer<Ptr>) -> CInt
     let setTensor4dDescriptor: @convention(c) (Ptr, CInt, CInt, CInt, CInt, CInt, CInt) -> CInt
@@ -297,6 +316,7 @@ struct CUDNN {
         library = try SharedLibrary.open("cuDNN", sonames: ["libcudnn.so.9", "libcudnn.so"], folders: folders)
         getVersion = try library.symbol("cudnnGetVersion", as: type(of: getVersion))
         create = try library.symbol("cudnnCreate", as: type(of: create))
+        setStream = try library.symbol("cudnnSetStream", as: type(of: setStream))
         getErrorString = try library.symbol("cudnnGetErrorString", as: type(of: getErrorString))
         createTensorDescriptor = try library.symbol("cudnnCreateTensorDescriptor", as: type(of: createTensorDescriptor))
         setTensor4dDescriptor = try library.symbol("cudnnSetTensor4dDescriptor", as: type(of: setTensor4dDescriptor))

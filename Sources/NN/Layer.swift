@@ -109,6 +109,8 @@ public final class Network {
     public func setActivation(_ a: Activation) { for q in activations { q.activation = a } }
 
     public var activation: Activation? { activations.first?.activation }
+    /// What every activation slot computes, in order (an engine that recorded a step checks it did not change).
+    public var activationsInOrder: [Activation] { activations.map(\.activation) }
 
     /// Sets `Conv2d.keepsChannelBlocks` on every convolution: activations stay in the backend's
     /// channel-blocked layout between layers (ResNet-20, whose other layers all take it).

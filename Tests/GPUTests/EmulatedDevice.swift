@@ -4,7 +4,7 @@
 // (tools/cuda-standin: the CUDA C as C++, CUDA's thread indices, shared memory and __syncthreads mapped onto the host,
 // a block's threads as fibers where a kernel synchronises), and the resulting shared object is loaded here; device
 // memory is host memory; convolutions run on the CPU engine's reference backend (im2col + OpenBLAS) and SGEMM on plain
-// loops. The stand-in's other libraries (scripts/test-cuda-standin.sh) check the engine's calls into the NVIDIA
+// loops; a graph is the list of the work captured, run again in order. The stand-in's other libraries (scripts/test-cuda-standin.sh) check the engine's calls into the NVIDIA
 // libraries; what neither can check — cuDNN and cuBLAS themselves, the driver, NVRTC's code — is left to
 // `ste gpu-check` on a GPU.
 import Backends
@@ -55,11 +55,42 @@ final class EmulatedDevice: ComputeDevice {
     func allocate(bytes: Int) -> UnsafeMutableRawPointer {
         UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 4), alignment: 64)
     }
-    func release(_ pointer: UnsafeMutableRawPointer) { pointer.deallocate() }
-    func copy(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, bytes: Int, _ direction: CopyDirection) {
-        destination.copyMemory(from: source, byteCount: bytes)
+    private(set) var releases = 0
+    func release(_ pointer: UnsafeMutableRawPointer) {
+        precondition(recording == nil, "memory released while a graph is captured (cudaFree fails there)")
+        releases += 1
+        pointer.deallocate()
     }
-    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) { pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+    func copy(_ destination: UnsafeMutableRawPointer, _ source: UnsafeRawPointer, bytes: Int, _ direction: CopyDirection) {
+        precondition(recording == nil || direction != .toHost, "a copy to the host while a graph is captured")
+        run { destination.copyMemory(from: source, byteCount: bytes) }
+    }
+    func zero(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
+        run { pointer.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
+    }
+
+    /// The work captured so far while a graph is being captured (nil: work runs as it comes).
+    private var recording: [() -> Void]?
+    private(set) var graphLaunches = 0
+    private func run(_ work: @escaping () -> Void) { if recording != nil { recording!.append(work) } else { work() } }
+
+    final class Graph: DeviceGraph {
+        let work: [() -> Void]
+        unowned let device: EmulatedDevice
+        init(_ work: [() -> Void], _ device: EmulatedDevice) { (self.work, self.device) = (work, device) }
+        func launch() {
+            device.graphLaunches += 1
+            for w in work { w() }
+        }
+    }
+
+    func capture(_ body: () -> Void) -> DeviceGraph? {
+        precondition(recording == nil, "nested capture")
+        recording = []
+        body()
+        defer { recording = nil }
+        return Graph(recording!, self)
+    }
 
     func launch(_ name: String, blocks: Int, threads: Int, _ arguments: [KernelArgument]) {
         guard blocks > 0 else { return }
@@ -69,11 +100,16 @@ final class EmulatedDevice: ComputeDevice {
             launcher = unsafeBitCast(symbol, to: Launcher.self)
             launchers[name] = launcher
         }
-        withKernelParameters(arguments) { launcher(UInt32(blocks), UInt32(threads), $0) }
+        run { withKernelParameters(arguments) { launcher(UInt32(blocks), UInt32(threads), $0) } }
     }
 
     func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, a: UnsafeRawPointer, lda: Int,
                b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int) {
+        run { Self.gemm(transposeA, transposeB, m, n, k, a, lda, b, ldb, c, ldc) }
+    }
+
+    private static func gemm(_ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: UnsafeRawPointer,
+                             _ lda: Int, _ b: UnsafeRawPointer, _ ldb: Int, _ c: UnsafeMutableRawPointer, _ ldc: Int) {
         let (A, B, C) = (a.assumingMemoryBound(to: Float.self), b.assumingMemoryBound(to: Float.self),
                          c.assumingMemoryBound(to: Float.self))
         for j in 0..<n {
@@ -91,16 +127,29 @@ final class EmulatedDevice: ComputeDevice {
 
     final class ReferenceConvolution: DeviceConvolution {
         let convolution: Convolution2D
-        init(_ g: Conv2DGeometry) { convolution = Compute.reference.convolution(g, bias: false) }
+        unowned let device: EmulatedDevice
+        init(_ g: Conv2DGeometry, _ device: EmulatedDevice) {
+            convolution = Compute.reference.convolution(g, bias: false)
+            self.device = device
+        }
         func forward(x: UnsafeRawPointer, w: UnsafeRawPointer, y: UnsafeMutableRawPointer) {
+            device.run { self.forwardNow(x: x, w: w, y: y) }
+        }
+        func backwardData(dy: UnsafeRawPointer, w: UnsafeRawPointer, dx: UnsafeMutableRawPointer) {
+            device.run { self.backwardDataNow(dy: dy, w: w, dx: dx) }
+        }
+        func backwardFilter(x: UnsafeRawPointer, dy: UnsafeRawPointer, dw: UnsafeMutableRawPointer) {
+            device.run { self.backwardFilterNow(x: x, dy: dy, dw: dw) }
+        }
+        private func forwardNow(x: UnsafeRawPointer, w: UnsafeRawPointer, y: UnsafeMutableRawPointer) {
             convolution.forward(input: x.assumingMemoryBound(to: Float.self), weight: w.assumingMemoryBound(to: Float.self),
                                 bias: nil, output: y.assumingMemoryBound(to: Float.self))
         }
-        func backwardData(dy: UnsafeRawPointer, w: UnsafeRawPointer, dx: UnsafeMutableRawPointer) {
+        private func backwardDataNow(dy: UnsafeRawPointer, w: UnsafeRawPointer, dx: UnsafeMutableRawPointer) {
             convolution.backwardData(outputGrad: dy.assumingMemoryBound(to: Float.self),
                                      weight: w.assumingMemoryBound(to: Float.self), inputGrad: dx.assumingMemoryBound(to: Float.self))
         }
-        func backwardFilter(x: UnsafeRawPointer, dy: UnsafeRawPointer, dw: UnsafeMutableRawPointer) {
+        private func backwardFilterNow(x: UnsafeRawPointer, dy: UnsafeRawPointer, dw: UnsafeMutableRawPointer) {
             let g = convolution.geometry
             let w = dw.assumingMemoryBound(to: Float.self)
             w.update(repeating: 0, count: g.weightCount)
@@ -109,7 +158,7 @@ final class EmulatedDevice: ComputeDevice {
         }
     }
 
-    func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution { ReferenceConvolution(geometry) }
+    func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution { ReferenceConvolution(geometry, self) }
     func synchronize() {}
     var recordedLibraries: [String: String] { ["emulation": "the CUDA kernels compiled for the host (C++ threads)"] }
 }

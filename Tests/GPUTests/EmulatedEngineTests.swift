@@ -139,4 +139,42 @@ final class EmulatedEngineTests: XCTestCase {
             if augmentation != .none { XCTAssertGreaterThan(flips, 0, "the draws include flips") }
         }
     }
+    /// A step launched as its two captured graphs computes what the step run directly does, bit for bit: the same
+    /// losses, parameters, statistics and optimizer state, through short batches, eval passes between and a resize.
+    func testGraphReplayedStepsAreTheDirectStepsBits() throws {
+        let act = Activation.quantized(QuantizerSpec(bits: 4, alpha: defaultAlpha(bits: 4)!), .relu)
+        var rng = SplitMix64(seed: 6)
+        let count = 20
+        let images = (0..<(count * 1024)).map { _ in UInt8(rng.next(below: 256)) }
+        let labels = (0..<count).map { _ in UInt8(rng.next(below: 10)) }
+        func batcher(_ size: Int, shuffle: Bool) throws -> Batcher {
+            try Batcher(images: images, labels: labels, count: count, channels: 1, height: 32, width: 32, batchSize: size,
+                        mean: [0.5], std: [0.25], shuffle: shuffle, augmentation: .cropAndFlip(padding: 4), seed: 1)
+        }
+        var runs: [(losses: [Float], tests: [Double], network: Network, launches: Int)] = []
+        for graphsOn in [false, true] {
+            let net = makeNetwork(named: "resnet20", activation: act, seed: 3, inputChannels: 1)
+            let engine = try CUDAEngine(network: net, optimizer: .sgd(learningRate: 0.05, momentum: 0.9, weightDecay: 1e-4),
+                                        device: device)
+            engine.graphs.enabled = graphsOn
+            let (train, test) = (try batcher(8, shuffle: true), try batcher(10, shuffle: false))
+            let launchesBefore = device.graphLaunches
+            var losses: [Float] = [], tests: [Double] = []
+            for epoch in 0..<3 {
+                for i in 0..<train.batchesPerEpoch { losses.append(engine.trainStep(train, epoch: epoch, index: i).loss) }
+                tests.append(engine.evaluate(test, batchStatistics: false).loss)
+            }
+            runs.append((losses, tests, engine.hostState().network, device.graphLaunches - launchesBefore))
+        }
+        XCTAssertEqual(runs[0].launches, 0)
+        XCTAssertGreaterThan(runs[1].launches, 10, "the graphs were launched")
+        XCTAssertEqual(runs[1].losses.map(\.bitPattern), runs[0].losses.map(\.bitPattern))
+        XCTAssertEqual(runs[1].tests, runs[0].tests)
+        for (p, q) in zip(runs[0].network.parameters, runs[1].network.parameters) {
+            XCTAssertEqual(bitPatterns(p.value), bitPatterns(q.value), p.name)
+        }
+        for (p, q) in zip(runs[0].network.buffers, runs[1].network.buffers) {
+            XCTAssertEqual(bitPatterns(p.value), bitPatterns(q.value), p.name)
+        }
+    }
 }

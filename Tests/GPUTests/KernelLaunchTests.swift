@@ -24,6 +24,8 @@ private final class RecordingDevice: ComputeDevice {
         b: UnsafeRawPointer, ldb: Int, c: UnsafeMutableRawPointer, ldc: Int) {}
     func convolution(_ geometry: Conv2DGeometry) -> DeviceConvolution { fatalError() }
     func synchronize() {}
+    func capture(_ body: () -> Void) -> DeviceGraph? { fatalError() }
+    var releases: Int { 0 }
     var recordedLibraries: [String: String] { [:] }
 }
 

@@ -55,8 +55,10 @@ EXPORT int cudaMalloc(void** p, size_t bytes) {
     allocations[reinterpret_cast<uintptr_t>(*p)] = bytes;
     return 0;
 }
+static bool refused_while_capturing();
 EXPORT int cudaFree(void* p) {
     if (!p) return 0;
+    if (refused_while_capturing()) return 900;  // cudaFree synchronises the device
     std::lock_guard<std::mutex> guard(memory_lock);
     auto it = allocations.find(reinterpret_cast<uintptr_t>(p));
     if (it == allocations.end()) return 1;
@@ -80,7 +82,102 @@ EXPORT int cudaMemset(void* p, int value, size_t bytes) {
     memset(p, value, bytes);
     return 0;
 }
-EXPORT int cudaDeviceSynchronize() { return injected_failure("cudaDeviceSynchronize") ? 700 : 0; }
+
+// ---- streams and graphs: work runs when it is issued (a stream's order is the program's), except while a stream is
+// being captured, when work issued on it is recorded instead; a graph runs its recorded work in order. What a real
+// capture refuses (thread-local mode) fails here too and invalidates the capture: a synchronisation, a copy between
+// host and device, freeing memory, or work issued on another stream (the legacy one included) while capturing.
+struct Capture {
+    void* stream;
+    std::vector<std::function<void()>> work;
+    bool invalid = false;
+};
+static Capture* capturing = nullptr;
+struct Graph { std::vector<std::function<void()>> work; };
+static const int captureUnsupported = 900, captureInvalidated = 901;
+
+static bool refused_while_capturing() {
+    if (!capturing) return false;
+    capturing->invalid = true;
+    return true;
+}
+EXPORT void standin_enqueue(void* stream, std::function<void()>* work) {
+    std::unique_ptr<std::function<void()>> owned(work);
+    if (!capturing) return (*owned)();
+    if (stream != capturing->stream) {
+        fprintf(stderr, "cuda-standin: work issued on stream %p while stream %p is captured\n", stream, capturing->stream);
+        capturing->invalid = true;
+        return;
+    }
+    capturing->work.push_back(std::move(*owned));
+}
+EXPORT int cudaStreamCreateWithFlags(void** stream, unsigned flags) {
+    if (flags > 1) return 1;
+    *stream = new int(int(flags));
+    return 0;
+}
+EXPORT int cudaStreamDestroy(void* stream) {
+    delete static_cast<int*>(stream);
+    return 0;
+}
+EXPORT int cudaStreamSynchronize(void*) {
+    if (refused_while_capturing()) return captureUnsupported;
+    return injected_failure("cudaStreamSynchronize") ? 700 : 0;
+}
+EXPORT int cudaDeviceSynchronize() {
+    if (refused_while_capturing()) return captureUnsupported;
+    return injected_failure("cudaDeviceSynchronize") ? 700 : 0;
+}
+EXPORT int cudaMemcpyAsync(void* dst, const void* src, size_t bytes, int kind, void* stream) {
+    if (injected_failure("cudaMemcpyAsync")) return 700;
+    bool ok = (kind == 1 && on_device(dst, bytes) && !on_device(src, bytes))
+        || (kind == 2 && !on_device(dst, bytes) && on_device(src, bytes))
+        || (kind == 3 && on_device(dst, bytes) && on_device(src, bytes));
+    if (!ok) return 1;
+    if (kind != 3 && refused_while_capturing()) return captureUnsupported;
+    on_stream(stream, [=] { memmove(dst, src, bytes); });
+    return 0;
+}
+EXPORT int cudaMemsetAsync(void* p, int value, size_t bytes, void* stream) {
+    if (!on_device(p, bytes)) return 1;
+    on_stream(stream, [=] { memset(p, value, bytes); });
+    return 0;
+}
+// cudaStreamCaptureMode: 0 global, 1 thread-local, 2 relaxed.
+EXPORT int cudaStreamBeginCapture(void* stream, int mode) {
+    if (capturing || !stream || mode < 0 || mode > 2) return 1;
+    capturing = new Capture{stream, {}};
+    return 0;
+}
+EXPORT int cudaStreamEndCapture(void* stream, void** graph) {
+    if (!capturing || capturing->stream != stream) return 1;
+    std::unique_ptr<Capture> done(capturing);
+    capturing = nullptr;
+    *graph = nullptr;
+    if (done->invalid) return captureInvalidated;
+    *graph = new Graph{std::move(done->work)};
+    return 0;
+}
+EXPORT int cudaGraphInstantiateWithFlags(void** executable, void* graph, unsigned long long flags) {
+    if (!graph || flags != 0) return 1;
+    if (injected_failure("cudaGraphInstantiateWithFlags")) return 1;
+    *executable = new Graph(*static_cast<Graph*>(graph));
+    return 0;
+}
+EXPORT int cudaGraphLaunch(void* executable, void* stream) {
+    if (!executable) return 1;
+    if (injected_failure("cudaGraphLaunch")) return 700;
+    for (auto& work : static_cast<Graph*>(executable)->work) on_stream(stream, work);
+    return 0;
+}
+EXPORT int cudaGraphDestroy(void* graph) {
+    delete static_cast<Graph*>(graph);
+    return 0;
+}
+EXPORT int cudaGraphExecDestroy(void* executable) {
+    delete static_cast<Graph*>(executable);
+    return 0;
+}
 EXPORT const char* cudaGetErrorString(int status) {
     switch (status) {
     case 0: return "no error";
@@ -88,6 +185,8 @@ EXPORT const char* cudaGetErrorString(int status) {
     case 2: return "out of memory";
     case 101: return "invalid device ordinal";
     case 700: return "an illegal memory access was encountered";
+    case 900: return "operation not permitted when stream is capturing";
+    case 901: return "operation failed due to a previous error during capture";
     default: return "unrecognized error code";
     }
 }
@@ -98,6 +197,8 @@ EXPORT int cudaDriverGetVersion(int* v) { *v = env_int("STE_STANDIN_DRIVER_VERSI
 #if defined(STANDIN_DRIVER)
 // ---- libcuda.so.1: modules and launches (cuda.h) ------------------------------------------------------------------
 typedef void (*Launcher)(unsigned blocks, unsigned threads, void** parameters);
+// A kernel: its launcher and its parameters' sizes (0-terminated), so that a launch can keep copies of the values.
+struct Function { Launcher launch; const int* sizes; };
 
 // A module image is either the stand-in NVRTC's CUBIN (the kernels' shared object, an ELF file: its size is where
 // its section headers end) or its PTX (text naming that shared object on a line "// image: <path>").
@@ -127,17 +228,31 @@ EXPORT int cuModuleLoadData(void** module, const void* image) {
     return 0;
 }
 EXPORT int cuModuleGetFunction(void** function, void* module, const char* name) {
-    *function = dlsym(module, (std::string("launch_") + name).c_str());
-    return *function ? 0 : 500;  // CUDA_ERROR_NOT_FOUND
+    void* launch = dlsym(module, (std::string("launch_") + name).c_str());
+    void* sizes = dlsym(module, (std::string("sizes_") + name).c_str());
+    if (!launch || !sizes) return 500;  // CUDA_ERROR_NOT_FOUND
+    *function = new Function{reinterpret_cast<Launcher>(launch), static_cast<const int*>(sizes)};
+    return 0;
 }
 // One-dimensional grids and blocks, as the engine launches them; up to 1,024 threads a block, no dynamic shared memory.
+// The parameters' values are copied at the launch, as the driver does, so that a captured launch keeps them.
 EXPORT int cuLaunchKernel(void* function, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                           unsigned shared, void* stream, void** parameters, void** extra) {
     if (injected_failure("cuLaunchKernel")) return 719;  // CUDA_ERROR_LAUNCH_FAILED
     if (!function || gy != 1 || gz != 1 || by != 1 || bz != 1 || bx == 0 || bx > 1024 || gx == 0 || shared != 0
-        || stream != nullptr || extra != nullptr || parameters == nullptr)
+        || extra != nullptr || parameters == nullptr)
         return 1;  // CUDA_ERROR_INVALID_VALUE
-    reinterpret_cast<Launcher>(function)(gx, bx, parameters);
+    const Function* f = static_cast<const Function*>(function);
+    std::vector<std::vector<char>> values;
+    for (int k = 0; f->sizes[k]; k++) {
+        const char* value = static_cast<const char*>(parameters[k]);
+        values.emplace_back(value, value + f->sizes[k]);
+    }
+    on_stream(stream, [f, gx, bx, values = std::move(values)]() mutable {
+        std::vector<void*> pointers;
+        for (auto& v : values) pointers.push_back(v.data());
+        f->launch(gx, bx, pointers.data());
+    });
     return 0;
 }
 EXPORT int cuGetErrorString(int status, const char** text) {
@@ -232,6 +347,7 @@ static std::string wrappers(const std::string& source) {
         std::string body = source.substr(start, end - start);
         bool synchronising = body.find("__syncthreads") != std::string::npos || body.find("block_sum(") != std::string::npos;
         std::vector<std::string> arguments;
+        std::string sizes;
         std::stringstream items(list);
         std::string p;
         for (int k = 0; std::getline(items, p, ','); k++) {
@@ -240,7 +356,9 @@ static std::string wrappers(const std::string& source) {
             std::string type = p.substr(0, cut + 1);
             type = type.substr(type.find_first_not_of(" \t\n"));
             arguments.push_back("*(" + type + "*)a[" + std::to_string(k) + "]");
+            sizes += "(int)sizeof(" + type + "), ";
         }
+        out += "extern const int sizes_" + name + "[] = {" + sizes + "0};\n";
         std::string call;
         for (size_t k = 0; k < arguments.size(); k++) call += (k ? ", " : "") + arguments[k];
         out += "void launch_" + name + "(unsigned blocks, unsigned threads, void** a) {\n    run_grid(blocks, "
@@ -350,7 +468,7 @@ EXPORT size_t cublasLtGetVersion() { return 130100; }
 #if defined(STANDIN_CUBLAS)
 // ---- libcublas.so.13 (needs libcublasLt.so.13, as the real one does): the GEMMs (cublas_api.h) --------------------
 extern "C" size_t cublasLtGetVersion();
-struct BlasHandle { int math = 0; };
+struct BlasHandle { int math = 0; void* stream = nullptr; };
 EXPORT int cublasCreate_v2(void** handle) {
     if (cublasLtGetVersion() == 0) return 1;
     *handle = new BlasHandle;
@@ -360,6 +478,11 @@ EXPORT int cublasGetVersion_v2(void*, int* version) { *version = env_int("STE_ST
 EXPORT int cublasSetMathMode(void* handle, int mode) {
     if (!handle) return 1;
     static_cast<BlasHandle*>(handle)->math = mode;
+    return 0;
+}
+EXPORT int cublasSetStream_v2(void* handle, void* stream) {
+    if (!handle) return 1;
+    static_cast<BlasHandle*>(handle)->stream = stream;
     return 0;
 }
 // Column-major C = α·op(A)·op(B) + β·C, as BLAS (cublasOperation_t: 0 N, 1 T).
@@ -372,7 +495,8 @@ EXPORT int cublasSgemm_v2(void* handle, int ta, int tb, int m, int n, int k, con
         return 7;  // CUBLAS_STATUS_INVALID_VALUE
     if (*alpha != 1.0f) return 15;  // CUBLAS_STATUS_NOT_SUPPORTED here: the engine passes α = 1
     // Column-major C = op(A)·op(B) is row-major Cᵀ = op(B)ᵀ·op(A)ᵀ.
-    gemm(tb, ta, n, m, k, b, ldb, a, lda, *beta, c, ldc);
+    float scale = *beta;
+    on_stream(static_cast<BlasHandle*>(handle)->stream, [=] { gemm(tb, ta, n, m, k, b, ldb, a, lda, scale, c, ldc); });
     return 0;
 }
 EXPORT const char* cublasGetStatusString(int status) {

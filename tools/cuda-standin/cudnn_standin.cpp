@@ -13,7 +13,15 @@ struct Descriptor {
 static const int badParam = 3, notSupported = 9, success = 0;
 
 EXPORT size_t cudnnGetVersion() { return size_t(env_int("STE_STANDIN_CUDNN_VERSION", 91000)); }
-EXPORT int cudnnCreate(void** handle) { *handle = new int(1); return 0; }
+// A handle keeps the stream its work is issued on (cudnnSetStream; the legacy stream until then).
+struct DnnHandle { void* stream = nullptr; };
+EXPORT int cudnnCreate(void** handle) { *handle = new DnnHandle; return 0; }
+EXPORT int cudnnSetStream(void* handle, void* stream) {
+    if (!handle) return badParam;
+    static_cast<DnnHandle*>(handle)->stream = stream;
+    return 0;
+}
+static void* stream_of(void* handle) { return handle ? static_cast<DnnHandle*>(handle)->stream : nullptr; }
 EXPORT const char* cudnnGetErrorString(int status) {
     switch (status) {
     case 0: return "CUDNN_STATUS_SUCCESS";
@@ -159,7 +167,7 @@ static float* columns(const Geometry& g, int algorithm, void* workspace, size_t 
 // columns buffer it works in.
 static int begin(const char* entry, Pass pass, void* xd, void* wd, void* cd, void* yd, int algorithm, void* workspace,
                  size_t bytes, Geometry& g, std::vector<float>& own, float*& col) {
-    if (injected_failure(entry)) return 8;  // CUDNN_STATUS_EXECUTION_FAILED
+    if (entry && injected_failure(entry)) return 8;  // CUDNN_STATUS_EXECUTION_FAILED (at the call, not at its run)
     if (!geometry(xd, wd, cd, yd, g)) return badParam;
     if (!supported(pass, algorithm)) return notSupported;
     int status = success;
@@ -167,14 +175,13 @@ static int begin(const char* entry, Pass pass, void* xd, void* wd, void* cd, voi
     return col ? success : status;
 }
 
-EXPORT int cudnnConvolutionForward(void*, const float* alpha, void* xd, const float* x, void* wd, const float* w, void* cd,
-                                   int algorithm, void* workspace, size_t bytes, const float* beta, void* yd, float* y) {
-    if (*alpha != 1.0f) return notSupported;  // here only: the engine passes α = 1
+// Each pass is checked when it is called and computed on the handle's stream (now, or when a captured graph runs).
+static void forward_now(void* xd, const float* x, void* wd, const float* w, void* cd, int algorithm, void* workspace,
+                        size_t bytes, const float* beta, void* yd, float* y) {
     Geometry g;
     std::vector<float> own;
     float* col = nullptr;
-    if (int status = begin("cudnnConvolutionForward", forwardPass, xd, wd, cd, yd, algorithm, workspace, bytes, g, own, col))
-        return status;
+    begin(nullptr, forwardPass, xd, wd, cd, yd, algorithm, workspace, bytes, g, own, col);
     // Split in two halves along the reduction, as a GPU's GEMM splits it: the sums are rounded in another order than
     // the CPU engine's, as they are on a GPU, so that checks which must allow for that are rehearsed with it.
     int rows = g.c * g.r * g.s, plane = g.oh * g.ow, half = rows / 2;
@@ -184,17 +191,26 @@ EXPORT int cudnnConvolutionForward(void*, const float* alpha, void* xd, const fl
         gemm(false, false, g.k, plane, rows - half, w + half, rows, col + size_t(half) * plane, plane, *beta, out, plane);
         if (half > 0) gemm(false, false, g.k, plane, half, w, rows, col, plane, 1.0f, out, plane);
     }
-    return 0;
 }
-EXPORT int cudnnConvolutionBackwardData(void*, const float* alpha, void* wd, const float* w, void* dyd, const float* dy,
-                                        void* cd, int algorithm, void* workspace, size_t bytes, const float* beta, void* dxd,
-                                        float* dx) {
+EXPORT int cudnnConvolutionForward(void* handle, const float* alpha, void* xd, const float* x, void* wd, const float* w,
+                                   void* cd, int algorithm, void* workspace, size_t bytes, const float* beta, void* yd,
+                                   float* y) {
+    if (*alpha != 1.0f) return notSupported;  // here only: the engine passes α = 1
     Geometry g;
     std::vector<float> own;
     float* col = nullptr;
-    if (int status = begin("cudnnConvolutionBackwardData", dataPass, dxd, wd, cd, dyd, algorithm, workspace, bytes, g,
-                           own, col))
+    if (int status = begin("cudnnConvolutionForward", forwardPass, xd, wd, cd, yd, algorithm, workspace, bytes, g, own, col))
         return status;
+    float b = *beta;
+    on_stream(stream_of(handle), [=] { forward_now(xd, x, wd, w, cd, algorithm, workspace, bytes, &b, yd, y); });
+    return 0;
+}
+static void backward_data_now(const float* alpha, void* wd, const float* w, void* dyd, const float* dy, void* cd,
+                              int algorithm, void* workspace, size_t bytes, const float* beta, void* dxd, float* dx) {
+    Geometry g;
+    std::vector<float> own;
+    float* col = nullptr;
+    begin(nullptr, dataPass, dxd, wd, cd, dyd, algorithm, workspace, bytes, g, own, col);
     int rows = g.c * g.r * g.s, plane = g.oh * g.ow;
     size_t image = size_t(g.c) * g.h * g.w;
     std::vector<float> sum(image);
@@ -205,17 +221,26 @@ EXPORT int cudnnConvolutionBackwardData(void*, const float* alpha, void* wd, con
         float* out = dx + b * image;
         for (size_t i = 0; i < image; i++) out[i] = *alpha * sum[i] + (*beta == 0.0f ? 0.0f : *beta * out[i]);
     }
-    return 0;
 }
-EXPORT int cudnnConvolutionBackwardFilter(void*, const float* alpha, void* xd, const float* x, void* dyd, const float* dy,
-                                          void* cd, int algorithm, void* workspace, size_t bytes, const float* beta,
-                                          void* dwd, float* dw) {
+EXPORT int cudnnConvolutionBackwardData(void* handle, const float* alpha, void* wd, const float* w, void* dyd,
+                                        const float* dy, void* cd, int algorithm, void* workspace, size_t bytes,
+                                        const float* beta, void* dxd, float* dx) {
     Geometry g;
     std::vector<float> own;
     float* col = nullptr;
-    if (int status = begin("cudnnConvolutionBackwardFilter", filterPass, xd, dwd, cd, dyd, algorithm, workspace, bytes, g,
+    if (int status = begin("cudnnConvolutionBackwardData", dataPass, dxd, wd, cd, dyd, algorithm, workspace, bytes, g,
                            own, col))
         return status;
+    float a = *alpha, b = *beta;
+    on_stream(stream_of(handle), [=] { backward_data_now(&a, wd, w, dyd, dy, cd, algorithm, workspace, bytes, &b, dxd, dx); });
+    return 0;
+}
+static void backward_filter_now(const float* alpha, void* xd, const float* x, void* dyd, const float* dy, void* cd,
+                                int algorithm, void* workspace, size_t bytes, const float* beta, void* dwd, float* dw) {
+    Geometry g;
+    std::vector<float> own;
+    float* col = nullptr;
+    begin(nullptr, filterPass, xd, dwd, cd, dyd, algorithm, workspace, bytes, g, own, col);
     int rows = g.c * g.r * g.s, plane = g.oh * g.ow;
     std::vector<float> sum(size_t(g.k) * rows, 0.0f);
     for (int b = 0; b < g.n; b++) {
@@ -223,5 +248,17 @@ EXPORT int cudnnConvolutionBackwardFilter(void*, const float* alpha, void* xd, c
         gemm(false, true, g.k, rows, plane, dy + size_t(b) * g.k * plane, plane, col, plane, 1.0f, sum.data(), rows);
     }
     for (size_t i = 0; i < sum.size(); i++) dw[i] = *alpha * sum[i] + (*beta == 0.0f ? 0.0f : *beta * dw[i]);
+}
+EXPORT int cudnnConvolutionBackwardFilter(void* handle, const float* alpha, void* xd, const float* x, void* dyd,
+                                          const float* dy, void* cd, int algorithm, void* workspace, size_t bytes,
+                                          const float* beta, void* dwd, float* dw) {
+    Geometry g;
+    std::vector<float> own;
+    float* col = nullptr;
+    if (int status = begin("cudnnConvolutionBackwardFilter", filterPass, xd, dwd, cd, dyd, algorithm, workspace, bytes, g,
+                           own, col))
+        return status;
+    float a = *alpha, b = *beta;
+    on_stream(stream_of(handle), [=] { backward_filter_now(&a, xd, x, dyd, dy, cd, algorithm, workspace, bytes, &b, dwd, dw); });
     return 0;
 }

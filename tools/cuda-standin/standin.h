@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -78,3 +79,13 @@ static int env_int(const char* name, int fallback) {
     return v ? std::atoi(v) : fallback;
 }
 
+
+// Work on a stream: run now, or recorded into the graph being captured from that stream. The CUDA runtime's stand-in
+// keeps the capture (standin_enqueue, cuda_standin.cpp); the other libraries find it in the process when they need it.
+[[maybe_unused]] static void on_stream(void* stream, std::function<void()> work) {
+    using Enqueue = void (*)(void*, std::function<void()>*);
+    static Enqueue enqueue = nullptr;
+    if (!enqueue) enqueue = reinterpret_cast<Enqueue>(dlsym(RTLD_DEFAULT, "standin_enqueue"));
+    if (!enqueue) return work();
+    enqueue(stream, new std::function<void()>(std::move(work)));
+}
