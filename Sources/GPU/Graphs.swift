@@ -25,13 +25,15 @@ final class CUDAGraph: DeviceGraph {
 }
 
 extension CUDADevice {
+    static let withoutGraphs = " (STE_CUDA_GRAPHS=0 runs the steps without graphs)"
+
     /// Captures `body`'s work on the stream (thread-local mode: a call that cannot be captured fails rather than run)
     /// and instantiates it; nil after a failure, recorded as a device error (the captured work did not run).
     func capture(_ body: () -> Void) -> DeviceGraph? {
         let rt = libraries.runtime
         let begun = rt.streamBeginCapture(stream, CUDARuntime.captureModeThreadLocal)
         guard begun == 0 else {
-            fail("CUDA: cudaStreamBeginCapture failed: \(CUDADevice.runtimeMessage(rt, begun))")
+            fail("CUDA: cudaStreamBeginCapture failed: \(CUDADevice.runtimeMessage(rt, begun))" + CUDADevice.withoutGraphs)
             return nil
         }
         capturing = true
@@ -41,14 +43,14 @@ extension CUDADevice {
         let ended = rt.streamEndCapture(stream, &graph)
         guard ended == 0, graph != nil else {
             fail("CUDA: cudaStreamEndCapture failed (a call of the step cannot be captured): "
-                 + CUDADevice.runtimeMessage(rt, ended))
+                 + CUDADevice.runtimeMessage(rt, ended) + CUDADevice.withoutGraphs)
             return nil
         }
         defer { _ = rt.graphDestroy(graph) }
         var executable: Ptr = nil
         let made = rt.graphInstantiateWithFlags(&executable, graph, 0)
         guard made == 0 else {
-            fail("CUDA: cudaGraphInstantiateWithFlags failed: \(CUDADevice.runtimeMessage(rt, made))")
+            fail("CUDA: cudaGraphInstantiateWithFlags failed: \(CUDADevice.runtimeMessage(rt, made))" + CUDADevice.withoutGraphs)
             return nil
         }
         return CUDAGraph(self, executable)
