@@ -175,13 +175,31 @@ static int begin(const char* entry, Pass pass, void* xd, void* wd, void* cd, voi
     return col ? success : status;
 }
 
-// Each pass is checked when it is called and computed on the handle's stream (now, or when a captured graph runs).
-static void forward_now(void* xd, const float* x, void* wd, const float* w, void* cd, int algorithm, void* workspace,
-                        size_t bytes, const float* beta, void* yd, float* y) {
+// Each pass is checked when it is called (`issue`) and computed on the handle's stream (now, or when a captured graph
+// runs), where it finds its geometry and columns again (`prepare`).
+struct Prepared {
     Geometry g;
     std::vector<float> own;
     float* col = nullptr;
-    begin(nullptr, forwardPass, xd, wd, cd, yd, algorithm, workspace, bytes, g, own, col);
+    int status = success;
+};
+static Prepared prepare(const char* entry, Pass pass, void* xd, void* wd, void* cd, void* yd, int algorithm,
+                        void* workspace, size_t bytes) {
+    Prepared p;
+    p.status = begin(entry, pass, xd, wd, cd, yd, algorithm, workspace, bytes, p.g, p.own, p.col);
+    return p;
+}
+static int issue(const char* entry, Pass pass, void* handle, void* xd, void* wd, void* cd, void* yd, int algorithm,
+                 void* workspace, size_t bytes, std::function<void()> compute) {
+    if (int status = prepare(entry, pass, xd, wd, cd, yd, algorithm, workspace, bytes).status) return status;
+    on_stream(stream_of(handle), std::move(compute));
+    return success;
+}
+static void forward_now(void* xd, const float* x, void* wd, const float* w, void* cd, int algorithm, void* workspace,
+                        size_t bytes, const float* beta, void* yd, float* y) {
+    Prepared p = prepare(nullptr, forwardPass, xd, wd, cd, yd, algorithm, workspace, bytes);
+    const Geometry& g = p.g;
+    float* col = p.col;
     // Split in two halves along the reduction, as a GPU's GEMM splits it: the sums are rounded in another order than
     // the CPU engine's, as they are on a GPU, so that checks which must allow for that are rehearsed with it.
     int rows = g.c * g.r * g.s, plane = g.oh * g.ow, half = rows / 2;
@@ -196,21 +214,15 @@ EXPORT int cudnnConvolutionForward(void* handle, const float* alpha, void* xd, c
                                    void* cd, int algorithm, void* workspace, size_t bytes, const float* beta, void* yd,
                                    float* y) {
     if (*alpha != 1.0f) return notSupported;  // here only: the engine passes α = 1
-    Geometry g;
-    std::vector<float> own;
-    float* col = nullptr;
-    if (int status = begin("cudnnConvolutionForward", forwardPass, xd, wd, cd, yd, algorithm, workspace, bytes, g, own, col))
-        return status;
     float b = *beta;
-    on_stream(stream_of(handle), [=] { forward_now(xd, x, wd, w, cd, algorithm, workspace, bytes, &b, yd, y); });
-    return 0;
+    return issue("cudnnConvolutionForward", forwardPass, handle, xd, wd, cd, yd, algorithm, workspace, bytes,
+                 [=] { forward_now(xd, x, wd, w, cd, algorithm, workspace, bytes, &b, yd, y); });
 }
 static void backward_data_now(const float* alpha, void* wd, const float* w, void* dyd, const float* dy, void* cd,
                               int algorithm, void* workspace, size_t bytes, const float* beta, void* dxd, float* dx) {
-    Geometry g;
-    std::vector<float> own;
-    float* col = nullptr;
-    begin(nullptr, dataPass, dxd, wd, cd, dyd, algorithm, workspace, bytes, g, own, col);
+    Prepared p = prepare(nullptr, dataPass, dxd, wd, cd, dyd, algorithm, workspace, bytes);
+    const Geometry& g = p.g;
+    float* col = p.col;
     int rows = g.c * g.r * g.s, plane = g.oh * g.ow;
     size_t image = size_t(g.c) * g.h * g.w;
     std::vector<float> sum(image);
@@ -225,22 +237,15 @@ static void backward_data_now(const float* alpha, void* wd, const float* w, void
 EXPORT int cudnnConvolutionBackwardData(void* handle, const float* alpha, void* wd, const float* w, void* dyd,
                                         const float* dy, void* cd, int algorithm, void* workspace, size_t bytes,
                                         const float* beta, void* dxd, float* dx) {
-    Geometry g;
-    std::vector<float> own;
-    float* col = nullptr;
-    if (int status = begin("cudnnConvolutionBackwardData", dataPass, dxd, wd, cd, dyd, algorithm, workspace, bytes, g,
-                           own, col))
-        return status;
     float a = *alpha, b = *beta;
-    on_stream(stream_of(handle), [=] { backward_data_now(&a, wd, w, dyd, dy, cd, algorithm, workspace, bytes, &b, dxd, dx); });
-    return 0;
+    return issue("cudnnConvolutionBackwardData", dataPass, handle, dxd, wd, cd, dyd, algorithm, workspace, bytes,
+                 [=] { backward_data_now(&a, wd, w, dyd, dy, cd, algorithm, workspace, bytes, &b, dxd, dx); });
 }
 static void backward_filter_now(const float* alpha, void* xd, const float* x, void* dyd, const float* dy, void* cd,
                                 int algorithm, void* workspace, size_t bytes, const float* beta, void* dwd, float* dw) {
-    Geometry g;
-    std::vector<float> own;
-    float* col = nullptr;
-    begin(nullptr, filterPass, xd, dwd, cd, dyd, algorithm, workspace, bytes, g, own, col);
+    Prepared p = prepare(nullptr, filterPass, xd, dwd, cd, dyd, algorithm, workspace, bytes);
+    const Geometry& g = p.g;
+    float* col = p.col;
     int rows = g.c * g.r * g.s, plane = g.oh * g.ow;
     std::vector<float> sum(size_t(g.k) * rows, 0.0f);
     for (int b = 0; b < g.n; b++) {
@@ -252,13 +257,7 @@ static void backward_filter_now(const float* alpha, void* xd, const float* x, vo
 EXPORT int cudnnConvolutionBackwardFilter(void* handle, const float* alpha, void* xd, const float* x, void* dyd,
                                           const float* dy, void* cd, int algorithm, void* workspace, size_t bytes,
                                           const float* beta, void* dwd, float* dw) {
-    Geometry g;
-    std::vector<float> own;
-    float* col = nullptr;
-    if (int status = begin("cudnnConvolutionBackwardFilter", filterPass, xd, dwd, cd, dyd, algorithm, workspace, bytes, g,
-                           own, col))
-        return status;
     float a = *alpha, b = *beta;
-    on_stream(stream_of(handle), [=] { backward_filter_now(&a, xd, x, dyd, dy, cd, algorithm, workspace, bytes, &b, dwd, dw); });
-    return 0;
+    return issue("cudnnConvolutionBackwardFilter", filterPass, handle, xd, dwd, cd, dyd, algorithm, workspace, bytes,
+                 [=] { backward_filter_now(&a, xd, x, dyd, dy, cd, algorithm, workspace, bytes, &b, dwd, dw); });
 }
