@@ -124,19 +124,22 @@ public enum DirectConvolution {
             Parallel.forEachPart(parts) { part in
                 weightsOfImages(s, Parallel.share(part, of: parts, count: s.batch), input: x, outputGrad: dy, sums: out + part * sums, bias: biasGrad != nil)
             }
-            for i in 0..<weightCount {
-                var t = partial[i]
-                for part in 1..<parts { t += partial[part * sums + i] }
-                weightGrad[i] = t
-            }
+            for i in 0..<weightCount { weightGrad[i] = totalOfParts(partial, parts: parts, stride: sums, slot: i) }
             if let biasGrad {
                 for o in 0..<s.outChannels {
-                    var t = partial[weightCount + o]
-                    for part in 1..<parts { t += partial[part * sums + weightCount + o] }
-                    biasGrad[o] = t
+                    biasGrad[o] = totalOfParts(partial, parts: parts, stride: sums, slot: weightCount + o)
                 }
             }
         }
+    }
+
+    /// One slot of the workers' partial sums (worker `p`'s at `p * stride + slot`), added in worker order: the
+    /// order fixes the bits, whatever the thread timing, for both backward-weights passes.
+    @inline(__always)
+    static func totalOfParts(_ partial: UnsafeMutableBufferPointer<Float>, parts: Int, stride: Int, slot: Int) -> Float {
+        var total = partial[slot]
+        for part in 1..<parts { total += partial[part * stride + slot] }
+        return total
     }
 
     /// One worker's share: per-lane sums over its images, reduced to scalars in `sums` at the end. The bias

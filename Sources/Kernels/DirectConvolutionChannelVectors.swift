@@ -29,19 +29,13 @@ extension DirectConvolution {
             for i in 0..<ci {
                 for t in 0..<s.taps {
                     for o in 0..<co {
-                        let slot = (i * s.taps + t) * co + o
-                        var total = partial[slot]
-                        for part in 1..<parts { total += partial[part * sums + slot] }
-                        weightGrad[(o * ci + i) * k * k + t] = total
+                        weightGrad[(o * ci + i) * k * k + t] =
+                            totalOfParts(partial, parts: parts, stride: sums, slot: (i * s.taps + t) * co + o)
                     }
                 }
             }
             if let biasGrad {
-                for o in 0..<co {
-                    var total = partial[weightCount + o]
-                    for part in 1..<parts { total += partial[part * sums + weightCount + o] }
-                    biasGrad[o] = total
-                }
+                for o in 0..<co { biasGrad[o] = totalOfParts(partial, parts: parts, stride: sums, slot: weightCount + o) }
             }
         }
     }
