@@ -16,7 +16,8 @@
 # configuration, whatever their dates. Each finished run's eval.h5 and history.h5 are committed as it finishes,
 # and the checkpoints other runs start from (the pretrains, the repel starts: the plan's PLAN_START_CHECKPOINTS)
 # with them; other training state enters git only by `snapshot` (the resume files of the runs in flight, removed
-# again in the commit of each such run when it finishes). Seeds run in order (0 complete before 1). Runs: JOBS at once,
+# again in the commit of each such run when it finishes). Seeds run in order (0 complete before 1; the next seed's
+# pretrain fills the cores a seed's last runs leave idle). Runs: JOBS at once,
 # THREADS threads each (defaults 2 and 1, recorded in the pin; a resume uses the recorded threads). The runs take the
 # machine's idle time: niced (NICE, default 19), and so is their scheduler autogroup, since Linux weighs a niced
 # process against the processes of other sessions only through its group's nice value.
@@ -155,6 +156,14 @@ case $action in
         # The start cells in a make of their own: with -j, make may otherwise start a long run before their evaluation.
         first=$(echo "$goals" | head -n "$(echo "$evals" | grep -- "-s$seed/eval.h5" | while read -r goal; do
           case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "$goal" ;; esac; done | wc -l)")
+        # The next seed's pretrain last in both makes: it takes the core that the seed's last start cell and its last
+        # runs would leave idle (a pretrain needs no other run), so the next seed begins with its start cells.
+        next=$(echo "$seeds" | awk -v s="$seed" '$1 > s' | head -1)
+        if [ -n "$next" ]; then
+          next=$(echo "$starts" | tr ' ' '\n' | grep -- "/pretrain/.*-s$next/checkpoint.h5$" || true)
+          [ -z "$first" ] || first="$first $next"
+          goals="$goals $next"
+        fi
         if [ -n "$first" ]; then
           # shellcheck disable=SC2086
           make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first
