@@ -157,16 +157,17 @@ case $action in
         first=$(echo "$goals" | head -n "$(echo "$evals" | grep -- "-s$seed/eval.h5" | while read -r goal; do
           case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "$goal" ;; esac; done | wc -l)")
         # The next seed's pretrain last in both makes: it takes the core that the seed's last start cell and its last
-        # runs would leave idle (a pretrain needs no other run), so the next seed begins with its start cells.
+        # runs would leave idle (a pretrain needs no other run), so the next seed begins with its start cells. (The
+        # first make runs only while a start cell is left, or it would hold the long runs back for the pretrain.)
         next=$(echo "$seeds" | awk -v s="$seed" '$1 > s' | head -1)
         if [ -n "$next" ]; then
           next=$(echo "$starts" | tr ' ' '\n' | grep -- "/pretrain/.*-s$next/checkpoint.h5$" || true)
-          [ -z "$first" ] || first="$first $next"
           goals="$goals $next"
         fi
-        if [ -n "$first" ]; then
+        # shellcheck disable=SC2086
+        if [ -n "$first" ] && ! make -C "$worktree" --no-print-directory -q EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first; then
           # shellcheck disable=SC2086
-          make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first
+          make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first $next
           harvest
         fi
         # shellcheck disable=SC2086
