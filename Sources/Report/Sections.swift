@@ -185,13 +185,21 @@ func runsSection(_ runs: [RunID: RunRecord], root: String) -> String {
     let total = runs.values.reduce(0) { $0 + $1.wallSeconds }
     s += String(format: "Sum of the runs' wall times (training + per-epoch test passes, runs overlap under make -j): %.1f min.\n\n", total / 60)
     let ids = runs.keys.sorted { "\($0)" < "\($1)" }
-    s += markdownTable(header: ["run", "trained by", "epochs", "threads", "wall time", "img/s (last epoch)", "test %", "train loss", "state"],
+    // One epoch's test accuracy is a noisy draw (points, for a 4-bit ResNet-20: docs/resnet20-4bit-parity.md): the
+    // best epoch and the last five epochs' mean ± sample sd stand beside the final one.
+    s += "Test accuracy: *final* is the evaluation after the last epoch; *best* the highest over the epochs (with its "
+    s += "epoch); *last 5* the mean ± sample sd of the last five epochs' test accuracies.\n\n"
+    s += markdownTable(header: ["run", "trained by", "epochs", "threads", "wall time", "img/s (last epoch)", "test % final",
+        "best (epoch)", "last 5", "train loss", "state"],
         rows: ids.map { id in
             let r = runs[id]!
+            let e = epochSummary(r.history).map { Double($0) }
+            let best = e[0].map { fmt($0, 2) + " (\(Int(e[1] ?? 0)))" } ?? ""
+            let last5 = e[2].map { fmt($0, 2) + " ± " + fmt(e[3] ?? 0, 2) } ?? ""
             return ["\(id)", "`\(shortVersion(r.trainedBy))`", "\(r.history.count)", "\(r.threads)", String(format: "%.1f s", r.wallSeconds),
                 String(format: "%.0f", r.history.imagesPerSecond.last ?? 0), fmt(r.eval["test_accuracy"] ?? .nan, 2),
-                sci(r.eval["train_loss_last_epoch"] ?? .nan), r.diverged ? "diverged" : "done"]
-        }, align: ["l", "l", "r", "r", "r", "r", "r", "r", "l"])
+                best, last5, sci(r.eval["train_loss_last_epoch"] ?? .nan), r.diverged ? "diverged" : "done"]
+        }, align: ["l", "l", "r", "r", "r", "r", "r", "r", "r", "r", "l"])
     // A run resumed with --resume-anyway across a change of threads, device or code is not one setting's run.
     let mixed = ids.filter { runs[$0]!.history.segments.count > 1 }
     if !mixed.isEmpty {

@@ -1,5 +1,6 @@
 // The criteria that judge the deep-net claims (Sources/Report/Criteria.swift): the shipped file parses, each test
-// gives held / not held / inconclusive by the rules in its header, on synthetic runs whose outcome is known.
+// gives held / not held / inconclusive by the rules in its header, on synthetic runs whose outcome is known; and the
+// runs table shows what `test_error_last5` judges.
 import Foundation
 import Harness
 import TestSupport
@@ -114,5 +115,18 @@ final class CriteriaTests: XCTestCase {
         let r = evaluateCriteria([c], runs: [:], pretrains: [0: flat, 1: falling])[0]
         XCTAssertEqual(r.outcome, .notHeld)
         XCTAssertTrue(r.reason.contains("resnet20-s1"), r.reason)
+    }
+
+    /// The runs table shows test-time noise beside the final accuracy: the best epoch and the last five epochs'
+    /// mean ± sample sd (the criteria judge `test_error_last5`, so the reader sees what they judge).
+    func testRunsTableShowsBestEpochAndLastFive() {
+        let (id, finished) = run("resnet20-a4-relu-s0", losses: Array(repeating: 1, count: 7), accuracies: [80, 95, 70, 90, 91, 92, 93])
+        var r = finished
+        r.eval["test_accuracy"] = 93
+        let table = runsSection([id: r], root: NSTemporaryDirectory())
+        let row = table.split(separator: "\n").first { $0.hasPrefix("| resnet20-a4-relu-s0 ") }
+        // last five: 70, 90, 91, 92, 93 → mean 87.2, sd √(374.8/4) = 9.68.
+        XCTAssertEqual(row.map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[6...8] }.map(Array.init),
+            ["93.00", "95.00 (2)", "87.20 ± 9.68"], table)
     }
 }
