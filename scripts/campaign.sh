@@ -17,7 +17,7 @@
 # and the checkpoints other runs start from (the pretrains, the repel starts: the plan's PLAN_START_CHECKPOINTS)
 # with them; other training state enters git only by `snapshot` (the resume files of the runs in flight, removed
 # again in the commit of each such run when it finishes). Seeds run in order (0 complete before 1; the next seed's
-# pretrain fills the cores a seed's last runs leave idle). Runs: JOBS at once,
+# pretrain fills the cores a seed's last runs leave idle). Runs: JOBS at once, each evaluated as soon as it is trained,
 # THREADS threads each (defaults 2 and 1, recorded in the pin; a resume uses the recorded threads). The runs take the
 # machine's idle time: niced (NICE, default 19), and so is their scheduler autogroup, since Linux weighs a niced
 # process against the processes of other sessions only through its group's nice value.
@@ -69,6 +69,30 @@ git_retry() {
   done
   cat /tmp/campaign-git.$$ >&2
   return 1
+}
+
+# Makes the given goals in order, JOBS makes at a time, each goal by a make of its own: its training and then at once
+# its evaluation, so that the harvester commits it within a minute. (One `make -j` over all goals may start the next
+# training first and leave a finished run unevaluated, hence uncommitted and lost with the machine, for hours.) The
+# goals must share no prerequisite still to be made, or two makes would train it at once.
+make_in_order() {
+  local queue pids=() pid status=0 w
+  queue=$(mktemp)
+  printf '%s\n' "$@" > "$queue"
+  for w in $(seq 1 "$jobs"); do
+    (
+      while [ ! -e "$queue.failed" ]; do
+        goal=$(flock "$queue.lock" sh -c 'head -n 1 "$1"; sed -i 1d "$1"' - "$queue")
+        [ -n "$goal" ] || break
+        make -C "$worktree" --no-print-directory EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" "$goal" \
+          || { touch "$queue.failed"; exit 1; }
+      done
+    ) &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  rm -f "$queue" "$queue.lock" "$queue.failed"
+  return $status
 }
 
 # Commits every finished run whose files are not committed yet (a run is finished when its final files exist and
@@ -153,25 +177,26 @@ case $action in
           case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "0 $goal"; continue ;; esac
           case $goal in *-identity-from-*) echo "1 $goal" ;; *-from-*) echo "2 $goal" ;; *) echo "3 $goal" ;; esac
         done | sort -s -n -k1,1 | cut -d' ' -f2)
-        # The start cells in a make of their own: with -j, make may otherwise start a long run before their evaluation.
+        # The start cells first, on their own, after the seed's pretrain (which they all need): the long runs start
+        # from them.
         first=$(echo "$goals" | head -n "$(echo "$evals" | grep -- "-s$seed/eval.h5" | while read -r goal; do
           case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "$goal" ;; esac; done | wc -l)")
-        # The next seed's pretrain last in both makes: it takes the core that the seed's last start cell and its last
+        rest=$(echo "$goals" | tail -n +"$(($(echo "$first" | grep -c . || true) + 1))")
+        pretrain=$(echo "$starts" | tr ' ' '\n' | grep -- "/pretrain/.*-s$seed/checkpoint.h5$" || true)
+        # The next seed's pretrain last in both lists: it takes the core that the seed's last start cell and its last
         # runs would leave idle (a pretrain needs no other run), so the next seed begins with its start cells. (The
-        # first make runs only while a start cell is left, or it would hold the long runs back for the pretrain.)
+        # start cells' list runs only while one is left, or it would hold the long runs back for the pretrain.)
         next=$(echo "$seeds" | awk -v s="$seed" '$1 > s' | head -1)
-        if [ -n "$next" ]; then
-          next=$(echo "$starts" | tr ' ' '\n' | grep -- "/pretrain/.*-s$next/checkpoint.h5$" || true)
-          goals="$goals $next"
-        fi
+        [ -z "$next" ] || next=$(echo "$starts" | tr ' ' '\n' | grep -- "/pretrain/.*-s$next/checkpoint.h5$" || true)
         # shellcheck disable=SC2086
         if [ -n "$first" ] && ! make -C "$worktree" --no-print-directory -q EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first; then
+          make_in_order $pretrain
           # shellcheck disable=SC2086
-          make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first $next
+          make_in_order $first $next
           harvest
         fi
         # shellcheck disable=SC2086
-        make -C "$worktree" --no-print-directory -j"$jobs" EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $goals
+        make_in_order $rest $next
         harvest
         echo "campaign: seed $seed complete $(date -u +%FT%TZ)"
       done
