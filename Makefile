@@ -106,6 +106,7 @@ test: deps
 	scripts/test-gpu-script.sh
 	scripts/test-cuda-standin.sh $(BIN)
 	scripts/test-faults.sh
+	scripts/test-make-in-order.sh
 	scripts/test-cifar-path.sh
 	scripts/test-slurm.sh --local-table results/smoke/table1.csv
 	$(MAKE) --no-print-directory fuzz-check

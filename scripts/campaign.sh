@@ -71,28 +71,10 @@ git_retry() {
   return 1
 }
 
-# Makes the given goals in order, JOBS makes at a time, each goal by a make of its own: its training and then at once
-# its evaluation, so that the harvester commits it within a minute. (One `make -j` over all goals may start the next
-# training first and leave a finished run unevaluated, hence uncommitted and lost with the machine, for hours.) The
-# goals must share no prerequisite still to be made, or two makes would train it at once.
+# The goals in order, JOBS at a time, each trained and at once evaluated (scripts/make-in-order.sh).
 make_in_order() {
-  local queue pids=() pid status=0 w
-  queue=$(mktemp)
-  printf '%s\n' "$@" > "$queue"
-  for w in $(seq 1 "$jobs"); do
-    (
-      while [ ! -e "$queue.failed" ]; do
-        goal=$(flock "$queue.lock" sh -c 'head -n 1 "$1"; sed -i 1d "$1"' - "$queue")
-        [ -n "$goal" ] || break
-        make -C "$worktree" --no-print-directory EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" "$goal" \
-          || { touch "$queue.failed"; exit 1; }
-      done
-    ) &
-    pids+=($!)
-  done
-  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-  rm -f "$queue" "$queue.lock" "$queue.failed"
-  return $status
+  scripts/make-in-order.sh "$jobs" -C "$worktree" --no-print-directory EXPERIMENT="$experiment" PROFILE="$profile" \
+    THREADS="$threads" -- "$@"
 }
 
 # Commits every finished run whose files are not committed yet (a run is finished when its final files exist and
