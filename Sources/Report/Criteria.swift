@@ -160,15 +160,20 @@ public func evaluateCriteria(_ criteria: [Criterion], runs: [RunID: RunRecord], 
             return r
         }
         let mean = r.meanDifference, se = n > 1 ? r.seDifference : .infinity
-        let seedsNote = n < c.minSeeds ? "\(n) of the \(c.minSeeds) seeds the criterion needs" : ""
+        let bar = c.test == "error-ratio" ? 0 : c.margin * meanStd(r.bValues).0
+        let testUp = meanStd(zip(aTests, bTests).map { $0 - $1 }).0 > 0
+        // With too few seeds no verdict, but the reader is told where the point estimate stands so far.
+        let direction = meanStd(r.aValues).0 > meanStd(r.bValues).0
+        let marginMet = mean > bar && (c.test == "error-ratio" || testUp)
+        let soFar = !direction ? "against the claimed direction"
+            : marginMet ? "in the claimed direction, margin met" : "in the claimed direction, short of the margin"
+        let seedsNote = n < c.minSeeds ? "\(n) of the \(c.minSeeds) seeds the criterion needs (the point estimate so far: \(soFar))" : ""
         switch c.test {
         case "error-ratio":
             if n >= c.minSeeds && mean > 2 * se { r.outcome = .held; r.reason = "" }
             else if n >= c.minSeeds && mean < -2 * se { r.outcome = .notHeld; r.reason = "" }
             else { r.reason = seedsNote.isEmpty ? "the difference is within 2 SE of 0" : seedsNote }
         default:
-            let bar = c.margin * meanStd(r.bValues).0
-            let testUp = meanStd(zip(aTests, bTests).map { $0 - $1 }).0 > 0
             if n >= c.minSeeds && mean > 2 * se && mean > bar && testUp { r.outcome = .held; r.reason = "" }
             else if n >= c.minSeeds && mean + 2 * se < bar { r.outcome = .notHeld; r.reason = "" }
             else {
@@ -265,7 +270,8 @@ func criteriaSection(path: String, results: [CriterionResult], runs: [RunID: Run
     md += "Criteria: `\(path)` (its header defines each quantity and test). Per seed, the value of run *a* and run *b* "
     md += "and their difference d (error-ratio: err(a) − margin·err(b); repelled: loss(a) − loss(b)); mean ± SE over "
     md += "seeds. *Held* needs the point estimate in the claimed direction beyond 2 SE (and, for repelled, beyond the "
-    md += "margin with the test error also higher); *not held* the opposite; otherwise *inconclusive*. *Fixed by*: "
+    md += "margin with the test error also higher); *not held* the opposite; otherwise *inconclusive* (with fewer "
+    md += "seeds than it needs, it says where the point estimate stands so far). *Fixed by*: "
     md += "the commit that last changed the criterion's line; ⚠ marks a criterion that is not in the code that trained "
     md += "a run it judges (fixed or changed after that run).\n\n"
     var rows: [[String]] = []

@@ -69,6 +69,13 @@ final class CriteriaTests: XCTestCase {
         let r = evaluateCriteria([c], runs: one, pretrains: [:])[0]
         XCTAssertEqual(r.outcome, .inconclusive)
         XCTAssertTrue(r.reason.contains("1 of the 3 seeds"), r.reason)
+        // … and says where that one seed stands: identity 40 vs clipped 10 meets margin 1.5, not margin 6; the
+        // reversed comparison is against the claimed direction.
+        XCTAssertTrue(r.reason.hasSuffix("(the point estimate so far: in the claimed direction, margin met)"), r.reason)
+        wide.margin = 6
+        XCTAssertTrue(evaluateCriteria([wide], runs: one, pretrains: [:])[0].reason.hasSuffix("in the claimed direction, short of the margin)"))
+        let reversed = criterion("error-ratio", a: "clipped", b: "identity", quantity: "test_error_last5", margin: 1)
+        XCTAssertTrue(evaluateCriteria([reversed], runs: one, pretrains: [:])[0].reason.hasSuffix("against the claimed direction)"))
     }
 
     func testRepelledAgainstControl() {
@@ -94,6 +101,17 @@ final class CriteriaTests: XCTestCase {
         let lossOnly = evaluateCriteria([c], runs: runs(repelLoss: 0.40, repelAccuracy: 90), pretrains: [:])[0]
         XCTAssertEqual(lossOnly.outcome, .inconclusive)
         XCTAssertTrue(lossOnly.reason.contains("test error"), lossOnly.reason)
+        // One seed of each: where the point estimate stands (a rise of a third with the test error up; a rise of 1 %;
+        // the loss lower than the control's; a rise with the test error not up is short of the margin).
+        for (loss, accuracy, standing) in [(0.40, 85.0, "in the claimed direction, margin met"),
+                                           (0.303, 85, "in the claimed direction, short of the margin"),
+                                           (0.25, 85, "against the claimed direction"),
+                                           (0.40, 90, "in the claimed direction, short of the margin")] {
+            let one = runs(repelLoss: loss, repelAccuracy: accuracy).filter { $0.key.seed == 0 }
+            let r = evaluateCriteria([c], runs: one, pretrains: [:])[0]
+            XCTAssertEqual(r.outcome, .inconclusive)
+            XCTAssertTrue(r.reason.hasSuffix("(the point estimate so far: \(standing))"), "\(loss), \(accuracy): \(r.reason)")
+        }
         // Flat: any rise is below 5 % of the control's loss → not held.
         XCTAssertEqual(evaluateCriteria([c], runs: runs(repelLoss: 0.30, repelAccuracy: 85), pretrains: [:])[0].outcome, .notHeld)
         // A claim is held only when all its rows are; one row not held decides it.
