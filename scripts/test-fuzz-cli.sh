@@ -39,15 +39,17 @@ check() {
   fi
 }
 
-# A string with one random edit: a character dropped, doubled, replaced by a random one or by a digit run.
+# A string with one random edit: a character dropped, doubled, replaced by a random one or by a digit run; the
+# result in MUTATED. (Not echoed into a $(…): bash reseeds RANDOM in every subshell, and the run would no longer be
+# the same run for the same SEED.)
 mutate() {
-  local s=$1 n=${#1} i=$((RANDOM % (${#1} + 1))) chars='-_.=,[]{}:a0s9 /\\\n%$*"' 
+  local s=$1 i=$((RANDOM % (${#1} + 1))) chars='-_.=,[]{}:a0s9 /\\\n%$*"'
   case $((RANDOM % 5)) in
-    0) echo "${s:0:i}${s:i+1}" ;;
-    1) echo "${s:0:i}${s:i:1}${s:i}" ;;
-    2) echo "${s:0:i}${chars:RANDOM % ${#chars}:1}${s:i+1}" ;;
-    3) echo "${s:0:i}$((RANDOM * RANDOM))${s:i}" ;;
-    4) echo "${s:0:i}" ;;
+    0) MUTATED="${s:0:i}${s:i+1}" ;;
+    1) MUTATED="${s:0:i}${s:i:1}${s:i}" ;;
+    2) MUTATED="${s:0:i}${chars:RANDOM % ${#chars}:1}${s:i+1}" ;;
+    3) MUTATED="${s:0:i}$((RANDOM * RANDOM))${s:i}" ;;
+    4) MUTATED="${s:0:i}" ;;
   esac
 }
 
@@ -64,11 +66,11 @@ ids=(lenet5-a2-clipped-s0 resnet20-a4-relu-from-clipped-s1 vgg11-s2 lenet5-a4-lo
 sets=("nets.lenet5.train.lr=0.05" "seeds=[0,1]" "nets.lenet5.train.schedule.milestones=[0.5]" "quantizer.alpha.2=0.6")
 envs=("STE_THREADS=2" "STE_DEVICE=cpu" "STE_PROGRESS=1" "STE_TF32=0" "RESUME_ANYWAY=1")
 for k in $(seq 1 "$COUNT"); do
-  id=$(mutate "${ids[RANDOM % ${#ids[@]}]}")
+  mutate "${ids[RANDOM % ${#ids[@]}]}"; id=$MUTATED
   check "run id '$id'" "$STE" eval --config experiments/grid.yaml --run "$id" --quiet
-  s=$(mutate "${sets[RANDOM % ${#sets[@]}]}")
+  mutate "${sets[RANDOM % ${#sets[@]}]}"; s=$MUTATED
   check "--set '$s'" "$STE" plan --config experiments/grid.yaml --set "$s" --list
-  e=$(mutate "${envs[RANDOM % ${#envs[@]}]}")
+  mutate "${envs[RANDOM % ${#envs[@]}]}"; e=$MUTATED
   [[ $e == *=* ]] && check "env '$e'" env "$e" "$STE" plan --config experiments/grid.yaml --list
 done
 
