@@ -193,9 +193,9 @@ func runsSection(_ runs: [RunID: RunRecord], root: String) -> String {
         "best (epoch)", "last 5", "train loss", "state"],
         rows: ids.map { id in
             let r = runs[id]!
-            let e = epochSummary(r.history).map { Double($0) }
-            let best = e[0].map { fmt($0, 2) + " (\(Int(e[1] ?? 0)))" } ?? ""
-            let last5 = e[2].map { fmt($0, 2) + " ± " + fmt(e[3] ?? 0, 2) } ?? ""
+            let e = EpochSummary(r.history)
+            let best = e.map { fmt($0.best, 2) + " (\($0.bestEpoch))" } ?? ""
+            let last5 = e.map { fmt($0.lastFiveMean, 2) + " ± " + fmt($0.lastFiveSD, 2) } ?? ""
             return ["\(id)", "`\(shortVersion(r.trainedBy))`", "\(r.history.count)", "\(r.threads)", String(format: "%.1f s", r.wallSeconds),
                 String(format: "%.0f", r.history.imagesPerSecond.last ?? 0), fmt(r.eval["test_accuracy"] ?? .nan, 2),
                 best, last5, sci(r.eval["train_loss_last_epoch"] ?? .nan), r.diverged ? "diverged" : "done"]

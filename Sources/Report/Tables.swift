@@ -82,13 +82,26 @@ func phaseText(_ p: PhaseSpec) -> String {
 /// The test accuracy over a run's epochs: the best and its epoch (what the authors' group code logs and
 /// checkpoints, `best_prec1`: selection on the test set, the paper's practice), and the mean and sample standard
 /// deviation of the last five epochs (how much a single final-epoch number can move: for a 4-bit ResNet-20 it can
-/// be points, docs/resnet20-4bit-parity.md). Empty strings for a run without history.
-func epochSummary(_ h: History) -> [String] {
-    let acc = h.testAccuracy
-    guard let best = acc.indices.max(by: { acc[$0] < acc[$1] }) else { return ["", "", "", ""] }
-    let last = Array(acc.suffix(5)), mean = last.reduce(0, +) / Double(last.count)
-    let sd = last.count > 1 ? (last.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(last.count - 1)).squareRoot() : 0
-    return [String(acc[best]), h.epoch.indices.contains(best) ? "\(h.epoch[best])" : "\(best + 1)", String(mean), String(sd)]
+/// be points, docs/resnet20-4bit-parity.md). Nil for a run without history.
+struct EpochSummary {
+    let best: Double, bestEpoch: Int, lastFiveMean: Double, lastFiveSD: Double
+
+    init?(_ h: History) {
+        let acc = h.testAccuracy
+        guard let at = acc.indices.max(by: { acc[$0] < acc[$1] }) else { return nil }
+        let last = Array(acc.suffix(5)), mean = last.reduce(0, +) / Double(last.count)
+        best = acc[at]
+        bestEpoch = h.epoch.indices.contains(at) ? Int(h.epoch[at]) : at + 1
+        lastFiveMean = mean
+        lastFiveSD = last.count > 1
+            ? (last.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(last.count - 1)).squareRoot() : 0
+    }
+
+    /// runs.csv's four columns (empty for a run without history).
+    static func csvFields(_ h: History) -> [String] {
+        guard let e = EpochSummary(h) else { return ["", "", "", ""] }
+        return [String(e.best), "\(e.bestEpoch)", String(e.lastFiveMean), String(e.lastFiveSD)]
+    }
 }
 
 /// `rootOf`: the results root that holds each run (a shared run's: the base config's).
@@ -101,7 +114,7 @@ func runsRows(_ runs: [RunID: RunRecord], rootOf: (RunID) -> String) -> [[String
             first.map { "\($0.batchSize)" } ?? "", first.map { "\($0.lr)" } ?? "", first?.optimizer ?? "",
             value("test_accuracy"), value("test_loss"), value("train_loss_last_epoch"), value("train_loss_full_pass"),
             value("train_accuracy_full_pass"), r.eval["test_total"].map { String(Int($0)) } ?? "",
-            r.diverged ? "1" : "0", String(r.wallSeconds), "\(r.threads)", r.trainedBy, r.machine] + epochSummary(r.history)
+            r.diverged ? "1" : "0", String(r.wallSeconds), "\(r.threads)", r.trainedBy, r.machine] + EpochSummary.csvFields(r.history)
             + [first.map { "\($0.momentum)" } ?? "", first.map { "\($0.weightDecay)" } ?? "",
                first.map { $0.schedule.kind == "multistep" ? "multistep ×\($0.schedule.gamma) at " + $0.schedule.milestoneEpochs(ofPhaseWith: $0.epochs).map(String.init).joined(separator: "/") : $0.schedule.kind } ?? "",
                c.phases.map(phaseText).joined(separator: " then "),
