@@ -45,6 +45,8 @@ plan_var() {
   rm -f "$plan"
 }
 starts() { plan_var PLAN_START_CHECKPOINTS; }
+# The pretrain checkpoint of seed $1 among the start checkpoints in $2 (nothing when there is none).
+pretrain_of() { echo "$2" | tr ' ' '\n' | grep -- "/pretrain/.*-s$1/checkpoint.h5$" || true; }
 
 # The worktree at the pinned commit, its links to this checkout's data and results, and its release build.
 prepare() {
@@ -164,12 +166,12 @@ case $action in
         first=$(echo "$goals" | head -n "$(echo "$evals" | grep -- "-s$seed/eval.h5" | while read -r goal; do
           case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "$goal" ;; esac; done | wc -l)")
         rest=$(echo "$goals" | tail -n +"$(($(echo "$first" | grep -c . || true) + 1))")
-        pretrain=$(echo "$starts" | tr ' ' '\n' | grep -- "/pretrain/.*-s$seed/checkpoint.h5$" || true)
+        pretrain=$(pretrain_of "$seed" "$starts")
         # The next seed's pretrain last in both lists: it takes the core that the seed's last start cell and its last
         # runs would leave idle (a pretrain needs no other run), so the next seed begins with its start cells. (The
         # start cells' list runs only while one is left, or it would hold the long runs back for the pretrain.)
         next=$(echo "$seeds" | awk -v s="$seed" '$1 > s' | head -1)
-        [ -z "$next" ] || next=$(echo "$starts" | tr ' ' '\n' | grep -- "/pretrain/.*-s$next/checkpoint.h5$" || true)
+        [ -z "$next" ] || next=$(pretrain_of "$next" "$starts")
         # shellcheck disable=SC2086
         if [ -n "$first" ] && ! make -C "$worktree" --no-print-directory -q EXPERIMENT="$experiment" PROFILE="$profile" THREADS="$threads" $first; then
           make_in_order $pretrain
