@@ -114,8 +114,10 @@ public struct Figure: Sendable {
 
     public func svg() -> String {
         let rows = (panels.count + columns - 1) / columns
-        let titleHeight: Double = title.isEmpty ? 0 : 30
         let width = panelWidth * Double(columns)
+        // Bold 15 px Helvetica averages under 9 px a character: a longer title is wrapped, not cut at the edges.
+        let titleLines = title.isEmpty ? [] : wrapped(title, maxCharacters: max(20, Int((width - 20) / 9)))
+        let titleHeight: Double = titleLines.isEmpty ? 0 : 30 + 18 * Double(titleLines.count - 1)
         let height = titleHeight + panelHeight * Double(rows)
         var out = """
             <svg xmlns="http://www.w3.org/2000/svg" width="\(f(width))" height="\(f(height))" \
@@ -123,9 +125,9 @@ public struct Figure: Sendable {
             <rect x="0" y="0" width="\(f(width))" height="\(f(height))" fill="white"/>
 
             """
-        if !title.isEmpty {
-            out += "<text x=\"\(f(width / 2))\" y=\"20\" font-size=\"15\" font-weight=\"bold\" "
-                + "text-anchor=\"middle\">\(escapeXML(title))</text>\n"
+        for (i, line) in titleLines.enumerated() {
+            out += "<text x=\"\(f(width / 2))\" y=\"\(20 + 18 * i)\" font-size=\"15\" font-weight=\"bold\" "
+                + "text-anchor=\"middle\">\(escapeXML(line))</text>\n"
         }
         for (i, panel) in panels.enumerated() {
             let x0 = panelWidth * Double(i % columns)
@@ -400,6 +402,20 @@ public struct Figure: Sendable {
 public struct ReportError: Error, CustomStringConvertible {
     public let description: String
     public init(_ message: String) { description = message }
+}
+
+/// `text` in lines of at most `maxCharacters`, broken at spaces (a word longer than a line stays whole).
+func wrapped(_ text: String, maxCharacters: Int) -> [String] {
+    var lines: [String] = [], line = ""
+    for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+        if !line.isEmpty && line.count + 1 + word.count > maxCharacters {
+            lines.append(line)
+            line = String(word)
+        } else {
+            line += (line.isEmpty ? "" : " ") + word
+        }
+    }
+    return lines + [line]
 }
 
 func escapeXML(_ s: String) -> String {

@@ -57,4 +57,27 @@ final class ReportTests: XCTestCase {
         let svg = Figure(p).svg()
         for label in ["0.2", "0.3"] { XCTAssertTrue(svg.contains(">\(label)</text>"), "no tick \(label)") }
     }
+    /// A figure title wider than the figure is wrapped at spaces into lines that fit (at the 9 px a character the
+    /// renderer assumes), every word kept, and the panels start below the last line; a short title stays one line.
+    func testLongFigureTitleWrapsInsteadOfOverflowing() throws {
+        let panel = Panel(title: "t", xLabel: "x", yLabel: "y", series: [Series("a", x: [1, 2], y: [1, 2])])
+        let title = "Fig. 2 (Fashion-MNIST): identity STE started at other STEs' minima (resnet20, 4-bit; "
+            + "lr 1e-05 for 124 epochs, then the normal schedule)"
+        let figure = Figure(title: title, panels: [panel, panel], columns: 2, panelWidth: 420)
+        let svg = figure.svg()
+        let pattern = try NSRegularExpression(pattern: #"<text x="[-0-9.]+" y="([0-9]+)" font-size="15" font-weight="bold" text-anchor="middle">([^<]+)</text>"#)
+        let lines = pattern.matches(in: svg, range: NSRange(svg.startIndex..., in: svg)).map {
+            (y: Int(svg[Range($0.range(at: 1), in: svg)!])!, text: String(svg[Range($0.range(at: 2), in: svg)!]))
+        }
+        XCTAssertEqual(lines.count, 2)
+        XCTAssertEqual(lines.map(\.text).joined(separator: " "), escapeXML(title), "every word, in order")
+        for line in lines { XCTAssertLessThanOrEqual(Double(line.text.count) * 9, 840 - 20, "'\(line.text)' fits") }
+        XCTAssertEqual(lines.map(\.y), [20, 38])
+        XCTAssertTrue(svg.contains("height=\"348.00\""), "the figure grows by the extra line (30 + 18 + 300)")
+        let short = Figure(title: "short", panels: [panel], columns: 1).svg()
+        XCTAssertTrue(short.contains("y=\"20\" font-size=\"15\" font-weight=\"bold\" text-anchor=\"middle\">short</text>"))
+        XCTAssertTrue(short.contains("height=\"330.00\""))
+        XCTAssertEqual(wrapped("a b c", maxCharacters: 3), ["a b", "c"])
+        XCTAssertEqual(wrapped("abcdef g", maxCharacters: 3), ["abcdef", "g"], "a word longer than a line stays whole")
+    }
 }
