@@ -128,9 +128,14 @@ public func evaluateCriteria(_ criteria: [Criterion], runs: [RunID: RunRecord], 
             r.aValues = named.map(\.1)
             let failing = named.filter { $0.1 >= c.margin }
             r.outcome = failing.isEmpty ? .held : .notHeld
+            // The check asks only that no run is still falling; a loss that rose by more than the margin passes it
+            // but is no minimum either, so the reader is told which runs did.
+            let rising = named.filter { $0.1 <= -c.margin }
+            let rose = rising.isEmpty ? ""
+                : "; rose instead: " + rising.map { "\($0.0) (loss up \(fmt(-100 * $0.1, 1)) %)" }.joined(separator: ", ")
             r.reason = failing.isEmpty
-                ? "\(named.count) runs, the largest drop \(fmt(100 * named.map(\.1).max()!, 1)) %"
-                : "still falling: " + failing.map { "\($0.0) (\(fmt(100 * $0.1, 1)) %)" }.joined(separator: ", ")
+                ? "\(named.count) runs, the largest drop \(fmt(100 * named.map(\.1).max()!, 1)) %" + rose
+                : "still falling: " + failing.map { "\($0.0) (\(fmt(100 * $0.1, 1)) %)" }.joined(separator: ", ") + rose
             return r
         }
         let seeds = Set(runs.keys.map(\.seed)).sorted()

@@ -133,6 +133,17 @@ final class CriteriaTests: XCTestCase {
         let r = evaluateCriteria([c], runs: [:], pretrains: [0: flat, 1: falling])[0]
         XCTAssertEqual(r.outcome, .notHeld)
         XCTAssertTrue(r.reason.contains("resnet20-s1"), r.reason)
+        // A loss that rose over the last 10 epochs passes (nothing is still falling) but is named, with its rise.
+        var rising = History()
+        for e in 1...20 {
+            rising.append(epoch: e, trainLoss: 0.2 + 0.01 * Double(e), trainAccuracy: 0, testLoss: 0, testAccuracy: 0, lr: 0,
+                wall: 0, imagesPerSecond: 0, residentMiB: 0)
+        }
+        let up = evaluateCriteria([c], runs: [:], pretrains: [0: flat, 2: rising])[0]
+        XCTAssertEqual(up.outcome, .held)
+        // epochs 11–15 average 0.33, the last five 0.38: a drop of −13.2 %.
+        XCTAssertTrue(up.reason.hasSuffix("; rose instead: resnet20-s2 (loss up 13.2 %)"), up.reason)
+        XCTAssertFalse(evaluateCriteria([c], runs: [:], pretrains: [0: flat])[0].reason.contains("rose"))
     }
 
     /// The runs table shows test-time noise beside the final accuracy: the best epoch and the last five epochs'
