@@ -141,7 +141,8 @@ private func repelFigures(_ runs: [RunID: RunRecord], config: ExperimentConfig, 
                 lossRefs.append(ReferenceLine(y: max(startLoss, 1e-6), label: "start: \(id.from!.rawValue) s\(id.seed)"))
             }
         }
-        let figure = Figure(title: "\(spec.title): \(spec.ste.rawValue) STE started at other STEs' minima (\(spec.net), \(spec.bits)-bit; lr \(spec.warmupLR) for \(spec.warmupEpochs) epochs)", panels: [
+        // No-break spaces keep "lr 1e-05" and "124 epochs" on one line when the title wraps.
+        let figure = Figure(title: "\(spec.title): \(spec.ste.rawValue) STE started at other STEs' minima (\(spec.net), \(spec.bits)-bit; lr\u{00A0}\(spec.warmupLR) for \(spec.warmupEpochs)\u{00A0}epochs)", panels: [
             Panel(title: "test accuracy", xLabel: "epoch", yLabel: "test accuracy (%)", series: acc, references: accRefs),
             Panel(title: "training loss", xLabel: "epoch", yLabel: "training loss (cross-entropy)", series: loss, logY: true,
                 references: lossRefs),
