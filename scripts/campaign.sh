@@ -156,7 +156,7 @@ case $action in
         # The cells other runs start from first, evaluated, so that they are committed (with their checkpoints) before
         # the long runs that need them; then longest first, so that the last hours do not leave a core idle: Fig. 2's
         # runs (the low-lr phase and then the normal schedule), the other repel runs and controls, then the other cells.
-        starts=" $(plan_var PLAN_START_CHECKPOINTS) "
+        starts=" $(starts) "
         goals=$(echo "$evals" | grep -- "-s$seed/eval.h5" | while read -r goal; do
           case $starts in *" ${goal%eval.h5}checkpoint.h5 "*) echo "0 $goal"; continue ;; esac
           case $goal in *-identity-from-*) echo "1 $goal" ;; *-from-*) echo "2 $goal" ;; *) echo "3 $goal" ;; esac
