@@ -406,6 +406,10 @@ smoke-check: | $(BIN)
 	$(MAKE) --no-print-directory reproduce EXPERIMENT=experiments/fashion.yaml PROFILE=smoke
 	@for f in results/fashion/smoke/REPORT.md results/fashion/smoke/table1.csv results/fashion/smoke/figures/repel-fig2.svg results/fashion/smoke/figures/repel-appendix-c.svg; do \
 	  test -s $$f || { echo "smoke-check: $$f missing"; exit 1; }; done
+	@# Each repel run's start is a dotted line in the run's own colour, without a text label to cover the curves.
+	@python3 -c 'import re,sys; s=open(sys.argv[1]).read(); d=set(re.findall(r"stroke=\"(#[0-9a-f]+)\" stroke-width=\"1\" stroke-dasharray=\"2,3\"", s)); \
+	  c=set(re.findall(r"<polyline [^>]*stroke=\"(#[0-9a-f]+)\"", s)); assert d and d <= c and ">start: " not in s, (sys.argv[1], d, c)' \
+	  results/fashion/smoke/figures/repel-fig2.svg || { echo "smoke-check: the repel figure does not draw each start in its run's colour"; exit 1; }
 	@test $$(grep -c '^fashion-mnist,\(vgg11\|resnet20\),' results/fashion/smoke/table1.csv) = 12 || { echo "smoke-check: results/fashion/smoke/table1.csv lacks the 12 deep-net cells"; exit 1; }
 	@echo "smoke-check: 2 passed, 0 failed (Table 1 on MNIST; VGG-11 and ResNet-20 on Fashion-MNIST)"
 

@@ -117,8 +117,8 @@ private func vsPaperFigure(_ cells: [CellKey: CellResult], stes: [String], root:
     return out
 }
 
-/// One figure per repel experiment: each run's curves against the minimum it starts from (reference lines: the
-/// test accuracy and training loss measured at the start, before the first step).
+/// One figure per repel experiment: each run's curves against the minimum it starts from (reference lines, dotted in
+/// the run's colour: the test accuracy and training loss measured at the start, before the first step).
 private func repelFigures(_ runs: [RunID: RunRecord], config: ExperimentConfig, root: String) throws -> [(String, String)] {
     var out: [(String, String)] = []
     for spec in config.repel {
@@ -137,15 +137,18 @@ private func repelFigures(_ runs: [RunID: RunRecord], config: ExperimentConfig, 
             if let parent = runs[id.parent!] {
                 let startLoss = r.history.startTrainLoss ?? parent.eval["train_loss_last_epoch"]!
                 let startAcc = r.history.startTestAccuracy ?? parent.eval["test_accuracy"]!
-                accRefs.append(ReferenceLine(y: startAcc, label: "start: \(id.from!.rawValue) s\(id.seed)"))
-                lossRefs.append(ReferenceLine(y: max(startLoss, 1e-6), label: "start: \(id.from!.rawValue) s\(id.seed)"))
+                // In the run's colour, unlabelled: the starts of several seeds lie close together, where text
+                // labels would cover each other and the curves leaving them.
+                accRefs.append(ReferenceLine(y: startAcc, color: color))
+                lossRefs.append(ReferenceLine(y: max(startLoss, 1e-6), color: color))
             }
         }
         // No-break spaces keep "lr 1e-05" and "124 epochs" on one line when the title wraps.
         let figure = Figure(title: "\(spec.title): \(spec.ste.rawValue) STE started at other STEs' minima (\(spec.net), \(spec.bits)-bit; lr\u{00A0}\(spec.warmupLR) for \(spec.warmupEpochs)\u{00A0}epochs)", panels: [
-            Panel(title: "test accuracy", xLabel: "epoch", yLabel: "test accuracy (%)", series: acc, references: accRefs),
-            Panel(title: "training loss", xLabel: "epoch", yLabel: "training loss (cross-entropy)", series: loss, logY: true,
-                references: lossRefs),
+            Panel(title: "test accuracy (dotted: each run's start)", xLabel: "epoch", yLabel: "test accuracy (%)", series: acc,
+                references: accRefs),
+            Panel(title: "training loss (dotted: each run's start)", xLabel: "epoch", yLabel: "training loss (cross-entropy)",
+                series: loss, logY: true, references: lossRefs),
         ], columns: 2)
         let file = "figures/repel-\(spec.name).svg"
         try writeFigure(figure, to: "\(root)/\(file)")
