@@ -22,8 +22,12 @@ final class EmulatedDevice: ComputeDevice {
 
     /// Builds the stand-in (tools/cuda-standin/build.sh), compiles the kernels with its NVRTC as the engine does and
     /// loads them; skips where no C++ compiler is installed.
+    static let folder = NSTemporaryDirectory() + "ste-emulated-kernels-\(getpid())"
+    /// The symbol by which the stand-in NVRTC is told from NVIDIA's (tools/cuda-standin/cuda_standin.cpp).
+    static let standInNVRTCMarker = "ste_standin_nvrtc"
+
     static func make() throws -> EmulatedDevice {
-        let folder = NSTemporaryDirectory() + "ste-emulated-kernels-\(getpid())"
+        let folder = Self.folder
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().path

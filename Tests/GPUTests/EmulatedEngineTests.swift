@@ -24,6 +24,15 @@ final class EmulatedEngineTests: XCTestCase {
         setComputeThreads(2)
     }
 
+    /// The stand-in NVRTC says what it is: it shares NVIDIA's soname, so after this suite a lookup of NVRTC by soname
+    /// in this process returns it, and the tests that need NVIDIA's NVRTC (GPULibraryTests) skip on this marker.
+    func testTheStandInNVRTCCarriesItsMarker() throws {
+        let standIn = try XCTUnwrap(dlopen(EmulatedDevice.folder + "/nvidia/libnvrtc.so.13", RTLD_NOW | RTLD_NOLOAD),
+            "the emulated device loaded the stand-in NVRTC")
+        XCTAssertNotNil(dlsym(standIn, EmulatedDevice.standInNVRTCMarker))
+        XCTAssertNotNil(dlopen("libnvrtc.so.13", RTLD_NOW | RTLD_NOLOAD), "a lookup by soname finds an NVRTC once loaded")
+    }
+
     func testTheGPUChecksPassOnTheEmulatedDevice() throws {
         var report = GPUCheckReport()
         GPUChecks.run(on: device, fixtures: repositoryRoot + "/Tests/NNTests/Fixtures/nets.h5", &report)

@@ -7,11 +7,24 @@ import XCTest
 @testable import GPU
 
 final class GPULibraryTests: XCTestCase {
-    func testKernelsCompileWithNVRTC() throws {
+    /// NVIDIA's NVRTC, or a skip. Not the host stand-in (tools/cuda-standin): it shares NVRTC's soname, so once the
+    /// emulated device's tests have loaded it in this process, the loader hands it to a lookup by soname, and its
+    /// "PTX" is a host shared object.
+    private func nvidiaNVRTC() throws -> NVRTCCompiler {
         let compiler: NVRTCCompiler
         do { compiler = try CUDALibraries.loadNVRTC() } catch {
-            throw XCTSkip("NVRTC (libnvrtc.so.13 / .12) is not installed here: \(error); NVIDIA's nvidia-cuda-nvrtc wheel provides it")
+            throw XCTSkip("NVRTC (libnvrtc.so.13 / .12) is not installed here: \(error); NVIDIA's nvidia-cuda-nvrtc wheel "
+                + "provides it (`make cuda-libs`)")
         }
+        if dlsym(compiler.nvrtc.library.handle, EmulatedDevice.standInNVRTCMarker) != nil {
+            throw XCTSkip("NVIDIA's NVRTC is not installed here (the one loaded, \(compiler.path), is the emulated device's host "
+                + "stand-in); NVIDIA's nvidia-cuda-nvrtc wheel provides it (`make cuda-libs`)")
+        }
+        return compiler
+    }
+
+    func testKernelsCompileWithNVRTC() throws {
+        let compiler = try nvidiaNVRTC()
         for architecture in ["compute_80", "compute_90"] {
             let ptx = try compiler.compileKernels(architecture: architecture)
             for kernel in ["channel_partial_sums", "batch_norm_mean", "batch_norm_variance", "batch_norm_apply",
@@ -26,10 +39,7 @@ final class GPULibraryTests: XCTestCase {
     /// CUBIN (machine code for the device, which loads under a driver older than NVRTC) for the architectures the
     /// engine meets, and NVRTC's builtins library found beside it by path (a wheel's folder is not on the loader's path).
     func testKernelsCompileToCUBINAndBuiltinsArePreloaded() throws {
-        let compiler: NVRTCCompiler
-        do { compiler = try CUDALibraries.loadNVRTC() } catch {
-            throw XCTSkip("NVRTC (libnvrtc.so.13 / .12) is not installed here: \(error); NVIDIA's nvidia-cuda-nvrtc wheel provides it")
-        }
+        let compiler = try nvidiaNVRTC()
         for architecture in ["sm_80", "sm_90"] {
             let cubin = try compiler.compileKernelsCUBIN(architecture: architecture)
             XCTAssertEqual(Array(cubin.prefix(4)), [0x7f, 0x45, 0x4c, 0x46], "\(architecture): not an ELF image")
@@ -63,7 +73,9 @@ final class GPULibraryTests: XCTestCase {
                 continue  // not installed here; a symbol missing from an installed library fails the test
             }
         }
-        if found == 0 { throw XCTSkip("no cuDNN, cuBLAS or CUDA runtime installed here (NVIDIA's Python wheels provide them)") }
+        if found == 0 {
+            throw XCTSkip("no cuDNN, cuBLAS or CUDA runtime installed here (NVIDIA's Python wheels provide them: `make cuda-libs`)")
+        }
     }
 
     /// cuBLAS statuses by cuBLAS's names (the runtime's cudaGetErrorString would name another error for the same
@@ -71,7 +83,7 @@ final class GPULibraryTests: XCTestCase {
     func testCUBLASStatusesAndCUDNNQueries() throws {
         let folders = cudaLibraryFolders()
         guard let cublas = try? CUBLAS(folders: folders) else {
-            throw XCTSkip("no cuBLAS installed here (NVIDIA's nvidia-cublas wheel provides it; `make peer` installs it in ~/.venv-peer)")
+            throw XCTSkip("no cuBLAS installed here (NVIDIA's nvidia-cublas wheel provides it; `make cuda-libs` installs it in ~/.venv-cuda)")
         }
         XCTAssertNotNil(cublas.getStatusString, "cuBLAS ≥ 11.4 has cublasGetStatusString")
         XCTAssertEqual(cublas.message(7), "CUBLAS_STATUS_INVALID_VALUE: an unsupported value or parameter was passed to the function (7)")

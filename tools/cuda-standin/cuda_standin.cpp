@@ -374,6 +374,10 @@ struct Program {
     std::string objectPath;
 };
 
+// Not NVIDIA's: this stand-in shares NVRTC's soname, so in a process that has loaded it (the tests' emulated device)
+// any later dlopen("libnvrtc.so.13") returns it; the tests that need NVIDIA's NVRTC look for this to skip.
+EXPORT int ste_standin_nvrtc() { return 1; }
+
 EXPORT int nvrtcVersion(int* major, int* minor) {
     *major = env_int("STE_STANDIN_NVRTC_MAJOR", 13);
     *minor = 0;
