@@ -31,12 +31,13 @@ export RESUME_ANYWAY
 
 DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
 
-.PHONY: all deps build test verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs plan-listed bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check gpu-rehearsal
+.PHONY: all deps build test cuda-libs verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs plan-listed bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check gpu-rehearsal
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make reproduce   data -> pretrain -> train -> eval -> report -> diff (MNIST rows by default)"
 	@echo "make test        build and run every test (includes the smoke pipeline)"
+	@echo "make cuda-libs   NVIDIA's CUDA libraries from their wheels into ~/.venv-cuda, for the CUDA engine's tests (make test)"
 	@echo "make run RUN=lenet5-a2-clipped-s0   one cell;  make report;  make diff;  make theory;  make schoenbauer [-full];  make bench"
 	@echo "make -j3 schoenbauer-small-steps    the Schoenbauer SGD claim at small steps (81 min on a 2-core VM; a process per seed)"
 	@echo "make reproduce SET=\"nets.lenet5.train.lr=0.05\"   override any config key (own results folder); make sweep SWEEP=nets.lenet5.train.lr=0.01,0.05"
@@ -98,7 +99,9 @@ build: $(BIN)
 test: deps
 	$(SWIFT) build -c $(CONFIG) --product ste
 	@touch $(BIN)
-	$(SWIFT) test
+	@$(MAKE) --no-print-directory cuda-libs || echo "make test: NVIDIA's libraries could not be installed; the tests that check the CUDA engine against them skip, saying so"
+	STE_CUDA_LIBRARY_PATH="$${STE_CUDA_LIBRARY_PATH:+$$STE_CUDA_LIBRARY_PATH:}$$(ls -d $(CUDA_LIBS)/lib/python3*/site-packages/nvidia/*/lib 2>/dev/null | paste -sd: -)" \
+	  $(SWIFT) test
 	$(MAKE) --no-print-directory smoke-check
 	scripts/test-load.sh
 	d=$$(mktemp -d) && python3 tools/tensorboard.py results/fashion/cpu-budget --out $$d --check && rm -rf $$d
@@ -110,6 +113,19 @@ test: deps
 	scripts/test-cifar-path.sh
 	scripts/test-slurm.sh --local-table results/smoke/table1.csv
 	$(MAKE) --no-print-directory fuzz-check
+
+# NVIDIA's CUDA 13 libraries from their Python wheels (NVRTC, the runtime, cuBLAS, cuDNN; about 1 GB, no GPU needed),
+# for the tests that check the CUDA engine against them: its kernels compile with NVRTC, every cuBLAS and cuDNN entry
+# point it declares exists (Tests/GPUTests/GPULibraryTests.swift). Pinned, so that every machine checks the same ones.
+CUDA_LIBS   ?= $(HOME)/.venv-cuda
+CUDA_WHEELS := nvidia-cuda-nvrtc==13.5.37 nvidia-cuda-runtime==13.5.37 nvidia-cublas==13.10.0.20 nvidia-cudnn-cu13==9.28.1.4
+CUDA_STAMP  := $(CUDA_LIBS)/installed-$(firstword $(shell echo '$(CUDA_WHEELS)' | md5sum))
+cuda-libs: $(CUDA_STAMP)
+$(CUDA_STAMP):
+	rm -rf $(CUDA_LIBS)
+	python3 -m venv $(CUDA_LIBS)
+	$(CUDA_LIBS)/bin/pip install --quiet $(CUDA_WHEELS)
+	echo "$(CUDA_WHEELS)" > $@
 
 # MARK: - Parity with PyTorch over many steps ------------------------------------------------------
 # Our engine and the PyTorch twin (tools/make_fixtures.py) from one state on the same batches: a 4-bit ResNet-20
@@ -254,7 +270,7 @@ GRID      := --config $(EXPERIMENT) --profile $(PROFILE) $(foreach s,$(SET),--se
 
 # The plan (one rule per run, and config stamps) is generated from the grid by `ste plan`; it is
 # only needed, and only built, for pipeline goals.
-NON_PIPELINE_GOALS := help deps build test clean data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
+NON_PIPELINE_GOALS := help deps build test cuda-libs clean data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs bench peer smoke-check data/mnist.h5 data/cifar10.h5 \
   data/fashion-mnist.h5 gpu-bundle gpu-check gpu-rehearsal
 # `make -n …` is a dry run: make would still remake a missing or stale plan (and so build the binary and
 # install packages), so a dry run reads the plan only if it exists and never remakes it.
