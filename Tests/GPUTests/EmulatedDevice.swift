@@ -20,12 +20,13 @@ final class EmulatedDevice: ComputeDevice {
     private var launchers: [String: Launcher] = [:]
     let description = "emulated"
 
-    /// Builds the stand-in (tools/cuda-standin/build.sh), compiles the kernels with its NVRTC as the engine does and
-    /// loads them; skips where no C++ compiler is installed.
+    /// Where the stand-in is built and the kernels compiled, one folder per test process.
     static let folder = NSTemporaryDirectory() + "ste-emulated-kernels-\(getpid())"
     /// The symbol by which the stand-in NVRTC is told from NVIDIA's (tools/cuda-standin/cuda_standin.cpp).
     static let standInNVRTCMarker = "ste_standin_nvrtc"
 
+    /// Builds the stand-in (tools/cuda-standin/build.sh), compiles the kernels with its NVRTC as the engine does and
+    /// loads them; skips where no C++ compiler is installed.
     static func make() throws -> EmulatedDevice {
         let folder = Self.folder
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
