@@ -29,7 +29,8 @@ export STE_TF32 := $(TF32)
 # RESUME_ANYWAY=1: continue resume states written under another thread count, device or code version.
 export RESUME_ANYWAY
 
-DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist
+# librsvg2-bin: rsvg-convert, for the PNG copies of the committed figures (without it a report removes them).
+DEB_PACKAGES := libhdf5-dev zlib1g-dev libopenblas-dev libdnnl-dev pkg-config hdf5-tools dataset-fashion-mnist librsvg2-bin
 
 .PHONY: all deps build test cuda-libs verify fuzz fuzz-check parity reproduce reproduce-all runs data fetch peer-found theory schoenbauer schoenbauer-full schoenbauer-small-steps sweep sweep-runs plan-listed bench peer report diff run repel smoke-check clean help gpu-bundle gpu-check gpu-rehearsal
 .DEFAULT_GOAL := help

@@ -433,10 +433,15 @@ public let svgConverter: String? = {
 }()
 
 /// Writes <name>.png beside <name>.svg (white background, written under a temporary name and renamed) when
-/// rsvg-convert is installed; does nothing otherwise.
-public func writePNG(ofSVG svgPath: String) throws {
-    guard let converter = svgConverter else { return }
+/// rsvg-convert is installed; otherwise removes a <name>.png left there, which would show an older figure than the SVG.
+public func writePNG(ofSVG svgPath: String, converter: String? = svgConverter) throws {
     let png = (svgPath.hasSuffix(".svg") ? String(svgPath.dropLast(4)) : svgPath) + ".png"
+    guard let converter else {
+        guard unlink(png) == 0 || errno == ENOENT else {
+            throw ReportError("\(png): cannot remove this copy of an older figure (no rsvg-convert to redraw it): \(String(cString: strerror(errno)))")
+        }
+        return
+    }
     let dir = (png as NSString).deletingLastPathComponent
     let tmp = (dir.isEmpty ? "" : dir + "/") + "." + (png as NSString).lastPathComponent + ".tmp-\(getpid())"
     let process = Process()

@@ -57,6 +57,25 @@ final class ReportTests: XCTestCase {
         let svg = Figure(p).svg()
         for label in ["0.2", "0.3"] { XCTAssertTrue(svg.contains(">\(label)</text>"), "no tick \(label)") }
     }
+    /// The PNG copy beside a figure is the figure's: redrawn where rsvg-convert is installed, removed where it is not,
+    /// so that a report regenerated without the converter does not keep a PNG of an older figure.
+    func testPNGCopyIsRedrawnOrRemoved() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("png-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let panel = Panel(title: "t", xLabel: "x", yLabel: "y", series: [Series("a", x: [1, 2], y: [1, 2])])
+        try Figure(panel).svg().write(toFile: "\(dir)/f.svg", atomically: true, encoding: .utf8)
+        try "an older figure".write(toFile: "\(dir)/f.png", atomically: true, encoding: .utf8)
+        try writePNG(ofSVG: "\(dir)/f.svg", converter: nil)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/f.png"), "no converter: the stale copy is gone")
+        try writePNG(ofSVG: "\(dir)/f.svg", converter: nil)  // nothing to remove: no error
+        guard let converter = svgConverter else { return }
+        try "an older figure".write(toFile: "\(dir)/f.png", atomically: true, encoding: .utf8)
+        try writePNG(ofSVG: "\(dir)/f.svg", converter: converter)
+        let png = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/f.png"))
+        XCTAssertEqual(Array(png.prefix(4)), [0x89, 0x50, 0x4e, 0x47], "redrawn as a PNG")
+    }
+
     /// A figure title wider than the figure is wrapped at spaces into lines that fit (at the 9 px a character the
     /// renderer assumes), every word kept, and the panels start below the last line; a short title stays one line.
     func testLongFigureTitleWrapsInsteadOfOverflowing() throws {
