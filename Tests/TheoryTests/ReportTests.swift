@@ -57,6 +57,7 @@ final class ReportTests: XCTestCase {
         let svg = Figure(p).svg()
         for label in ["0.2", "0.3"] { XCTAssertTrue(svg.contains(">\(label)</text>"), "no tick \(label)") }
     }
+
     /// The PNG copy beside a figure is the figure's: redrawn where rsvg-convert is installed, removed where it is not,
     /// so that a report regenerated without the converter does not keep a PNG of an older figure.
     func testPNGCopyIsRedrawnOrRemoved() throws {
